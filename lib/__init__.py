@@ -1,0 +1,20 @@
+"""The course's shared runtime.
+
+Chapters import this package; it never imports from ``book/``. The core modules are small and do one thing each:
+
+- :mod:`lib.scale`       which scale runs (``tiny`` / ``colab`` / ``paper``) and the value each setting takes there
+- :mod:`lib.runtime`     device, seeding, threads, and the banner a chapter shows first
+- :mod:`lib.download`    a cached fetch that checks sha256 and writes atomically
+- :mod:`lib.checkpoint`  atomic save, ``weights_only`` load
+- :mod:`lib.cache`       on-disk memoisation, so a chapter executed twice trains once
+- :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)
+- :mod:`lib.provenance`  where a number came from, and the paper-vs-ours scorecard
+- :mod:`lib.assets`      the offline data installed from Debian/PyPI, with errors that name the package
+- :mod:`lib.widgets`     widgets that work in the static HTML book (precomputed + ``jslink``) and live on Colab
+
+Each paper adds a subpackage: :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`.
+"""
+
+from lib import assets, cache, checkpoint, download, provenance, runtime, scale, train, widgets  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""On-disk memoisation.
+
+A chapter is executed more than once (the HTML build, the notebook tests, a learner's re-run): what is expensive
+(a training run, a data set) is computed once and read back afterwards. Results are written atomically and read
+with ``torch.load(weights_only=True)``, so a cache holds tensors, numbers, strings, lists, dicts and NumPy arrays
+(converted to tensors on the way in and back on the way out), never pickled objects.
+
+The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/repro-course``). Delete the folder to start afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib import checkpoint
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$COURSE_CACHE/<parts...>``, created."""
+    root = Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "repro-course")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_ND = "__ndarray__"
+
+
+def _encode(obj):
+    if isinstance(obj, np.ndarray):
+        return {_ND: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_encode(v) for v in obj)
+    return obj
+
+
+def _decode(obj):
+    if isinstance(obj, dict):
+        if set(obj) == {_ND}:
+            return obj[_ND].numpy()
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_decode(v) for v in obj)
+    return obj
+
+
+def _path(key: str, version: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:80]
+    digest = hashlib.sha256(f"{key}\0{version}".encode()).hexdigest()[:12]
+    return cache_dir("memo") / f"{safe}-{digest}.pt"
+
+
+def memo(key: str, fn, *, version: str = "1"):
+    """``fn()``, computed once per ``(key, version)`` and read back from disk afterwards.
+
+    Put everything the result depends on (sizes, seeds, scale) into ``key`` and bump ``version`` when the code
+    that computes it changes.
+    """
+    path = _path(key, version)
+    if path.exists():
+        try:
+            return _decode(checkpoint.load(path))
+        except checkpoint.CheckpointError:
+            path.unlink(missing_ok=True)  # unreadable: recompute
+    result = fn()
+    checkpoint.save(_encode(result), path)
+    return result

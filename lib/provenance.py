@@ -1,0 +1,109 @@
+"""Where a number came from, and the paper-vs-ours scorecard.
+
+Every table and figure the book shows carries :func:`stamp`: the scale, the hardware, the library versions and the
+commit of the code that produced it. :class:`Scorecard` puts the paper's value beside ours, with the difference and
+whether ours was measured at the paper's scale (at ``tiny`` scale it never is: the comparison is of the *effect*,
+not of the absolute number).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import subprocess
+from pathlib import Path
+
+from lib import runtime, scale
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def commit() -> str:
+    """The short commit hash of the code in use (``$COURSE_COMMIT`` overrides; ``+dirty`` marks local edits)."""
+    if os.environ.get("COURSE_COMMIT"):
+        return os.environ["COURSE_COMMIT"]
+    try:
+        sha = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no", "--",
+                                "lib"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def stamp() -> str:
+    """``scale tiny · CPU x86_64 (2 cores, 1 torch thread(s)) · torch 2.14.1 · commit abc1234 · 2026-11-26``."""
+    import torch
+
+    return (f"scale {scale.current()} · {runtime.hardware()} · torch {torch.__version__} · commit {commit()} · "
+            f"{_dt.date.today().isoformat()}")
+
+
+def caption(fig, extra: str = ""):
+    """Write :func:`stamp` (and ``extra``) as a small footnote under a matplotlib figure; returns the figure."""
+    fig = getattr(fig, "figure", fig)  # accept an Axes too
+    text = stamp() + (f" · {extra}" if extra else "")
+    fig.text(0.995, 0.002, text, ha="right", va="bottom", fontsize=6.5, color="0.4")
+    return fig
+
+
+class Scorecard:
+    """The paper's values beside ours.
+
+    >>> card = Scorecard("Table 1: base codec")
+    >>> card.add("PSNR (dB)", ours=24.1, paper=27.695, source="poster Table 1")
+    """
+
+    def __init__(self, title: str):
+        self.title = title
+        self.rows: list[dict] = []
+
+    def add(self, metric: str, ours: float | None, paper: float | None = None, *, unit: str = "",
+            higher_is_better: bool | None = True, paper_scale: bool | None = None, source: str = "",
+            note: str = "") -> "Scorecard":
+        """Add one row. ``paper_scale`` defaults to whether the current scale is ``paper``."""
+        if paper_scale is None:
+            paper_scale = scale.current() == "paper"
+        diff = None if ours is None or paper is None else ours - paper
+        self.rows.append({"metric": metric, "paper": paper, "ours": ours, "difference": diff, "unit": unit,
+                          "higher_is_better": higher_is_better, "paper_scale": paper_scale, "source": source,
+                          "note": note})
+        return self
+
+    @staticmethod
+    def _fmt(v) -> str:
+        if v is None:
+            return "—"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    def __repr__(self) -> str:
+        lines = [self.title]
+        for r in self.rows:
+            d = "—" if r["difference"] is None else f"{r['difference']:+.4g}"
+            lines.append(f"  {r['metric']}: paper {self._fmt(r['paper'])} | ours {self._fmt(r['ours'])} | "
+                         f"diff {d} | paper scale {'yes' if r['paper_scale'] else 'no'} {r['note']}".rstrip())
+        lines.append(f"  ({stamp()})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("metric", "paper", "ours", "ours − paper", "at paper scale?",
+                                                   "paper source", "note"))
+        body = []
+        for r in self.rows:
+            d = "—" if r["difference"] is None else f"{r['difference']:+.4g}"
+            unit = f" {html.escape(r['unit'])}" if r["unit"] else ""
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
+                html.escape(r["metric"]) + unit, self._fmt(r["paper"]), self._fmt(r["ours"]), d,
+                "yes" if r["paper_scale"] else "no", html.escape(r["source"]), html.escape(r["note"]))) + "</tr>")
+        return (f'<div class="course-scorecard"><p><b>{html.escape(self.title)}</b></p>'
+                f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+                f'<p class="course-stamp"><small>ours: {html.escape(stamp())}</small></p></div>')
+
+    def show(self):
+        from IPython.display import HTML, display
+
+        display(HTML(self._repr_html_()))
