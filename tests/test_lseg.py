@@ -253,3 +253,47 @@ def test_image_too_small_or_misfit(tiny):
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         tiny(torch.rand(3, 64, 64), ["a", "b"])
     assert tiny(torch.rand(1, 3, 32, 96), ["a", "b"]).shape == (1, 2, 32, 96)  # other sizes: pos-embed resized
+
+
+# ------------------------------------------------------------------------------------------------ tiny runs
+def test_training_command_shortened_and_resumable(tmp_path, monkeypatch):
+    """The command that produced the committed checkpoints, for 3 steps: it writes a checkpoint + sha256 manifest
+    that load_tiny accepts, and refuses a file changed after training."""
+    import importlib.util
+
+    from lib.lseg import training as TR
+
+    spec = importlib.util.spec_from_file_location("lseg_train_tiny", Path(__file__).parents[1] / "scripts" /
+                                                  "lseg_train_tiny.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--runs", "random-bottleneck2-seed0", "--steps", "3", "--out", str(tmp_path)])
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert manifest["random-bottleneck2-seed0"]["steps"] == 3
+    model, history, enc = TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+    assert [h["step"] for h in history][-1] == 2 and isinstance(enc, L.RandomText)
+    assert model.scratch.head_block.kind == "bottleneck"
+    with open(tmp_path / "random-bottleneck2-seed0.pt", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+
+
+def test_committed_checkpoints_and_zero_shot_beats_control():
+    """Every committed tiny run matches its sha256; the text model recognises held-out labels (all-labels
+    protocol) better than the random-label-vector control and the best constant label."""
+    from lib.lseg import data as D, evaluation as E, training as TR
+
+    manifest = json.loads((TR.CHECKPOINT_DIR / "MANIFEST.json").read_text())
+    assert set(manifest) == {TR.run_name(*r) for r in TR.TINY_RUNS}
+    for name, entry in manifest.items():
+        assert TR.sha256_of(TR.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
+    ds = D.tiny_dataset()
+    scores = {}
+    for name in ("minilm-bottleneck2-seed0", "random-bottleneck2-seed0"):
+        model, _, enc = TR.load_tiny(name)
+        I = E.pixel_embeddings(model, ds["test"]["images"])
+        scores[name] = E.all_labels_protocol(model, I, enc(ds["names"]), ds)["held_out_miou"]
+    const, _ = E.best_constant_label(ds)
+    assert scores["minilm-bottleneck2-seed0"] > scores["random-bottleneck2-seed0"] + 0.05
+    assert scores["minilm-bottleneck2-seed0"] > const + 0.05

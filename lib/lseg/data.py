@@ -1,9 +1,10 @@
 """The tiny data: real photo cut-outs with exact masks, composited on real background photos.
 
 Debian ``tuxpaint-stamps-default`` ships photographic PNG stamps whose alpha channel is an exact object mask and
-whose ``<stamp>.txt`` starts with an English name ("A red apple."). Pasting a few of them onto crops of real
-photos (:func:`lib.assets.photos`) gives (image, per-pixel label, label text) triples. Whole labels are held out
-of training for the zero-shot evaluation. Everything is generated from a seed and cached with ``lib.cache.memo``.
+whose ``<stamp>.txt`` starts with an English name ("A red apple."). Re-coloured (luminance times a colour) and
+pasted onto crops of real photos (:func:`lib.assets.photos`), they give (image, per-pixel label, label text)
+triples with compositional labels "<colour> <object>". Whole labels (colour-object pairs) are held out of training
+for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and cached with ``lib.cache.memo``.
 """
 
 from __future__ import annotations
@@ -16,21 +17,14 @@ import torch
 IGNORE = 255
 BACKGROUND = "background"
 
-# photographic stamps (path under the stamps folder, without extension); their names come from <stamp>.txt
-STAMPS = [
-    "food/fruit/apple_red", "food/fruit/apple_green", "food/fruit/lemon", "food/fruit/banana", "food/fruit/orange",
-    "food/fruit/strawberry", "food/vegetables/carrot", "food/vegetables/pepper", "food/vegetables/yellowpepper",
-    "food/vegetables/tomato", "food/vegetables/eggplant", "food/fruit/pineapple", "food/fruit/pear",
-    "food/fruit/grapes",
-    "animals/mammals/cats/tiger", "animals/mammals/cats/lion", "animals/mammals/equines/zebra",
-    "animals/mammals/equines/horse", "animals/mammals/bovines/cow", "animals/mammals/pig",
-    "animals/mammals/bovines/sheep", "animals/birds/pink_flamingo", "animals/birds/penguin", "animals/birds/duck",
-    "animals/marsupials/koala", "animals/marsupials/wombat", "animals/marsupials/kangaroo",
-    "animals/mammals/elephant", "animals/mammals/giraffe",
-]
-# held out of training: each has a near neighbour in the seen set, in looks and in words
-HELD_OUT = ["green apple", "yellow pepper", "lion", "horse", "yellow pear"]
-COARSE = {"food": "fruit or vegetable", "animals": "animal"}
+# photographic stamps (path under the stamps folder, without extension); the object noun is the last word of the
+# English name in <stamp>.txt ("A red apple." -> "apple")
+STAMPS = ["food/fruit/apple_red", "food/fruit/banana", "food/fruit/pineapple", "animals/birds/penguin",
+          "animals/mammals/giraffe", "animals/mammals/elephant"]
+# each stamp is re-coloured (its luminance, tinted): labels are "<colour> <object>", 4 x 6 = 24 combinations
+COLOURS = {"red": (1.0, 0.12, 0.08), "green": (0.12, 0.85, 0.12), "blue": (0.1, 0.3, 1.0), "yellow": (1.0, 0.9, 0.1)}
+# held out of training: one colour for each object (a Latin-square pattern), so every word was seen, never the pair
+HELD_OUT = ["red apple", "green banana", "blue pineapple", "yellow penguin", "red giraffe", "green elephant"]
 # backgrounds: photos without people or animals (those would be unlabelled objects in the "background")
 _SKIP_BG = ("astronaut", "chelsea", "grace_hopper", "motorcycle")
 
@@ -41,8 +35,17 @@ def clean_name(line: str) -> str:
     return re.sub(r"^(a|an|the)\s+", "", s)
 
 
-def load_stamps(size: int = 40) -> list[dict]:
-    """Each stamp as {'name', 'coarse', 'rgba' (uint8, longest side ``size``)}."""
+def tint(rgba: np.ndarray, colour) -> np.ndarray:
+    """Re-colour a cut-out: its luminance times the colour (shading and texture kept), alpha unchanged."""
+    rgb = rgba[..., :3].astype(np.float32)
+    lum = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+    lum = 0.25 + 0.75 * lum / max(float(np.percentile(lum[rgba[..., 3] > 128], 95)), 1e-3)
+    out = np.clip(lum[..., None] * np.asarray(colour, np.float32) * 255, 0, 255).astype(np.uint8)
+    return np.concatenate([out, rgba[..., 3:]], axis=-1)
+
+
+def load_stamps(size: int = 48) -> list[dict]:
+    """Every (colour, object) stamp as {'name': '<colour> <object>', 'colour', 'object', 'rgba' (uint8)}."""
     from PIL import Image
 
     from lib import assets
@@ -52,10 +55,12 @@ def load_stamps(size: int = 40) -> list[dict]:
     for rel in STAMPS:
         png, txt = root / f"{rel}.png", root / f"{rel}.txt"
         assets.require(png, apt="tuxpaint-stamps-default")
-        name = clean_name(txt.read_text(encoding="utf-8").splitlines()[0])
+        noun = clean_name(txt.read_text(encoding="utf-8").splitlines()[0]).split()[-1]
         im = Image.open(png).convert("RGBA")
         im.thumbnail((size * 2, size * 2), Image.LANCZOS)  # keep some resolution for later rescaling
-        out.append({"name": name, "coarse": COARSE[rel.split("/")[0]], "rgba": np.asarray(im)})
+        for colour, c in COLOURS.items():
+            out.append({"name": f"{colour} {noun}", "colour": colour, "object": noun,
+                        "rgba": tint(np.asarray(im), c)})
     return out
 
 
@@ -73,7 +78,7 @@ def label_names(stamps=None) -> list[str]:
 
 
 def compose(rng: np.random.Generator, stamps, bgs, classes: list[int], size: int = 64,
-            n_objects=(1, 3), obj_size=(22, 44)) -> tuple[np.ndarray, np.ndarray]:
+            n_objects=(1, 3), obj_size=(26, 48)) -> tuple[np.ndarray, np.ndarray]:
     """One image (size×size×3 uint8) and label map (size×size uint8; 0 background, k = stamps[k-1])."""
     from PIL import Image
 
@@ -114,8 +119,8 @@ def make_split(n: int, classes: list[int], seed: int, bg_part: str, size: int = 
 def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: int = 0) -> dict:
     """The tiny data set, cached: train on seen labels only; test on images of held-out AND seen labels.
 
-    Returns {'names': all label names (0 = background), 'seen': ids, 'held_out': ids, 'coarse': per-label coarse
-    name, 'train': {'images' (N,H,W,3) uint8, 'labels' (N,H,W) uint8}, 'test': {...}}.
+    Returns {'names': all label names (0 = background), 'seen': ids, 'held_out': ids, 'colour' / 'object': each
+    label's colour word and object noun, 'train': {'images' (N,H,W,3) uint8, 'labels' (N,H,W) uint8}, 'test': {...}}.
     """
     from lib import cache
 
@@ -128,8 +133,9 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
         held = [names.index(h) for h in HELD_OUT]
         seen = [k for k in range(1, len(names)) if k not in held]
         return {"names": names, "seen": seen, "held_out": held,
-                "coarse": [BACKGROUND] + [s["coarse"] for s in stamps],
+                "colour": [BACKGROUND] + [s["colour"] for s in stamps],
+                "object": [BACKGROUND] + [s["object"] for s in stamps],
                 "train": make_split(n_train, seen, seed, "train", size),
                 "test": make_split(n_test, seen + held + held, seed + 1, "test", size)}
 
-    return cache.memo(f"lseg-tiny-data-{n_train}-{n_test}-{size}-{seed}", build, version="1")
+    return cache.memo(f"lseg-tiny-data-{n_train}-{n_test}-{size}-{seed}", build, version="2")

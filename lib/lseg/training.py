@@ -80,3 +80,93 @@ def evaluate(pred: torch.Tensor, labels, offered: list[int]) -> ConfusionMatrix:
     cm = ConfusionMatrix(len(offered), ignore_index=IGNORE)
     cm.update(pred, remap(torch.as_tensor(labels), offered))
     return cm
+
+
+# ---------------------------------------------------------------------------------------------------- tiny runs
+TINY_RECIPE = {"steps": 600, "batch": 8, "lr": 2e-3, "weight_decay": 1e-4}
+
+
+def text_encoder(kind: str, seed: int = 0):
+    """'minilm' (the real frozen text space at tiny scale) or 'random' (the control: one random vector per label)."""
+    from lib.lseg.text import MiniLMText, RandomText
+
+    if kind == "minilm":
+        return MiniLMText()
+    if kind == "random":
+        return RandomText(384, seed=1000 + seed)
+    raise ValueError(f"text must be 'minilm' or 'random', got {kind!r}")
+
+
+def run_name(text: str, arch: str, depth: int, seed: int) -> str:
+    return f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
+
+
+def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: int = 2, seed: int = 0,
+               steps: int | None = None, ckpt_path=None, progress: bool = False, **recipe) -> tuple:
+    """Train the tiny LSeg on the seen labels of ``ds`` (from :func:`lib.lseg.data.tiny_dataset`).
+
+    Returns (model, history, encoder). Resumable through ``ckpt_path`` (``lib.train.fit``)."""
+    from lib import runtime, train
+    from lib.lseg.model import config
+
+    r = {**TINY_RECIPE, **recipe, **({"steps": steps} if steps else {})}
+    runtime.seed_everything(seed)
+    enc = text_encoder(text, seed)
+    T = enc(ds["names"])
+    model = LSeg(config("tiny", arch=arch, depth=depth if arch != "none" else 0, out_c=enc.width))
+    offered = [0] + list(ds["seen"])
+    opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    history = train.fit(model, batch_sampler(ds["train"], r["batch"], seed), lseg_loss(T[offered], offered), opt,
+                        r["steps"], scheduler=poly_schedule(opt, r["steps"]), ckpt_path=ckpt_path,
+                        ckpt_every=100, log_every=20, progress=progress)
+    model.eval()
+    return model, history, enc
+
+
+TINY_RUNS = ([("minilm", "bottleneck", 2, s) for s in range(3)] + [("minilm", "none", 0, s) for s in range(3)]
+             + [("random", "bottleneck", 2, s) for s in range(3)])
+CHECKPOINT_DIR = __import__("pathlib").Path(__file__).parent / "checkpoints"
+
+
+def sha256_of(path) -> str:
+    from lib.lseg.official import sha256_of as _sha
+
+    return _sha(path)
+
+
+def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
+    """A plain, small checkpoint: fp16 float weights, the config fields, the history."""
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    cfg = model.cfg
+    return {"state_dict": sd, "history": history, "name": name,
+            "arch": cfg.arch, "depth": cfg.depth, "out_c": cfg.out_c}
+
+
+def load_tiny(name: str, ds: dict | None = None, directory=None):
+    """(model, history, encoder) of a committed tiny run, sha256-checked against MANIFEST.json; if the file is
+    absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
+    import json
+
+    from lib import cache, checkpoint
+    from lib.lseg.model import config
+
+    directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
+    runs = {run_name(*r): r for r in TINY_RUNS}
+    if name not in runs:
+        raise ValueError(f"unknown tiny run {name!r}; known: {sorted(runs)}")
+    text, arch, depth, seed = runs[name]
+    path = directory / f"{name}.pt"
+    if not path.exists():
+        if ds is None:
+            raise ValueError("the run is not committed: pass the data set so that it can be trained")
+        work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}.pt"
+        return train_tiny(ds, text, arch, depth, seed, ckpt_path=work)
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    if sha256_of(path) != manifest[name]["sha256"]:
+        raise ValueError(f"{path} does not match the sha256 in MANIFEST.json: it was changed after training; "
+                         f"retrain with: {manifest[name]['command']}")
+    state = checkpoint.load(path)
+    enc = text_encoder(text, seed)
+    model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    return model.eval(), state["history"], enc
