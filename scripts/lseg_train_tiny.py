@@ -33,7 +33,6 @@ def main(argv=None):
     names = args.runs or list(runs)
     os.makedirs(args.out, exist_ok=True)
     man_path = os.path.join(args.out, "MANIFEST.json")
-    manifest = json.load(open(man_path)) if os.path.exists(man_path) else {}
     for name in names:
         text, arch, depth, seed = runs[name]
         t0 = time.time()
@@ -41,6 +40,7 @@ def main(argv=None):
         model, history, _ = training.train_tiny(ds, text, arch, depth, seed, steps=args.steps, ckpt_path=work)
         path = os.path.join(args.out, f"{name}.pt")
         checkpoint.save(training.pack(model, history, name, args.steps), path)
+        manifest = json.load(open(man_path)) if os.path.exists(man_path) else {}  # re-read: runs may be parallel
         manifest[name] = {"sha256": training.sha256_of(path), "seconds": round(time.time() - t0, 1),
                           "steps": args.steps or training.TINY_RECIPE["steps"],
                           "command": f"python scripts/lseg_train_tiny.py --runs {name}"

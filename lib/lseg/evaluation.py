@@ -89,8 +89,11 @@ def removal(model, I, T_all, ds, removed: int) -> dict:
     Tn = nnF.normalize(T_all.float(), dim=1)
     sim = Tn[keep] @ Tn[removed]
     nearest = keep[int(sim.argmax())]
+    same = {f: float(sum(share[k] for k in keep if k and ds[f][k] == ds[f][removed]))
+            for f in ("colour", "object") if f in ds}
     return {"share": share, "top": int(share.argmax()), "nearest_text": nearest,
-            "share_to_nearest_text": float(share[nearest])}
+            "share_to_nearest_text": float(share[nearest]), "share_background": float(share[0]),
+            **{f"share_same_{f}": v for f, v in same.items()}}
 
 
 def with_other(model, I, T_all, T_other, ds) -> dict:

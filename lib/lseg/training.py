@@ -8,6 +8,8 @@ The loop itself is ``lib.train.fit`` (resumable, DDP-ready).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as nnF
 
@@ -86,12 +88,18 @@ def evaluate(pred: torch.Tensor, labels, offered: list[int]) -> ConfusionMatrix:
 TINY_RECIPE = {"steps": 600, "batch": 8, "lr": 2e-3, "weight_decay": 1e-4}
 
 
+_MINILM = None
+
+
 def text_encoder(kind: str, seed: int = 0):
     """'minilm' (the real frozen text space at tiny scale) or 'random' (the control: one random vector per label)."""
     from lib.lseg.text import MiniLMText, RandomText
 
     if kind == "minilm":
-        return MiniLMText()
+        global _MINILM
+        if _MINILM is None:  # one instance (and one embedding cache) per process
+            _MINILM = MiniLMText()
+        return _MINILM
     if kind == "random":
         return RandomText(384, seed=1000 + seed)
     raise ValueError(f"text must be 'minilm' or 'random', got {kind!r}")
@@ -125,7 +133,9 @@ def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: 
 
 TINY_RUNS = ([("minilm", "bottleneck", 2, s) for s in range(3)] + [("minilm", "none", 0, s) for s in range(3)]
              + [("random", "bottleneck", 2, s) for s in range(3)])
-CHECKPOINT_DIR = __import__("pathlib").Path(__file__).parent / "checkpoints"
+# committed tiny runs; $COURSE_LSEG_CHECKPOINTS points elsewhere (e.g. a shortened set for a quick dry run)
+CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("COURSE_LSEG_CHECKPOINTS") or
+                                            __import__("pathlib").Path(__file__).parent / "checkpoints")
 
 
 def sha256_of(path) -> str:
