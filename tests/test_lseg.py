@@ -41,6 +41,17 @@ def test_state_dict_matches_official_manifest(manifest, variant):
     assert {k: v for k, v in got.items() if expected[k] != v} == {}
 
 
+def test_full_size_shapes_on_meta_device():
+    """ViT-L/16 and ViT-B/32 configurations run end to end on the meta device (shapes only): logits at full size."""
+    for name, fused in (("vitl16_384", (1, 256, 192, 192)), ("vitb32_384", (1, 256, 192, 192))):
+        with torch.device("meta"):
+            model = L.LSeg(L.config(name, arch="bottleneck", depth=2))
+            f = model.forward_features(torch.empty(1, 3, 384, 384))
+            out = model(torch.empty(1, 3, 384, 384), torch.empty(3, 512))
+        assert tuple(f["fused"].shape) == fused and tuple(out.shape) == (1, 3, 384, 384)
+        assert [tuple(r.shape[-2:]) for r in f["reassembled"]] == [(96, 96), (48, 48), (24, 24), (12, 12)]
+
+
 def _fake_official(manifest, variant, prefix="net."):
     """Tensors of the manifest's shapes that cost no memory (a 1-element tensor expanded)."""
     dtype = {"num_batches_tracked": torch.int64}

@@ -6,7 +6,8 @@
 - :mod:`lib.lseg.official` loading the released checkpoint (state-dict layout of the official ``LSegNet``)
 - :mod:`lib.lseg.metrics`  mIoU / FB-IoU of the zero-shot protocol, pixel accuracy, the all-labels protocol
 - :mod:`lib.lseg.data`     the tiny data: Tux Paint photo cut-outs composited on real photos
-- :mod:`lib.lseg.training` CE over the offered labels, ignore index, poly schedule (``lib.train.fit``)
+- :mod:`lib.lseg.training` CE over the offered labels, ignore index, poly schedule (``lib.train.fit``); tiny runs
+- :mod:`lib.lseg.evaluation` the chapter's experiments: protocols, controls, label removal, "other", coarse labels
 """
 
 from lib.lseg.model import CONFIGS, TEMPERATURE, LSeg, LSegConfig, config  # noqa: F401

@@ -93,6 +93,7 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
         model = LSeg(cfg)
         clip_model = open_clip.create_model(CLIPText.ARCH, pretrained=None, device="meta") if text else None
     _load_exact(model, image, f"LSeg image side ({backbone}, arch={arch!r}, depth={cfg.depth})")
+    model.float()  # parts of a released checkpoint may be half precision (CLIP on CUDA loads as fp16)
     # the non-persistent constants were built on the meta device: make them real
     model.temperature = torch.tensor(TEMPERATURE)
     model.mean, model.std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.5)
