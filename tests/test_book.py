@@ -8,18 +8,17 @@ math typeset, widgets drawn and switching, Colab links pointing at notebooks. Sc
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -75,14 +74,8 @@ def test_pages_reference_no_cdn(built_book):
 
 @pytest.fixture(scope="session")
 def server(built_book):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(built_book)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(built_book) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,10 @@ assets, widgets)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import torch
 
 import lib
 from lib import assets, cache, checkpoint, download, provenance, runtime, scale, widgets
+from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "helpers" / "train_toy.py"
@@ -86,16 +84,8 @@ def payload(tmp_path):
 
 @pytest.fixture
 def http_server(payload):
-    src, _ = payload
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(src)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(payload[0]) as url:
+        yield url
 
 
 def test_fetch_from_loopback_server_and_cache(http_server, payload, tmp_path):
