@@ -139,7 +139,7 @@ def test_widgets_render_and_switch_offline(browser, server):
         switchers = page.locator(".course-switcher")
         source = (HTML / f"{name}.html").read_text()
         if "application/vnd.jupyter.widget-view+json" in source:
-            page.wait_for_selector(".jupyter-widgets", timeout=15000)
+            page.wait_for_selector(".jupyter-widgets", state="attached", timeout=15000)
         for i in range(switchers.count()):
             box = switchers.nth(i)
             box.scroll_into_view_if_needed()
