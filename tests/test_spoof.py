@@ -267,7 +267,7 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     monkeypatch.setitem(experiment.TINY, "steps", 4)
     monkeypatch.setitem(experiment.TINY, "seeds", (0,))
     res = experiment.tiny_all(progress=False)
-    assert set(res) == {(t, s, 0) for t in ("full", "partial") for s in ("hard", "xfade")}
+    assert set(res) == {(t, s, 0) for t in ("full", "partial") for s in ("hard", "xfade", "clean")}
     r = res[("partial", "hard", 0)]
     assert 0 <= r["eer_ps"] <= 100 and set(r["rcq_spoof"]) == set(KINDS) and r["N"]["TR"] > 0
     assert len(r["history"]) >= 1 and len(r["cam_spoof"]) == r["labels_ps"].sum()
@@ -277,3 +277,20 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again[("partial", "hard", 0)]["scores_ps"], r["scores_ps"])
     # the fully-spoof CM is trained once and shared by both splice conditions
     assert torch.equal(res[("full", "hard", 0)]["state"]["fc.weight"], res[("full", "xfade", 0)]["state"]["fc.weight"])
+
+
+# ---------------------------------------------------------------- PartialSpoof label files (colab/paper scale)
+def test_partialspoof_vad_reader(tmp_path):
+    from lib.spoof import partialspoof
+    f = tmp_path / "CON_E_0000001.vad"
+    f.write_text("0.00 0.31 101\n0.31 1.20 1\n1.20 1.205 100\n1.205 2.00 7\n2.00 2.30 107\n")
+    segs = partialspoof.read_vad(f)
+    assert [k for *_, k in segs] == ["BN", "BS", "TR", "SS", "SN"]
+    assert segs[2][:2] == (1.2, 1.205)
+    # a 5 ms join has no interior frame: the pitfall the chapter warns about
+    assert rcq_counts([np.ones(115)], [segs])["TR"] == 0
+    with pytest.raises(ValueError, match="unknown PartialSpoof segment code"):
+        partialspoof.kind_of_code(50)
+    p = tmp_path / "proto.txt"
+    p.write_text("LA_0079 CON_E_0000001 - - spoof\nLA_0079 LA_E_1000001 - - bonafide\n")
+    assert partialspoof.read_protocol(p) == [("CON_E_0000001", 1), ("LA_E_1000001", 0)]

@@ -129,7 +129,7 @@ def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, 
 
 
 # ---- the tiny-scale experiment of the chapter (cached) ------------------------------------------------------------
-TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2), langs=None)
+TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, tr_width=0.06, xfade_s=0.01, steps=600, seeds=(0, 1, 2), langs=None)
 VERSION = "1"
 
 
@@ -143,11 +143,19 @@ def tiny_base():
     return cache.memo(key, lambda: build_base(TINY["data_seed"], n_utts=TINY["n_utts"], langs=langs), version=VERSION)
 
 
+# splice conditions, from the most audible joins to the cleanest
+SPLICES = {"hard": "hard cut, ±6 dB level jump", "xfade": "10 ms cross-fade, ±6 dB level jump",
+           "clean": "10 ms cross-fade, no level jump"}
+
+
 def tiny_sets(splice: str = "hard"):
     """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
     from .data import build_sets
-    return build_sets(tiny_base(), TINY["data_seed"], splice, gain_db=TINY["gain_db"], tr_width=TINY["tr_width"],
-                      xfade_s=TINY["xfade_s"])
+    if splice not in SPLICES:
+        raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
+    gain = 0.0 if splice == "clean" else TINY["gain_db"]
+    return build_sets(tiny_base(), TINY["data_seed"], "hard" if splice == "hard" else "xfade", gain_db=gain,
+                      tr_width=TINY["tr_width"], xfade_s=TINY["xfade_s"])
 
 
 def tiny_run(train_on: str, splice: str, seed: int) -> dict:
@@ -173,7 +181,7 @@ def tiny_run(train_on: str, splice: str, seed: int) -> dict:
 
 
 def tiny_all(progress=True) -> dict:
-    """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × hard/xfade × seeds."""
+    """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
     from tqdm.auto import tqdm
-    jobs = [(tr, sp, s) for s in TINY["seeds"] for sp in ("hard", "xfade") for tr in ("full", "partial")]
+    jobs = [(tr, sp, s) for s in TINY["seeds"] for sp in SPLICES for tr in ("full", "partial")]
     return {j: tiny_run(*j) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
