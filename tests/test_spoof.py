@@ -294,3 +294,12 @@ def test_partialspoof_vad_reader(tmp_path):
     p = tmp_path / "proto.txt"
     p.write_text("LA_0079 CON_E_0000001 - - spoof\nLA_0079 LA_E_1000001 - - bonafide\n")
     assert partialspoof.read_protocol(p) == [("CON_E_0000001", 1), ("LA_E_1000001", 0)]
+
+
+def test_segment_labels_partialspoof_convention():
+    from lib.spoof.partialspoof import segment_labels
+    segs = [(0.0, 0.05, "BN"), (0.05, 0.11, "TR"), (0.11, 0.2, "SS"), (0.2, 0.3, "BS")]
+    assert segment_labels(segs, 0.3).tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    assert segment_labels(segs, 0.3, 0.16).tolist() == [0, 0]            # [0.16, 0.32) still holds spoofed speech
+    assert segment_labels(segs, 0.32, 0.08).tolist() == [0, 0, 0, 1]
+    assert segment_labels([(0, 1.0, "BS")], 1.0).sum() == 50

@@ -48,3 +48,20 @@ def read_protocol(path) -> list[tuple[str, int]]:
         if len(parts) >= 5:
             out.append((parts[1], 1 if parts[4] == "spoof" else 0))
     return out
+
+
+def segment_labels(segments, duration_s: float, resolution: float = 0.02):
+    """PartialSpoof-style segment labels: one per ``resolution`` seconds, 1 = bona fide, 0 = spoof.
+
+    Segment k covers [k·res, (k+1)·res); it is 0 if any spoofed or transition span overlaps it (the database's
+    coarser resolutions are the min over windows, the same rule).
+    """
+    import numpy as np
+    n = int(np.ceil(round(duration_s / resolution, 6)))
+    lab = np.ones(n, dtype=np.int64)
+    for a, b, k in segments:
+        if k in ("SS", "SN", "TR") and b > a:
+            lo = int(np.floor(round(a / resolution, 6)))
+            hi = int(np.ceil(round(b / resolution, 6)))
+            lab[lo:hi] = 0
+    return lab
