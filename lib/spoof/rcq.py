@@ -28,16 +28,26 @@ def frame_of(t, n_frames: int):
 
 
 def segment_frames(segments, n_frames: int) -> dict[str, np.ndarray]:
-    """Frame indices of each kind for one utterance (concatenated over its segments; may repeat across kinds)."""
-    out = {k: [] for k in KINDS}
-    for start, end, kind in segments:
-        if kind not in out:
-            raise ValueError(f"unknown segment kind {kind!r}: use one of {KINDS}")
-        if end < start:
-            raise ValueError(f"segment ({start}, {end}, {kind}) ends before it starts")
-        f0, f1 = int(frame_of(start, n_frames)), int(frame_of(end, n_frames))
-        out[kind].append(np.arange(f0 + 1, f1) if kind in INTERIOR else np.arange(f0, f1 + 1))
-    return {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in out.items()}
+    """Frame indices of each kind for one utterance (vectorised over its segments; may repeat across kinds)."""
+    if len(segments) == 0:
+        return {k: np.zeros(0, np.int64) for k in KINDS}
+    start, end, kind = zip(*segments)
+    kind = np.asarray(kind)
+    bad = set(kind.tolist()) - set(KINDS)
+    if bad:
+        raise ValueError(f"unknown segment kind {sorted(bad)[0]!r}: use one of {KINDS}")
+    start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    if (end < start).any():
+        i = int(np.argmax(end < start))
+        raise ValueError(f"segment ({start[i]}, {end[i]}, {kind[i]}) ends before it starts")
+    f0, f1 = frame_of(start, n_frames), frame_of(end, n_frames)
+    interior = np.isin(kind, list(INTERIOR))
+    lo = np.where(interior, f0 + 1, f0)              # BS/SS/TR: drop both boundary frames
+    hi = np.where(interior, f1, f1 + 1)              # BN/SN: keep both (hi is exclusive)
+    lens = np.maximum(hi - lo, 0)
+    idx = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+    owner = np.repeat(kind, lens)
+    return {k: idx[owner == k] for k in KINDS}
 
 
 def rcq_sums(scores, segments) -> dict[str, dict[str, float]]:
