@@ -1,0 +1,15 @@
+"""Chapter 2: how spoofing countermeasures detect partially spoofed audio (Liu et al., Interspeech 2024, arXiv 2406.02483).
+
+One idea per file:
+  rcq.py           RCQ per segment type, exactly as the authors' scoring code computes it
+  gradcam.py       Grad-CAM over time, batched (and pytorch-grad-cam as the reference it must equal)
+  ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
+  data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices
+  experiment.py    training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
+  partialspoof.py  readers for the real PartialSpoof label files (colab/paper scale)
+  audio.py, plots.py   audio I/O and checks; the chapter's figures
+"""
+from .rcq import KINDS, frame_of, rcq, rcq_counts, rcq_per_utterance, segment_frames
+from .gradcam import gradcam, gradcam_reference
+from .ssl_res1d import SpoofCM, build_ssl_res1d, n_frames, p2sgrad_loss, tiny_cm
+from .audio import batch_waveforms, check_waveform, load_audio

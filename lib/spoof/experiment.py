@@ -1,0 +1,187 @@
+"""Train a countermeasure on one data set, score partial spoofs, extract Grad-CAM and RCQ: the paper's Table 2 loop.
+
+``run(...)`` is what the chapter calls; it is memoised on disk (``lib.cache.memo``), and training resumes from
+its checkpoint (``lib.train.fit``) if interrupted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .audio import pad_repeat
+from .gradcam import gradcam
+from .rcq import rcq_sums, rcq_from_sums
+from .ssl_res1d import n_frames, p2sgrad_loss, tiny_cm
+
+
+def eer(labels, scores, return_threshold: bool = False):
+    """Equal error rate in percent from scikit-learn's ROC (``labels`` 1 = spoof, higher score = more spoof).
+
+    With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
+    """
+    from sklearn.metrics import roc_curve
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if labels.min() == labels.max():
+        raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
+    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    e = float(100 * (fpr[i] + fnr[i]) / 2)
+    return (e, float(thr[i])) if return_threshold else e
+
+
+def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * 16000):
+    """``batches(step)``: a balanced random batch (same per step), random ≤3 s crops, padded by repetition."""
+    by_label = [[it for it in items if it["label"] == c] for c in (0, 1)]
+
+    def batches(step):
+        rng = np.random.default_rng([seed, step])
+        chosen = [by[int(i)] for c, by in enumerate(by_label) for i in rng.integers(len(by), size=batch_size // 2)]
+        waves = []
+        for it in chosen:
+            w = it["wave"]
+            if w.numel() > max_len:
+                o = int(rng.integers(w.numel() - max_len + 1))
+                w = w[o:o + max_len]
+            waves.append(w)
+        L = max(w.numel() for w in waves)
+        x = torch.stack([pad_repeat(w, L) for w in waves])
+        return x, torch.tensor([it["label"] for it in chosen])
+
+    return batches
+
+
+def loss_fn(model, batch):
+    x, y = batch
+    s = model(x)
+    return {"loss": p2sgrad_loss(s, y), "acc": (s.argmax(1) == y).float().mean().detach()}
+
+
+def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None, model_fn=tiny_cm):
+    """Train a countermeasure with P2SGrad-MSE and Adam; returns (model, history)."""
+    from lib import train
+    torch.manual_seed(seed)
+    model = model_fn()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    hist = train.fit(model, make_batches(items, batch_size, seed), loss_fn, opt, steps, ckpt_path=ckpt_path,
+                     ckpt_every=100, log_every=10, progress=False)
+    return model.eval(), hist
+
+
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _stack(items):
+    L = max(it["wave"].numel() for it in items)
+    return (torch.stack([pad_repeat(it["wave"], L) for it in items]),
+            torch.tensor([it["wave"].numel() for it in items]))
+
+
+@torch.no_grad()
+def score(model, items, batch_size=32) -> np.ndarray:
+    """Utterance scores (spoof cosine − bona fide cosine; higher = more spoof), padded batches masked."""
+    model.eval()
+    out = []
+    for chunk in _chunks(items, batch_size):
+        x, lengths = _stack(chunk)
+        s = model(x, lengths)
+        out.append((s[:, 1] - s[:, 0]).numpy())
+    return np.concatenate(out)
+
+
+def cams(model, items, target: int, batch_size=32) -> list[np.ndarray]:
+    """Batched Grad-CAM on ``model.fc`` for every utterance, cropped to its own frames."""
+    out = []
+    for chunk in _chunks(items, batch_size):
+        x, lengths = _stack(chunk)
+        c = gradcam(model, model.fc, x, target, lengths=lengths)
+        out += [c[i, : int(n)].numpy() for i, n in enumerate(n_frames(lengths))]
+    return out
+
+
+def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, eval_sets=None) -> dict:
+    """Train on bona fide + ``train_on`` ("full" or "partial"), evaluate on the partial-spoof eval set
+    (of ``eval_sets`` if given, else of ``sets``).
+
+    Returns plain data (memo-able): history, EERs, per-utterance scores, CAMs for both targets, pooled RCQ and N_k.
+    """
+    ckpt = None if ckpt_dir is None else str(ckpt_dir / f"{tag}.pt")
+    tr, ev = sets["train"], (eval_sets or sets)["eval"]
+    model, hist = train_cm(tr["bona"] + tr[train_on], seed=seed, steps=steps, ckpt_path=ckpt)
+    ps_items = ev["bona"] + ev["partial"]
+    s_ps = score(model, ps_items)
+    s_full = score(model, ev["full"])
+    y_ps = np.array([it["label"] for it in ps_items])
+    nb = len(ev["bona"])
+    res = {"history": hist, "eer_ps": eer(y_ps, s_ps),
+           "eer_full": eer(np.r_[np.zeros(nb), np.ones(len(s_full))], np.r_[s_ps[:nb], s_full]),
+           "scores_ps": s_ps, "labels_ps": y_ps, "state": model.state_dict()}
+    segs = [it["segments"] for it in ev["partial"]]
+    for target, name in ((1, "spoof"), (0, "bona")):
+        c = cams(model, ev["partial"], target)
+        sums = rcq_sums(c, segs)
+        res[f"cam_{name}"] = c
+        res[f"rcq_{name}"] = rcq_from_sums(sums["S"], sums["N"])
+        res["N"] = sums["N"]
+    return res
+
+
+# ---- the tiny-scale experiment of the chapter (cached) ------------------------------------------------------------
+TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, tr_width=0.06, xfade_s=0.01, steps=600, seeds=(0, 1, 2), langs=None)
+VERSION = "1"
+
+
+def tiny_base():
+    """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
+    from lib import cache
+    from .data import build_base
+    from .data import LANGS
+    langs = TINY["langs"] or LANGS
+    key = f"spoof-base-n{TINY['n_utts']}-s{TINY['data_seed']}" + ("" if langs == LANGS else "-" + "-".join(langs))
+    return cache.memo(key, lambda: build_base(TINY["data_seed"], n_utts=TINY["n_utts"], langs=langs), version=VERSION)
+
+
+# splice conditions, from the most audible joins to the cleanest
+SPLICES = {"hard": "hard cut, ±6 dB level jump", "xfade": "10 ms cross-fade, ±6 dB level jump",
+           "clean": "10 ms cross-fade, no level jump"}
+
+
+def tiny_sets(splice: str = "hard"):
+    """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
+    from .data import build_sets
+    if splice not in SPLICES:
+        raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
+    gain = 0.0 if splice == "clean" else TINY["gain_db"]
+    return build_sets(tiny_base(), TINY["data_seed"], "hard" if splice == "hard" else "xfade", gain_db=gain,
+                      tr_width=TINY["tr_width"], xfade_s=TINY["xfade_s"])
+
+
+def tiny_run(train_on: str, splice: str, seed: int) -> dict:
+    """One CM (trained on ``train_on`` of the ``splice`` condition, ``seed``) evaluated on that condition (memoised).
+
+    The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
+    """
+    from lib import cache
+    t = TINY
+    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t['n_utts']}-g{t['gain_db']}-tr{t['tr_width']}"
+           f"-x{t['xfade_s']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else ""))
+    tag = f"{train_on}-s{seed}" if train_on == "full" else f"{train_on}-{splice}-s{seed}"
+    tag += f"-n{t['n_utts']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else "")
+
+    def compute():
+        sets = tiny_sets(splice)
+        return run(sets, train_on=train_on, seed=seed, steps=t["steps"], tag=tag + f"-v{VERSION}",
+                   ckpt_dir=cache.cache_dir("spoof", "ckpt"))
+
+    res = cache.memo(key, compute, version=VERSION)
+    res["eer_ps"] = eer(res["labels_ps"], res["scores_ps"])  # recomputed from the stored scores (cheap)
+    return res
+
+
+def tiny_all(progress=True) -> dict:
+    """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
+    from tqdm.auto import tqdm
+    jobs = [(tr, sp, s) for s in TINY["seeds"] for sp in SPLICES for tr in ("full", "partial")]
+    return {j: tiny_run(*j) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}

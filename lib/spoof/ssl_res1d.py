@@ -1,0 +1,194 @@
+"""SSL-Res1D countermeasure and its CPU-sized sibling, behind one interface.
+
+Liu et al., Interspeech 2024 (arXiv 2406.02483), Sec. 2-4; reference config
+``wedefense/egs/detection/partialspoof/x12_ssl_res1d/conf/singlereso_utt_xlsr_53_ft_backend_Res1D.yaml``::
+
+    wave ─► front-end ─► (B, F, T) ─► − mean_t ─► Res1D+SE block(s) ─► fc: Conv1d(C→128) ─► mean_t ─► head ─► 2 logits
+            SSL: wav2vec 2.0 / XLS-R, softmax-weighted sum of hidden layers (20 ms frames)
+            tiny: log power spectrum, 25 ms window, 20 ms hop (the same frames as wav2vec 2.0's CNN)
+
+Every back-end layer has stride 1, so ``fc`` (the Grad-CAM layer) keeps one vector per 20 ms frame.
+``forward(wave, lengths=None)``: ``lengths`` (valid samples per row) masks padding, so an utterance scores
+the same alone or inside a padded batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SR = 16000
+WIN, HOP = 400, 320  # 25 ms receptive field, 20 ms hop (wav2vec 2.0's conv stack)
+
+
+def n_frames(n_samples):
+    """Frames for ``n_samples`` samples: 1 + (L − 400) // 320 (0 if shorter than one window)."""
+    n = torch.as_tensor(n_samples)
+    return torch.where(n >= WIN, 1 + torch.div(n - WIN, HOP, rounding_mode="floor"), torch.zeros_like(n))
+
+
+def _mask(lengths, T, like):
+    if lengths is None:
+        return None
+    return (torch.arange(T, device=like.device)[None, :] < lengths[:, None]).to(like.dtype)[:, None, :]  # (B,1,T)
+
+
+def _mean_t(x, mask):
+    if mask is None:
+        return x.mean(-1)
+    return (x * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
+class LogSpecFrontend(nn.Module):
+    """Log power spectrum (torchaudio), 400-sample window, 320 hop, no centring: (B, 201, T) at 20 ms frames."""
+
+    def __init__(self):
+        super().__init__()
+        import torchaudio
+        self.spec = torchaudio.transforms.Spectrogram(n_fft=WIN, hop_length=HOP, center=False, power=2.0)
+        self.out_dim = WIN // 2 + 1
+
+    def forward(self, wave, lengths=None):
+        x = torch.log(self.spec(wave) + 1e-8)
+        return x, (None if lengths is None else n_frames(lengths))
+
+
+class SSLFrontend(nn.Module):
+    """wav2vec 2.0 / XLS-R (torchaudio architecture) with a learnable softmax-weighted sum of its hidden layers."""
+
+    def __init__(self, params: dict, normalize_waveform: bool = True):
+        super().__init__()
+        from torchaudio.models import wav2vec2_model
+        self.ssl = wav2vec2_model(**params)
+        self.normalize_waveform = normalize_waveform
+        n_layers = params["encoder_num_layers"]
+        self.layer_weights = nn.Parameter(torch.zeros(n_layers))
+        self.out_dim = params["encoder_embed_dim"]
+
+    def forward(self, wave, lengths=None):
+        if self.normalize_waveform:  # the bundle's layer-norm of the waveform, over valid samples only
+            m = None if lengths is None else (torch.arange(wave.shape[1], device=wave.device)[None] < lengths[:, None])
+            if m is None:
+                wave = F.layer_norm(wave, wave.shape[-1:])
+            else:
+                m = m.to(wave.dtype)
+                mu = (wave * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+                var = (((wave - mu) * m) ** 2).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+                wave = (wave - mu) / torch.sqrt(var + 1e-5) * m
+        hs, out_len = self.ssl.extract_features(wave, lengths)
+        w = torch.softmax(self.layer_weights, 0)
+        x = sum(wi * h for wi, h in zip(w, hs))  # (B, T, D)
+        return x.transpose(1, 2), out_len
+
+
+class SEBlock1D(nn.Module):
+    """Squeeze-excitation over channels: time-mean → Linear(C→r) → ReLU → Linear(r→C) → sigmoid → scale."""
+
+    def __init__(self, C, r=128):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(C, r), nn.Linear(r, C)
+
+    def forward(self, x, mask=None):
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(_mean_t(x, mask)))))
+        return x * s[:, :, None]
+
+
+class Res1DBlock(nn.Module):
+    """[Conv1d k1 → ReLU → BN] → [Conv1d k3 → ReLU → BN] → [Conv1d k1 → ReLU → BN] → SE, plus the input."""
+
+    def __init__(self, C, se_dim=128):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv1d(C, C, 1), nn.Conv1d(C, C, 3, padding=1), nn.Conv1d(C, C, 1)])
+        self.bns = nn.ModuleList([nn.BatchNorm1d(C) for _ in range(3)])
+        self.se = SEBlock1D(C, se_dim)
+
+    def forward(self, x, mask=None):
+        y = x
+        for conv, bn in zip(self.convs, self.bns):
+            y = bn(F.relu(conv(y)))
+            if mask is not None:
+                y = y * mask  # padded frames act as the zero padding of a lone utterance
+        return x + self.se(y, mask)
+
+
+class P2SGradHead(nn.Module):
+    """P2SGrad (Wang & Yamagishi 2021): cosine between embedding and class weights; trained with MSE to one-hot."""
+
+    def __init__(self, dim, n_classes=2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * dim ** -0.5)
+
+    def forward(self, e):
+        return F.normalize(e, dim=-1) @ F.normalize(self.weight, dim=-1).t()
+
+
+class SpoofCM(nn.Module):
+    """front-end → per-utterance mean subtraction → Res1D+SE → ``fc`` Conv1d → temporal mean → P2SGrad head.
+
+    Output: (B, 2) cosine scores, class 0 = bona fide, class 1 = spoof. ``model.fc`` is the Grad-CAM layer.
+    """
+
+    def __init__(self, frontend: nn.Module, channels=None, emb_dim=128, n_blocks=1, se_dim=128):
+        super().__init__()
+        self.frontend = frontend
+        C = channels or frontend.out_dim
+        self.proj = nn.Identity() if C == frontend.out_dim else nn.Conv1d(frontend.out_dim, C, 1)
+        self.blocks = nn.ModuleList([Res1DBlock(C, se_dim) for _ in range(n_blocks)])
+        self.fc = nn.Conv1d(C, emb_dim, 1)
+        self.head = P2SGradHead(emb_dim)
+
+    def embed(self, wave, lengths=None):
+        x, n = self.frontend(wave, lengths)
+        mask = _mask(n, x.shape[-1], x)
+        x = x - _mean_t(x, mask)[:, :, None]  # per-utterance mean subtraction (CMVN without variance)
+        if mask is not None:
+            x = x * mask
+        x = self.proj(x)
+        for blk in self.blocks:
+            x = blk(x, mask)
+        return _mean_t(self.fc(x), mask)
+
+    def forward(self, wave, lengths=None):
+        if wave.dim() != 2:
+            raise ValueError(f"expected a (batch, samples) mono waveform at 16 kHz, got shape {tuple(wave.shape)}")
+        return self.head(self.embed(wave, lengths))
+
+
+def p2sgrad_loss(scores, labels):
+    """P2SGrad-MSE: mean squared error between the cosine scores and the one-hot labels."""
+    return F.mse_loss(scores, F.one_hot(labels, scores.shape[-1]).to(scores.dtype))
+
+
+def tiny_cm(channels=64, n_blocks=2, se_dim=32) -> SpoofCM:
+    """The CPU countermeasure for ``tiny`` scale: log spectrum + the SSL-Res1D back-end (~70 k parameters)."""
+    return SpoofCM(LogSpecFrontend(), channels=channels, emb_dim=channels, n_blocks=n_blocks, se_dim=se_dim)
+
+
+# torchaudio's URL for the XLSR-53 weights in its own state-dict layout (torchaudio.pipelines.WAV2VEC2_XLSR53).
+XLSR53_URL = "https://download.pytorch.org/torchaudio/models/wav2vec2_fairseq_large_xlsr53.pth"
+XLSR53_SHA256 = None  # not recorded: no internet where this was written; see build_ssl_res1d(pretrained=True)
+
+
+def xlsr53_params() -> dict:
+    """The XLSR-53 architecture (24 layers, 1024-d), built offline from torchaudio's bundle description."""
+    import torchaudio
+    return dict(torchaudio.pipelines.WAV2VEC2_XLSR53._params)
+
+
+def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256: str | None = None,
+              url: str = XLSR53_URL, **backend) -> SpoofCM:
+    """The paper's SSL-Res1D. ``params``: torchaudio wav2vec2_model kwargs (default XLSR-53).
+
+    ``pretrained=True`` downloads the weights through ``lib.download.fetch(url, sha256)`` (``colab``/``paper``
+    scale only); the checksum must be given (``XLSR53_SHA256`` is not recorded yet).
+    """
+    m = SpoofCM(SSLFrontend(params or xlsr53_params()), **backend)
+    if pretrained:
+        sha = sha256 or XLSR53_SHA256
+        if sha is None:
+            raise ValueError("no sha256 recorded for the XLSR-53 weights: download once, run `sha256sum` on the "
+                             "file and pass build_ssl_res1d(pretrained=True, sha256=...)")
+        from lib import checkpoint, download
+        state = checkpoint.load(download.fetch(url, sha))
+        m.frontend.ssl.load_state_dict(state)
+    return m

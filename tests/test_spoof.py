@@ -1,0 +1,305 @@
+"""Tests for lib.spoof (chapter 2: Grad-CAM + RCQ on partially spoofed audio)."""
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from lib.spoof import (KINDS, build_ssl_res1d, check_waveform, frame_of, gradcam, gradcam_reference, n_frames, rcq,
+                       rcq_counts, rcq_per_utterance, tiny_cm)
+from lib.spoof import data, experiment
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- RCQ (hand-computed)
+def test_frame_mapping_rules():
+    assert frame_of(0.0, 10) == 0           # (0 - 10) / 20 < 0 → clamped to 0
+    assert frame_of(0.0299, 10) == 0
+    assert frame_of(0.03, 10) == 1          # exactly on a boundary, despite float noise in 0.03 * 1000
+    assert frame_of(0.07, 10) == 3
+    assert frame_of(5.0, 10) == 9           # clamped to N - 1
+    assert list(frame_of(np.array([0.01, 0.05, 0.19]), 100)) == [0, 2, 9]
+
+
+def test_rcq_hand_computed_boundary_rules_and_outside_frames():
+    cam = np.arange(10) / 10.0              # frame i has value i / 10
+    segs = [(0.0, 0.07, "BN"),              # frames 0..3, both ends (non-speech)   S = 0.6, N = 4
+            (0.07, 0.15, "BS"),             # frames 3..7 → interior 4..6          S = 1.5, N = 3
+            (0.15, 0.21, "TR")]             # frames 7..9 (clamped) → interior 8    S = 0.8, N = 1
+    # frames 7 and 9 belong to no counted set: they must not enter m̄
+    m_bar = (0.6 + 1.5 + 0.8) / 8
+    got = rcq([cam], [segs])
+    assert got["BN"] == pytest.approx(100 * (0.6 / 4 - m_bar) / m_bar)
+    assert got["BS"] == pytest.approx(100 * (0.5 - m_bar) / m_bar)
+    assert got["TR"] == pytest.approx(100 * (0.8 - m_bar) / m_bar)
+    assert math.isnan(got["SS"]) and math.isnan(got["SN"])
+    assert rcq_counts([cam], [segs]) == {"BS": 3, "SS": 0, "TR": 1, "BN": 4, "SN": 0}
+
+
+def test_rcq_pools_frames_not_utterance_means():
+    a, b = np.full(20, 1.0), np.full(5, 0.2)
+    segs_a = [(0.0, 0.41, "SS")]            # frames 0..19 → interior 1..18: 18 frames of 1.0
+    segs_b = [(0.0, 0.11, "SN"), (0.11, 0.2, "BS")]  # SN 0..5→0..4 clamp: 5 frames; BS interior 5..3: none
+    S = {"SS": 18.0, "SN": 1.0}
+    N = {"SS": 18, "SN": 5}
+    m_bar = sum(S.values()) / sum(N.values())
+    got = rcq([a, b], [segs_a, segs_b])
+    assert got["SS"] == pytest.approx(100 * (1.0 - m_bar) / m_bar)
+    assert got["SN"] == pytest.approx(100 * (0.2 - m_bar) / m_bar)
+    assert math.isnan(got["BS"])            # a segment shorter than two frames has no interior frame
+    # Σ_k N_k RCQ_k = 0 and RCQ is invariant to the CAM's scale
+    assert sum(N[k] * got[k] for k in N) == pytest.approx(0, abs=1e-9)
+    assert rcq([3 * a, 3 * b], [segs_a, segs_b])["SS"] == pytest.approx(got["SS"])
+    per = rcq_per_utterance([a, b], [segs_a, segs_b])
+    assert per[0]["SS"] == pytest.approx(0.0) and math.isnan(per[1]["BS"])
+
+
+def test_rcq_bad_inputs():
+    with pytest.raises(ValueError, match="unknown segment kind"):
+        rcq([np.ones(5)], [[(0, 0.1, "XX")]])
+    with pytest.raises(ValueError, match="one of each"):
+        rcq([np.ones(5)], [])
+    with pytest.raises(ValueError, match="undefined"):
+        rcq([np.zeros(5)], [[(0, 0.1, "BN")]])
+
+
+# ---------------------------------------------------------------- Grad-CAM
+def _trained_ish(model):
+    """Give BatchNorm real statistics so eval mode is not an identity."""
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(6, 12000) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_batched_gradcam_equals_pytorch_grad_cam_per_utterance(target):
+    torch.manual_seed(0)
+    m = _trained_ish(tiny_cm())
+    g = torch.Generator().manual_seed(1)
+    waves = [torch.randn(n, generator=g) * 0.1 for n in (16000, 12345, 7001, 20000)]
+    cams = gradcam(m, m.fc, waves, target)  # one padded batch, one forward/backward
+    assert cams.shape == (4, int(n_frames(20000)))
+    for i, w in enumerate(waves):
+        ref = gradcam_reference(m, m.fc, w.numpy(), target)
+        n = int(n_frames(w.numel()))
+        assert ref.shape == (n,)
+        np.testing.assert_allclose(cams[i, :n].numpy(), ref, atol=1e-5)
+        assert cams[i, n:].abs().sum() == 0
+        assert cams[i, :n].min() == pytest.approx(0, abs=1e-6) and cams[i, :n].max() == pytest.approx(1, abs=1e-5)
+
+
+def _tiny_ssl_params():
+    return dict(
+        extractor_mode="layer_norm", extractor_conv_layer_config=[(32, 10, 5), (32, 3, 2), (32, 3, 2), (32, 3, 2),
+                                                                   (32, 3, 2), (32, 2, 2), (32, 2, 2)],
+        extractor_conv_bias=True, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
+        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_attention_dropout=0.0,
+        encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
+        encoder_layer_norm_first=True, encoder_layer_drop=0.0, aux_num_out=None)
+
+
+def test_ssl_res1d_gradcam_matches_reference_and_frames_align():
+    torch.manual_seed(0)
+    m = _trained_ish(build_ssl_res1d(_tiny_ssl_params(), se_dim=16))
+    assert isinstance(m.fc, torch.nn.Conv1d) and m.fc.out_channels == 128
+    waves = [torch.randn(n) * 0.1 for n in (9600, 16000)]
+    cams = gradcam(m, m.fc, torch.stack([w[:9600] for w in waves]), 1)
+    for i, w in enumerate(waves):
+        ref = gradcam_reference(m, m.fc, w[:9600].numpy(), 1)
+        np.testing.assert_allclose(cams[i].numpy(), ref, atol=1e-4)
+    # the SSL front-end's 20 ms frames and the tiny front-end's frames are the same frames
+    for L in (400, 401, 719, 720, 16000, 33333):
+        feats, _ = m.frontend.ssl.feature_extractor(torch.zeros(1, L), None)
+        assert feats.shape[1] == int(n_frames(L)) == tiny_cm().frontend(torch.randn(1, L))[0].shape[-1]
+
+
+def test_gradcam_frames_line_up_with_label_frames():
+    """A click at time t lights up the log-spectrum frame(s) whose window holds t; the label mapping is within one."""
+    fe = tiny_cm().frontend
+    for t in (0.5, 0.513, 1.0, 1.777):
+        x = torch.randn(32000) * 1e-4
+        x[int(t * 16000)] = 1.0
+        energy = fe(x[None])[0][0].exp().sum(0)
+        hot = int(energy.argmax())
+        assert 320 * hot <= int(t * 16000) < 320 * hot + 400           # the window of that frame contains t
+        assert abs(int(frame_of(t, energy.numel())) - hot) <= 1         # label frame(t) is that frame or its neighbour
+
+
+# ---------------------------------------------------------------- data builder
+@pytest.fixture(scope="module")
+def small_base():
+    return data.build_base(seed=3, n_utts=6, langs=("fr", "es"))
+
+
+def test_data_builder_labels_cover_and_transitions(small_base):
+    sets = data.build_sets(small_base, seed=3, splice="hard", gain_db=6.0)
+    items = [it for s in sets.values() for v in s.values() for it in v]
+    assert len(items) == 3 * len(small_base["id"]) >= 6
+    for it in items:
+        dur = it["wave"].numel() / 16000
+        segs = it["segments"]
+        assert segs[0][0] == 0 and segs[-1][1] == pytest.approx(dur)
+        for (a0, b0, k0), (a1, b1, k1) in zip(segs, segs[1:]):
+            assert b0 == pytest.approx(a1) and b1 > a1              # contiguous, no gaps, no empty segments
+            assert not ({k0[0], k1[0]} == {"B", "S"})               # a bona fide/spoof boundary always has a TR
+        kinds = {k for _, _, k in segs}
+        if it["id"].endswith("-ps"):
+            assert "TR" in kinds and kinds & {"SS", "SN"} and kinds & {"BS", "BN"}
+            for a, b, k in segs:
+                if k == "TR":
+                    assert b - a == pytest.approx(0.06) or a == 0 or b == pytest.approx(dur)
+        elif it["label"] == 0:
+            assert kinds <= {"BS", "BN"}
+        else:
+            assert kinds <= {"SS", "SN"}
+
+
+def test_partial_spoof_is_bona_fide_outside_the_spliced_span(small_base):
+    sets = data.build_sets(small_base, seed=3, splice="hard", gain_db=6.0)
+    for s in sets.values():
+        for bona, ps in zip(s["bona"], s["partial"]):
+            same = (bona["wave"] == ps["wave"]).numpy()
+            first_spoof = min(a for a, b, k in ps["segments"] if k in ("SS", "SN"))
+            assert same[: max(0, int((first_spoof - 0.03) * 16000))].all()
+            assert not same.all()
+
+
+def test_data_builder_deterministic(small_base):
+    again = data.build_base(seed=3, n_utts=6, langs=("fr", "es"))
+    assert again["id"] == small_base["id"] and again["regions"] == small_base["regions"]
+    for a, b in zip(again["spoof"], small_base["spoof"]):
+        assert torch.equal(a, b)
+    s1 = data.build_sets(small_base, seed=3, splice="xfade")
+    s2 = data.build_sets(again, seed=3, splice="xfade")
+    for x, y in zip(s1["eval"]["partial"] + s1["train"]["partial"], s2["eval"]["partial"] + s2["train"]["partial"]):
+        assert torch.equal(x["wave"], y["wave"]) and x["segments"] == y["segments"]
+
+
+def test_crossfade_is_smoother_than_hard_cut(small_base):
+    hard = data.build_sets(small_base, seed=3, splice="hard", gain_db=6.0)["train"]["partial"]
+    soft = data.build_sets(small_base, seed=3, splice="xfade", gain_db=6.0)["train"]["partial"]
+
+    def jumps(it):  # |x[t] - x[t-1]| at each join t (the centre of each TR span)
+        x = it["wave"].numpy()
+        ts = [int(round((a + b) / 2 * 16000)) for a, b, k in it["segments"] if k == "TR" and b - a > 0.059]
+        return [abs(float(x[t] - x[t - 1])) for t in ts]
+
+    h = sum(sum(jumps(it)) for it in hard)
+    s = sum(sum(jumps(it)) for it in soft)
+    assert h > 0 and s < 0.5 * h
+
+
+# ---------------------------------------------------------------- EER
+def test_eer_known_scores_and_brute_force():
+    assert experiment.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert experiment.eer([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 100.0
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    s = [0.1, 0.2, 0.3, 0.7, 0.25, 0.8, 0.85, 0.9]  # one bona fide above, one spoof below the best threshold
+    assert experiment.eer(y, s) == pytest.approx(25.0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    s = rng.normal(size=400) + 1.2 * y
+    th = np.sort(s)
+    far = np.array([(s[y == 0] >= t).mean() for t in th])
+    frr = np.array([(s[y == 1] < t).mean() for t in th])
+    i = np.argmin(np.abs(far - frr))
+    assert experiment.eer(y, s) == pytest.approx(100 * (far[i] + frr[i]) / 2, abs=0.6)
+    with pytest.raises(ValueError, match="both"):
+        experiment.eer([1, 1], [0.1, 0.2])
+
+
+# ---------------------------------------------------------------- bad inputs
+def test_bad_inputs_have_clear_messages():
+    with pytest.raises(ValueError, match="downmix"):
+        check_waveform(np.random.randn(2, 16000))
+    assert check_waveform(np.random.randn(1, 16000)).shape == (16000,)
+    assert check_waveform(np.random.randn(8000), sr=8000).shape == (16000,)    # wrong rate → resampled
+    with pytest.raises(ValueError, match="empty"):
+        check_waveform(np.zeros(0))
+    with pytest.raises(ValueError, match="all-silence"):
+        check_waveform(np.zeros(16000))
+    with pytest.raises(ValueError, match="receptive field"):
+        check_waveform(np.random.randn(399))
+    m = tiny_cm().eval()
+    with pytest.raises(ValueError, match="receptive field"):
+        gradcam(m, m.fc, [torch.randn(16000), torch.randn(100)], 1)
+    with pytest.raises(ValueError, match="mono waveform"):
+        m(torch.randn(2, 1, 16000))
+    with pytest.raises(ValueError, match="splice"):
+        data.make_partial(np.ones(10), np.ones(10), [[0, 5, True], [5, 10, False]], np.random.default_rng(0),
+                          splice="smooth")
+
+
+def test_load_audio_downmixes_and_resamples():
+    clip = data.tuxpaint_clips(("fr",))["fr"][0]
+    import soundfile as sf
+    info = sf.info(clip)
+    x = data.load_audio(clip)
+    assert x.ndim == 1 and abs(len(x) - info.frames * 16000 / info.samplerate) < 2
+
+
+# ---------------------------------------------------------------- pretrained weights path (local file)
+def test_pretrained_weights_go_through_fetch_with_checksum(tmp_path, monkeypatch):
+    from lib import checkpoint, download
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(1)
+    src = build_ssl_res1d(_tiny_ssl_params()).frontend.ssl.state_dict()
+    f = tmp_path / "w2v.pth"
+    checkpoint.save(src, f)
+    sha = download.sha256sum(f)
+    m = build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256=sha, url=f.as_uri())
+    for k, v in m.frontend.ssl.state_dict().items():
+        assert torch.equal(v, src[k])
+    with pytest.raises(download.ChecksumError):
+        build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256="0" * 64, url=f.as_uri())
+    with pytest.raises(ValueError, match="sha256"):
+        build_ssl_res1d(_tiny_ssl_params(), pretrained=True)
+
+
+# ---------------------------------------------------------------- the cached experiment (the chapter's command)
+def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setitem(experiment.TINY, "langs", ("fr", "ca"))
+    monkeypatch.setitem(experiment.TINY, "n_utts", 6)
+    monkeypatch.setitem(experiment.TINY, "steps", 4)
+    monkeypatch.setitem(experiment.TINY, "seeds", (0,))
+    res = experiment.tiny_all(progress=False)
+    assert set(res) == {(t, s, 0) for t in ("full", "partial") for s in ("hard", "xfade", "clean")}
+    r = res[("partial", "hard", 0)]
+    assert 0 <= r["eer_ps"] <= 100 and set(r["rcq_spoof"]) == set(KINDS) and r["N"]["TR"] > 0
+    assert len(r["history"]) >= 1 and len(r["cam_spoof"]) == r["labels_ps"].sum()
+    t = time.time()
+    again = experiment.tiny_all(progress=False)
+    assert time.time() - t < 5
+    np.testing.assert_array_equal(again[("partial", "hard", 0)]["scores_ps"], r["scores_ps"])
+    # the fully-spoof CM is trained once and shared by both splice conditions
+    assert torch.equal(res[("full", "hard", 0)]["state"]["fc.weight"], res[("full", "xfade", 0)]["state"]["fc.weight"])
+
+
+# ---------------------------------------------------------------- PartialSpoof label files (colab/paper scale)
+def test_partialspoof_vad_reader(tmp_path):
+    from lib.spoof import partialspoof
+    f = tmp_path / "CON_E_0000001.vad"
+    f.write_text("0.00 0.31 101\n0.31 1.20 1\n1.20 1.205 100\n1.205 2.00 7\n2.00 2.30 107\n")
+    segs = partialspoof.read_vad(f)
+    assert [k for *_, k in segs] == ["BN", "BS", "TR", "SS", "SN"]
+    assert segs[2][:2] == (1.2, 1.205)
+    # a 5 ms join has no interior frame: the pitfall the chapter warns about
+    assert rcq_counts([np.ones(115)], [segs])["TR"] == 0
+    with pytest.raises(ValueError, match="unknown PartialSpoof segment code"):
+        partialspoof.kind_of_code(50)
+    p = tmp_path / "proto.txt"
+    p.write_text("LA_0079 CON_E_0000001 - - spoof\nLA_0079 LA_E_1000001 - - bonafide\n")
+    assert partialspoof.read_protocol(p) == [("CON_E_0000001", 1), ("LA_E_1000001", 0)]
+
+
+def test_segment_labels_partialspoof_convention():
+    from lib.spoof.partialspoof import segment_labels
+    segs = [(0.0, 0.05, "BN"), (0.05, 0.11, "TR"), (0.11, 0.2, "SS"), (0.2, 0.3, "BS")]
+    assert segment_labels(segs, 0.3).tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    assert segment_labels(segs, 0.3, 0.16).tolist() == [0, 0]            # [0.16, 0.32) still holds spoofed speech
+    assert segment_labels(segs, 0.32, 0.08).tolist() == [0, 0, 0, 1]
+    assert segment_labels([(0, 1.0, "BS")], 1.0).sum() == 50
