@@ -95,7 +95,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        logged = {k: float(v) for k, v in terms.items()}
+        logged = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
         if step % log_every == 0 or step == steps - 1:
             history.append({"step": step, **logged})
             bar.set_postfix(loss=f"{logged['loss']:.4g}")
