@@ -30,22 +30,39 @@ def main(argv=None):
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
     p.add_argument("--out", required=True, help="where to write the codec's state dict (fp32, entropy tables)")
     p.add_argument("--work", default=None, help="training checkpoint (resume); default: next to --out")
+    p.add_argument("--init-quality", type=int, default=None,
+                   help="start from CompressAI's pretrained bmshj2018-factorized at this quality (colab/paper)")
+    p.add_argument("--init-sha256", default=None, help="the full sha256 of that CompressAI file")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = base.BaseConfig(**{f: getattr(a, f) for f in base.config_dict(d)})
-    lib.runtime.setup(seed=cfg.seed)
+    device = lib.runtime.setup(seed=cfg.seed)
     train_photos, _ = data.split(data.load_photos())
     t0 = time.time()
+    init = None
+    if a.init_quality is not None:
+        from lib.icm.codec import pretrained_init
+
+        init = pretrained_init(a.init_quality, sha256=a.init_sha256)
     codec, hist = base.train_base(cfg, train_photos, EfficientNetLite0(), a.work or a.out + ".train",
-                                  progress=not a.quiet)
+                                  progress=not a.quiet, init=init, device=device)
     lib.checkpoint.save({"state_dict": codec.state_dict(), "config": base.config_dict(cfg),
                          "history": hist, "command": " ".join(["python", "scripts/icm_train_base.py", *(argv or sys.argv[1:])])},
                         a.out)
-    digest = lib.download.sha256sum(a.out)
-    last = {k: round(v, 4) for k, v in hist[-1].items()}
-    print(json.dumps({"out": a.out, "sha256": digest, "bytes": os.path.getsize(a.out), "seconds": round(time.time() - t0),
-                      "last": last}))
-    return digest
+    record = write_record(a.out, round(time.time() - t0), lib.runtime.hardware())
+    print(json.dumps(record))
+    return record["sha256"]
+
+
+def write_record(out: str, seconds, hardware: str) -> dict:
+    """``<out>.json`` beside the checkpoint: its sha256, size, the command that made it, config, time, hardware."""
+    state = lib.checkpoint.load(out)
+    record = {"file": os.path.basename(out), "sha256": lib.download.sha256sum(out), "bytes": os.path.getsize(out),
+              "command": state["command"], "config": state["config"], "seconds": seconds, "hardware": hardware,
+              "torch": torch.__version__, "last": {k: round(v, 4) for k, v in state["history"][-1].items()}}
+    with lib.checkpoint.atomic_path(os.path.splitext(out)[0] + ".json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return record
 
 
 if __name__ == "__main__":

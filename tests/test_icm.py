@@ -161,10 +161,10 @@ def test_forward_in_eval_mode_decodes_what_the_bitstream_decodes():
     assert codec.g_a[0].weight.grad is not None and codec.g_a[0].weight.grad.abs().sum() > 0
 
 
-def finetune_small(base, steps=1, **kw):
+def finetune_small(base, steps=1, milestones=None, **kw):
     photos = [("a", photo_like(5, 96)[0]), ("b", photo_like(6, 96)[0])]
     cfg = FT.FinetuneConfig(steps=steps, batch=2, crop=64, pool=4, k=2, patch=32, ndf=8, lr_g=1e-2, **kw)
-    return FT.finetune(base, photos, cfg)
+    return FT.finetune(base, photos, cfg, milestones=milestones)
 
 
 def test_freezing_keeps_everything_but_the_head_bit_identical():
@@ -189,7 +189,9 @@ def test_freezing_refuses_bitstream_layers():
 
 def test_bitstream_identical_and_old_bitstreams_decode_with_new_decoder():
     base = small_codec(3)
-    res = finetune_small(base, steps=2, adversarial=False)
+    res = finetune_small(base, steps=2, milestones=[1], adversarial=False)
+    assert set(res["snapshots"]) == {"1", "2"} and len(res["history"]) == 2  # resumed from step 1, not restarted
+    assert not torch.equal(res["snapshots"]["1"]["g_s.0.weight"], res["snapshots"]["2"]["g_s.0.weight"])
     new = FT.with_head(base, res["snapshots"]["2"])
     images = [photo_like(s, 64) for s in range(3)]
     old = C.compress_all(base, images)

@@ -27,13 +27,13 @@ from lib.icm.machine import task_distortion
 class BaseConfig:
     N: int = 64
     M: int = 96
-    steps: int = 2000
+    steps: int = 1800
     batch: int = 8
     crop: int = 128
-    lr: float = 1e-4
+    lr: float = 3e-4
     lmbda_rate: float = 0.1      # λ_R
     w_px_warmup: float = 100.0   # pixel weight during warm-up
-    w_px: float = 1.0            # pixel weight afterwards
+    w_px: float = 5.0            # pixel weight afterwards
     warmup_frac: float = 0.3
     w_kl: float = 0.1            # weight of the KL between class posteriors
     seed: int = 0
@@ -57,23 +57,26 @@ def make_loss(machine, cfg: BaseConfig):
     return loss_fn
 
 
-def train_base(cfg: BaseConfig, train_photos, machine, ckpt_path, log_every: int = 20, progress: bool = True):
-    """Train an :class:`~lib.icm.codec.ICMCodec` from scratch (resumable through ``ckpt_path``); returns
-    ``(codec, history)`` with the codec's entropy coder updated (ready for ``compress``)."""
+def train_base(cfg: BaseConfig, train_photos, machine, ckpt_path, log_every: int = 20, progress: bool = True,
+               init: C.ICMCodec | None = None, device: torch.device | str = "cpu"):
+    """Train an :class:`~lib.icm.codec.ICMCodec` for the machine (resumable through ``ckpt_path``), from scratch or
+    from ``init`` (CompressAI's pretrained weights at colab/paper scale); returns ``(codec, history)`` with the
+    entropy coder updated (ready for ``compress``)."""
     from lib import runtime, train
 
     runtime.seed_everything(cfg.seed)
-    model = C.build_codec(cfg.N, cfg.M)
+    model = (init if init is not None else C.build_codec(cfg.N, cfg.M)).to(device)
+    machine = machine.to(device)
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam([{"params": main_params, "lr": cfg.lr}, {"params": aux_params, "lr": 1e-3}])
 
     def batches(step):
-        return step, D.random_crops(train_photos, cfg.batch, cfg.crop, seed=cfg.seed * 100003 + step)
+        return step, D.random_crops(train_photos, cfg.batch, cfg.crop, seed=cfg.seed * 100003 + step).to(device)
 
     hist = train.fit(model, batches, make_loss(machine, cfg), opt, cfg.steps, ckpt_path=ckpt_path, ckpt_every=50,
                      log_every=log_every, progress=progress)
-    model.eval()
+    model = model.cpu().eval()  # the entropy coder runs on the CPU (and CPU/GPU can desync: brief, pitfall 1)
     model.update(force=True)
     return model, hist
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +131,10 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
         return step, x_pool[idx], y_pool[idx]
 
     snapshots, hist = {}, []
+    if ckpt_path is None and milestones:  # the milestones resume from one another: they need a checkpoint
+        import tempfile
+
+        ckpt_path = Path(tempfile.mkdtemp(prefix="icm-ft-")) / "run.pt"
     for m in sorted(set((milestones or []) + [cfg.steps])):
         hist = train.fit(model, batches, make_loss(cfg), opt, m, ckpt_path=ckpt_path, ckpt_every=50,
                          log_every=10, progress=progress)
