@@ -27,6 +27,7 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
     from lib import checkpoint, download
 
     record_path = Path(path).with_suffix(".json")
+    record = {}
     if record_path.exists():
         record = json.loads(record_path.read_text())
         got = download.sha256sum(path)
@@ -36,7 +37,7 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
                                          f"with: {record['command']}")
     state = checkpoint.load(path)
     codec = C.codec_from_state_dict(state["state_dict"]).eval()
-    return codec, {k: v for k, v in state.items() if k != "state_dict"}
+    return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}
 
 
 def photos_split(short_side: int = 384):
