@@ -191,7 +191,8 @@ def test_bitstream_identical_and_old_bitstreams_decode_with_new_decoder():
     base = small_codec(3)
     res = finetune_small(base, steps=2, milestones=[1], adversarial=False)
     assert set(res["snapshots"]) == {"1", "2"} and len(res["history"]) == 2  # resumed from step 1, not restarted
-    assert not torch.equal(res["snapshots"]["1"]["g_s.0.weight"], res["snapshots"]["2"]["g_s.0.weight"])
+    s1, s2 = res["snapshots"]["1"], res["snapshots"]["2"]
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1)
     new = FT.with_head(base, res["snapshots"]["2"])
     images = [photo_like(s, 64) for s in range(3)]
     old = C.compress_all(base, images)

@@ -48,3 +48,19 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
         "decode_s": decode_s,
         "x_hat": x_hats,
     }
+
+
+def jpeg(images: list[torch.Tensor], quality: int) -> tuple[list[torch.Tensor], float]:
+    """A classical reference: PIL's JPEG at ``quality``; returns the decoded images and their mean bpp."""
+    import io
+
+    from PIL import Image
+
+    out, bits = [], []
+    for x in images:
+        buf = io.BytesIO()
+        Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+        dec = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        out.append(torch.from_numpy(dec).permute(2, 0, 1)[None].float() / 255)
+        bits.append(len(buf.getvalue()) * 8 / (x.shape[-1] * x.shape[-2]))
+    return out, float(np.mean(bits))
