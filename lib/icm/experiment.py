@@ -48,7 +48,8 @@ def eval_images(eval_photos, size: int = 192, per_photo: int = 9) -> list[tuple[
     return data.grid_crops(eval_photos, size, per_photo)
 
 
-def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny") -> dict:
+def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
+                 device="cpu") -> dict:
     """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
     interrupted runs resume from their checkpoint."""
     import hashlib
@@ -58,7 +59,8 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
     base_id = C.state_hashes(base)["g_s.6.weight"][:12]
     key = f"icm-ft-{tag}-{base_id}-{cfg.key()}-{milestones}"
     ckpt = cache.cache_dir("icm", "finetune") / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".pt")
-    return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=ckpt, milestones=milestones),
+    return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=ckpt, milestones=milestones,
+                                                   device=device),
                       version="1")
 
 

@@ -101,25 +101,25 @@ def make_loss(cfg: FinetuneConfig):
 
 
 @torch.no_grad()
-def latent_pool(codec: ICMCodec, train_photos, cfg: FinetuneConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def latent_pool(codec: ICMCodec, train_photos, cfg: FinetuneConfig, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Training crops and the rounded latents the frozen encoder gives them (what the decoder will receive)."""
     codec.eval()
-    x = D_.random_crops(train_photos, cfg.pool, cfg.crop, seed=10_000 + cfg.seed)
+    x = D_.random_crops(train_photos, cfg.pool, cfg.crop, seed=10_000 + cfg.seed).to(device)
     y_hat = torch.cat([codec.quantize(codec.g_a(c)) for c in x.split(32)])
     return x, y_hat
 
 
 def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, milestones=None,
-             progress: bool = False) -> dict:
+             progress: bool = False, device: torch.device | str = "cpu") -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
     "history": [...]}`` (plain tensors and lists, so :func:`lib.cache.memo` can store it)."""
     from lib import runtime, train
 
     runtime.seed_everything(cfg.seed)
-    codec = copy.deepcopy(base)
+    codec = copy.deepcopy(base).to(device)
     trained = freeze_for_finetuning(codec, cfg.trainable)
-    x_pool, y_pool = latent_pool(codec, train_photos, cfg)
-    D = PatchDiscriminator(3, cfg.ndf, cfg.n_layers) if cfg.adversarial else None
+    x_pool, y_pool = latent_pool(codec, train_photos, cfg, device)
+    D = PatchDiscriminator(3, cfg.ndf, cfg.n_layers).to(device) if cfg.adversarial else None
     model = _Finetuned(codec.g_s, D)
     groups = [{"params": [p for p in codec.g_s.parameters() if p.requires_grad], "lr": cfg.lr_g}]
     if D is not None:
@@ -128,7 +128,7 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
 
     def batches(step):
         idx = torch.randperm(cfg.pool, generator=torch.Generator().manual_seed(cfg.seed * 104729 + step))[:cfg.batch]
-        return step, x_pool[idx], y_pool[idx]
+        return step, x_pool[idx.to(x_pool.device)], y_pool[idx.to(y_pool.device)]
 
     snapshots, hist = {}, []
     if ckpt_path is None and milestones:  # the milestones resume from one another: they need a checkpoint
@@ -143,7 +143,7 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
 
 
 def head_state(codec: ICMCodec, trainable=TRAINABLE) -> dict:
-    return {n: t.detach().clone() for n, t in codec.state_dict().items()
+    return {n: t.detach().cpu().clone() for n, t in codec.state_dict().items()
             if any(n.startswith(p + ".") for p in trainable)}
 
 
