@@ -1,0 +1,59 @@
+# The two commands of the README:
+#   make course   installs what is missing (Debian packages, Python venv, npm) and builds the book at `tiny` scale
+#   make test     runs the whole test suite (unit tests, notebooks under nbval, book build, browser test)
+SHELL := /bin/bash
+PY := .venv/bin/python
+export COURSE_SCALE ?= tiny
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONHASHSEED := 0
+# On 2 shared cores one torch thread is fastest for the tiny models (README: measurements).
+export COURSE_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default espeak-ng pocketsphinx-testdata codec2-examples alsa-utils fonts-dejavu-core git make
+BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
+
+.PHONY: course setup system-packages book vendor test clean sync
+
+course: setup book
+
+setup: system-packages .venv/.installed book/_vendor/.installed
+
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+.venv/.installed: requirements.txt constraints.txt pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import torch, torchaudio, compressai, open_clip, pytorch_grad_cam, jupyter_book, nbval, playwright"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+
+book/_vendor/.installed: node_modules/.package-lock.json
+	rm -rf book/_vendor && mkdir -p book/_vendor/html-manager book/_vendor/mathjax
+	cp node_modules/requirejs/require.js book/_vendor/require.js
+	cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js node_modules/@jupyter-widgets/html-manager/dist/*.{woff,woff2,ttf,eot,svg} book/_vendor/html-manager/
+	cp -r node_modules/mathjax/es5 book/_vendor/mathjax/es5
+	touch $@
+
+book: setup
+	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
+	@echo "The book: $(CURDIR)/_build/html/index.html"
+
+test: setup
+	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly $(PYTEST_ARGS)
+
+sync:
+	.venv/bin/jupytext --sync book/[0-9]*.md
+
+clean:
+	rm -rf book/_build

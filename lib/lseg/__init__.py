@@ -1,0 +1,17 @@
+"""LSeg: language-driven semantic segmentation (Li et al., ICLR 2022, arXiv 2201.03546), for Chapter 3.
+
+- :mod:`lib.lseg.spatial_regularization` the paper's label-equivariant blocks on the logit map
+- :mod:`lib.lseg.model`    the DPT-style dense encoder over a timm ViT, the fixed-temperature pixel-text logits
+- :mod:`lib.lseg.text`     frozen text encoders (CLIP ViT-B/32 text, MiniLM, random control), cached by label
+- :mod:`lib.lseg.official` loading the released checkpoint (state-dict layout of the official ``LSegNet``)
+- :mod:`lib.lseg.metrics`  mIoU / FB-IoU of the zero-shot protocol, pixel accuracy, the all-labels protocol
+- :mod:`lib.lseg.data`     the tiny data: Tux Paint photo cut-outs composited on real photos
+- :mod:`lib.lseg.training` CE over the offered labels, ignore index, poly schedule (``lib.train.fit``); tiny runs
+- :mod:`lib.lseg.evaluation` the chapter's experiments: protocols, controls, label removal, "other", coarse labels
+"""
+
+from lib.lseg.model import CONFIGS, TEMPERATURE, LSeg, LSegConfig, config  # noqa: F401
+from lib.lseg.official import (UNUSED_PREFIXES, convert_official_checkpoint, fetch_official,  # noqa: F401
+                               from_official_state_dict, split_official_state_dict)
+from lib.lseg.spatial_regularization import SpatialRegularization  # noqa: F401
+from lib.lseg.text import CLIPText, MiniLMText, RandomText, TextEncoder, check_labels  # noqa: F401

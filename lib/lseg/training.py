@@ -1,0 +1,182 @@
+"""Training and evaluating LSeg at any scale: cross-entropy over the offered labels, ignore index, poly schedule.
+
+The official recipe (LSeg code, ``lseg_module.py``): CE with ``ignore_index`` over the full label set of the data
+set, SGD (momentum 0.9, wd 1e-4, lr 0.004/16 × batch, head 10× lr), poly decay (1 - it/max)^0.9. At ``tiny`` scale
+the model is trained from scratch, so we use AdamW (the same poly decay): SGD from scratch needs many more steps.
+The loop itself is ``lib.train.fit`` (resumable, DDP-ready).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as nnF
+
+from lib.lseg.data import IGNORE
+from lib.lseg.metrics import ConfusionMatrix
+from lib.lseg.model import LSeg
+
+
+def poly_schedule(optimizer, steps: int, power: float = 0.9):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps) ** power)
+
+
+def to_tensor_images(images) -> torch.Tensor:
+    """(N, H, W, 3) uint8 → (N, 3, H, W) float in [0, 1]."""
+    return torch.as_tensor(images).permute(0, 3, 1, 2).float().div(255)
+
+
+def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
+    """Global label ids → positions in the offered label list; ids not offered (and IGNORE) → IGNORE."""
+    lut = torch.full((256,), IGNORE, dtype=torch.long)
+    lut[torch.as_tensor(offered)] = torch.arange(len(offered))
+    return lut[labels.long()]
+
+
+def batch_sampler(split: dict, batch_size: int, seed: int):
+    """``step -> (images, labels)``: a function of the step alone (so a resumed run sees the same batches)."""
+    X, Y = to_tensor_images(split["images"]), torch.as_tensor(split["labels"])
+
+    def batches(step: int):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        idx = torch.randint(len(X), (batch_size,), generator=g)
+        x, y = X[idx], Y[idx]
+        flip = torch.rand(batch_size, generator=g) < 0.5
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+        return x, y
+
+    return batches
+
+
+def lseg_loss(T: torch.Tensor, offered: list[int]):
+    """``loss_fn(model, (x, y))``: CE (ignore_index) of the logits over the ``offered`` labels' embeddings ``T``."""
+    if len(offered) < 2:
+        raise ValueError("training needs at least two offered labels (with one, every pixel is that label and "
+                         "the cross-entropy is zero)")
+
+    def loss_fn(model: LSeg, batch):
+        x, y = batch
+        logits = model(x, T)
+        target = remap(y, offered)
+        loss = nnF.cross_entropy(logits, target, ignore_index=IGNORE)
+        with torch.no_grad():
+            keep = target != IGNORE
+            acc = (logits.argmax(1)[keep] == target[keep]).float().mean()
+        return {"loss": loss, "pixel_acc": acc}
+
+    return loss_fn
+
+
+@torch.no_grad()
+def predict(model: LSeg, images, T: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    """Argmax label positions (N, H, W) for uint8 images (N, H, W, 3) and label embeddings T (K, C)."""
+    model.eval()
+    X = to_tensor_images(images)
+    return torch.cat([model(X[i:i + batch_size], T).argmax(1) for i in range(0, len(X), batch_size)])
+
+
+def evaluate(pred: torch.Tensor, labels, offered: list[int]) -> ConfusionMatrix:
+    """Confusion matrix over the offered labels (positions), ground truth remapped; pixels of labels not offered
+    are ignored."""
+    cm = ConfusionMatrix(len(offered), ignore_index=IGNORE)
+    cm.update(pred, remap(torch.as_tensor(labels), offered))
+    return cm
+
+
+# ---------------------------------------------------------------------------------------------------- tiny runs
+TINY_RECIPE = {"steps": 600, "batch": 8, "lr": 2e-3, "weight_decay": 1e-4}
+
+
+_MINILM = None
+
+
+def text_encoder(kind: str, seed: int = 0):
+    """'minilm' (the real frozen text space at tiny scale) or 'random' (the control: one random vector per label)."""
+    from lib.lseg.text import MiniLMText, RandomText
+
+    if kind == "minilm":
+        global _MINILM
+        if _MINILM is None:  # one instance (and one embedding cache) per process
+            _MINILM = MiniLMText()
+        return _MINILM
+    if kind == "random":
+        return RandomText(384, seed=1000 + seed)
+    raise ValueError(f"text must be 'minilm' or 'random', got {kind!r}")
+
+
+def run_name(text: str, arch: str, depth: int, seed: int) -> str:
+    return f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
+
+
+def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: int = 2, seed: int = 0,
+               steps: int | None = None, ckpt_path=None, progress: bool = False, **recipe) -> tuple:
+    """Train the tiny LSeg on the seen labels of ``ds`` (from :func:`lib.lseg.data.tiny_dataset`).
+
+    Returns (model, history, encoder). Resumable through ``ckpt_path`` (``lib.train.fit``)."""
+    from lib import runtime, train
+    from lib.lseg.model import config
+
+    r = {**TINY_RECIPE, **recipe, **({"steps": steps} if steps else {})}
+    runtime.seed_everything(seed)
+    enc = text_encoder(text, seed)
+    T = enc(ds["names"])
+    model = LSeg(config("tiny", arch=arch, depth=depth if arch != "none" else 0, out_c=enc.width))
+    offered = [0] + list(ds["seen"])
+    opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    history = train.fit(model, batch_sampler(ds["train"], r["batch"], seed), lseg_loss(T[offered], offered), opt,
+                        r["steps"], scheduler=poly_schedule(opt, r["steps"]), ckpt_path=ckpt_path,
+                        ckpt_every=100, log_every=20, progress=progress)
+    model.eval()
+    return model, history, enc
+
+
+TINY_RUNS = ([("minilm", "bottleneck", 2, s) for s in range(3)] + [("minilm", "none", 0, s) for s in range(3)]
+             + [("random", "bottleneck", 2, s) for s in range(3)])
+# committed tiny runs; $COURSE_LSEG_CHECKPOINTS points elsewhere (e.g. a shortened set for a quick dry run)
+CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("COURSE_LSEG_CHECKPOINTS") or
+                                            __import__("pathlib").Path(__file__).parent / "checkpoints")
+
+
+def sha256_of(path) -> str:
+    from lib.lseg.official import sha256_of as _sha
+
+    return _sha(path)
+
+
+def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
+    """A plain, small checkpoint: fp16 float weights, the config fields, the history."""
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    cfg = model.cfg
+    return {"state_dict": sd, "history": history, "name": name,
+            "arch": cfg.arch, "depth": cfg.depth, "out_c": cfg.out_c}
+
+
+def load_tiny(name: str, ds: dict | None = None, directory=None):
+    """(model, history, encoder) of a committed tiny run, sha256-checked against MANIFEST.json; if the file is
+    absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
+    import json
+
+    from lib import cache, checkpoint
+    from lib.lseg.model import config
+
+    directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
+    runs = {run_name(*r): r for r in TINY_RUNS}
+    if name not in runs:
+        raise ValueError(f"unknown tiny run {name!r}; known: {sorted(runs)}")
+    text, arch, depth, seed = runs[name]
+    path = directory / f"{name}.pt"
+    if not path.exists():
+        if ds is None:
+            raise ValueError("the run is not committed: pass the data set so that it can be trained")
+        work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}.pt"
+        return train_tiny(ds, text, arch, depth, seed, ckpt_path=work)
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    if sha256_of(path) != manifest[name]["sha256"]:
+        raise ValueError(f"{path} does not match the sha256 in MANIFEST.json: it was changed after training; "
+                         f"retrain with: {manifest[name]['command']}")
+    state = checkpoint.load(path)
+    enc = text_encoder(text, seed)
+    model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    return model.eval(), state["history"], enc

@@ -1,0 +1,164 @@
+"""The built HTML book, as a reader sees it: built with warnings as errors, opened offline in a real browser.
+
+The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.cache make
+a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
+Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error,
+math typeset, widgets drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from tests.helpers.serve import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [c["file"] for c in part.get("chapters", [])]
+    return pages
+
+
+def notebook_pages() -> list[str]:
+    return [p for p in toc_pages() if (ROOT / "book" / f"{p}.ipynb").exists()]
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    proc = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, "the book build failed (warnings are errors):\n" + log[-6000:]
+    return HTML
+
+
+def test_book_builds_every_page(built_book):
+    for page in toc_pages():
+        assert (built_book / f"{page}.html").exists(), f"{page}.html was not built"
+
+
+def test_config_keeps_execution_strict():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["execute"]["raise_on_error"] is True
+    assert cfg["execute"].get("allow_errors", False) is False
+    assert cfg["execute"]["execute_notebooks"] in ("cache", "force")
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"BOOK_FLAGS :=.*-W.*--keep-going", makefile), "the book must build with warnings as errors"
+
+
+def test_pages_reference_no_cdn(built_book):
+    """Every script and stylesheet a page loads is local (the browser test below also blocks the network)."""
+    for page in toc_pages():
+        html = (built_book / f"{page}.html").read_text()
+        for src in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html):
+            if src.startswith(("http://", "https://", "//")):
+                assert re.match(r"https://(github\.com|colab\.research\.google\.com)/", src), \
+                    f"{page}.html loads {src} from the internet"
+
+
+@pytest.fixture(scope="session")
+def server(built_book):
+    with serve(built_book) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: `apt-get install chromium` (the README's set-up installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str):
+    """Open ``url`` with every non-local request refused; return the page and what went wrong on it."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: dict[str, list[str]] = {"page errors": [], "left the machine": [], "failed": []}
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            r.continue_()
+        else:
+            problems["left the machine"].append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda e: problems["page errors"].append(str(e)))
+    page.on("response", lambda resp: resp.status >= 400 and not resp.url.endswith("favicon.ico")
+            and problems["failed"].append(f"{resp.status} {resp.url}"))
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_timeout(800)
+    return page, problems
+
+
+@pytest.mark.parametrize("name", toc_pages())
+def test_page_in_browser(browser, server, name):
+    page, problems = open_page(browser, f"{server}/{name}.html")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    assert not problems["page errors"], problems
+    assert not problems["left the machine"], problems
+    assert not problems["failed"], problems
+    source = (HTML / f"{name}.html").read_text()
+    if 'class="math' in source:
+        assert page.locator("mjx-container").count() > 0, f"{name}: math was not typeset (MathJax did not run)"
+        assert page.locator("text=\\frac").count() == 0, f"{name}: raw LaTeX left on the page"
+    for link in page.locator('a[href*="colab.research.google.com"]').all():
+        assert link.get_attribute("href").endswith(".ipynb"), link.get_attribute("href")
+    if name in notebook_pages():
+        assert page.locator('a[href*="colab.research.google.com"]').count() > 0, f"{name}: no Colab launch link"
+    page.close()
+
+
+def test_widgets_render_and_switch_offline(browser, server):
+    """Every switcher widget is drawn and shows another panel when its control moves (no kernel behind it)."""
+    seen = 0
+    for name in notebook_pages():
+        page, problems = open_page(browser, f"{server}/{name}.html")
+        switchers = page.locator(".course-switcher")
+        source = (HTML / f"{name}.html").read_text()
+        if "application/vnd.jupyter.widget-view+json" in source:
+            page.wait_for_selector(".jupyter-widgets", state="attached", timeout=15000)
+        for i in range(switchers.count()):
+            box = switchers.nth(i)
+            box.scroll_into_view_if_needed()
+            stack = box.locator(".widget-box, .widget-stack").last
+            before = stack.inner_html()
+            handle = box.locator(".noUi-handle")
+            if handle.count():
+                handle.first.focus()
+                page.keyboard.press("ArrowRight")
+            else:
+                select = box.locator("select").first
+                select.select_option(index=1)
+            page.wait_for_timeout(300)
+            after = stack.inner_html()
+            assert after != before, f"{name}: switcher {i} did not change its panel"
+            if i == 0:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                box.screenshot(path=str(SHOTS / f"{name}-widget.png"))
+            seen += 1
+        assert not problems["page errors"], problems
+        page.close()
+    assert seen > 0, "no widget was found in the book"

@@ -1,0 +1,287 @@
+"""Unit tests of the shared runtime in lib/ (scales, runtime, downloads, checkpoints, cache, training, provenance,
+assets, widgets)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lib
+from lib import assets, cache, checkpoint, download, provenance, runtime, scale, widgets
+from tests.helpers.serve import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ROOT / "tests" / "helpers" / "train_toy.py"
+
+
+# --- scales -------------------------------------------------------------------------------------------------------
+def test_scale_from_env_and_choose(monkeypatch):
+    monkeypatch.setenv("COURSE_SCALE", "colab")
+    assert scale.current() == "colab"
+    assert scale.choose(tiny=1, colab=2, paper=3) == 2
+    monkeypatch.setenv("COURSE_SCALE", "paper")
+    assert scale.choose(tiny=1, colab=2) == 2  # paper falls back to colab
+    monkeypatch.setenv("COURSE_SCALE", "tiny")
+    assert scale.choose(tiny=1, colab=2) == 1
+
+
+def test_scale_default_without_gpu(monkeypatch):
+    monkeypatch.delenv("COURSE_SCALE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert scale.current() == "tiny"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert scale.current() == "colab"
+
+
+def test_scale_override_and_bad_name(monkeypatch):
+    monkeypatch.setenv("COURSE_SCALE", "tiny")
+    scale.set_scale("paper")
+    try:
+        assert scale.current() == "paper"
+    finally:
+        scale.set_scale(None)
+    assert scale.current() == "tiny"
+    with pytest.raises(ValueError, match="use one of tiny, colab, paper"):
+        scale.set_scale("huge")
+    monkeypatch.setenv("COURSE_SCALE", "medium")
+    with pytest.raises(ValueError, match="COURSE_SCALE"):
+        scale.current()
+
+
+# --- runtime ------------------------------------------------------------------------------------------------------
+def test_setup_seeds_and_threads():
+    dev = runtime.setup(seed=3, threads=1)
+    assert dev.type in ("cpu", "cuda") and torch.get_num_threads() == 1
+    a = (torch.rand(3), np.random.rand(3))
+    runtime.setup(seed=3, threads=1)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_banner_shows_scale_device_versions_commit():
+    html = runtime.banner(chapter="x")._repr_html_()
+    for key in ("scale", "hardware", "torch", "python", "commit", "chapter"):
+        assert f"<b>{key}</b>" in html
+    assert scale.current() in repr(runtime.banner())
+
+
+# --- downloads ----------------------------------------------------------------------------------------------------
+@pytest.fixture
+def payload(tmp_path):
+    src = tmp_path / "served"
+    src.mkdir()
+    data = os.urandom(50_000)
+    (src / "weights.bin").write_bytes(data)
+    return src, hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def http_server(payload):
+    with serve(payload[0]) as url:
+        yield url
+
+
+def test_fetch_from_loopback_server_and_cache(http_server, payload, tmp_path):
+    _, sha = payload
+    dest = download.fetch(f"{http_server}/weights.bin", sha, cache_dir=tmp_path / "c", progress=False)
+    assert download.sha256sum(dest) == sha
+    # A second call is served from the cache (the server is gone).
+    assert download.fetch("http://127.0.0.1:9/weights.bin", sha, cache_dir=tmp_path / "c") == dest
+
+
+def test_fetch_local_file_url(payload, tmp_path):
+    src, sha = payload
+    dest = download.fetch((src / "weights.bin").as_uri(), sha, cache_dir=tmp_path / "c", progress=False)
+    assert dest.read_bytes() == (src / "weights.bin").read_bytes()
+
+
+def test_fetch_bad_checksum_keeps_nothing(http_server, tmp_path):
+    with pytest.raises(download.ChecksumError, match="sha256"):
+        download.fetch(f"{http_server}/weights.bin", "0" * 64, cache_dir=tmp_path / "c", progress=False)
+    assert list((tmp_path / "c").iterdir()) == []  # nothing half-written or wrong left behind
+
+
+def test_fetch_damaged_cache_is_reported(payload, tmp_path):
+    _, sha = payload
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "weights.bin").write_bytes(b"truncated")
+    with pytest.raises(download.ChecksumError, match="delete it"):
+        download.fetch("http://127.0.0.1:9/weights.bin", sha, cache_dir=tmp_path / "c")
+
+
+def test_fetch_without_network_says_what_to_do(tmp_path):
+    with pytest.raises(download.DownloadError, match="COURSE_SCALE=tiny"):
+        download.fetch("http://127.0.0.1:9/nothing.bin", "a" * 64, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="64 hex"):
+        download.fetch("http://127.0.0.1:9/x", "abc", cache_dir=tmp_path)
+
+
+# --- checkpoints and cache ----------------------------------------------------------------------------------------
+def test_checkpoint_roundtrip_and_weights_only(tmp_path):
+    path = checkpoint.save({"w": torch.arange(3.0), "step": 7}, tmp_path / "ck.pt")
+    assert checkpoint.load(path)["step"] == 7
+    torch.save({"obj": Path("x")}, tmp_path / "pickled.pt")  # an arbitrary pickled object
+    with pytest.raises(checkpoint.CheckpointError, match="weights_only"):
+        checkpoint.load(tmp_path / "pickled.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "ck.pt"
+    checkpoint.save({"v": 1}, target)
+    with pytest.raises(RuntimeError):
+        with checkpoint.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed mid-write")
+    assert checkpoint.load(target)["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_memo_computes_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    calls = []
+
+    def work():
+        calls.append(1)
+        return {"curve": np.linspace(0, 1, 5), "n": 3, "names": ["a", "b"]}
+
+    a = cache.memo("demo", work)
+    b = cache.memo("demo", work)
+    assert len(calls) == 1
+    assert isinstance(b["curve"], np.ndarray) and np.array_equal(a["curve"], b["curve"]) and b["names"] == ["a", "b"]
+    cache.memo("demo", work, version="2")
+    assert len(calls) == 2
+    # A damaged cache entry is recomputed, not a crash.
+    for p in (tmp_path / "memo").iterdir():
+        p.write_bytes(b"garbage")
+    cache.memo("demo", work)
+    assert len(calls) == 3
+
+
+# --- training: resume after a kill, and DDP -----------------------------------------------------------------------
+def _run(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300, **kw)
+
+
+def test_killed_run_resumes_to_the_same_end(tmp_path):
+    for dropout in ("0.0", "0.2"):  # dropout: the random-number state must be resumed too
+        ref = tmp_path / f"ref{dropout}.pt"
+        assert _run([str(TOY), "--out", str(ref), "--dropout", dropout]).returncode == 0
+        ck = tmp_path / f"run{dropout}.ckpt"
+        killed = _run([str(TOY), "--ckpt", str(ck), "--out", str(tmp_path / "never.pt"), "--kill-at", "12",
+                       "--dropout", dropout])
+        assert killed.returncode != 0 and not (tmp_path / "never.pt").exists()
+        assert checkpoint.load(ck)["step"] == 10  # the last checkpoint before the kill
+        out = tmp_path / f"resumed{dropout}.pt"
+        assert _run([str(TOY), "--ckpt", str(ck), "--out", str(out), "--dropout", dropout]).returncode == 0
+        a, b = checkpoint.load(ref), checkpoint.load(out)
+        for k in a["params"]:
+            assert torch.equal(a["params"][k], b["params"][k]), k
+        assert torch.equal(a["losses"], b["losses"])
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    single = tmp_path / "single.pt"
+    assert _run([str(TOY), "--out", str(single), "--steps", "20"]).returncode == 0
+    ddp = tmp_path / "ddp.pt"
+    proc = _run(["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d",
+                 "--rdzv_endpoint=127.0.0.1:0", str(TOY), "--out", str(ddp), "--steps", "20"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = checkpoint.load(single), checkpoint.load(ddp)
+    assert b["world"] == 2
+    for k in a["params"]:
+        torch.testing.assert_close(a["params"][k], b["params"][k], rtol=1e-5, atol=1e-6)
+
+
+def test_shard_needs_divisible_batch():
+    x = torch.arange(6)
+    assert torch.equal(lib.train.shard(x, 1, 2), torch.tensor([3, 4, 5]))
+    with pytest.raises(ValueError, match="divisible"):
+        lib.train.shard(torch.arange(5), 0, 2)
+
+
+# --- provenance ---------------------------------------------------------------------------------------------------
+def test_stamp_and_scorecard(monkeypatch):
+    monkeypatch.setenv("COURSE_SCALE", "tiny")
+    s = provenance.stamp()
+    assert "scale tiny" in s and "torch" in s and "commit" in s
+    card = provenance.Scorecard("T").add("PSNR", ours=25.0, paper=27.5, unit="dB", source="Table 1")
+    row = card.rows[0]
+    assert row["difference"] == pytest.approx(-2.5) and row["paper_scale"] is False
+    html = card._repr_html_()
+    assert "27.5" in html and "−2.5" not in html and "-2.5" in html and "scale tiny" in html
+    card.add("mAP", ours=None, paper=0.766)
+    assert card.rows[1]["difference"] is None
+
+
+def test_caption_adds_stamp():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    provenance.caption(fig, extra="seed 0")
+    assert any("scale" in t.get_text() and "seed 0" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+# --- assets -------------------------------------------------------------------------------------------------------
+def test_require_names_the_package(tmp_path):
+    with pytest.raises(assets.AssetMissing, match="apt-get install some-package"):
+        assets.require(tmp_path / "nope", apt="some-package")
+
+
+def test_photos_are_real_rgb_images():
+    photos = assets.photos(min_side=256, max_side=512)
+    assert len(photos) >= 15
+    for name, img in photos:
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and max(img.shape[:2]) <= 512, name
+        assert img.std() > 10, f"{name} looks blank"
+
+
+# --- widgets ------------------------------------------------------------------------------------------------------
+def test_switcher_links_control_to_stack():
+    import ipywidgets as w
+
+    box = widgets.switcher({"a": np.zeros((4, 4, 3), np.uint8), "b": "<b>html</b>"}, control="dropdown")
+    ctrl, stack = box.children
+    assert isinstance(stack, w.Stack) and len(stack.children) == 2
+    assert box.link.source == (ctrl, "index") and box.link.target == (stack, "selected_index")
+    with pytest.raises(ValueError, match="at least one"):
+        widgets.switcher({})
+    with pytest.raises(ValueError, match="slider"):
+        widgets.switcher({"a": b"x"}, control="knob")
+
+
+def test_explore_is_static_in_the_build_and_live_on_colab(monkeypatch):
+    import ipywidgets as w
+
+    monkeypatch.setenv("COURSE_LIVE", "0")
+    calls = []
+    box = widgets.explore(lambda v: calls.append(v) or np.full((2, 2, 3), v, np.uint8), [1, 2, 3])
+    assert calls == [1, 2, 3] and isinstance(box.children[1], w.Stack)
+    monkeypatch.setenv("COURSE_LIVE", "1")
+    live = widgets.explore(lambda v: np.full((2, 2, 3), v, np.uint8), [1, 2])
+    assert isinstance(live, w.interactive)
+
+
+def test_audio_player_embeds_wav():
+    html = widgets.audio(np.sin(np.linspace(0, 100, 1600)), 16000, label="tone")
+    assert "data:audio/wav;base64," in html and "tone" in html
+    with pytest.raises(ValueError, match="mono"):
+        widgets.audio(np.zeros((2, 100)), 16000)
+
+
+def test_png_bytes_rejects_unknown():
+    with pytest.raises(TypeError, match="PIL image"):
+        widgets.png_bytes(object())

