@@ -243,3 +243,33 @@ def test_pretrained_init_goes_through_fetch_with_sha256(tmp_path, monkeypatch):
         C.pretrained_init(2, url=src.as_uri(), sha256="0" * 64)
     with pytest.raises(ValueError, match="sha256"):
         C.pretrained_init(2)
+
+
+def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
+    from lib.icm import experiment as X
+
+    src = ROOT / "lib" / "icm" / "checkpoints"
+    (tmp_path / "icm_base_tiny.pt").write_bytes((src / "icm_base_tiny.pt").read_bytes())
+    record = json.loads((src / "icm_base_tiny.json").read_text())
+    codec, rec = X.load_base(tmp_path / "icm_base_tiny.pt")  # no record beside it: loads, nothing to check
+    assert isinstance(codec, C.ICMCodec) and "command" in rec
+    record["sha256"] = "0" * 64
+    (tmp_path / "icm_base_tiny.json").write_text(json.dumps(record))
+    with pytest.raises(lib.download.ChecksumError, match="retrain"):
+        X.load_base(tmp_path / "icm_base_tiny.pt")
+
+
+def test_machine_is_frozen_and_differentiable():
+    from lib.icm.machine import EfficientNetLite0, task_distortion
+
+    m = EfficientNetLite0()
+    m.train()
+    assert not m.training and not any(p.requires_grad for p in m.parameters())
+    x = photo_like(0, 64)
+    x_hat = (x + 0.1 * torch.randn_like(x)).clamp(0, 1).requires_grad_(True)
+    out, ref = m(x_hat), m(x)
+    assert out["logits"].shape == (1, 1000) and len(out["features"]) == 4
+    d = task_distortion(out, ref)
+    (d["feature"] + d["kl"]).backward()
+    assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    assert float(task_distortion(ref, ref)["feature"]) == 0.0
