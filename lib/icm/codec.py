@@ -1,0 +1,166 @@
+"""The ICM codec: a learned image codec trained end to end for a machine (Le et al., ICIP 2022, Sec. 2).
+
+We use CompressAI's factorized-prior model (Ballé et al., ICLR 2018; ``bmshj2018-factorized``) as the codec. Its
+synthesis transform ``g_s`` is four transposed convolutions (k=5, s=2), the layer type that draws checkerboards::
+
+    x ─► g_a ─► y ─► Q ─► y_hat ─► EB (rANS bitstream) ─► y_hat ─► g_s ─► x_hat
+                 (frozen during finetuning)                        g_s.0, g_s.1 trained
+
+Two details keep training and real decoding in agreement (the brief's pitfall 2):
+
+- the decoder sees the *rounded* latent ``y_hat = round(y − m) + m`` (``m`` the entropy bottleneck's medians, as in
+  ``compress()``), with a straight-through gradient; the rate term still uses CompressAI's noisy likelihoods;
+- ``x_hat`` is clamped to [0, 1] as ``decompress()`` does, with a straight-through gradient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from compressai.models import FactorizedPrior
+
+STRIDE = 16  # g_a downsamples by 2**4
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` forward, identity backward."""
+    return x + (torch.round(x) - x).detach()
+
+
+def ste_clamp(x: torch.Tensor) -> torch.Tensor:
+    """``clamp(x, 0, 1)`` forward, identity backward."""
+    return x + (x.clamp(0, 1) - x).detach()
+
+
+def check_images(x, *, stride: int = STRIDE, name: str = "x") -> torch.Tensor:
+    """Validate a (B, 3, H, W) or (3, H, W) batch in [0, 1] with H, W multiples of ``stride``; return (B, 3, H, W)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, 3, H, W) or (3, H, W); got {tuple(x.shape)}")
+    if x.shape[1] != 3:
+        hint = " (it looks channels-last: use x.permute(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
+        raise ValueError(f"{name} must have 3 colour channels in dim 1; got shape {tuple(x.shape)}{hint}. "
+                         f"Convert grey images with x.expand(-1, 3, -1, -1) and drop alpha with x[:, :3]")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}: use x.float() / 255")
+    h, w = x.shape[-2:]
+    if h < stride or w < stride or h % stride or w % stride:
+        raise ValueError(f"{name} is {h}x{w} pixels: the codec needs height and width that are positive multiples "
+                         f"of {stride} (its total stride). Crop or pad, e.g. x[..., :{max(stride, h // stride * stride)}"
+                         f", :{max(stride, w // stride * stride)}]")
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(f"{name} must lie in [0, 1]; its values span [{lo:.3g}, {hi:.3g}]. Divide uint8 images by "
+                         f"255 (and undo any mean/std normalisation) before coding")
+    return x
+
+
+class ICMCodec(FactorizedPrior):
+    """CompressAI's ``bmshj2018-factorized`` with straight-through rounding and clamping.
+
+    ``forward(x)`` returns ``{"x_hat", "likelihoods", "y_hat"}``; ``compress``/``decompress`` are CompressAI's (real
+    rANS bitstreams), and decode exactly what ``forward`` shows in ``eval()`` mode.
+    """
+
+    def medians(self) -> torch.Tensor:
+        """The entropy bottleneck's per-channel medians, shaped (1, M, 1, 1)."""
+        return self.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+
+    def quantize(self, y: torch.Tensor) -> torch.Tensor:
+        """The latent the decoder receives: ``round(y − m) + m`` (what ``decompress`` rebuilds), straight-through."""
+        m = self.medians()
+        return ste_round(y - m) + m
+
+    def forward(self, x):
+        x = check_images(x)
+        y = self.g_a(x)
+        _, y_likelihoods = self.entropy_bottleneck(y)  # noisy proxy in train mode: the rate term
+        y_hat = self.quantize(y)
+        x_hat = ste_clamp(self.g_s(y_hat))
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y_hat": y_hat}
+
+    def compress(self, x):
+        return super().compress(check_images(x))
+
+
+def build_codec(N: int, M: int) -> ICMCodec:
+    return ICMCodec(N=N, M=M)
+
+
+def codec_from_state_dict(state_dict: dict) -> ICMCodec:
+    """An :class:`ICMCodec` with the sizes read from ``state_dict`` (entropy-coder tables included)."""
+    N, M = state_dict["g_a.0.weight"].shape[0], state_dict["g_a.6.weight"].shape[0]
+    codec = ICMCodec(N=N, M=M)
+    # CompressAI sizes its CDF buffers when loading (load_state_dict is overridden for this)
+    codec.load_state_dict(state_dict)
+    return codec
+
+
+def bpp_from_likelihoods(likelihoods: dict, num_pixels: int) -> torch.Tensor:
+    """Rate estimate in bits per pixel: ``Σ −log2 p(ŷ) / (B·H·W)``."""
+    return sum(-torch.log2(l).sum() for l in likelihoods.values()) / num_pixels
+
+
+@torch.no_grad()
+def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
+    """Real bitstreams (one ``compress()`` per image): ``[{"strings", "shape", "bytes", "sha256"}]``."""
+    codec.eval()
+    out = []
+    for x in images:
+        enc = codec.compress(x)
+        data = b"".join(s[0] for s in enc["strings"])
+        out.append({"strings": enc["strings"], "shape": tuple(enc["shape"]), "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest()})
+    return out
+
+
+@torch.no_grad()
+def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor]:
+    codec.eval()
+    return [codec.decompress(b["strings"], b["shape"])["x_hat"] for b in bitstreams]
+
+
+def state_hashes(module: torch.nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every parameter and buffer (bit-exact fingerprint), except names starting with ``exclude``."""
+    out = {}
+    for name, t in module.state_dict().items():
+        if any(name == p or name.startswith(p + ".") for p in exclude):
+            continue
+        out[name] = hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return out
+
+
+# --- colab / paper scale: CompressAI's pretrained (MSE-trained) weights as an initialisation only ------------------
+COMPRESSAI_URL = "https://compressai.s3.amazonaws.com/models/v1/bmshj2018-factorized-prior-{q}-{h}.pth.tar"
+# The 8 hex digits in each file name are the start of its sha256 (torch.hub's convention). The full sha256 must be
+# pinned here before a colab run: `sha256sum` the downloaded file once and paste it (fetch refuses a short hash).
+COMPRESSAI_FILES = {1: ("446d5c7f", None), 2: ("87279a02", None), 3: ("5c6f152b", None), 4: ("1ed4405a", None)}
+COMPRESSAI_SIZES = {q: (128, 192) for q in range(1, 6)}
+
+
+def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | None = None) -> ICMCodec:
+    """CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality``, fetched with a sha256 check.
+
+    Only an initialisation: those weights were trained for PSNR, not for a machine.
+    """
+    from lib import checkpoint, download
+
+    if quality not in COMPRESSAI_FILES:
+        raise ValueError(f"quality must be one of {sorted(COMPRESSAI_FILES)}, got {quality}")
+    prefix, pinned = COMPRESSAI_FILES[quality]
+    url = url or COMPRESSAI_URL.format(q=quality, h=prefix)
+    sha256 = sha256 or pinned
+    if sha256 is None:
+        raise ValueError(f"no full sha256 pinned for {url}: download it once, check that `sha256sum` starts with "
+                         f"{prefix}, and pass sha256=... (or pin it in lib/icm/codec.py COMPRESSAI_FILES)")
+    path = download.fetch(url, sha256)
+    state = checkpoint.load(path)
+    state = state.get("state_dict", state)
+    return codec_from_state_dict(state)

@@ -1,0 +1,84 @@
+"""The chapter's experiment, scale by scale: the base codec, the evaluation set, the finetuning runs (memoised).
+
+``tiny``: the base codec is the committed checkpoint ``checkpoints/icm_base_tiny.pt`` (made by
+``scripts/icm_train_base.py``; its sha256 is checked on load); evaluation = fixed 192-px crops of held-out photos.
+``colab``/``paper``: CompressAI's pretrained weights as the initialisation, trained for the machine on a GPU by
+the same script (``--init-quality Q --init-sha256 ...``), Kodak + COCO for evaluation (downloads pinned by sha256).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from lib.icm import codec as C
+from lib.icm import data
+from lib.icm import finetune as FT
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+BASE_TINY = CHECKPOINTS / "icm_base_tiny.pt"
+
+
+def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
+    """The base ICM codec and its record (config, training history, command); sha256-checked against the JSON
+    record committed beside it."""
+    from lib import checkpoint, download
+
+    record_path = Path(path).with_suffix(".json")
+    record = {}
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        got = download.sha256sum(path)
+        if got != record["sha256"]:
+            raise download.ChecksumError(f"{path} has sha256 {got}, but {record_path.name} records "
+                                         f"{record['sha256']}: restore it with `git checkout -- {path}` or retrain "
+                                         f"with: {record['command']}")
+    state = checkpoint.load(path)
+    codec = C.codec_from_state_dict(state["state_dict"]).eval()
+    return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}
+
+
+def photos_split(short_side: int = 384):
+    return data.split(data.load_photos(short_side))
+
+
+def eval_images(eval_photos, size: int = 192, per_photo: int = 9) -> list[tuple[str, torch.Tensor]]:
+    return data.grid_crops(eval_photos, size, per_photo)
+
+
+def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
+                 device="cpu") -> dict:
+    """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
+    interrupted runs resume from their checkpoint."""
+    import hashlib
+
+    from lib import cache
+
+    base_id = C.state_hashes(base)["g_s.6.weight"][:12]
+    key = f"icm-ft-{tag}-{base_id}-{cfg.key()}-{milestones}"
+    ckpt = cache.cache_dir("icm", "finetune") / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".pt")
+    return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=ckpt, milestones=milestones,
+                                                   device=device),
+                      version="1")
+
+
+def train_base_gpu(train_photos, machine, quality: int = 2, sha256: str | None = None, device="cuda"):
+    """colab/paper: CompressAI's pretrained ``bmshj2018-factorized`` (N=128, M=192) as the initialisation, trained
+    for the machine with the same loss as the tiny base (resumable, memoised by its checkpoint). Not run at tiny."""
+    from lib import cache
+    from lib.icm import base
+
+    cfg = base.BaseConfig(N=128, M=192, steps=20_000, batch=16, crop=256, lr=1e-4, warmup_frac=0.05)
+    init = C.pretrained_init(quality, sha256=sha256)
+    ckpt = cache.cache_dir("icm", "base") / f"colab-q{quality}.pt"
+    return base.train_base(cfg, train_photos, machine, ckpt, init=init, device=device)
+
+
+def zoom(image: torch.Tensor, box: tuple[int, int, int], factor: int = 3):
+    """An (H, W, 3) uint8 array of ``image[..., i:i+s, j:j+s]`` enlarged ``factor``× by pixel repetition."""
+    i, j, s = box
+    crop = image.reshape(-1, *image.shape[-3:])[0][:, i:i + s, j:j + s]
+    crop = crop.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+    return (crop.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")

@@ -1,0 +1,115 @@
+"""PatchGAN: the discriminator that judges an image patch by patch (Le et al., ICIP 2022, Sec. 2 and Fig. 3).
+
+The poster finetunes the ICM decoder against a PatchGAN: ``k`` patches of size ``s`` are cropped **at the same
+positions** from the original ``x`` (real) and the decoded ``x̂`` (fake); the discriminator ``D`` scores every
+overlapping 70×70 window of a patch (one logit per window), so it judges local texture, where checkerboards live.
+
+Architecture *(our choice: the pix2pix default, Isola et al., CVPR 2017, ``NLayerDiscriminator``)*::
+
+    Conv4 s2 → LReLU(0.2) → [Conv4 s2 → BN → LReLU] × (n_layers − 1) → Conv4 s1 → BN → LReLU → Conv4 s1 → 1 map
+
+Losses: LSGAN (least squares, ``(D−1)²`` / ``D²``) or BCE with logits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix N-layer PatchGAN: ``forward(x) -> (B, 1, h, w)`` logits, one per receptive-field window.
+
+    With ``n_layers=3`` each logit sees a 70×70 window; a 32-px patch gives a 2×2 map, 64 px 6×6, 128 px 14×14.
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if norm not in ("batch", "instance", "none"):
+            raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
+        self.in_channels, self.n_layers = in_channels, n_layers
+
+        def block(c_in, c_out, stride):
+            layers = [nn.Conv2d(c_in, c_out, 4, stride, 1, bias=norm == "none")]
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            elif norm == "instance":
+                layers.append(nn.InstanceNorm2d(c_out))
+            return layers + [nn.LeakyReLU(0.2, True)]
+
+        layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2 ** n, 8)
+            layers += block(ndf * prev, ndf * mult, 2)
+        prev, mult = mult, min(2 ** n_layers, 8)
+        layers += block(ndf * prev, ndf * mult, 1)
+        layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"PatchDiscriminator expects (B, {self.in_channels}, H, W) patches, got {tuple(x.shape)}")
+        if min(x.shape[-2:]) < self.min_size():
+            raise ValueError(f"patches of {x.shape[-2]}x{x.shape[-1]} px are too small for a {self.n_layers}-layer "
+                             f"PatchGAN: use at least {self.min_size()} px (or fewer layers)")
+        return self.model(x)
+
+    def min_size(self) -> int:
+        """Smallest input side that still yields a 1×1 map."""
+        s = 1
+        while self.output_size(s) < 1:
+            s += 1
+        return s
+
+    def output_size(self, size: int) -> int:
+        for _ in range(self.n_layers):
+            size = (size + 2 - 4) // 2 + 1
+        return size - 2
+
+
+def receptive_field(n_layers: int = 3) -> int:
+    """Receptive field (pixels) of one output logit: 70 for ``n_layers=3`` (pix2pix's "70×70 PatchGAN")."""
+    strides = [2] * n_layers + [1, 1]
+    rf = 1
+    for s in reversed(strides):
+        rf = (rf - 1) * s + 4
+    return rf
+
+
+def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``k`` patches of ``size``×``size`` per image, cut at the **same** positions from ``x`` and ``x̂``.
+
+    Returns ``(real, fake, positions)`` with ``real``/``fake`` of shape (B·k, C, size, size) and ``positions``
+    (B, k, 2) top-left corners.
+    """
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    B, C, H, W = x.shape
+    if size > H or size > W or size < 1:
+        raise ValueError(f"patch size {size} does not fit images of {H}x{W}: use a size <= {min(H, W)}")
+    if k < 1:
+        raise ValueError(f"k (patches per image) must be >= 1, got {k}")
+    i = torch.randint(H - size + 1, (B, k), generator=generator)
+    j = torch.randint(W - size + 1, (B, k), generator=generator)
+    real, fake = [], []
+    for b in range(B):
+        for n in range(k):
+            sl = (b, slice(None), slice(int(i[b, n]), int(i[b, n]) + size), slice(int(j[b, n]), int(j[b, n]) + size))
+            real.append(x[sl])
+            fake.append(x_hat[sl])
+    return torch.stack(real), torch.stack(fake), torch.stack([i, j], -1)
+
+
+def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
+    """LSGAN: mean (D − t)²; BCE: binary cross-entropy with logits; t = 1 for real, 0 for fake."""
+    target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+    if mode == "lsgan":
+        return F.mse_loss(logits, target)
+    if mode == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}")

@@ -1,0 +1,275 @@
+"""Tests for lib.icm (Chapter 1: image coding for machines → humans)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lib
+from lib import icm
+from lib.icm import codec as C
+from lib.icm import finetune as FT
+
+ROOT = Path(__file__).resolve().parent.parent
+torch.set_num_threads(1)
+
+
+def small_codec(seed=0, N=8, M=12):
+    torch.manual_seed(seed)
+    codec = C.build_codec(N, M).eval()
+    codec.update(force=True)
+    return codec
+
+
+def photo_like(seed=0, size=64):
+    """A smooth random image (no periodic structure) in [0, 1], (1, 3, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, size // 8, size // 8, generator=g)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    return (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+# --- PatchGAN ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size,expected", [(32, 2), (64, 6), (128, 14)])
+def test_discriminator_map_size(size, expected):
+    D = icm.PatchDiscriminator(in_channels=3, ndf=64, n_layers=3)
+    out = D(torch.rand(2, 3, size, size))
+    assert out.shape == (2, 1, expected, expected)
+    assert D.output_size(size) == expected
+
+
+def test_receptive_field_is_70_pixels():
+    assert icm.receptive_field(3) == 70
+    D = icm.PatchDiscriminator(ndf=8, n_layers=3).eval()
+    x = torch.rand(1, 3, 160, 160, requires_grad=True)
+    out = D(x)
+    c = out.shape[-1] // 2
+    out[0, 0, c, c].backward()
+    rows = torch.nonzero(x.grad.abs().sum((0, 1)).sum(1)).flatten()
+    cols = torch.nonzero(x.grad.abs().sum((0, 1)).sum(0)).flatten()
+    # padding can hide at most the outermost taps; away from the border the full window is seen
+    assert int(rows[-1] - rows[0] + 1) == 70 and int(cols[-1] - cols[0] + 1) == 70
+
+
+def test_discriminator_rejects_bad_inputs():
+    D = icm.PatchDiscriminator(ndf=8)
+    with pytest.raises(ValueError, match="expects"):
+        D(torch.rand(1, 4, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        D(torch.rand(1, 3, 16, 16))
+
+
+def test_aligned_patches_come_from_the_same_positions():
+    B, H, W = 2, 40, 50
+    x = torch.arange(B * 3 * H * W, dtype=torch.float32).reshape(B, 3, H, W)
+    x_hat = -x
+    real, fake, pos = icm.aligned_patches(x, x_hat, k=3, size=16, generator=torch.Generator().manual_seed(1))
+    assert real.shape == fake.shape == (B * 3, 3, 16, 16) and pos.shape == (B, 3, 2)
+    assert torch.equal(fake, -real)
+    for b in range(B):
+        for n in range(3):
+            i, j = pos[b, n].tolist()
+            assert torch.equal(real[b * 3 + n], x[b, :, i:i + 16, j:j + 16])
+    assert len({tuple(p) for p in pos.reshape(-1, 2).tolist()}) > 1  # positions are random, not all equal
+    with pytest.raises(ValueError, match="does not fit"):
+        icm.aligned_patches(x, x_hat, k=1, size=64)
+    with pytest.raises(ValueError, match="same shape"):
+        icm.aligned_patches(x, x_hat[:, :, :20], k=1, size=8)
+
+
+def test_gan_losses():
+    logits = torch.tensor([[2.0, -1.0]])
+    assert float(icm.gan_loss(logits, True, "lsgan")) == pytest.approx(((2 - 1) ** 2 + (-1 - 1) ** 2) / 2)
+    assert float(icm.gan_loss(logits, False, "lsgan")) == pytest.approx((4 + 1) / 2)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    assert float(icm.gan_loss(logits, True, "bce")) == pytest.approx(float(bce))
+    with pytest.raises(ValueError, match="lsgan"):
+        icm.gan_loss(logits, True, "wgan")
+
+
+# --- the artifact score -----------------------------------------------------------------------------------------
+def test_artifact_score_flat_and_checkerboard():
+    flat = np.full((64, 64, 3), 0.4)
+    assert icm.checkerboard_score(flat, 4) == 0.0
+    base = photo_like(3, 128)[0].permute(1, 2, 0).numpy()
+    P = 4
+    i, j = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    pattern = 0.08 * (((i % P) == 0) & ((j % P) == 0)) - 0.02
+    board = np.clip(base + pattern[..., None], 0, 1)
+    s_photo, s_board = icm.checkerboard_score(base, P), icm.checkerboard_score(board, P)
+    assert s_photo < 0.1
+    assert s_board > 0.25 and s_board > 5 * s_photo
+    # a pure period-P pattern on a flat image is all artifact: score ~ 1
+    assert icm.checkerboard_score(np.clip(0.5 + pattern[..., None] + 0 * base, 0, 1), P) > 0.9
+    # the score is per period: a period-4 pattern is not a period-3 or period-5 one
+    assert icm.checkerboard_score(board, 3) < 0.2 * s_board
+    assert icm.checkerboard_score(board, 5) < 0.2 * s_board
+    # (3, H, W) tensors are accepted and give the same number
+    assert icm.checkerboard_score(torch.from_numpy(board).permute(2, 0, 1), P) == pytest.approx(s_board)
+    # the per-phase mean map peaks at phase (0, 0), where the pattern sits
+    m = icm.phase_means(board, P)
+    assert m.shape == (P, P) and np.unravel_index(m.argmax(), m.shape) == (0, 0)
+
+
+def test_artifact_score_bad_inputs():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        icm.checkerboard_score(np.full((64, 64, 3), 2.0), 4)
+    with pytest.raises(ValueError, match="uint8"):
+        icm.checkerboard_score(np.zeros((64, 64, 3), np.uint8), 4)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        icm.checkerboard_score(np.zeros((64, 64, 4)), 4)
+    with pytest.raises(ValueError, match="too small"):
+        icm.checkerboard_score(np.zeros((10, 10, 3)), 4)
+    with pytest.raises(ValueError, match="period"):
+        icm.checkerboard_score(np.zeros((64, 64, 3)), 1)
+
+
+# --- codec: input checks, straight-through, bitstreams ----------------------------------------------------------
+def test_codec_bad_inputs_say_what_to_do():
+    codec = small_codec()
+    with pytest.raises(ValueError, match="multiples of 16"):
+        codec.compress(torch.rand(1, 3, 40, 64))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        codec(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="3 colour channels"):
+        codec(torch.rand(1, 4, 64, 64))
+    with pytest.raises(ValueError, match="channels-last"):
+        codec(torch.rand(1, 64, 64, 3))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        codec(torch.rand(1, 3, 64, 64) * 255)
+    with pytest.raises(ValueError, match="float"):
+        codec(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+
+
+def test_forward_in_eval_mode_decodes_what_the_bitstream_decodes():
+    codec = small_codec(1)
+    x = photo_like(1, 64)
+    with torch.no_grad():
+        fwd = codec(x)["x_hat"]
+        dec = codec.decompress(**{k: v for k, v in codec.compress(x).items()})["x_hat"]
+    assert torch.allclose(fwd, dec, atol=1e-5)
+    # straight-through: gradients reach the encoder through the rounding
+    codec.train()
+    x.requires_grad_(True)
+    codec(x)["x_hat"].sum().backward()
+    assert codec.g_a[0].weight.grad is not None and codec.g_a[0].weight.grad.abs().sum() > 0
+
+
+def finetune_small(base, steps=1, milestones=None, **kw):
+    photos = [("a", photo_like(5, 96)[0]), ("b", photo_like(6, 96)[0])]
+    cfg = FT.FinetuneConfig(steps=steps, batch=2, crop=64, pool=4, k=2, patch=32, ndf=8, lr_g=1e-2, **kw)
+    return FT.finetune(base, photos, cfg, milestones=milestones)
+
+
+def test_freezing_keeps_everything_but_the_head_bit_identical():
+    base = small_codec(2)
+    before = C.state_hashes(base)
+    res = finetune_small(base)
+    assert [n for n, _ in res["trained"]] == [n for n, p in base.named_parameters() if n.startswith(("g_s.0.", "g_s.1."))]
+    new = FT.with_head(base, res["snapshots"]["1"])
+    after = C.state_hashes(new)
+    frozen = [k for k in before if not k.startswith(FT.TRAINABLE)]
+    assert frozen and all(before[k] == after[k] for k in frozen)
+    assert any(before[k] != after[k] for k in before if k.startswith(FT.TRAINABLE))  # the head did move
+    assert C.state_hashes(base) == before  # the base codec object itself is untouched
+
+
+def test_freezing_refuses_bitstream_layers():
+    with pytest.raises(ValueError, match="bitstream"):
+        FT.freeze_for_finetuning(small_codec(), ("g_a.0",))
+    with pytest.raises(ValueError, match="no parameters"):
+        FT.freeze_for_finetuning(small_codec(), ("g_s.9",))
+
+
+def test_bitstream_identical_and_old_bitstreams_decode_with_new_decoder():
+    base = small_codec(3)
+    res = finetune_small(base, steps=2, milestones=[1], adversarial=False)
+    assert set(res["snapshots"]) == {"1", "2"} and len(res["history"]) == 2  # resumed from step 1, not restarted
+    s1, s2 = res["snapshots"]["1"], res["snapshots"]["2"]
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1)
+    new = FT.with_head(base, res["snapshots"]["2"])
+    images = [photo_like(s, 64) for s in range(3)]
+    old = C.compress_all(base, images)
+    again = C.compress_all(new, images)
+    assert [b["strings"] for b in old] == [b["strings"] for b in again]
+    dec_new = C.decompress_all(new, old)      # stored old bitstreams, new decoder
+    dec_base = C.decompress_all(base, old)
+    with torch.no_grad():
+        fwd_new = [new(x)["x_hat"] for x in images]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(dec_new, fwd_new))
+    assert any(not torch.equal(a, b) for a, b in zip(dec_new, dec_base))  # the decoder did change
+
+
+# --- the base-training command and the committed checkpoint -----------------------------------------------------
+def test_base_training_command_runs_shortened(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import icm_train_base
+
+    out = tmp_path / "base.pt"
+    digest = icm_train_base.main(["--steps", "2", "--batch", "2", "--crop", "64", "--N", "8", "--M", "12",
+                                  "--out", str(out), "--quiet"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["sha256"] == digest == lib.download.sha256sum(out)
+    state = lib.checkpoint.load(out)
+    codec = C.codec_from_state_dict(state["state_dict"])
+    assert state["config"]["steps"] == 2 and len(state["history"]) == 2
+    bits = codec.compress(photo_like(0, 64))
+    assert codec.decompress(bits["strings"], bits["shape"])["x_hat"].shape == (1, 3, 64, 64)
+
+
+def test_committed_checkpoint_matches_its_recorded_sha256():
+    ckpt = ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.pt"
+    record = json.loads((ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.json").read_text())
+    assert ckpt.stat().st_size < 5 * 2 ** 20
+    assert lib.download.sha256sum(ckpt) == record["sha256"]
+    assert "scripts/icm_train_base.py" in record["command"]
+
+
+def test_pretrained_init_goes_through_fetch_with_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "bmshj2018-factorized-prior-2-local.pth.tar"
+    ref = small_codec(4)
+    torch.save({"state_dict": ref.state_dict()}, src)
+    digest = lib.download.sha256sum(src)
+    codec = C.pretrained_init(2, url=src.as_uri(), sha256=digest)
+    assert C.state_hashes(codec) == C.state_hashes(ref)
+    with pytest.raises(lib.download.ChecksumError):
+        C.pretrained_init(2, url=src.as_uri(), sha256="0" * 64)
+    with pytest.raises(ValueError, match="sha256"):
+        C.pretrained_init(2)
+
+
+def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
+    from lib.icm import experiment as X
+
+    src = ROOT / "lib" / "icm" / "checkpoints"
+    (tmp_path / "icm_base_tiny.pt").write_bytes((src / "icm_base_tiny.pt").read_bytes())
+    record = json.loads((src / "icm_base_tiny.json").read_text())
+    codec, rec = X.load_base(tmp_path / "icm_base_tiny.pt")  # no record beside it: loads, nothing to check
+    assert isinstance(codec, C.ICMCodec) and "command" in rec
+    record["sha256"] = "0" * 64
+    (tmp_path / "icm_base_tiny.json").write_text(json.dumps(record))
+    with pytest.raises(lib.download.ChecksumError, match="retrain"):
+        X.load_base(tmp_path / "icm_base_tiny.pt")
+
+
+def test_machine_is_frozen_and_differentiable():
+    from lib.icm.machine import EfficientNetLite0, task_distortion
+
+    m = EfficientNetLite0()
+    m.train()
+    assert not m.training and not any(p.requires_grad for p in m.parameters())
+    x = photo_like(0, 64)
+    x_hat = (x + 0.1 * torch.randn_like(x)).clamp(0, 1).requires_grad_(True)
+    out, ref = m(x_hat), m(x)
+    assert out["logits"].shape == (1, 1000) and len(out["features"]) == 4
+    d = task_distortion(out, ref)
+    (d["feature"] + d["kl"]).backward()
+    assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    assert float(task_distortion(ref, ref)["feature"]) == 0.0
