@@ -33,21 +33,28 @@ def main(argv=None):
     p.add_argument("--init-quality", type=int, default=None,
                    help="start from CompressAI's pretrained bmshj2018-factorized at this quality (colab/paper)")
     p.add_argument("--init-sha256", default=None, help="the full sha256 of that CompressAI file")
+    p.add_argument("--init-from", default=None,
+                   help="start from this committed codec checkpoint (a state dict written by this script)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = base.BaseConfig(**{f: getattr(a, f) for f in base.config_dict(d)})
     device = lib.runtime.setup(seed=cfg.seed)
     train_photos, _ = data.split(data.load_photos())
     t0 = time.time()
-    init = None
+    init, init_record = None, None
     if a.init_quality is not None:
         from lib.icm.codec import pretrained_init
 
         init = pretrained_init(a.init_quality, sha256=a.init_sha256)
+    elif a.init_from is not None:
+        from lib.icm.codec import codec_from_state_dict
+
+        init = codec_from_state_dict(lib.checkpoint.load(a.init_from)["state_dict"])
+        init_record = {"file": os.path.basename(a.init_from), "sha256": lib.download.sha256sum(a.init_from)}
     codec, hist = base.train_base(cfg, train_photos, EfficientNetLite0(), a.work or a.out + ".train",
                                   progress=not a.quiet, init=init, device=device)
     lib.checkpoint.save({"state_dict": codec.state_dict(), "config": base.config_dict(cfg),
-                         "history": hist, "command": " ".join(["python", "scripts/icm_train_base.py", *(argv or sys.argv[1:])])},
+                         "history": hist, "init_from": init_record, "command": " ".join(["python", "scripts/icm_train_base.py", *(argv or sys.argv[1:])])},
                         a.out)
     record = write_record(a.out, round(time.time() - t0), lib.runtime.hardware())
     print(json.dumps(record))
@@ -58,7 +65,7 @@ def write_record(out: str, seconds, hardware: str) -> dict:
     """``<out>.json`` beside the checkpoint: its sha256, size, the command that made it, config, time, hardware."""
     state = lib.checkpoint.load(out)
     record = {"file": os.path.basename(out), "sha256": lib.download.sha256sum(out), "bytes": os.path.getsize(out),
-              "command": state["command"], "config": state["config"], "seconds": seconds, "hardware": hardware,
+              "command": state["command"], "init_from": state.get("init_from"), "config": state["config"], "seconds": seconds, "hardware": hardware,
               "torch": torch.__version__, "last": {k: round(v, 4) for k, v in state["history"][-1].items()}}
     with lib.checkpoint.atomic_path(os.path.splitext(out)[0] + ".json") as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")

@@ -221,6 +221,16 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     assert state["config"]["steps"] == 2 and len(state["history"]) == 2
     bits = codec.compress(photo_like(0, 64))
     assert codec.decompress(bits["strings"], bits["shape"])["x_hat"].shape == (1, 3, 64, 64)
+    # stage 2 (how the committed checkpoint was made): continue from stage 1 with other loss weights
+    out2 = tmp_path / "base2.pt"
+    digest2 = icm_train_base.main(["--steps", "2", "--batch", "2", "--crop", "64", "--N", "8", "--M", "12",
+                                   "--warmup-frac", "0", "--w-px", "1000", "--aux-lr", "0.01",
+                                   "--init-from", str(out), "--out", str(out2), "--quiet"])
+    state2 = lib.checkpoint.load(out2)
+    assert state2["init_from"] == {"file": "base.pt", "sha256": digest} and digest2 != digest
+    assert state2["config"]["w_px"] == 1000 and state2["config"]["aux_lr"] == 0.01
+    assert any(not torch.equal(state["state_dict"][k], v) for k, v in state2["state_dict"].items()
+               if k.startswith("g_s"))  # it trained on from stage 1's weights
 
 
 def test_committed_checkpoint_matches_its_recorded_sha256():

@@ -36,6 +36,7 @@ class BaseConfig:
     w_px: float = 5.0            # pixel weight afterwards
     warmup_frac: float = 0.3
     w_kl: float = 0.1            # weight of the KL between class posteriors
+    aux_lr: float = 1e-3         # Adam lr of the entropy bottleneck's quantiles (CompressAI's aux_loss)
     seed: int = 0
 
 
@@ -69,7 +70,7 @@ def train_base(cfg: BaseConfig, train_photos, machine, ckpt_path, log_every: int
     machine = machine.to(device)
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
-    opt = torch.optim.Adam([{"params": main_params, "lr": cfg.lr}, {"params": aux_params, "lr": 1e-3}])
+    opt = torch.optim.Adam([{"params": main_params, "lr": cfg.lr}, {"params": aux_params, "lr": cfg.aux_lr}])
 
     def batches(step):
         return step, D.random_crops(train_photos, cfg.batch, cfg.crop, seed=cfg.seed * 100003 + step).to(device)
