@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import lib.lseg as L
+from lib.download import sha256sum
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 
 MANIFEST = Path(__file__).parent / "data" / "lseg_official_state_dict.json"  # copy of shared/papers/...
@@ -91,7 +92,7 @@ def test_convert_refuses_unpinned_and_converts_pinned(tmp_path):
         L.convert_official_checkpoint(src, tmp_path / "out.pt", None)
     with pytest.raises(L.official.OfficialCheckpointError, match="refusing"):
         L.convert_official_checkpoint(src, tmp_path / "out.pt", "0" * 64)
-    out = L.convert_official_checkpoint(src, tmp_path / "out.pt", L.official.sha256_of(src))
+    out = L.convert_official_checkpoint(src, tmp_path / "out.pt", sha256sum(src))
     from lib import checkpoint
 
     assert torch.equal(checkpoint.load(out)["net.a"], torch.ones(2))  # weights_only=True load
@@ -103,7 +104,7 @@ def test_official_download_goes_through_fetch(tmp_path, monkeypatch):
 
     src = tmp_path / "local.ckpt"
     torch.save({"state_dict": {"net.w": torch.arange(3.0)}}, src)
-    digest = L.official.sha256_of(src)
+    digest = sha256sum(src)
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(L.official.OFFICIAL_CHECKPOINTS, "local",
                         {"url": src.as_uri(), "sha256": digest, "config": "tiny", "arch": "none", "depth": 0})
@@ -298,7 +299,7 @@ def test_committed_checkpoints_and_zero_shot_beats_control():
     manifest = json.loads((TR.CHECKPOINT_DIR / "MANIFEST.json").read_text())
     assert set(manifest) == {TR.run_name(*r) for r in TR.TINY_RUNS}
     for name, entry in manifest.items():
-        assert TR.sha256_of(TR.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
+        assert sha256sum(TR.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
     ds = D.tiny_dataset()
     scores = {}
     for name in ("minilm-bottleneck2-seed0", "random-bottleneck2-seed0"):

@@ -12,7 +12,7 @@ The state dict's keys are ``net.`` + the module names of the official ``LSegNet`
 
 from __future__ import annotations
 
-import hashlib
+from lib.download import sha256sum
 from pathlib import Path
 
 import torch
@@ -117,14 +117,6 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
     return model
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_official_checkpoint(src, dst, sha256: str | None) -> Path:
     """Unpickle the Lightning ``.ckpt`` at ``src`` (only if its sha256 equals the pinned ``sha256``) and write its
     ``state_dict`` (tensors only) to ``dst`` atomically. Load the result with ``lib.checkpoint.load``."""
@@ -133,7 +125,7 @@ def convert_official_checkpoint(src, dst, sha256: str | None) -> Path:
     if not sha256:
         raise OfficialCheckpointError("no sha256 is pinned for this file: refusing to unpickle it. Check the file "
                                       "(sha256sum) against a trusted source and pin the value first")
-    got = sha256_of(src)
+    got = sha256sum(src)
     if got != sha256.lower():
         raise OfficialCheckpointError(f"{src} has sha256 {got}, not the pinned {sha256}: refusing to unpickle an "
                                       f"unknown file; download it again")

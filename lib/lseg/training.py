@@ -13,6 +13,7 @@ import os
 import torch
 import torch.nn.functional as nnF
 
+from lib.download import sha256sum
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import ConfusionMatrix
 from lib.lseg.model import LSeg
@@ -138,12 +139,6 @@ CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("COURSE_LSEG_CHECKPOI
                                             __import__("pathlib").Path(__file__).parent / "checkpoints")
 
 
-def sha256_of(path) -> str:
-    from lib.lseg.official import sha256_of as _sha
-
-    return _sha(path)
-
-
 def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
     """A plain, small checkpoint: fp16 float weights, the config fields, the history."""
     sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
@@ -172,7 +167,7 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
         work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}.pt"
         return train_tiny(ds, text, arch, depth, seed, ckpt_path=work)
     manifest = json.loads((directory / "MANIFEST.json").read_text())
-    if sha256_of(path) != manifest[name]["sha256"]:
+    if sha256sum(path) != manifest[name]["sha256"]:
         raise ValueError(f"{path} does not match the sha256 in MANIFEST.json: it was changed after training; "
                          f"retrain with: {manifest[name]['command']}")
     state = checkpoint.load(path)
