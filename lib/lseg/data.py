@@ -1,7 +1,7 @@
 """The tiny data: real photo cut-outs with exact masks, composited on real background photos.
 
 Debian ``tuxpaint-stamps-default`` ships photographic PNG stamps whose alpha channel is an exact object mask and
-whose ``<stamp>.txt`` starts with an English name ("A red apple."). Re-coloured (luminance times a colour) and
+whose ``<stamp>.txt`` starts with an English name ("A sedan car."). Re-coloured (luminance times a colour) and
 pasted onto crops of real photos (:func:`lib.assets.photos`), they give (image, per-pixel label, label text)
 triples with compositional labels "<colour> <object>". Whole labels (colour-object pairs) are held out of training
 for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and cached with ``lib.cache.memo``.
@@ -15,16 +15,23 @@ import numpy as np
 import torch
 
 IGNORE = 255
+# bump when the data change: it keys the data cache and the resumable training work files
+DATA_VERSION = "4"
 BACKGROUND = "background"
 
-# photographic stamps (path under the stamps folder, without extension); the object noun is the last word of the
-# English name in <stamp>.txt ("A red apple." -> "apple")
-STAMPS = ["food/fruit/apple_red", "food/fruit/banana", "food/fruit/pineapple", "animals/birds/penguin",
-          "animals/mammals/giraffe", "animals/mammals/elephant"]
-# each stamp is re-coloured (its luminance, tinted): labels are "<colour> <object>", 4 x 6 = 24 combinations
-COLOURS = {"red": (1.0, 0.12, 0.08), "green": (0.12, 0.85, 0.12), "blue": (0.1, 0.3, 1.0), "yellow": (1.0, 0.9, 0.1)}
-# held out of training: one colour for each object (a Latin-square pattern), so every word was seen, never the pair
-HELD_OUT = ["red apple", "green banana", "blue pineapple", "yellow penguin", "red giraffe", "green elephant"]
+# photographic stamps (path under the stamps folder, without extension): two vehicles that look different; the
+# object noun is the last word of the English name in <stamp>.txt ("A sedan car." -> "car", "A green bus." -> "bus")
+STAMPS = ["vehicles/auto/sedan", "vehicles/masstransit/green_korean_bus"]
+# each stamp is re-coloured (its luminance, tinted) in six hues: labels "<colour> <object>", 6 x 2 = 12 combinations.
+# The colour WORDS are chosen for the text space, not only for the eye: for MiniLM the nearest label of every
+# "<colour> <vehicle>" here is the other vehicle of the SAME colour ("cobalt car" -> "cobalt bus"), a geometry that a
+# small image encoder, which sees colour first, can follow. With plain "red/green/blue/yellow" and fruit/animal nouns
+# MiniLM groups by object instead ("blue penguin" -> "green penguin"): the chapter shows both.
+COLOURS = {"scarlet": (1.0, 0.12, 0.08), "golden": (1.0, 0.8, 0.1), "emerald": (0.1, 0.8, 0.3),
+           "turquoise": (0.1, 0.8, 0.85), "cobalt": (0.1, 0.3, 1.0), "magenta": (0.95, 0.1, 0.85)}
+# held out of training: four pairs, alternating the object, so every word was seen, never the pair (and each colour
+# word was seen with at least one vehicle)
+HELD_OUT = ["scarlet car", "emerald bus", "cobalt car", "magenta bus"]
 # backgrounds: photos without people or animals (those would be unlabelled objects in the "background")
 _SKIP_BG = ("astronaut", "chelsea", "grace_hopper", "motorcycle")
 
@@ -78,7 +85,7 @@ def label_names(stamps=None) -> list[str]:
 
 
 def compose(rng: np.random.Generator, stamps, bgs, classes: list[int], size: int = 64,
-            n_objects=(1, 3), obj_size=(26, 48)) -> tuple[np.ndarray, np.ndarray]:
+            n_objects=(1, 3), obj_size=(30, 56)) -> tuple[np.ndarray, np.ndarray]:
     """One image (size×size×3 uint8) and label map (size×size uint8; 0 background, k = stamps[k-1])."""
     from PIL import Image
 
@@ -138,4 +145,4 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
                 "train": make_split(n_train, seen, seed, "train", size),
                 "test": make_split(n_test, seen + held + held, seed + 1, "test", size)}
 
-    return cache.memo(f"lseg-tiny-data-{n_train}-{n_test}-{size}-{seed}", build, version="2")
+    return cache.memo(f"lseg-tiny-data-{n_train}-{n_test}-{size}-{seed}", build, version=DATA_VERSION)

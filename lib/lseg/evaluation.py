@@ -78,7 +78,12 @@ def best_constant_label(ds, classes=None) -> tuple[float, str]:
 
 
 def removal(model, I, T_all, ds, removed: int) -> dict:
-    """Offer every label except ``removed``: where do its pixels go? And which label is nearest in text space?"""
+    """Offer every label except ``removed``: where do its pixels go? And which label is nearest in text space?
+
+    Each pixel takes the offered label nearest to its PIXEL embedding; that is the label nearest to the removed one
+    in TEXT space only as far as the image encoder has learned the text space's geometry. ``top_text_rank``: the
+    rank of the most frequent destination among the offered labels ordered by text similarity (1 = text-nearest).
+    """
     keep = [k for k in range(len(ds["names"])) if k != removed]
     pred = segment_with(model, I, T_all[keep], ds["test"]["labels"].shape[-1])
     pred_global = torch.as_tensor(keep)[pred]
@@ -88,10 +93,12 @@ def removal(model, I, T_all, ds, removed: int) -> dict:
     share = counts / counts.sum().clamp(min=1)
     Tn = nnF.normalize(T_all.float(), dim=1)
     sim = Tn[keep] @ Tn[removed]
-    nearest = keep[int(sim.argmax())]
+    order = [keep[int(i)] for i in sim.argsort(descending=True)]  # offered labels, nearest in text space first
+    nearest = order[0]
     same = {f: float(sum(share[k] for k in keep if k and ds[f][k] == ds[f][removed]))
             for f in ("colour", "object") if f in ds}
-    return {"share": share, "top": int(share.argmax()), "nearest_text": nearest,
+    top = int(share.argmax())
+    return {"share": share, "top": top, "nearest_text": nearest, "top_text_rank": order.index(top) + 1,
             "share_to_nearest_text": float(share[nearest]), "share_background": float(share[0]),
             **{f"share_same_{f}": v for f, v in same.items()}}
 

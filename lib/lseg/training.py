@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as nnF
 
 from lib.download import sha256sum
-from lib.lseg.data import IGNORE
+from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
 from lib.lseg.model import LSeg
 
@@ -164,7 +164,7 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     if not path.exists():
         if ds is None:
             raise ValueError("the run is not committed: pass the data set so that it can be trained")
-        work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}.pt"
+        work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}-data{DATA_VERSION}.pt"
         return train_tiny(ds, text, arch, depth, seed, ckpt_path=work)
     manifest = json.loads((directory / "MANIFEST.json").read_text())
     if sha256sum(path) != manifest[name]["sha256"]:
