@@ -304,6 +304,25 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     assert torch.equal(res[("full", "hard", 0)]["state"]["fc.weight"], res[("full", "xfade", 0)]["state"]["fc.weight"])
 
 
+def test_splice_conditions_of_the_chapter(tmp_path, monkeypatch):
+    """hard/xfade: donor out of step with the host; clean: a time-aligned donor at the host's level."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setitem(experiment.TINY, "langs", ("fr", "es"))
+    monkeypatch.setitem(experiment.TINY, "n_utts", 4)
+    base = experiment.tiny_base()
+    index = {uid: n for n, uid in enumerate(base["id"])}
+    for cond, aligned in (("hard", False), ("xfade", False), ("clean", True)):
+        sets = experiment.tiny_sets(cond)
+        for it in sets["train"]["partial"] + sets["eval"]["partial"]:
+            n = index[it["id"][:-3]]
+            wave, bona, spoof = it["wave"].numpy(), base["bona"][n].numpy(), base["spoof"][n].numpy()
+            changed = np.flatnonzero(wave != bona)
+            a, b = changed[0] + 160, changed[-1] - 160          # inside the span, clear of any 10 ms cross-fade
+            assert np.allclose(wave[a:b], spoof[a:b], atol=1e-6) == aligned, cond
+    with pytest.raises(ValueError, match="splice condition"):
+        experiment.tiny_sets("smooth")
+
+
 # ---------------------------------------------------------------- PartialSpoof label files (colab/paper scale)
 def test_partialspoof_vad_reader(tmp_path):
     from lib.spoof import partialspoof
