@@ -1,6 +1,6 @@
 """Build the chapter-2 corpus and train every countermeasure of the chapter into the cache (lib.cache).
 
-    COURSE_SCALE=tiny python scripts/spoof_prepare.py     # ~8 min on 2 cores the first time, seconds afterwards
+    COURSE_SCALE=tiny python scripts/spoof_prepare.py     # ~8 min on 2 busy cores the first time, seconds afterwards
 
 `make book` runs it before the book build. The chapter calls the same memoised functions, so after this it executes
 in well under a minute. `--n-utts/--steps/--seeds` shrink the run (the test suite runs a 3-step version).

@@ -171,6 +171,23 @@ def test_partial_spoof_is_bona_fide_outside_the_spliced_span(small_base):
             assert not same.all()
 
 
+def test_donor_is_cut_at_its_own_boundary(small_base):
+    """shift_s: the spliced-in span is the vocoded recording 25-50 ms earlier or later, at the host's level (0 dB)."""
+    rng = np.random.default_rng(5)
+    offsets = []
+    for bona, spoof, regions in zip(small_base["bona"], small_base["spoof"], small_base["regions"]):
+        bona, spoof = bona.numpy(), spoof.numpy()
+        wave, segs = data.make_partial(bona, spoof, regions, rng, splice="hard", gain_db=0.0, shift_s=0.05)
+        changed = np.flatnonzero(wave != bona)
+        a, b = changed[0], changed[-1] + 1
+        found = [d for d in range(-800, 801) if np.array_equal(wave[a:b], np.roll(spoof, -d)[a:b])]
+        assert len(found) >= 1 and all(400 <= abs(d) <= 800 for d in found)
+        offsets.append(found[0])
+        assert not np.array_equal(wave[a:b], spoof[a:b])                  # not the time-aligned copy
+        assert {k for *_, k in segs} >= {"TR"}
+    assert len({np.sign(d) for d in offsets}) == 2 or len(offsets) < 4     # both earlier and later donors occur
+
+
 def test_data_builder_deterministic(small_base):
     again = data.build_base(seed=3, n_utts=6, langs=("fr", "es"))
     assert again["id"] == small_base["id"] and again["regions"] == small_base["regions"]
@@ -285,6 +302,25 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again[("partial", "hard", 0)]["scores_ps"], r["scores_ps"])
     # the fully-spoof CM is trained once and shared by both splice conditions
     assert torch.equal(res[("full", "hard", 0)]["state"]["fc.weight"], res[("full", "xfade", 0)]["state"]["fc.weight"])
+
+
+def test_splice_conditions_of_the_chapter(tmp_path, monkeypatch):
+    """hard/xfade: donor out of step with the host; clean: a time-aligned donor at the host's level."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setitem(experiment.TINY, "langs", ("fr", "es"))
+    monkeypatch.setitem(experiment.TINY, "n_utts", 4)
+    base = experiment.tiny_base()
+    index = {uid: n for n, uid in enumerate(base["id"])}
+    for cond, aligned in (("hard", False), ("xfade", False), ("clean", True)):
+        sets = experiment.tiny_sets(cond)
+        for it in sets["train"]["partial"] + sets["eval"]["partial"]:
+            n = index[it["id"][:-3]]
+            wave, bona, spoof = it["wave"].numpy(), base["bona"][n].numpy(), base["spoof"][n].numpy()
+            changed = np.flatnonzero(wave != bona)
+            a, b = changed[0] + 160, changed[-1] - 160          # inside the span, clear of any 10 ms cross-fade
+            assert np.allclose(wave[a:b], spoof[a:b], atol=1e-6) == aligned, cond
+    with pytest.raises(ValueError, match="splice condition"):
+        experiment.tiny_sets("smooth")
 
 
 # ---------------------------------------------------------------- PartialSpoof label files (colab/paper scale)

@@ -12,7 +12,9 @@ one utterance; Liu et al. (Interspeech 2024) label each frame BS / SS / TR / BN 
 * fully spoofed ("LA-like"): the whole vocoded utterance;
 * partially spoofed ("PS-like"): a contiguous run of VAD regions (at least one speech region, never all of them)
   replaced by the vocoded audio with a gain of ±``gain_db``, cut at the VAD boundaries: ``splice="hard"`` (a hard
-  cut) or ``"xfade"`` (a ``xfade_s`` raised-cosine cross-fade centred on the join);
+  cut) or ``"xfade"`` (a ``xfade_s`` raised-cosine cross-fade centred on the join); with ``shift_s`` the donor
+  span is taken from the vocoded recording 0.5-1 × ``shift_s`` earlier or later, so that, as in PartialSpoof
+  (donor segments from other utterances), speech does not run on smoothly across a join;
 * transition regions: ``tr_width`` seconds centred on each join (default 60 ms: the 2 interior 20 ms frames whose
   25 ms windows contain the join). Segments cover each utterance without gaps.
 """
@@ -164,8 +166,14 @@ def _segments(regions, spoofed, joins, dur, tr_width):
 
 
 def make_partial(bona: np.ndarray, spoof: np.ndarray, regions, rng, *, splice="hard", xfade_s=0.01,
-                 gain_db=3.0, tr_width=0.06, max_spoof=0.6):
-    """Replace a contiguous run of VAD regions of ``bona`` by ``spoof``; return (wave, segments)."""
+                 gain_db=3.0, shift_s=0.0, tr_width=0.06, max_spoof=0.6):
+    """Replace a contiguous run of VAD regions of ``bona`` by the donor ``spoof``; return (wave, segments).
+
+    ``gain_db``: the donor's level jump, uniform in ±gain_db. ``shift_s``: the donor span is cut from its own
+    recording ``shift_s``·U(0.5, 1) seconds earlier or later than the host's span (PartialSpoof's donor segments
+    come from other utterances, cut at *their* VAD boundaries, so speech does not continue across a join);
+    0 keeps the copy time-aligned with what it replaces.
+    """
     if splice not in ("hard", "xfade"):
         raise ValueError(f"splice must be 'hard' or 'xfade', not {splice!r}")
     R = len(regions)
@@ -176,6 +184,9 @@ def make_partial(bona: np.ndarray, spoof: np.ndarray, regions, rng, *, splice="h
     i, j = runs[int(rng.integers(len(runs)))]
     a, b = regions[i][0], regions[j][1]
     g = 10 ** (rng.uniform(-gain_db, gain_db) / 20)
+    if shift_s:
+        d = int(rng.choice((-1, 1)) * rng.uniform(0.5, 1.0) * shift_s * SR)
+        spoof = np.roll(spoof, -d)  # donor sample t comes from its recording's t + d
     w = np.zeros(len(bona), np.float32)  # weight of the spoofed signal
     w[a:b] = 1.0
     joins = [t for t in (a, b) if 0 < t < len(bona)]

@@ -129,8 +129,10 @@ def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, 
 
 
 # ---- the tiny-scale experiment of the chapter (cached) ------------------------------------------------------------
-TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, tr_width=0.06, xfade_s=0.01, steps=600, seeds=(0, 1, 2), langs=None)
-VERSION = "1"
+TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2),
+            langs=None)
+VERSION = "2"          # of the countermeasure runs
+BASE_VERSION = "1"     # of the corpus (bona fide + vocoded copies + VAD)
 
 
 def tiny_base():
@@ -140,12 +142,12 @@ def tiny_base():
     from .data import LANGS
     langs = TINY["langs"] or LANGS
     key = f"spoof-base-n{TINY['n_utts']}-s{TINY['data_seed']}" + ("" if langs == LANGS else "-" + "-".join(langs))
-    return cache.memo(key, lambda: build_base(TINY["data_seed"], n_utts=TINY["n_utts"], langs=langs), version=VERSION)
+    return cache.memo(key, lambda: build_base(TINY["data_seed"], n_utts=TINY["n_utts"], langs=langs), version=BASE_VERSION)
 
 
 # splice conditions, from the most audible joins to the cleanest
-SPLICES = {"hard": "hard cut, ±6 dB level jump", "xfade": "10 ms cross-fade, ±6 dB level jump",
-           "clean": "10 ms cross-fade, no level jump"}
+SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross-fade, donor 25-50 ms off, ±6 dB",
+           "clean": "10 ms cross-fade, donor aligned, 0 dB"}
 
 
 def tiny_sets(splice: str = "hard"):
@@ -153,8 +155,9 @@ def tiny_sets(splice: str = "hard"):
     from .data import build_sets
     if splice not in SPLICES:
         raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
-    gain = 0.0 if splice == "clean" else TINY["gain_db"]
-    return build_sets(tiny_base(), TINY["data_seed"], "hard" if splice == "hard" else "xfade", gain_db=gain,
+    clean = splice == "clean"
+    return build_sets(tiny_base(), TINY["data_seed"], "hard" if splice == "hard" else "xfade",
+                      gain_db=0.0 if clean else TINY["gain_db"], shift_s=0.0 if clean else TINY["shift_s"],
                       tr_width=TINY["tr_width"], xfade_s=TINY["xfade_s"])
 
 
@@ -165,9 +168,10 @@ def tiny_run(train_on: str, splice: str, seed: int) -> dict:
     """
     from lib import cache
     t = TINY
-    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t['n_utts']}-g{t['gain_db']}-tr{t['tr_width']}"
+    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t['n_utts']}-g{t['gain_db']}-sh{t['shift_s']}-tr{t['tr_width']}"
            f"-x{t['xfade_s']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else ""))
-    tag = f"{train_on}-s{seed}" if train_on == "full" else f"{train_on}-{splice}-s{seed}"
+    tag = (f"{train_on}-s{seed}" if train_on == "full"  # the data of the partial-spoof CMs are in their tag
+           else f"{train_on}-{splice}-s{seed}-g{t['gain_db']}-sh{t['shift_s']}-x{t['xfade_s']}")
     tag += f"-n{t['n_utts']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else "")
 
     def compute():
