@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 import lib  # noqa: E402
-from lib import cache, checkpoint, runtime  # noqa: E402
+from lib import checkpoint, runtime  # noqa: E402
 from lib.lseg import data, training  # noqa: E402
 
 
@@ -37,8 +37,8 @@ def main(argv=None):
     for name in names:
         text, arch, depth, seed = runs[name]
         t0 = time.time()
-        work = cache.cache_dir("lseg", "work") / f"{name}-{args.steps or training.TINY_RECIPE['steps']}-data{data.DATA_VERSION}.pt"
-        model, history, _ = training.train_tiny(ds, text, arch, depth, seed, steps=args.steps, ckpt_path=work)
+        model, history, _ = training.train_tiny(ds, text, arch, depth, seed, steps=args.steps,
+                                                ckpt_path=training.work_path(name, args.steps))
         path = os.path.join(args.out, f"{name}.pt")
         checkpoint.save(training.pack(model, history, name, args.steps), path)
         manifest = json.load(open(man_path)) if os.path.exists(man_path) else {}  # re-read: runs may be parallel

@@ -110,6 +110,14 @@ def run_name(text: str, arch: str, depth: int, seed: int) -> str:
     return f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
 
 
+def work_path(name: str, steps: int | None = None):
+    """The resumable training file of a tiny run in the course cache, keyed by its steps and the data version (a
+    finished file from other data must never be resumed)."""
+    from lib import cache
+
+    return cache.cache_dir("lseg", "work") / f"{name}-{steps or TINY_RECIPE['steps']}-data{DATA_VERSION}.pt"
+
+
 def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: int = 2, seed: int = 0,
                steps: int | None = None, ckpt_path=None, progress: bool = False, **recipe) -> tuple:
     """Train the tiny LSeg on the seen labels of ``ds`` (from :func:`lib.lseg.data.tiny_dataset`).
@@ -152,7 +160,7 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
     import json
 
-    from lib import cache, checkpoint
+    from lib import checkpoint
     from lib.lseg.model import config
 
     directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
@@ -164,8 +172,7 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     if not path.exists():
         if ds is None:
             raise ValueError("the run is not committed: pass the data set so that it can be trained")
-        work = cache.cache_dir("lseg", "work") / f"{name}-{TINY_RECIPE['steps']}-data{DATA_VERSION}.pt"
-        return train_tiny(ds, text, arch, depth, seed, ckpt_path=work)
+        return train_tiny(ds, text, arch, depth, seed, ckpt_path=work_path(name))
     manifest = json.loads((directory / "MANIFEST.json").read_text())
     if sha256sum(path) != manifest[name]["sha256"]:
         raise ValueError(f"{path} does not match the sha256 in MANIFEST.json: it was changed after training; "
