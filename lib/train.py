@@ -56,11 +56,13 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Callable, optimizer: torch.optim.Optimizer,
         steps: int, *, ckpt_path=None, ckpt_every: int = 50, scheduler=None, log_every: int = 10,
-        sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
+        sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None,
+        before_step: Callable[[], None] | None = None) -> list[dict]:
     """Train ``model`` for ``steps`` steps and return the history (one dict of floats per logged step).
 
     ``loss_fn(model, batch) -> dict`` returns the scalar to minimise under ``"loss"`` and any other terms to log.
-    ``on_step(step, terms)`` is called after each step (for plots, or for a test that kills the run).
+    ``on_step(step, terms)`` is called after each step (for plots, or for a test that kills the run);
+    ``before_step()`` between ``backward()`` and ``optimizer.step()`` (e.g. gradient clipping).
     """
     rank, world = distributed()
     history: list[dict] = []
@@ -92,6 +94,8 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         terms = loss_fn(model, shard(batches(step), rank, world))
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        if before_step is not None:
+            before_step()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

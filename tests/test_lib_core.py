@@ -189,6 +189,26 @@ def test_killed_run_resumes_to_the_same_end(tmp_path):
         assert torch.equal(a["losses"], b["losses"])
 
 
+def test_before_step_runs_between_backward_and_the_optimiser_step():
+    from lib import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+
+    def zero_grads():  # sees the gradients of this step; zeroing them means SGD moves nothing
+        seen.append(all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()))
+        for p in model.parameters():
+            p.grad.zero_()
+
+    train.fit(model, lambda step: torch.randn(4, 3), lambda m, x: {"loss": m(x).pow(2).mean()}, opt, 3,
+              progress=False, before_step=zero_grads)
+    assert seen == [True, True, True]
+    assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
+
+
 def test_ddp_two_processes_match_one(tmp_path):
     single = tmp_path / "single.pt"
     assert _run([str(TOY), "--out", str(single), "--steps", "20"]).returncode == 0
