@@ -1,9 +1,11 @@
-"""Train the base ICM codec of Chapter 1 (rate + machine-task loss) and write a small checkpoint with its sha256.
+"""Train the base ICM codec of Chapter 1 (stage 1: rate-distortion; stage 2: rate + machine-task loss) and write a
+small checkpoint with its sha256.
 
-    python scripts/icm_train_base.py --steps 2000 --out lib/icm/checkpoints/icm_base_tiny.pt
+    python scripts/icm_train_base.py --out lib/icm/checkpoints/icm_base_tiny.pt --quiet
 
 produced the committed ``lib/icm/checkpoints/icm_base_tiny.pt`` (see ``lib/icm/checkpoints/README.md``). Resumable:
-a killed run continues from ``--work`` (its training checkpoint). ``--steps 3 --crop 64`` is the test suite's short run.
+a killed run continues from ``--work`` (its training checkpoint). ``--rd-steps 2 --steps 2 --crop 64`` is the test
+suite's short run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def main(argv=None):
     cfg = base.BaseConfig(**{f: getattr(a, f) for f in base.config_dict(d)})
     device = lib.runtime.setup(seed=cfg.seed)
     train_photos, _ = data.split(data.load_photos())
+    train_stamps, _ = data.split_stamps(data.load_stamps())
     t0 = time.time()
     init, init_record = None, None
     if a.init_quality is not None:
@@ -51,7 +54,7 @@ def main(argv=None):
 
         init = codec_from_state_dict(lib.checkpoint.load(a.init_from)["state_dict"])
         init_record = {"file": os.path.basename(a.init_from), "sha256": lib.download.sha256sum(a.init_from)}
-    codec, hist = base.train_base(cfg, train_photos, EfficientNetLite0(), a.work or a.out + ".train",
+    codec, hist = base.train_base(cfg, train_photos, train_stamps, EfficientNetLite0(), a.work or a.out + ".train",
                                   progress=not a.quiet, init=init, device=device)
     lib.checkpoint.save({"state_dict": codec.state_dict(), "config": base.config_dict(cfg),
                          "history": hist, "init_from": init_record, "command": " ".join(["python", "scripts/icm_train_base.py", *(argv or sys.argv[1:])])},

@@ -212,25 +212,72 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     import icm_train_base
 
     out = tmp_path / "base.pt"
-    digest = icm_train_base.main(["--steps", "2", "--batch", "2", "--crop", "64", "--N", "8", "--M", "12",
-                                  "--out", str(out), "--quiet"])
+    small = ["--batch", "2", "--crop", "64", "--task-crop", "64", "--N", "8", "--M", "12", "--quiet"]
+    digest = icm_train_base.main(["--rd-steps", "2", "--steps", "2", *small, "--out", str(out)])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["sha256"] == digest == lib.download.sha256sum(out)
     state = lib.checkpoint.load(out)
     codec = C.codec_from_state_dict(state["state_dict"])
-    assert state["config"]["steps"] == 2 and len(state["history"]) == 2
+    assert state["config"]["rd_steps"] == 2 and state["config"]["steps"] == 2
+    first, last = state["history"][0], state["history"][-1]
+    assert first["step"] == 0 and first["stage"] == 1 and "feature" not in first        # rate-distortion
+    assert last["step"] == 3 and last["stage"] == 2 and np.isfinite(last["feature"])    # the machine
     bits = codec.compress(photo_like(0, 64))
     assert codec.decompress(bits["strings"], bits["shape"])["x_hat"].shape == (1, 3, 64, 64)
-    # stage 2 (how the committed checkpoint was made): continue from stage 1 with other loss weights
+    # continuing from a committed codec (stage 2 only), as colab does from CompressAI's weights
     out2 = tmp_path / "base2.pt"
-    digest2 = icm_train_base.main(["--steps", "2", "--batch", "2", "--crop", "64", "--N", "8", "--M", "12",
-                                   "--warmup-frac", "0", "--w-px", "1000", "--aux-lr", "0.01",
-                                   "--init-from", str(out), "--out", str(out2), "--quiet"])
+    digest2 = icm_train_base.main(["--rd-steps", "0", "--steps", "2", "--lr", "1e-3", *small,
+                                   "--init-from", str(out), "--out", str(out2)])
     state2 = lib.checkpoint.load(out2)
     assert state2["init_from"] == {"file": "base.pt", "sha256": digest} and digest2 != digest
-    assert state2["config"]["w_px"] == 1000 and state2["config"]["aux_lr"] == 0.01
+    assert state2["config"]["lr"] == 1e-3 and all(r["stage"] == 2 for r in state2["history"])
     assert any(not torch.equal(state["state_dict"][k], v) for k, v in state2["state_dict"].items()
-               if k.startswith("g_s"))  # it trained on from stage 1's weights
+               if k.startswith("g_s"))  # it trained on from the first run's weights
+
+
+def test_base_lr_schedule():
+    from lib.icm.base import BaseConfig, lr_factor
+
+    cfg = BaseConfig(rd_steps=100, rd_lr=5e-4, lr=3e-5)
+    assert lr_factor(cfg, 0) == 1.0 and lr_factor(cfg, 79) == 1.0 and lr_factor(cfg, 80) == 0.2
+    assert lr_factor(cfg, 100) * cfg.rd_lr == pytest.approx(3e-5)
+
+
+# --- the object scenes (task set) -------------------------------------------------------------------------------
+def test_composite_pastes_the_stamp_where_its_alpha_is():
+    from lib.icm import data
+
+    bg = torch.zeros(3, 100, 120)
+    stamp = torch.zeros(4, 40, 20)
+    stamp[0], stamp[3, 10:30] = 1.0, 1.0          # red, opaque in a band
+    out = data.composite(bg, stamp, 64, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 64, 64) and 0 <= out.min() and out.max() <= 1
+    red = (out[0] > 0.99) & (out[1] < 0.01)
+    assert 0.05 < red.float().mean() < 0.5          # the opaque band is there, the transparent rest is not
+    assert torch.equal(out[1:], torch.zeros(2, 64, 64))
+    with pytest.raises(ValueError, match="smaller than the 128-px scene"):
+        data.composite(bg, stamp, 128, torch.Generator())
+
+
+def test_fixed_scenes_are_reproducible_and_task_set_keeps_confident_scenes():
+    from lib.icm import data
+    from lib.icm import experiment as X
+
+    photos = [(f"p{i}", torch.rand(3, 80, 80)) for i in range(3)]
+    stamps = [(f"s{i}", torch.rand(4, 30, 30)) for i in range(4)]
+    a, b = data.fixed_scenes(photos, stamps, 64, 2), data.fixed_scenes(photos, stamps, 64, 2)
+    assert len(a) == 8 and all(torch.equal(x, y) for (_, x), (_, y) in zip(a, b))
+
+    class Bright(torch.nn.Module):  # two classes; the brighter the scene, the more confident
+        def forward(self, x):
+            m = x.mean((1, 2, 3))
+            return {"logits": torch.stack([m * 40 - 20, torch.zeros_like(m)], -1), "features": [x]}
+    conf = {n: float(torch.softmax(Bright()(x)["logits"], -1).max()) for n, x in a}
+    thr = sorted(conf.values())[4]
+    kept = X.task_images(photos, stamps, Bright(), size=64, per_stamp=2, threshold=thr)
+    assert [n for n, _ in kept] == [n for n, c in conf.items() if c >= thr] and 0 < len(kept) < 8
+    with pytest.raises(ValueError, match="lower threshold"):
+        X.task_images(photos, stamps, Bright(), size=64, per_stamp=2, threshold=1.01)
 
 
 def test_committed_checkpoint_matches_its_recorded_sha256():

@@ -1,13 +1,18 @@
-"""Data for the ICM chapter: real photos available offline (``lib.assets.photos``) at ``tiny`` scale.
+"""Data for the ICM chapter at ``tiny`` scale, all real and offline.
 
-A fixed split by name: every ``holdout``-th photo (sorted by name) is held out for evaluation; training uses random
-crops of the others. Evaluation images are fixed crops of the held-out photos.
+* **Photos** (``lib.assets.photos``: scikit-image, scikit-learn, matplotlib, Debian ``mate-backgrounds``): the
+  fidelity set, our stand-in for Kodak. A fixed split by name: every ``holdout``-th photo (sorted by name) is held
+  out; training uses random crops of the others, evaluation fixed crops of the held-out ones.
+* **Object scenes** (the task set, our stand-in for COCO): a Tux Paint photo cut-out (``tuxpaint-stamps-default``;
+  its alpha channel is the object's mask) pasted, large, on a crop of a photo. A classifier has an object to name
+  here; on a wallpaper crop its top-1 is a low-confidence guess that any codec flips. Stamps are split like photos.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
@@ -30,6 +35,11 @@ def split(photos: list, holdout: int = 4, offset: int = 1) -> tuple[list, list]:
     ev = [p for i, p in enumerate(photos) if i % holdout == offset]
     tr = [p for i, p in enumerate(photos) if i % holdout != offset]
     return tr, ev
+
+
+def split_stamps(stamps: list) -> tuple[list, list]:
+    """``(train, eval)`` stamps: every fourth (from the third) is held out."""
+    return split(stamps, holdout=4, offset=2)
 
 
 def random_crops(photos: list, n: int, size: int, seed: int) -> torch.Tensor:
@@ -61,4 +71,75 @@ def grid_crops(photos: list, size: int, per_photo: int) -> list[tuple[str, torch
                 if k < per_photo:
                     out.append((f"{name}@{i},{j}", img[None, :, i:i + size, j:j + size].contiguous()))
                     k += 1
+    return out
+
+
+def load_stamps(max_side: int = 256) -> list[tuple[str, torch.Tensor]]:
+    """Tux Paint stamps as ``(name, (4, h, w) RGBA tensor in [0, 1])``, longer side ≤ ``max_side``: those at least
+    96 px on their shorter side whose object covers 15-90 % of the picture, cartoons left out."""
+    from PIL import Image
+
+    from lib import assets
+
+    root = assets.tuxpaint_stamps_dir()
+    out = []
+    for path in sorted(root.rglob("*.png")):
+        if "cartoon" in path.parts:
+            continue
+        im = Image.open(path).convert("RGBA")
+        if min(im.size) < 96:
+            continue
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        rgba = np.asarray(im)
+        if not 0.15 < (rgba[..., 3] > 128).mean() < 0.9:
+            continue
+        out.append((str(path.relative_to(root).with_suffix("")),
+                    torch.from_numpy(rgba.copy()).permute(2, 0, 1).float() / 255))
+    if not out:
+        raise FileNotFoundError(f"no usable stamps under {root}: reinstall `tuxpaint-stamps-default`")
+    return out
+
+
+def composite(background: torch.Tensor, stamp: torch.Tensor, size: int, g: torch.Generator,
+              fill: tuple[float, float] = (0.6, 0.95)) -> torch.Tensor:
+    """A ``size``×``size`` scene: a random crop of ``background`` with ``stamp`` (RGBA) alpha-blended on it, its
+    longer side ``fill`` × ``size``, at a random place, flipped half of the time."""
+    H, W = background.shape[-2:]
+    if min(H, W) < size:
+        raise ValueError(f"background {H}x{W} is smaller than the {size}-px scene: load photos with a larger side")
+    i = int(torch.randint(H - size + 1, (1,), generator=g))
+    j = int(torch.randint(W - size + 1, (1,), generator=g))
+    out = background[:, i:i + size, j:j + size].clone()
+    f = fill[0] + (fill[1] - fill[0]) * float(torch.rand(1, generator=g))
+    h, w = stamp.shape[-2:]
+    h2, w2 = max(1, round(h * f * size / max(h, w))), max(1, round(w * f * size / max(h, w)))
+    st = F.interpolate(stamp[None], size=(h2, w2), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    if torch.rand(1, generator=g) < 0.5:
+        st = st.flip(-1)
+    y = int(torch.randint(size - h2 + 1, (1,), generator=g))
+    x = int(torch.randint(size - w2 + 1, (1,), generator=g))
+    alpha = st[3:]
+    out[:, y:y + h2, x:x + w2] = out[:, y:y + h2, x:x + w2] * (1 - alpha) + st[:3] * alpha
+    return out
+
+
+def random_scenes(photos: list, stamps: list, n: int, size: int, seed: int) -> torch.Tensor:
+    """``n`` random object scenes (random stamp, background photo and placement), reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        _, bg = photos[int(torch.randint(len(photos), (1,), generator=g))]
+        _, st = stamps[int(torch.randint(len(stamps), (1,), generator=g))]
+        out.append(composite(bg, st, size, g))
+    return torch.stack(out)
+
+
+def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: int = 1) -> list[tuple[str, torch.Tensor]]:
+    """``per_stamp`` fixed scenes of every stamp, backgrounds taken in turn, as (1, 3, size, size) tensors."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k, (sname, st) in enumerate(stamps):
+        for r in range(per_stamp):
+            pname, bg = photos[(k * per_stamp + r) % len(photos)]
+            out.append((f"{sname.split('/')[-1]}@{pname}", composite(bg, st, size, g)[None].contiguous()))
     return out

@@ -1,7 +1,9 @@
 """The chapter's experiment, scale by scale: the base codec, the evaluation set, the finetuning runs (memoised).
 
 ``tiny``: the base codec is the committed checkpoint ``checkpoints/icm_base_tiny.pt`` (made by
-``scripts/icm_train_base.py``; its sha256 is checked on load); evaluation = fixed 192-px crops of held-out photos.
+``scripts/icm_train_base.py``; its sha256 is checked on load). Two evaluation sets, as in the paper (Kodak for
+fidelity, COCO for the task): fixed 192-px crops of held-out photos for fidelity and artifacts, and the *task set*:
+224-px object scenes of held-out stamps on held-out photos where the machine is confident.
 ``colab``/``paper``: CompressAI's pretrained weights as the initialisation, trained for the machine on a GPU by
 the same script (``--init-quality Q --init-sha256 ...``), Kodak + COCO for evaluation (downloads pinned by sha256).
 """
@@ -48,6 +50,27 @@ def eval_images(eval_photos, size: int = 192, per_photo: int = 9) -> list[tuple[
     return data.grid_crops(eval_photos, size, per_photo)
 
 
+def stamps_split():
+    return data.split_stamps(data.load_stamps())
+
+
+@torch.no_grad()
+def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: int = 4,
+                threshold: float = 0.5) -> list[tuple[str, torch.Tensor]]:
+    """The task set: fixed object scenes (``per_stamp`` per held-out stamp, on held-out photos) at the classifier's
+    native 224 px, kept where the machine's top probability on the original is at least ``threshold``. Its
+    prediction there is the pseudo ground truth, as Mask R-CNN's detections scoring at least 0.5 are at colab
+    scale (:func:`lib.icm.machine.segmentation_map`)."""
+    from lib.icm.machine import outputs
+
+    scenes = data.fixed_scenes(eval_photos, eval_stamps, size, per_stamp)
+    top_p = outputs(machine, [x for _, x in scenes])["logits"].softmax(-1).max(-1).values
+    keep = [scene for scene, p in zip(scenes, top_p.tolist()) if p >= threshold]
+    if not keep:
+        raise ValueError(f"the machine is confident (≥ {threshold}) on none of {len(scenes)} scenes: lower threshold")
+    return keep
+
+
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
     """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
@@ -64,16 +87,17 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
                       version="1")
 
 
-def train_base_gpu(train_photos, machine, quality: int = 2, sha256: str | None = None, device="cuda"):
-    """colab/paper: CompressAI's pretrained ``bmshj2018-factorized`` (N=128, M=192) as the initialisation, trained
-    for the machine with the same loss as the tiny base (resumable, memoised by its checkpoint). Not run at tiny."""
+def train_base_gpu(train_photos, train_stamps, machine, quality: int = 2, sha256: str | None = None, device="cuda"):
+    """colab/paper: CompressAI's pretrained ``bmshj2018-factorized`` (N=128, M=192) as the initialisation (in
+    place of stage 1), trained for the machine with the same stage-2 loss as the tiny base (resumable, memoised by
+    its checkpoint). Not run at tiny."""
     from lib import cache
     from lib.icm import base
 
-    cfg = base.BaseConfig(N=128, M=192, steps=20_000, batch=16, crop=256, lr=1e-4, warmup_frac=0.05)
+    cfg = base.BaseConfig(N=128, M=192, rd_steps=0, steps=20_000, batch=16, task_crop=256, lr=1e-4)
     init = C.pretrained_init(quality, sha256=sha256)
     ckpt = cache.cache_dir("icm", "base") / f"colab-q{quality}.pt"
-    return base.train_base(cfg, train_photos, machine, ckpt, init=init, device=device)
+    return base.train_base(cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device)
 
 
 def zoom(image: torch.Tensor, box: tuple[int, int, int], factor: int = 3):

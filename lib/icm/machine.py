@@ -61,17 +61,33 @@ def task_distortion(machine_out_hat: dict, machine_out: dict) -> dict:
 
 
 @torch.no_grad()
-def top1_agreement(machine: nn.Module, originals: list[torch.Tensor], decoded: list[torch.Tensor]) -> float:
-    """Fraction of images whose top-1 class on the decoded image equals the top-1 on the original."""
-    hits = [int(machine(x)["logits"].argmax(-1).item() == machine(x_hat)["logits"].argmax(-1).item())
-            for x, x_hat in zip(originals, decoded)]
-    return sum(hits) / len(hits)
+def outputs(machine: nn.Module, images: list[torch.Tensor], chunk: int = 16) -> dict:
+    """The machine's outputs on a list of (1, 3, H, W) images, run in batches of ``chunk`` where sizes agree."""
+    if len({tuple(x.shape) for x in images}) > 1:
+        outs = [machine(x) for x in images]
+        return {"logits": torch.cat([o["logits"] for o in outs]),
+                "features": [[o["features"][i] for o in outs] for i in range(len(outs[0]["features"]))]}
+    outs = [machine(torch.cat(images[i:i + chunk])) for i in range(0, len(images), chunk)]
+    return {"logits": torch.cat([o["logits"] for o in outs]),
+            "features": [list(torch.cat([o["features"][i] for o in outs]).split(1))
+                         for i in range(len(outs[0]["features"]))]}
 
 
 @torch.no_grad()
-def feature_distance(machine: nn.Module, originals, decoded) -> float:
-    vals = [float(task_distortion(machine(xh), machine(x))["feature"]) for x, xh in zip(originals, decoded)]
-    return sum(vals) / len(vals)
+def task_fidelity(machine: nn.Module, originals: list[torch.Tensor], decoded: list[torch.Tensor]) -> dict:
+    """``{"top1": fraction of images whose top-1 class on the decoded image equals the top-1 on the original,
+    "feature": mean feature distance}``, with one machine pass per image."""
+    o, oh = outputs(machine, originals), outputs(machine, decoded)
+    top1 = (o["logits"].argmax(-1) == oh["logits"].argmax(-1)).float().mean()
+    feats = [task_distortion({"features": [f[k] for f in oh["features"]], "logits": oh["logits"][k:k + 1]},
+                             {"features": [f[k] for f in o["features"]], "logits": o["logits"][k:k + 1]})["feature"]
+             for k in range(len(originals))]
+    return {"top1": float(top1), "feature": float(torch.stack(feats).mean())}
+
+
+def top1_agreement(machine: nn.Module, originals: list[torch.Tensor], decoded: list[torch.Tensor]) -> float:
+    """Fraction of images whose top-1 class on the decoded image equals the top-1 on the original."""
+    return task_fidelity(machine, originals, decoded)["top1"]
 
 
 # --- colab / paper scale ------------------------------------------------------------------------------------------
