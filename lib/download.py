@@ -25,8 +25,16 @@ class DownloadError(RuntimeError):
     """The file could not be fetched (no network, bad URL, server error)."""
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(ValueError):
     """The file's sha256 differs from the one the course pins."""
+
+
+def verify(path: str | os.PathLike, sha256: str, record: str, fix: str) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` has this sha256; ``record`` names where it is pinned and ``fix``
+    says how to restore the file (committed checkpoints are checked like downloads)."""
+    got = sha256sum(path)
+    if got != sha256.lower():
+        raise ChecksumError(f"{path} does not match the sha256 in {record} ({got} vs {sha256}): {fix}")
 
 
 def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

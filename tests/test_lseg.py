@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lib.lseg as L
-from lib.download import sha256sum
+from lib.download import ChecksumError, sha256sum
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 
 MANIFEST = Path(__file__).parent / "data" / "lseg_official_state_dict.json"  # copy of shared/papers/...
@@ -305,7 +305,7 @@ def test_training_command_shortened_and_resumable(tmp_path, monkeypatch):
     assert model.scratch.head_block.kind == "bottleneck"
     with open(tmp_path / "random-bottleneck2-seed0.pt", "ab") as f:
         f.write(b"tampered")
-    with pytest.raises(ValueError, match="does not match the sha256"):
+    with pytest.raises(ChecksumError, match="does not match the sha256 in MANIFEST.json"):
         TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
 
 

@@ -13,7 +13,7 @@ import os
 import torch
 import torch.nn.functional as nnF
 
-from lib.download import sha256sum
+from lib.download import verify
 from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
 from lib.lseg.model import LSeg
@@ -174,9 +174,8 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
             raise ValueError("the run is not committed: pass the data set so that it can be trained")
         return train_tiny(ds, text, arch, depth, seed, ckpt_path=work_path(name))
     manifest = json.loads((directory / "MANIFEST.json").read_text())
-    if sha256sum(path) != manifest[name]["sha256"]:
-        raise ValueError(f"{path} does not match the sha256 in MANIFEST.json: it was changed after training; "
-                         f"retrain with: {manifest[name]['command']}")
+    verify(path, manifest[name]["sha256"], "MANIFEST.json",
+           f"it was changed after training; retrain with: {manifest[name]['command']}")
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
     model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
