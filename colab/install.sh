@@ -11,4 +11,12 @@ python -m pip install -q -c "$pins" -r "$here/requirements.txt"
 # (installed above: torch-geometric, pytorch-msssim, einops).
 python -m pip install -q --no-deps compressai==1.2.8
 python -m pip install -q --no-deps -e "$here/.."
+# The real data the chapters read at every scale (photos, photo stamps, speech, a speech synthesiser): Debian/Ubuntu
+# packages, the Makefile's APT_PACKAGES without the build tools and the browser. A package Ubuntu lacks is reported,
+# and the chapter that needs it says which one when it runs.
+if command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    mate-backgrounds tuxpaint-stamps-default espeak-ng pocketsphinx-testdata codec2-examples alsa-utils \
+    || echo "some data packages did not install; lib.assets names the one a chapter needs"
+fi
 echo "course installed; Colab's own versions kept:"; cat "$pins"

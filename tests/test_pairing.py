@@ -47,6 +47,15 @@ def test_colab_install_never_reinstalls_colab_core():
     assert "-c \"$pins\"" in script and "--no-deps compressai" in script
 
 
+def test_colab_installs_the_data_packages_the_makefile_installs():
+    import re
+
+    script = (ROOT / "colab" / "install.sh").read_text()
+    colab = set(re.search(r"--no-install-recommends \\\n(.*?)\\\n", script, re.S).group(1).split())
+    make = set(re.search(r"^APT_PACKAGES := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split())
+    assert colab == make - {"chromium", "fonts-dejavu-core", "git", "make"}
+
+
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
 def test_first_cell_installs_only_on_colab(md):
     first = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
