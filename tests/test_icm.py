@@ -330,3 +330,30 @@ def test_machine_is_frozen_and_differentiable():
     (d["feature"] + d["kl"]).backward()
     assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
     assert float(task_distortion(ref, ref)["feature"]) == 0.0
+
+
+# --- colab / paper data: downloads checked against pinned sha256 (a loopback server stands in for the hosts) ------
+def test_kodak_and_coco_downloads_check_their_sha256(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from lib.icm import data
+    from tests.helpers.serve import serve
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 25):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(site / f"kodim{i:02d}.png")
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(site / "000000000139.jpg")
+    pins = {i: lib.download.sha256sum(site / f"kodim{i:02d}.png") for i in range(1, 25)}
+    with pytest.raises(ValueError, match="no pinned sha256"):
+        data.kodak()                                 # nothing pinned in the repository: say so, download nothing
+    with serve(site) as url:
+        kodak = data.kodak(pins, url=url + "/kodim{:02d}.png")
+        assert len(kodak) == 24 and kodak[0][0] == "kodim01"
+        assert kodak[0][1].shape == (1, 3, 32, 48)   # cropped to the codec's stride (16)
+        coco = data.coco_val({139: lib.download.sha256sum(site / "000000000139.jpg")}, url=url + "/{:012d}.jpg")
+        assert coco[0][1].shape == (1, 3, 224, 224) and 0 <= coco[0][1].min() and coco[0][1].max() <= 1
+        with pytest.raises(lib.download.ChecksumError):
+            data.coco_val({139: "0" * 64}, url=url + "/{:012d}.jpg")

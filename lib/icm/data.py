@@ -143,3 +143,52 @@ def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: in
             pname, bg = photos[(k * per_stamp + r) % len(photos)]
             out.append((f"{sname.split('/')[-1]}@{pname}", composite(bg, st, size, g)[None].contiguous()))
     return out
+
+
+# --- colab / paper scale: Kodak (fidelity) and COCO val images (task), each checked against a pinned sha256 -------
+KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"   # kodim01-24, 768x512 PNGs
+KODAK_SHA256: dict[int, str] = {}   # {1: "<64 hex digits>", ...}: pin before a colab run (no internet where written)
+COCO_VAL_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
+
+
+def download_images(pins: dict[str, str | None], size: int | None = None) -> list[tuple[str, torch.Tensor]]:
+    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.download.fetch`, which
+    checks the pinned sha256. ``size``: shorter side resized to ``size`` and centre-cropped square (the task set);
+    otherwise cropped to a multiple of 16, the codec's stride."""
+    from PIL import Image
+
+    from lib import download
+
+    if not pins:
+        raise ValueError("no images given: pin them as {id: sha256} (lib/icm/data.py KODAK_SHA256, "
+                         "lib/icm/experiment.py COCO_TASK_SHA256) or pass them")
+    unpinned = [u for u, h in pins.items() if not h]
+    if unpinned:
+        raise ValueError(f"{len(unpinned)} of {len(pins)} images have no pinned sha256 (first: {unpinned[0]}): "
+                         f"download them once on a machine you trust, run `sha256sum` on them and pin the values "
+                         f"(lib/icm/data.py KODAK_SHA256 / lib/icm/experiment.py COCO_TASK_SHA256, or pass them)")
+    out = []
+    for url, sha in pins.items():
+        im = Image.open(download.fetch(url, sha)).convert("RGB")
+        if size is not None:
+            s = size / min(im.size)
+            im = im.resize((max(size, round(im.width * s)), max(size, round(im.height * s))), Image.Resampling.LANCZOS)
+            left, top = (im.width - size) // 2, (im.height - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+        else:
+            im = im.crop((0, 0, im.width // 16 * 16, im.height // 16 * 16))
+        x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
+        out.append((url.rsplit("/", 1)[-1].rsplit(".", 1)[0], x))
+    return out
+
+
+def kodak(pins: dict[int, str] | None = None, url: str = KODAK_URL) -> list[tuple[str, torch.Tensor]]:
+    """The 24 Kodak images (the fidelity set at colab/paper scale)."""
+    pins = KODAK_SHA256 if pins is None else pins
+    return download_images({url.format(i): pins.get(i) for i in range(1, 25)})
+
+
+def coco_val(pins: dict[int, str], size: int = 224, url: str = COCO_VAL_URL) -> list[tuple[str, torch.Tensor]]:
+    """COCO val2017 images by id, ``size``-px squares (the task set at colab/paper scale, before the confidence
+    filter of :func:`lib.icm.experiment.confident`)."""
+    return download_images({url.format(i): h for i, h in pins.items()}, size=size)

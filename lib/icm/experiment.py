@@ -32,11 +32,8 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
     record = {}
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        got = download.sha256sum(path)
-        if got != record["sha256"]:
-            raise download.ChecksumError(f"{path} has sha256 {got}, but {record_path.name} records "
-                                         f"{record['sha256']}: restore it with `git checkout -- {path}` or retrain "
-                                         f"with: {record['command']}")
+        download.verify(path, record["sha256"], record_path.name,
+                        f"restore it with `git checkout -- {path}` or retrain with: {record['command']}")
     state = checkpoint.load(path)
     codec = C.codec_from_state_dict(state["state_dict"]).eval()
     return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}
@@ -54,21 +51,38 @@ def stamps_split():
     return data.split_stamps(data.load_stamps())
 
 
+COCO_TASK_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}: the colab task set, pinned before a run
+
+
 @torch.no_grad()
-def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: int = 4,
-                threshold: float = 0.5) -> list[tuple[str, torch.Tensor]]:
-    """The task set: fixed object scenes (``per_stamp`` per held-out stamp, on held-out photos) at the classifier's
-    native 224 px, kept where the machine's top probability on the original is at least ``threshold``. Its
-    prediction there is the pseudo ground truth, as Mask R-CNN's detections scoring at least 0.5 are at colab
-    scale (:func:`lib.icm.machine.segmentation_map`)."""
+def confident(images: list[tuple[str, torch.Tensor]], machine, threshold: float = 0.5) -> list:
+    """The images on which the machine's top class probability is at least ``threshold``: its prediction there is
+    the pseudo ground truth, as Mask R-CNN's detections scoring at least 0.5 are for
+    :func:`lib.icm.machine.segmentation_map`."""
     from lib.icm.machine import outputs
 
-    scenes = data.fixed_scenes(eval_photos, eval_stamps, size, per_stamp)
-    top_p = outputs(machine, [x for _, x in scenes])["logits"].softmax(-1).max(-1).values
-    keep = [scene for scene, p in zip(scenes, top_p.tolist()) if p >= threshold]
+    top_p = outputs(machine, [x for _, x in images])["logits"].softmax(-1).max(-1).values
+    keep = [item for item, p in zip(images, top_p.tolist()) if p >= threshold]
     if not keep:
-        raise ValueError(f"the machine is confident (≥ {threshold}) on none of {len(scenes)} scenes: lower threshold")
+        raise ValueError(f"the machine is confident (≥ {threshold}) on none of {len(images)} images: lower threshold")
     return keep
+
+
+def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: int = 4,
+                threshold: float = 0.5) -> list[tuple[str, torch.Tensor]]:
+    """The tiny task set: fixed object scenes (``per_stamp`` per held-out stamp, on held-out photos) at the
+    classifier's native 224 px, kept where the machine is :func:`confident`."""
+    return confident(data.fixed_scenes(eval_photos, eval_stamps, size, per_stamp), machine, threshold)
+
+
+def eval_sets(eval_photos, eval_stamps, machine) -> tuple[list, list]:
+    """``(fidelity set, task set)``: photo crops and confident object scenes at tiny; Kodak and confident COCO val
+    images at colab/paper (downloads pinned by sha256)."""
+    from lib import scale
+
+    if scale.current() == "tiny":
+        return eval_images(eval_photos), task_images(eval_photos, eval_stamps, machine)
+    return data.kodak(), confident(data.coco_val(COCO_TASK_SHA256), machine)
 
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
