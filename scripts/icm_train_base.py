@@ -40,6 +40,9 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = base.BaseConfig(**{f: getattr(a, f) for f in base.config_dict(d)})
+    given = sys.argv[1:] if argv is None else argv
+    if (a.init_quality is not None or a.init_from is not None) and "--rd-steps" not in given:
+        cfg.rd_steps = 0  # an initialisation takes the place of stage 1 (pass --rd-steps to run it anyway)
     device = lib.runtime.setup(seed=cfg.seed)
     train_photos, _ = data.split(data.load_photos())
     train_stamps, _ = data.split_stamps(data.load_stamps())

