@@ -15,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """An (H, W, C) uint8 array (or PIL image) as a (C, H, W) float tensor in [0, 1]."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+
+
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
     """``(name, (3, H, W) float tensor in [0, 1])`` with the shorter side resized to ``short_side`` (antialiased)."""
     from PIL import Image
@@ -26,7 +31,7 @@ def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
         h, w = img.shape[:2]
         s = short_side / min(h, w)
         img = np.asarray(Image.fromarray(img).resize((round(w * s), round(h * s)), Image.Resampling.LANCZOS))
-        out.append((name, torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255))
+        out.append((name, to_tensor(img)))
     return out
 
 
@@ -94,7 +99,7 @@ def load_stamps(max_side: int = 256) -> list[tuple[str, torch.Tensor]]:
         if not 0.15 < (rgba[..., 3] > 128).mean() < 0.9:
             continue
         out.append((str(path.relative_to(root).with_suffix("")),
-                    torch.from_numpy(rgba.copy()).permute(2, 0, 1).float() / 255))
+                    to_tensor(rgba)))
     if not out:
         raise FileNotFoundError(f"no usable stamps under {root}: reinstall `tuxpaint-stamps-default`")
     return out
@@ -177,8 +182,7 @@ def download_images(pins: dict[str, str | None], size: int | None = None) -> lis
             im = im.crop((left, top, left + size, top + size))
         else:
             im = im.crop((0, 0, im.width // 16 * 16, im.height // 16 * 16))
-        x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
-        out.append((url.rsplit("/", 1)[-1].rsplit(".", 1)[0], x))
+        out.append((url.rsplit("/", 1)[-1].rsplit(".", 1)[0], to_tensor(im)[None]))
     return out
 
 

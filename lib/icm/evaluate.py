@@ -11,6 +11,7 @@ from pytorch_msssim import ms_ssim, ssim
 
 from lib.icm.checkerboard import checkerboard_score
 from lib.icm.codec import ICMCodec, compress_all, decompress_all
+from lib.icm.data import to_tensor
 from lib.icm.machine import task_fidelity
 
 PERIODS = (2, 3, 4, 5, 6, 7, 8)
@@ -71,6 +72,6 @@ def jpeg(images: list[torch.Tensor], quality: int) -> tuple[list[torch.Tensor], 
         buf = io.BytesIO()
         Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(buf, "JPEG", quality=quality)
         dec = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-        out.append(torch.from_numpy(dec).permute(2, 0, 1)[None].float() / 255)
+        out.append(to_tensor(dec)[None])
         bits.append(len(buf.getvalue()) * 8 / (x.shape[-1] * x.shape[-2]))
     return out, float(np.mean(bits))

@@ -55,12 +55,18 @@ COCO_TASK_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}: the c
 
 
 @torch.no_grad()
+def top_probability(images: list[torch.Tensor], machine) -> torch.Tensor:
+    """The machine's top class probability on each image (how sure it is of its own prediction)."""
+    from lib.icm.machine import outputs
+
+    return outputs(machine, images)["logits"].softmax(-1).max(-1).values
+
+
+@torch.no_grad()
 def confident(images: list[tuple[str, torch.Tensor]], machine, threshold: float = 0.5) -> list:
     """The images on which the machine's top class probability is at least ``threshold``: its prediction there is
     the pseudo ground truth, the way :func:`lib.icm.machine.segmentation_map` keeps detections scoring ≥ 0.5."""
-    from lib.icm.machine import outputs
-
-    top_p = outputs(machine, [x for _, x in images])["logits"].softmax(-1).max(-1).values
+    top_p = top_probability([x for _, x in images], machine)
     keep = [item for item, p in zip(images, top_p.tolist()) if p >= threshold]
     if not keep:
         raise ValueError(f"the machine is confident (≥ {threshold}) on none of {len(images)} images: lower threshold")
