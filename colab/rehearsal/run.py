@@ -282,7 +282,7 @@ def main() -> int:
         if args.kill_test:
             results.append(kill_and_resume(args.kill_test, work, base_url, gitconfig, results))
     failed = sum(not r["passed"] for r in results)
-    print(f"colab rehearsal: {len(results) - failed} passed, {failed} failed")
+    print(f"rehearsal: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

@@ -9,9 +9,11 @@ dest="${1:-$root/.cache/colab-rehearsal/venv}"
 runtime="$root/colab/runtime.txt"
 want="$(sed -n 's/^python==\([0-9.]*\).*/\1/p' "$runtime")"
 [ -n "$want" ] || { echo "colab/runtime.txt names no python==X.Y" >&2; exit 1; }
-py="$(command -v "python$want" || true)"
-[ -n "$py" ] || py="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want"*/bin/"python$want" 2>/dev/null | tail -n 1)"
-[ -x "$py" ] || { echo "Python $want is not installed: the rehearsal imitates Colab's Python $want (pyenv install $want)" >&2; exit 1; }
+py=""
+for c in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want"*/bin/"python$want" 2>/dev/null) "python$want"; do
+  if "$c" --version >/dev/null 2>&1; then py="$c"; break; fi   # (a pyenv shim may exist yet not run)
+done
+[ -n "$py" ] || { echo "Python $want is not installed: the rehearsal imitates Colab's Python $want (pyenv install $want)" >&2; exit 1; }
 stamp="$("$py" --version) $(sha256sum "$runtime" | cut -c1-16)"
 if [ -f "$dest/.runtime" ] && [ "$(cat "$dest/.runtime")" = "$stamp" ]; then exit 0; fi
 echo "building the Colab-like environment in $dest ($stamp)"
