@@ -51,7 +51,7 @@ def stamps_split():
     return data.split_stamps(data.load_stamps())
 
 
-COCO_TASK_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}: the colab task set, pinned before a run
+COCO_TASK_IDS: list[int] = []   # COCO val2017 image ids: the colab task set (not chosen yet)
 
 
 @torch.no_grad()
@@ -82,12 +82,12 @@ def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: i
 
 def eval_sets(eval_photos, eval_stamps, machine) -> tuple[list, list]:
     """``(fidelity set, task set)``: photo crops and confident object scenes at tiny; Kodak and confident COCO val
-    images at colab/paper (downloads pinned by sha256)."""
+    images at colab/paper (downloads, sha256 recorded at first use)."""
     from lib import scale
 
     if scale.current() == "tiny":
         return eval_images(eval_photos), task_images(eval_photos, eval_stamps, machine)
-    return data.kodak(), confident(data.coco_val(COCO_TASK_SHA256), machine)
+    return data.kodak(), confident(data.coco_val(COCO_TASK_IDS), machine)
 
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
