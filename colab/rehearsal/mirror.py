@@ -63,9 +63,6 @@ def coco_jpeg(url: str) -> bytes:
     return _image_bytes(_smooth_image(url, 640, 480), "JPEG")
 
 
-OLD_KEYS = {"_bias": "_biases", "_matrix": "_matrices", "_factor": "_factors"}
-
-
 def compressai_checkpoint(url: str) -> bytes:
     """``bmshj2018-factorized-prior-{q}-{hash}.pth.tar``: the real FactorizedPrior(N, M) for quality q, random
     weights, saved in the zoo's old key layout (what ``compressai.zoo.pretrained.load_pretrained`` converts)."""
@@ -79,8 +76,8 @@ def compressai_checkpoint(url: str) -> bytes:
     model.update(force=True)
     old = {}
     for key, value in model.state_dict().items():
-        m = re.fullmatch(r"entropy_bottleneck\.(_bias|_matrix|_factor)(\d+)", key)
-        old[f"entropy_bottleneck.{OLD_KEYS[m.group(1)]}.{m.group(2)}" if m else key] = value
+        # CompressAI 1.2's `biases.N` was `_biases.N` when the zoo's files were written
+        old[re.sub(r"^entropy_bottleneck\.(biases|matrices|factors)\.", r"entropy_bottleneck._\1.", key)] = value
     buf = io.BytesIO()
     torch.save(old, buf)
     return buf.getvalue()

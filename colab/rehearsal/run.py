@@ -281,9 +281,25 @@ def main() -> int:
                       flush=True)
         if args.kill_test:
             results.append(kill_and_resume(args.kill_test, work, base_url, gitconfig, results))
+    results.append(colab_tests(work))
     failed = sum(not r["passed"] for r in results)
     print(f"rehearsal: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def colab_tests(work: Path) -> dict:
+    """The tests that must hold in Colab's own packages (tests/colab: e.g. every widget the course builds exists in
+    Colab's ipywidgets), run with the Colab-like venv's Python."""
+    env = {**os.environ, "HOME": str(work / "home"), "COURSE_SCALE": "tiny"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+                        str(ROOT / "tests" / "colab")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    last = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
+    print(f"tests/colab in the Colab-like venv: {last}", flush=True)
+    out = {"notebook": "tests/colab", "passed": r.returncode == 0, "summary": last,
+           "problems": [] if r.returncode == 0 else [r.stdout[-3000:] + r.stderr[-2000:]]}
+    (REPORTS / "tests-colab.json").write_text(json.dumps(out, indent=1))
+    return out
 
 
 def kill_and_resume(name: str, work: Path, base_url: str, gitconfig: str, results: list[dict]) -> dict:
