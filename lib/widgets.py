@@ -13,6 +13,7 @@ picture stays. The course's pattern is therefore:
 - :func:`explore`: on a live kernel (Colab, or ``COURSE_LIVE=1``) a :func:`live` slider or dropdown over the
   values; in the book build it precomputes the panels and returns a :func:`switcher`.
 """
+
 from __future__ import annotations
 
 import base64
