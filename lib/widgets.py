@@ -1,13 +1,17 @@
-"""Widgets that work in the static HTML book *and* live on Colab.
+"""Widgets that work in the static HTML book *and* live on Colab, with ipywidgets 7.7 (Colab) and 8.x (the book).
 
 In the HTML book no kernel runs, so a Python callback (``interact``) never fires there: the slider moves and the
 picture stays. The course's pattern is therefore:
 
 - :func:`switcher`: every panel is computed in advance (an image, or HTML such as an audio player), the panels sit
-  in an ``ipywidgets.Stack``, and the control's ``index`` is tied to the stack's ``selected_index`` with
-  ``jslink``: a link that runs in the browser, so the page switches panels with no kernel at all.
-- :func:`explore`: on a live kernel (Colab, or ``COURSE_LIVE=1``) it is a plain ``interact`` that computes a panel
-  when asked; in the book build it precomputes the panels and returns a :func:`switcher`.
+  in an ``ipywidgets.Tab``, and the control's ``index`` is tied to the tab's ``selected_index`` with ``jslink``: a
+  link that runs in the browser, so the page switches panels with no kernel at all. The book's stylesheet
+  (``book/_course/course.css``) hides the tab bar; where it is not loaded (Colab) the tab titles are the labels.
+  ``Tab`` rather than ``Stack``: ``Stack`` exists only from ipywidgets 8.0, and Colab ships 7.7.1.
+- :func:`live`: a control and a panel that the kernel recomputes when the control's value changes. The callback
+  replaces the panel widget; it never calls ``display()`` and uses no ``Output`` widget.
+- :func:`explore`: on a live kernel (Colab, or ``COURSE_LIVE=1``) a :func:`live` slider or dropdown over the
+  values; in the book build it precomputes the panels and returns a :func:`switcher`.
 """
 
 from __future__ import annotations
@@ -68,44 +72,82 @@ def _panel(content):
     return w.Image(value=png_bytes(content), format="png", layout=w.Layout(max_width="100%", height="auto"))
 
 
+def _control(options: list, description: str, control: str):
+    import ipywidgets as w
+
+    style = {"description_width": "initial"}
+    if control == "slider":
+        return w.SelectionSlider(options=options, description=description, style=style, continuous_update=True,
+                                 layout=w.Layout(width="min(100%, 640px)"))
+    if control == "dropdown":
+        return w.Dropdown(options=options, description=description, style=style)
+    raise ValueError(f"control must be 'slider' or 'dropdown', not {control!r}")
+
+
 def switcher(panels: dict, description: str = "", control: str = "slider"):
     """Precomputed panels switched by a slider or a dropdown, in the browser (works without a kernel).
 
-    ``panels`` maps a label to an image (see :func:`png_bytes`), an HTML string or a widget.
+    ``panels`` maps a label to an image (see :func:`png_bytes`), an HTML string or a widget. Returns a ``VBox``
+    (class ``course-switcher``) of the control and a ``Tab`` of the panels; ``.link`` is the ``jslink`` between them.
     """
     import ipywidgets as w
 
     if not panels:
         raise ValueError("switcher needs at least one panel")
     labels = [str(k) for k in panels]
-    stack = w.Stack([_panel(v) for v in panels.values()], selected_index=0)
-    style = {"description_width": "initial"}
-    if control == "slider":
-        ctrl = w.SelectionSlider(options=labels, description=description, style=style, continuous_update=True,
-                                 layout=w.Layout(width="min(100%, 640px)"))
-    elif control == "dropdown":
-        ctrl = w.Dropdown(options=labels, description=description, style=style)
-    else:
-        raise ValueError(f"control must be 'slider' or 'dropdown', not {control!r}")
-    link = w.jslink((ctrl, "index"), (stack, "selected_index"))
-    box = w.VBox([ctrl, stack])
+    ctrl = _control(labels, description, control)
+    deck = w.Tab([_panel(v) for v in panels.values()], selected_index=0)
+    for i, label in enumerate(labels):
+        deck.set_title(i, label)
+    link = w.jslink((ctrl, "index"), (deck, "selected_index"))
+    box = w.VBox([ctrl, deck])
     box.add_class("course-switcher")
     box.link = link  # kept so tests (and readers) can see what is tied to what
     return box
 
 
+def _error_panel(exc: Exception):
+    import html
+
+    import ipywidgets as w
+
+    message = html.escape(f"{type(exc).__name__}: {exc}")
+    return w.HTML(f'<pre class="course-error">{message}</pre>')
+
+
+def live(fn: Callable, control):
+    """``control`` above the panel ``fn(control.value)``, recomputed in the kernel whenever the value changes.
+
+    Returns a ``VBox`` (class ``course-live``) whose second child is the current panel. ``fn`` may return what
+    :func:`switcher` accepts. If ``fn`` raises for a new value, the panel shows the exception's type and message
+    instead; for the initial value the exception propagates.
+    """
+    import ipywidgets as w
+
+    if not isinstance(control, w.ValueWidget):
+        raise TypeError(f"live() needs an ipywidgets control with a value (Text, Dropdown, ...), "
+                        f"not {type(control).__name__}")
+    box = w.VBox([control, _panel(fn(control.value))])
+    box.add_class("course-live")
+
+    def update(change):
+        try:
+            panel = _panel(fn(change["new"]))
+        except Exception as exc:  # shown to the reader, who typed the value
+            panel = _error_panel(exc)
+        box.children = [control, panel]
+
+    control.observe(update, names="value")
+    return box
+
+
 def explore(fn: Callable, values: Sequence, description: str = "", control: str = "slider"):
-    """``fn(value) -> panel`` for each value: live ``interact`` on a kernel, precomputed :func:`switcher` otherwise."""
+    """``fn(value) -> panel`` for each value: :func:`live` on a kernel, precomputed :func:`switcher` otherwise."""
+    values = list(values)
+    if not values:
+        raise ValueError("explore needs at least one value")
     if is_live():
-        import ipywidgets as w
-        from IPython.display import display
-
-        def show(value):
-            content = fn(value)
-            display(_panel(content) if not isinstance(content, str) else w.HTML(content))
-
-        widget = w.SelectionSlider if control == "slider" else w.Dropdown
-        return w.interactive(show, value=widget(options=list(values), description=description))
+        return live(fn, _control(values, description, control))
     return switcher({str(v): fn(v) for v in values}, description=description, control=control)
 
 

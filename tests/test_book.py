@@ -143,8 +143,9 @@ def test_widgets_render_and_switch_offline(browser, server):
         for i in range(switchers.count()):
             box = switchers.nth(i)
             box.scroll_into_view_if_needed()
-            stack = box.locator(".widget-box, .widget-stack").last
-            before = stack.inner_html()
+            deck = box.locator(".widget-tab-contents").first  # lib.widgets.switcher's Tab of panels
+            assert not box.locator(".widget-tab-bar").first.is_visible(), f"{name}: switcher {i} shows its tab bar"
+            before = deck.inner_html()
             handle = box.locator(".noUi-handle")
             if handle.count():
                 handle.first.focus()
@@ -153,7 +154,7 @@ def test_widgets_render_and_switch_offline(browser, server):
                 select = box.locator("select").first
                 select.select_option(index=1)
             page.wait_for_timeout(300)
-            after = stack.inner_html()
+            after = deck.inner_html()
             assert after != before, f"{name}: switcher {i} did not change its panel"
             if i == 0:
                 SHOTS.mkdir(parents=True, exist_ok=True)

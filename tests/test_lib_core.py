@@ -279,13 +279,16 @@ def test_photos_are_real_rgb_images():
 
 
 # --- widgets ------------------------------------------------------------------------------------------------------
-def test_switcher_links_control_to_stack():
+def test_switcher_links_control_to_tab():
     import ipywidgets as w
 
     box = widgets.switcher({"a": np.zeros((4, 4, 3), np.uint8), "b": "<b>html</b>"}, control="dropdown")
-    ctrl, stack = box.children
-    assert isinstance(stack, w.Stack) and len(stack.children) == 2
-    assert box.link.source == (ctrl, "index") and box.link.target == (stack, "selected_index")
+    ctrl, deck = box.children
+    assert isinstance(deck, w.Tab) and len(deck.children) == 2 and deck.selected_index == 0
+    assert [deck.get_title(i) for i in range(2)] == ["a", "b"]
+    assert isinstance(deck.children[0], w.Image) and deck.children[1].value == "<b>html</b>"
+    assert box.link.source == (ctrl, "index") and box.link.target == (deck, "selected_index")
+    assert "course-switcher" in box._dom_classes
     with pytest.raises(ValueError, match="at least one"):
         widgets.switcher({})
     with pytest.raises(ValueError, match="slider"):
@@ -298,10 +301,39 @@ def test_explore_is_static_in_the_build_and_live_on_colab(monkeypatch):
     monkeypatch.setenv("COURSE_LIVE", "0")
     calls = []
     box = widgets.explore(lambda v: calls.append(v) or np.full((2, 2, 3), v, np.uint8), [1, 2, 3])
-    assert calls == [1, 2, 3] and isinstance(box.children[1], w.Stack)
+    assert calls == [1, 2, 3] and isinstance(box.children[1], w.Tab)
     monkeypatch.setenv("COURSE_LIVE", "1")
-    live = widgets.explore(lambda v: np.full((2, 2, 3), v, np.uint8), [1, 2])
-    assert isinstance(live, w.interactive)
+    calls.clear()
+    live = widgets.explore(lambda v: calls.append(v) or f"<i>{v}</i>", [1, 2], control="dropdown")
+    ctrl, panel = live.children
+    assert isinstance(ctrl, w.Dropdown) and calls == [1] and panel.value == "<i>1</i>"
+    ctrl.value = 2
+    assert calls == [1, 2] and live.children[1].value == "<i>2</i>"
+    with pytest.raises(ValueError, match="at least one value"):
+        widgets.explore(str, [])
+    with pytest.raises(ValueError, match="slider"):
+        widgets.explore(str, [1], control="knob")
+
+
+def test_live_recomputes_in_the_kernel_and_shows_errors():
+    import ipywidgets as w
+
+    def fn(text):
+        if not text:
+            raise ValueError("give at least one label")
+        return f"<b>{text}</b>"
+
+    text = w.Text(value="a, b")
+    box = widgets.live(fn, text)
+    assert box.children[0] is text and box.children[1].value == "<b>a, b</b>"
+    text.value = ""
+    assert "ValueError: give at least one label" in box.children[1].value
+    text.value = "c"
+    assert box.children[1].value == "<b>c</b>"
+    with pytest.raises(ValueError, match="at least one label"):
+        widgets.live(fn, w.Text(value=""))
+    with pytest.raises(TypeError, match="control with a value"):
+        widgets.live(fn, w.Button(description="no value"))
 
 
 def test_audio_player_embeds_wav():
