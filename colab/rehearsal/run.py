@@ -287,10 +287,19 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def runtime_pin(name: str) -> str:
+    """The version colab/runtime.txt names for ``name``."""
+    return re.search(rf"^{re.escape(name)}==(\S+)", (ROOT / "colab" / "runtime.txt").read_text(), re.M).group(1)
+
+
 def colab_tests(work: Path) -> dict:
     """The tests that must hold in Colab's own packages (tests/colab: e.g. every widget the course builds exists in
     Colab's ipywidgets), run with the Colab-like venv's Python."""
-    env = {**os.environ, "HOME": str(work / "home"), "COURSE_SCALE": "tiny"}
+    from importlib.metadata import version
+
+    env = {**os.environ, "HOME": str(work / "home"), "COURSE_SCALE": "tiny",
+           "COURSE_EXPECT_IPYWIDGETS": runtime_pin("ipywidgets")}
+    assert version("ipywidgets") == env["COURSE_EXPECT_IPYWIDGETS"], "run the rehearsal with the Colab-like venv"
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
                         str(ROOT / "tests" / "colab")], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900)
