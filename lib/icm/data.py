@@ -154,6 +154,7 @@ def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: in
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"   # kodim01-24, 768x512 PNGs
 KODAK_SHA256: dict[int, str] = {}   # {1: "<64 hex digits>", ...}: pin before a colab run (no internet where written)
 COCO_VAL_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
+COCO_VAL_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}, likewise
 
 
 def download_images(pins: dict[str, str | None], size: int | None = None) -> list[tuple[str, torch.Tensor]]:
@@ -166,12 +167,12 @@ def download_images(pins: dict[str, str | None], size: int | None = None) -> lis
 
     if not pins:
         raise ValueError("no images given: pin them as {id: sha256} (lib/icm/data.py KODAK_SHA256, "
-                         "lib/icm/experiment.py COCO_TASK_SHA256) or pass them")
+                         "lib/icm/data.py COCO_VAL_SHA256) or pass them")
     unpinned = [u for u, h in pins.items() if not h]
     if unpinned:
         raise ValueError(f"{len(unpinned)} of {len(pins)} images have no pinned sha256 (first: {unpinned[0]}): "
                          f"download them once on a machine you trust, run `sha256sum` on them and pin the values "
-                         f"(lib/icm/data.py KODAK_SHA256 / lib/icm/experiment.py COCO_TASK_SHA256, or pass them)")
+                         f"(lib/icm/data.py KODAK_SHA256 / lib/icm/data.py COCO_VAL_SHA256, or pass them)")
     out = []
     for url, sha in pins.items():
         im = Image.open(download.fetch(url, sha)).convert("RGB")
@@ -186,13 +187,15 @@ def download_images(pins: dict[str, str | None], size: int | None = None) -> lis
     return out
 
 
-def kodak(pins: dict[int, str] | None = None, url: str = KODAK_URL) -> list[tuple[str, torch.Tensor]]:
-    """The 24 Kodak images (the fidelity set at colab/paper scale)."""
+def kodak(ids=range(1, 25), *, url: str = KODAK_URL, pins: dict[int, str] | None = None) -> list[tuple[str, torch.Tensor]]:
+    """The Kodak images ``ids`` (1-24; the fidelity set at colab scale), each cropped to the codec's stride."""
     pins = KODAK_SHA256 if pins is None else pins
-    return download_images({url.format(i): pins.get(i) for i in range(1, 25)})
+    return download_images({url.format(i): pins.get(i) for i in ids})
 
 
-def coco_val(pins: dict[int, str], size: int = 224, url: str = COCO_VAL_URL) -> list[tuple[str, torch.Tensor]]:
-    """COCO val2017 images by id, ``size``-px squares (the task set at colab/paper scale, before the confidence
-    filter of :func:`lib.icm.experiment.confident`)."""
-    return download_images({url.format(i): h for i, h in pins.items()}, size=size)
+def coco_val(ids, *, size: int = 224, url: str = COCO_VAL_URL,
+             pins: dict[int, str] | None = None) -> list[tuple[str, torch.Tensor]]:
+    """COCO val2017 images by id, ``size``-px squares (the task set at colab scale, before the confidence filter of
+    :func:`lib.icm.experiment.confident`)."""
+    pins = COCO_VAL_SHA256 if pins is None else pins
+    return download_images({url.format(i): pins.get(i) for i in ids}, size=size)
