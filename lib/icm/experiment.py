@@ -101,7 +101,8 @@ def describe_eval_sets(cfg, evalset, taskset, photos: tuple[list, list], stamps:
                 f"task set: {len(task_imgs)} confident scenes of {task_imgs[0].shape[-1]} px from {len(eval_stamps)} "
                 f"held-out stamps ({len(train_stamps)} for training), e.g. "
                 f"{', '.join(n.split('@')[0] for n in [n for n, _ in taskset][:4])}")
-    return (f"fidelity set: {len(images)} Kodak images ({', '.join(n for n, _ in evalset[:3])}, ...)\n"
+    return (f"fidelity set: {len(images)} Kodak images ({', '.join(n for n, _ in evalset[:3])}"
+            f"{', ...' if len(evalset) > 3 else ''})\n"
             f"task set: {len(task_imgs)} of {len(cfg.coco_ids)} COCO val2017 images at {cfg.task_size} px, those "
             f"where the machine's top probability is at least {cfg.confidence}")
 
