@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default espeak-ng pocketsphinx-testdata codec2-examples alsa-utils fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal
 
 course: setup book
 
@@ -57,8 +57,17 @@ book: setup data
 test: setup
 	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly $(PYTEST_ARGS)
 
+# The Colab first cell (with _config.yml's repository.url) into every chapter, then re-pair each .md with its .ipynb.
+# The Colab rehearsal (colab/rehearsal/run.py): every chapter executed as on Colab, in a Colab-like venv
+# (colab/runtime.txt), against a loopback mirror, in its own mount namespace (a fresh /content per notebook).
+# Reports: artifacts/colab-rehearsal/*.json. REHEARSAL_ARGS: e.g. `01_icm --scales colab`.
+REHEARSAL_ARGS ?= --kill-test 01_icm
+colab-rehearsal: setup
+	bash colab/rehearsal/venv.sh
+	unshare --mount --propagation private .cache/colab-rehearsal/venv/bin/python colab/rehearsal/run.py $(REHEARSAL_ARGS)
+
 sync:
-	.venv/bin/jupytext --sync book/[0-9]*.md
+	$(PY) scripts/sync_notebooks.py
 
 clean:
 	rm -rf book/_build

@@ -4,7 +4,7 @@ Chapters import this package; it never imports from ``book/``. The core modules 
 
 - :mod:`lib.scale`       which scale runs (``tiny`` / ``colab`` / ``paper``) and the value each setting takes there
 - :mod:`lib.runtime`     device, seeding, threads, and the banner a chapter shows first
-- :mod:`lib.download`    a cached fetch that checks sha256 and writes atomically
+- :mod:`lib.download`    a cached, verified fetch (sha256, hash prefix or first-use record) with clear errors
 - :mod:`lib.checkpoint`  atomic save, ``weights_only`` load
 - :mod:`lib.cache`       on-disk memoisation, so a chapter executed twice trains once
 - :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)

@@ -2,13 +2,21 @@
 
 ``save`` writes to a temporary file in the destination folder and renames it into place (``os.replace`` is atomic
 on POSIX), so a run killed mid-write leaves the previous checkpoint intact, never a truncated one. ``load`` uses
-``torch.load(weights_only=True)``: tensors and plain containers only, no arbitrary code from a pickle.
+``torch.load(weights_only=True)``: tensors and plain containers only, no arbitrary code from a pickle; ``allow=``
+adds an explicit list of further classes, inside ``torch.serialization.safe_globals``.
+
+:data:`LIGHTNING_ALLOW` is such a list for PyTorch-Lightning ``.ckpt`` files: data-only stand-ins named like the
+non-tensor classes those files refer to (torch matches allowed classes by ``module.qualname``; an ``AttributeDict``
+loads as a plain ``dict``), plus ``argparse.Namespace``. A Lightning checkpoint then loads without
+``pytorch_lightning`` installed, and nothing in it runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -34,6 +42,26 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
+def _stand_in(name: str, mapping: bool = False) -> type:
+    """An empty class whose ``__module__``/``__qualname__`` spell ``name``. With ``mapping=True`` unpickling it gives
+    a plain ``dict`` (torch's weights_only unpickler fills only exact dicts, not subclasses)."""
+    module, _, qualname = name.rpartition(".")
+    body = {"__module__": module, "__qualname__": qualname,
+            "__doc__": f"Data-only stand-in for {name} (lib.checkpoint.LIGHTNING_ALLOW)."}
+    if mapping:
+        body["__new__"] = lambda cls, *args: dict()
+    return type(qualname, (), body)
+
+
+LIGHTNING_ALLOW = (
+    _stand_in("pytorch_lightning.utilities.parsing.AttributeDict", mapping=True),   # hyper_parameters (Lightning 1.x)
+    _stand_in("lightning_fabric.utilities.data.AttributeDict", mapping=True),     # hyper_parameters (Lightning 2.x)
+    _stand_in("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),  # callback state keys (< 1.5)
+    _stand_in("pytorch_lightning.callbacks.early_stopping.EarlyStopping"),
+    argparse.Namespace,                                                      # hparams given as a Namespace
+)
+
+
 def save(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)``, atomically."""
     with atomic_path(path) as tmp:
@@ -41,15 +69,25 @@ def save(obj, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load(path: str | os.PathLike, map_location="cpu"):
-    """``torch.load(path, weights_only=True)`` with an error that says what to do."""
+def load(path: str | os.PathLike, map_location="cpu", *, allow=()):
+    """``torch.load(path, weights_only=True)``, also accepting the classes in ``allow``, with an error that says what
+    to do."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: train first, or check the path")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(allow)) if allow else contextlib.nullcontext():
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for damaged or unsafe files
         raise CheckpointError(
-            f"cannot read the checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            f"cannot read the checkpoint {path} ({type(err).__name__}: {_reason(err)}). "
             f"If it is a course cache or checkpoint, delete it and run again; if it came from elsewhere, it must "
-            f"be a plain state dict (weights_only=True refuses pickled objects).") from None
+            f"be a plain state dict (weights_only=True refuses pickled objects not on an explicit allow-list).",
+        ) from None
+
+
+def _reason(err: Exception) -> str:
+    """The line of ``err`` that says what torch's weights_only unpickler refused, else its first line."""
+    text = str(err)
+    refused = re.search(r"^.*(GLOBAL|Can only|Trying to).*$", text, flags=re.M)
+    return (refused.group(0).strip() if refused else text.splitlines()[0] if text else "")[:300]

@@ -394,17 +394,21 @@ def test_from_compressai_checkpoint_says_what_is_wrong(tmp_path, zoo_q1):
         C.from_compressai_checkpoint(path, quality=1)
 
 
-def test_pretrained_init_goes_through_fetch_with_sha256(tmp_path, monkeypatch, zoo_q1):
+def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path, monkeypatch, zoo_q1):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    src = tmp_path / "bmshj2018-factorized-prior-2-local.pth.tar"
-    torch.save(old_layout(zoo_q1.state_dict()), src)    # a zoo file: flat, old key layout
-    digest = lib.download.sha256sum(src)
-    codec = C.pretrained_init(2, url=src.as_uri(), sha256=digest)
+    tmp = tmp_path / "tmp.pth.tar"
+    torch.save(old_layout(zoo_q1.state_dict()), tmp)    # a zoo file: flat, the old key layout
+    digest = lib.download.sha256sum(tmp)
+    src = tmp.rename(tmp_path / f"bmshj2018-factorized-prior-2-{digest[:8]}.pth.tar")
+    codec = C.pretrained_init(2, url=src.as_uri())  # checked against the prefix in the file name
     assert isinstance(codec, C.ICMCodec) and C.state_hashes(codec) == C.state_hashes(zoo_q1)
+    assert lib.download.downloads()[-1]["verified_by"] == "hash_prefix"
+    wrong = src.rename(tmp_path / "bmshj2018-factorized-prior-2-00000000.pth.tar")
     with pytest.raises(lib.download.ChecksumError):
-        C.pretrained_init(2, url=src.as_uri(), sha256="0" * 64)
-    with pytest.raises(ValueError, match="sha256"):
-        C.pretrained_init(2)
+        C.pretrained_init(2, url=wrong.as_uri())
+    with pytest.raises(lib.download.ChecksumError):
+        C.pretrained_init(2, url=wrong.as_uri(), sha256="0" * 64)
+    assert C.COMPRESSAI_FILES[2] == "87279a02"
 
 
 def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
@@ -438,7 +442,7 @@ def test_machine_is_frozen_and_differentiable():
 
 
 # --- colab / paper data: downloads checked against pinned sha256 (a loopback server stands in for the hosts) ------
-def test_kodak_and_coco_downloads_check_their_sha256(tmp_path, monkeypatch):
+def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, monkeypatch):
     from PIL import Image
 
     from lib.icm import data
@@ -451,19 +455,20 @@ def test_kodak_and_coco_downloads_check_their_sha256(tmp_path, monkeypatch):
     for i in range(1, 25):
         Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(site / f"kodim{i:02d}.png")
     Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(site / "000000000139.jpg")
-    pins = {i: lib.download.sha256sum(site / f"kodim{i:02d}.png") for i in range(1, 25)}
-    with pytest.raises(ValueError, match="no pinned sha256"):
-        data.kodak()                                 # nothing pinned in the repository: say so, download nothing
+    with pytest.raises(ValueError, match="coco_ids"):
+        data.coco_val([])                            # no ids given: say so, download nothing
     with serve(site) as url:
-        kodak = data.kodak(pins=pins, url=url + "/kodim{:02d}.png")
+        kodak = data.kodak(url=url + "/kodim{:02d}.png")
         assert len(kodak) == 24 and kodak[0][0] == "kodim01"
         assert kodak[0][1].shape == (1, 3, 32, 48)   # cropped to the codec's stride (16)
-        assert [n for n, _ in data.kodak((3, 5), pins=pins, url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
-        coco = data.coco_val([139], pins={139: lib.download.sha256sum(site / "000000000139.jpg")},
-                             url=url + "/{:012d}.jpg")
+        assert lib.download.downloads()[-1]["verified_by"] == "first_use"
+        assert lib.download.downloads()[-1]["loaded_with"] == "PIL"
+        coco = data.coco_val([139], url=url + "/{:012d}.jpg")
         assert coco[0][1].shape == (1, 3, 224, 224) and 0 <= coco[0][1].min() and coco[0][1].max() <= 1
-        with pytest.raises(lib.download.ChecksumError):
-            data.coco_val([139], pins={139: "0" * 64}, url=url + "/{:012d}.jpg")
+        (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
+        with pytest.raises(lib.download.ChecksumError, match="delete it"):  # re-checked against its first-use record
+            data.coco_val([139], url=url + "/{:012d}.jpg")
+        assert [n for n, _ in data.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
 
 
 # --- the chapter's configurations (lib.icm.config) -----------------------------------------------------------------

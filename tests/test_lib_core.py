@@ -4,7 +4,6 @@ assets, widgets)."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import torch
 
 import lib
 from lib import assets, cache, checkpoint, download, provenance, runtime, scale, widgets
-from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "helpers" / "train_toy.py"
@@ -209,55 +207,7 @@ def test_banner_shows_scale_device_versions_commit():
     assert scale.current() in repr(runtime.banner())
 
 
-# --- downloads ----------------------------------------------------------------------------------------------------
-@pytest.fixture
-def payload(tmp_path):
-    src = tmp_path / "served"
-    src.mkdir()
-    data = os.urandom(50_000)
-    (src / "weights.bin").write_bytes(data)
-    return src, hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def http_server(payload):
-    with serve(payload[0]) as url:
-        yield url
-
-
-def test_fetch_from_loopback_server_and_cache(http_server, payload, tmp_path):
-    _, sha = payload
-    dest = download.fetch(f"{http_server}/weights.bin", sha, cache_dir=tmp_path / "c", progress=False)
-    assert download.sha256sum(dest) == sha
-    # A second call is served from the cache (the server is gone).
-    assert download.fetch("http://127.0.0.1:9/weights.bin", sha, cache_dir=tmp_path / "c") == dest
-
-
-def test_fetch_local_file_url(payload, tmp_path):
-    src, sha = payload
-    dest = download.fetch((src / "weights.bin").as_uri(), sha, cache_dir=tmp_path / "c", progress=False)
-    assert dest.read_bytes() == (src / "weights.bin").read_bytes()
-
-
-def test_fetch_bad_checksum_keeps_nothing(http_server, tmp_path):
-    with pytest.raises(download.ChecksumError, match="sha256"):
-        download.fetch(f"{http_server}/weights.bin", "0" * 64, cache_dir=tmp_path / "c", progress=False)
-    assert list((tmp_path / "c").iterdir()) == []  # nothing half-written or wrong left behind
-
-
-def test_fetch_damaged_cache_is_reported(payload, tmp_path):
-    _, sha = payload
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "weights.bin").write_bytes(b"truncated")
-    with pytest.raises(download.ChecksumError, match="delete it"):
-        download.fetch("http://127.0.0.1:9/weights.bin", sha, cache_dir=tmp_path / "c")
-
-
-def test_fetch_without_network_says_what_to_do(tmp_path):
-    with pytest.raises(download.DownloadError, match="COURSE_SCALE=tiny"):
-        download.fetch("http://127.0.0.1:9/nothing.bin", "a" * 64, cache_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="64 hex"):
-        download.fetch("http://127.0.0.1:9/x", "abc", cache_dir=tmp_path)
+# --- downloads: tests/test_download.py ---------------------------------------------------------------------------
 
 
 # --- checkpoints and cache ----------------------------------------------------------------------------------------
@@ -269,6 +219,65 @@ def test_checkpoint_roundtrip_and_weights_only(tmp_path):
         checkpoint.load(tmp_path / "pickled.pt")
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def _fake_module(monkeypatch, name):
+    import types
+
+    for i in range(1, name.count(".") + 2):
+        part = ".".join(name.split(".")[:i])
+        monkeypatch.setitem(sys.modules, part, sys.modules.get(part) or types.ModuleType(part))
+    return sys.modules[name]
+
+
+def test_lightning_checkpoint_loads_with_the_allow_list_only(tmp_path, monkeypatch):
+    """A checkpoint like PyTorch-Lightning 1.x writes, saved while a fake ``pytorch_lightning`` is importable, loads
+    with ``LIGHTNING_ALLOW`` after it is gone: weights_only=True, nothing run."""
+    import argparse
+
+    parsing = _fake_module(monkeypatch, "pytorch_lightning.utilities.parsing")
+    callbacks = _fake_module(monkeypatch, "pytorch_lightning.callbacks.model_checkpoint")
+
+    class AttributeDict(dict):  # as in Lightning: attribute access is item access
+        __getattr__ = dict.__getitem__
+
+        def __setattr__(self, key, value):
+            self[key] = value
+
+    class ModelCheckpoint:
+        pass
+
+    for cls, mod in ((AttributeDict, parsing), (ModelCheckpoint, callbacks)):
+        cls.__module__, cls.__qualname__ = mod.__name__, cls.__name__
+        setattr(mod, cls.__name__, cls)
+    hp = AttributeDict(backbone="clip_vitl16_384", lr=0.004)
+    hp.arch_option = 0
+    torch.save({"state_dict": {"net.w": torch.ones(2)}, "epoch": 199, "hyper_parameters": hp,
+                "callbacks": {ModelCheckpoint: {"best_model_score": torch.tensor(0.5)}},
+                "args": argparse.Namespace(lr=0.004), "pytorch-lightning_version": "1.3.5"}, tmp_path / "pl.ckpt")
+    monkeypatch.undo()  # pytorch_lightning is gone again
+    assert "pytorch_lightning" not in sys.modules
+    with pytest.raises(checkpoint.CheckpointError, match="pytorch_lightning.utilities.parsing.AttributeDict"):
+        checkpoint.load(tmp_path / "pl.ckpt")
+    ck = checkpoint.load(tmp_path / "pl.ckpt", allow=checkpoint.LIGHTNING_ALLOW)
+    assert torch.equal(ck["state_dict"]["net.w"], torch.ones(2)) and ck["epoch"] == 199
+    assert ck["hyper_parameters"] == {"backbone": "clip_vitl16_384", "lr": 0.004, "arch_option": 0}
+    assert ck["args"].lr == 0.004
+    assert [k.__qualname__ for k in ck["callbacks"]] == ["ModelCheckpoint"]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {_RunsCode.target}",))
+
+
+def test_a_payload_that_runs_code_is_refused(tmp_path):
+    _RunsCode.target = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "x": _RunsCode()}, tmp_path / "evil.ckpt")
+    for allow in ((), checkpoint.LIGHTNING_ALLOW):
+        with pytest.raises(checkpoint.CheckpointError, match="system"):
+            checkpoint.load(tmp_path / "evil.ckpt", allow=allow)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):

@@ -85,36 +85,47 @@ def test_from_official_state_dict_errors(manifest):
         L.from_official_state_dict(sd, arch="bottleneck", depth=2, text=False)
 
 
-def test_convert_refuses_unpinned_and_converts_pinned(tmp_path):
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+def test_convert_reads_weights_only_and_refuses_code(tmp_path):
     src = tmp_path / "demo.ckpt"
     torch.save({"state_dict": {"net.a": torch.ones(2)}, "epoch": 3, "hparams": {"x": object.__name__}}, src)
-    with pytest.raises(L.official.OfficialCheckpointError, match="no sha256"):
-        L.convert_official_checkpoint(src, tmp_path / "out.pt", None)
-    with pytest.raises(L.official.OfficialCheckpointError, match="refusing"):
-        L.convert_official_checkpoint(src, tmp_path / "out.pt", "0" * 64)
-    out = L.convert_official_checkpoint(src, tmp_path / "out.pt", sha256sum(src))
+    out = L.convert_official_checkpoint(src, tmp_path / "out.pt")
     from lib import checkpoint
 
     assert torch.equal(checkpoint.load(out)["net.a"], torch.ones(2))  # weights_only=True load
+    torch.save({"state_dict": {"net.a": torch.ones(2)}, "x": _RunsCode()}, tmp_path / "evil.ckpt")
+    with pytest.raises(checkpoint.CheckpointError, match="system"):
+        L.convert_official_checkpoint(tmp_path / "evil.ckpt", tmp_path / "evil.pt")
+    assert not (tmp_path / "evil.pt").exists()
 
 
-def test_official_download_goes_through_fetch(tmp_path, monkeypatch):
-    """fetch_official uses lib.download.fetch with the pinned sha256; tested with a local file."""
+def test_official_download_goes_through_fetch_drive(tmp_path, monkeypatch):
+    """fetch_official downloads the Drive file through lib.download.fetch_drive (here from a loopback mirror, its
+    sha256 recorded at first use), converts it once and returns the plain state dict."""
     from lib import download
+    from tests.helpers.serve import serve
 
-    src = tmp_path / "local.ckpt"
-    torch.save({"state_dict": {"net.w": torch.arange(3.0)}}, src)
-    digest = sha256sum(src)
+    mirror = tmp_path / "mirror"
+    (mirror / "drive.google.com").mkdir(parents=True)
+    src = mirror / "drive.google.com" / "uc"  # the static server ignores the query string (?export=download&id=)
+    torch.save({"state_dict": {"net.w": torch.arange(3.0)}, "epoch": 199}, src)
+    url = download.DRIVE_URL.format("LOCAL_ID")
+    (mirror / "manifest.json").write_text(json.dumps({"files": {url: {"sha256": sha256sum(src)}}}))
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(L.official.OFFICIAL_CHECKPOINTS, "local",
-                        {"url": src.as_uri(), "sha256": digest, "config": "tiny", "arch": "none", "depth": 0})
-    calls = []
-    real = download.fetch
-    monkeypatch.setattr(download, "fetch", lambda url, sha256, **kw: calls.append(sha256) or real(url, sha256, **kw))
-    sd = L.fetch_official("local")
-    assert calls == [digest] and torch.equal(sd["net.w"], torch.arange(3.0))
-    with pytest.raises(L.official.OfficialCheckpointError, match="no sha256 is pinned"):
-        L.fetch_official("demo_e200")
+                        {"drive_id": "LOCAL_ID", "config": "tiny", "arch": "none", "depth": 0})
+    with serve(mirror) as base:
+        monkeypatch.setenv("COURSE_MIRROR", base)
+        sd = L.fetch_official("local")
+    assert torch.equal(sd["net.w"], torch.arange(3.0))
+    log = download.downloads()[-1]
+    assert log["url"] == url and log["verified_by"] == "first_use" and log["mirror"]
+    assert log["loaded_with"] == "torch.load(weights_only=True)"
+    assert L.official.OFFICIAL_CHECKPOINTS["demo_e200"]["drive_id"] == "1FTuHY1xPUkM-5gaDtMfgCl3D0gR89WV7"
 
 
 # ------------------------------------------------------------------------------------------------ spatial blocks

@@ -47,16 +47,28 @@ def test_colab_install_never_reinstalls_colab_core():
     assert "-c \"$pins\"" in script and "--no-deps compressai" in script
 
 
-def test_colab_installs_the_data_packages_the_makefile_installs():
+def test_colab_installs_exactly_the_data_packages_lib_reads():
     import re
 
     script = (ROOT / "colab" / "install.sh").read_text()
-    colab = set(re.search(r"--no-install-recommends \\\n(.*?)\\\n", script, re.S).group(1).split())
+    colab = set(re.search(r"^data_packages=\((.*?)\)", script, re.M).group(1).split())
+    read = {m for p in (ROOT / "lib").rglob("*.py") for m in re.findall(r"\bapt=\"([^\"]+)\"", p.read_text())}
+    assert read and colab == read
     make = set(re.search(r"^APT_PACKAGES := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split())
-    assert colab == make - {"chromium", "fonts-dejavu-core", "git", "make"}
+    assert colab <= make
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
-def test_first_cell_installs_only_on_colab(md):
-    first = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
-    assert '"google.colab" in sys.modules' in first.source and "colab/install.sh" in first.source
+def test_first_cell_is_the_colab_cell_with_the_configured_url(md):
+    """The clone URL lives in _config.yml alone: every chapter's first cell (.md and .ipynb) is the one
+    `make sync` writes from it."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from sync_notebooks import first_cell, repository_url
+
+    want = first_cell(repository_url())
+    assert repository_url() in want
+    for nb in (jupytext.read(md), nbformat.read(md.with_suffix(".ipynb"), as_version=4)):
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        assert first.source == want, f"the first cell of {md.name} is not _config.yml's Colab cell: run `make sync`"

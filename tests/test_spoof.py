@@ -264,7 +264,7 @@ def test_load_audio_downmixes_and_resamples():
 
 
 # ---------------------------------------------------------------- pretrained weights path (local file)
-def test_pretrained_weights_go_through_fetch_with_checksum(tmp_path, monkeypatch):
+def test_pretrained_weights_go_through_fetch_first_use_or_sha256(tmp_path, monkeypatch):
     from lib import checkpoint, download
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(1)
@@ -275,10 +275,13 @@ def test_pretrained_weights_go_through_fetch_with_checksum(tmp_path, monkeypatch
     m = build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256=sha, url=f.as_uri())
     for k, v in m.frontend.ssl.state_dict().items():
         assert torch.equal(v, src[k])
+    assert download.downloads()[-1]["verified_by"] == "sha256"
     with pytest.raises(download.ChecksumError):
         build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256="0" * 64, url=f.as_uri())
-    with pytest.raises(ValueError, match="sha256"):
-        build_ssl_res1d(_tiny_ssl_params(), pretrained=True)
+    g = f.rename(tmp_path / "w2v_first.pth")  # no checksum given: recorded at first use
+    build_ssl_res1d(_tiny_ssl_params(), pretrained=True, url=g.as_uri())
+    assert download.downloads()[-1]["verified_by"] == "first_use"
+    assert download.downloads()[-1]["loaded_with"] == "torch.load(weights_only=True)"
 
 
 # ---------------------------------------------------------------- the cached experiment (the chapter's command)

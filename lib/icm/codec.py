@@ -139,17 +139,17 @@ def state_hashes(module: torch.nn.Module, exclude: tuple[str, ...] = ()) -> dict
 
 # --- colab / paper scale: CompressAI's pretrained (MSE-trained) weights as an initialisation only ------------------
 COMPRESSAI_URL = "https://compressai.s3.amazonaws.com/models/v1/bmshj2018-factorized-prior-{q}-{h}.pth.tar"
-# The 8 hex digits in each file name are the start of its sha256 (torch.hub's convention). The full sha256 must be
-# pinned here before a colab run: `sha256sum` the downloaded file once and paste it (fetch refuses a short hash).
-COMPRESSAI_FILES = {1: ("446d5c7f", None), 2: ("87279a02", None), 3: ("5c6f152b", None), 4: ("1ed4405a", None)}
+# The 8 hex digits in each file name are the start of its sha256 (torch.hub's convention); fetch checks them.
+COMPRESSAI_FILES = {1: "446d5c7f", 2: "87279a02", 3: "5c6f152b", 4: "1ed4405a"}
 COMPRESSAI_SIZES = {q: (128, 192) for q in range(1, 6)}
 # the λ each quality was trained with (MSE: bpp + λ·255²·MSE), from CompressAI's model-zoo page
 COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
 
 
 def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | None = None) -> ICMCodec:
-    """CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality`` as an :class:`ICMCodec`, fetched with a
-    sha256 check and read by :func:`from_compressai_checkpoint` (old or new key layout).
+    """CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality`` as an :class:`ICMCodec`, fetched and
+    checked against the sha256 prefix in the file name (or against ``sha256``, if given), and read by
+    :func:`from_compressai_checkpoint` (the published files' old key layout or the current one).
 
     Only an initialisation: those weights were trained for PSNR, not for a machine.
     """
@@ -157,13 +157,9 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
 
     if quality not in COMPRESSAI_FILES:
         raise ValueError(f"quality must be one of {sorted(COMPRESSAI_FILES)}, got {quality}")
-    prefix, pinned = COMPRESSAI_FILES[quality]
-    url = url or COMPRESSAI_URL.format(q=quality, h=prefix)
-    sha256 = sha256 or pinned
-    if sha256 is None:
-        raise ValueError(f"no full sha256 pinned for {url}: download it once, check that `sha256sum` starts with "
-                         f"{prefix}, and pass sha256=... (or pin it in lib/icm/codec.py COMPRESSAI_FILES)")
-    path = download.fetch(url, sha256)
+    url = url or COMPRESSAI_URL.format(q=quality, h=COMPRESSAI_FILES[quality])
+    path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
+                          hash_prefix=None if sha256 else download.hub_prefix(url))
     return codec_from_state_dict(from_compressai_checkpoint(path, quality).state_dict())
 
 

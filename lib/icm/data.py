@@ -150,32 +150,25 @@ def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: in
     return out
 
 
-# --- colab / paper scale: Kodak (fidelity) and COCO val images (task), each checked against a pinned sha256 -------
+# --- colab / paper scale: Kodak (fidelity) and COCO val images (task); no checksums are published, so each file's
+# sha256 is recorded at its first download and re-checked afterwards (lib.download, "first use"); read with PIL --
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"   # kodim01-24, 768x512 PNGs
-KODAK_SHA256: dict[int, str] = {}   # {1: "<64 hex digits>", ...}: pin before a colab run (no internet where written)
 COCO_VAL_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
-COCO_VAL_SHA256: dict[int, str] = {}   # {COCO val2017 image id: sha256}, likewise
 
 
-def download_images(pins: dict[str, str | None], size: int | None = None) -> list[tuple[str, torch.Tensor]]:
-    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.download.fetch`, which
-    checks the pinned sha256. ``size``: shorter side resized to ``size`` and centre-cropped square (the task set);
-    otherwise cropped to a multiple of 16, the codec's stride."""
+def download_images(urls: list[str], size: int | None = None) -> list[tuple[str, torch.Tensor]]:
+    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.download.fetch` (sha256
+    recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
+    centre-cropped square (the task set); otherwise cropped to a multiple of 16, the codec's stride."""
     from PIL import Image
 
     from lib import download
 
-    if not pins:
-        raise ValueError("no images given: pin them as {id: sha256} (lib/icm/data.py KODAK_SHA256, "
-                         "lib/icm/data.py COCO_VAL_SHA256) or pass them")
-    unpinned = [u for u, h in pins.items() if not h]
-    if unpinned:
-        raise ValueError(f"{len(unpinned)} of {len(pins)} images have no pinned sha256 (first: {unpinned[0]}): "
-                         f"download them once on a machine you trust, run `sha256sum` on them and pin the values "
-                         f"(lib/icm/data.py KODAK_SHA256 / lib/icm/data.py COCO_VAL_SHA256, or pass them)")
+    if not urls:
+        raise ValueError("no images given: name them by id (lib/icm/config.py: kodak_ids, coco_ids) or pass them")
     out = []
-    for url, sha in pins.items():
-        im = Image.open(download.fetch(url, sha)).convert("RGB")
+    for url in urls:
+        im = Image.open(download.fetch(url, reader="PIL")).convert("RGB")
         if size is not None:
             s = size / min(im.size)
             im = im.resize((max(size, round(im.width * s)), max(size, round(im.height * s))), Image.Resampling.LANCZOS)
@@ -187,15 +180,12 @@ def download_images(pins: dict[str, str | None], size: int | None = None) -> lis
     return out
 
 
-def kodak(ids=range(1, 25), *, url: str = KODAK_URL, pins: dict[int, str] | None = None) -> list[tuple[str, torch.Tensor]]:
+def kodak(ids=range(1, 25), *, url: str = KODAK_URL) -> list[tuple[str, torch.Tensor]]:
     """The Kodak images ``ids`` (1-24; the fidelity set at colab scale), each cropped to the codec's stride."""
-    pins = KODAK_SHA256 if pins is None else pins
-    return download_images({url.format(i): pins.get(i) for i in ids})
+    return download_images([url.format(i) for i in ids])
 
 
-def coco_val(ids, *, size: int = 224, url: str = COCO_VAL_URL,
-             pins: dict[int, str] | None = None) -> list[tuple[str, torch.Tensor]]:
+def coco_val(ids, *, size: int = 224, url: str = COCO_VAL_URL) -> list[tuple[str, torch.Tensor]]:
     """COCO val2017 images by id, ``size``-px squares (the task set at colab scale, before the confidence filter of
     :func:`lib.icm.experiment.confident`)."""
-    pins = COCO_VAL_SHA256 if pins is None else pins
-    return download_images({url.format(i): pins.get(i) for i in ids}, size=size)
+    return download_images([url.format(i) for i in ids], size=size)

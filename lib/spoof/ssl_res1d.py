@@ -166,7 +166,6 @@ def tiny_cm(channels=64, n_blocks=2, se_dim=32) -> SpoofCM:
 
 # torchaudio's URL for the XLSR-53 weights in its own state-dict layout (torchaudio.pipelines.WAV2VEC2_XLSR53).
 XLSR53_URL = "https://download.pytorch.org/torchaudio/models/wav2vec2_fairseq_large_xlsr53.pth"
-XLSR53_SHA256 = None  # not recorded: no internet where this was written; see build_ssl_res1d(pretrained=True)
 
 
 def xlsr53_params() -> dict:
@@ -179,16 +178,13 @@ def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256
               url: str = XLSR53_URL, **backend) -> SpoofCM:
     """The paper's SSL-Res1D. ``params``: torchaudio wav2vec2_model kwargs (default XLSR-53).
 
-    ``pretrained=True`` downloads the weights through ``lib.download.fetch(url, sha256)`` (``colab``/``paper``
-    scale only); the checksum must be given (``XLSR53_SHA256`` is not recorded yet).
+    ``pretrained=True`` downloads the weights through :func:`lib.download.fetch` (``colab``/``paper`` scale only):
+    checked against ``sha256`` if given, else against the sha256 recorded at their first download (none is
+    published).
     """
     m = SpoofCM(SSLFrontend(params or xlsr53_params()), **backend)
     if pretrained:
-        sha = sha256 or XLSR53_SHA256
-        if sha is None:
-            raise ValueError("no sha256 recorded for the XLSR-53 weights: download once, run `sha256sum` on the "
-                             "file and pass build_ssl_res1d(pretrained=True, sha256=...)")
         from lib import checkpoint, download
-        state = checkpoint.load(download.fetch(url, sha))
+        state = checkpoint.load(download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256))
         m.frontend.ssl.load_state_dict(state)
     return m

@@ -1,0 +1,88 @@
+"""The Colab rehearsal's own parts: the mirror's miniature files are in the real formats, and a run's verdict."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
+import mirror  # noqa: E402
+import run  # noqa: E402
+
+from lib import download  # noqa: E402
+
+KODAK = "https://r0k.us/graphics/kodak/kodak/kodim07.png"
+COCO = "http://images.cocodataset.org/val2017/000000000139.jpg"
+ZOO = "https://compressai.s3.amazonaws.com/models/v1/bmshj2018-factorized-prior-1-446d5c7f.pth.tar"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mirror")
+    return folder, mirror.build(folder, [KODAK, COCO, ZOO])
+
+
+def test_mirror_serves_real_formats_that_lib_download_verifies(built, tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder, manifest = built
+    with mirror.serve(folder) as (base, served):
+        monkeypatch.setenv("COURSE_MIRROR", base)
+        png = download.fetch(KODAK, reader="PIL", cache_dir=tmp_path, progress=False)
+        jpg = download.fetch(COCO, reader="PIL", cache_dir=tmp_path, progress=False)
+        zoo = download.fetch(ZOO, reader="torch.load(weights_only=True)", hash_prefix=download.hub_prefix(ZOO),
+                             cache_dir=tmp_path, progress=False)
+    assert served == [mirror.local_name(u) for u in (KODAK, COCO, ZOO)] or "manifest.json" in served
+    assert Image.open(png).format == "PNG" and Image.open(png).size == (768, 512)
+    assert Image.open(jpg).format == "JPEG"
+    by = {d["url"]: d["verified_by"] for d in download.downloads()}
+    assert by[KODAK] == "first_use" and by[ZOO] == "hash_prefix"
+    assert download.sha256sum(zoo) == manifest["files"][ZOO]["sha256"]
+
+
+def test_compressai_miniature_has_the_zoo_old_key_layout(built):
+    from compressai.models import FactorizedPrior
+    from compressai.zoo.pretrained import load_pretrained
+
+    from lib import checkpoint
+
+    folder, manifest = built
+    sd = checkpoint.load(folder / manifest["files"][ZOO]["path"])
+    assert "entropy_bottleneck._biases.0" in sd and "entropy_bottleneck._matrices.0" in sd
+    assert not any(k.startswith(("entropy_bottleneck.biases", "entropy_bottleneck.matrices")) for k in sd)
+    with pytest.raises(Exception):  # what loading without CompressAI's conversion does
+        FactorizedPrior(128, 192).load_state_dict(sd)
+    model = FactorizedPrior.from_state_dict(load_pretrained(sd))
+    assert model.g_a[0].weight.shape == (128, 3, 5, 5)
+    torch.testing.assert_close(model.state_dict()["entropy_bottleneck.matrices.0"], sd["entropy_bottleneck._matrices.0"])
+
+
+def test_mirror_refuses_a_url_it_cannot_make(tmp_path):
+    with pytest.raises(ValueError, match="no maker"):
+        mirror.build(tmp_path, ["https://example.org/unknown.bin"])
+
+
+def _facts(errors=(), **report):
+    rep = {"colab_branch": True, "numpy": "2.1.3", "ipywidgets": "7.7.1", "scale": "colab", "configs": {}}
+    rep.update(report)
+    return {"report": rep, "errors": list(errors)}
+
+
+def test_verdict_flags_a_silent_fall_back_and_unverified_downloads():
+    assert run.check("01_icm", "colab", _facts(), []) == []
+    fell_back = run.check("01_icm", "colab", _facts(configs={"1 · ICM": {"scale": "tiny"}}), [])
+    assert any("silent fall-back" in p for p in fell_back)
+    bad = run.check("01_icm", "colab", _facts(), [{"url": "u", "verified_by": None, "mirror": True}])
+    assert any("not verified" in p for p in bad)
+    assert any("ipywidgets" in p for p in run.check("00_pipeline", "colab", _facts(ipywidgets="8.1.5"), []))
+    assert any("Colab branch" in p for p in run.check("00_pipeline", "tiny", _facts(colab_branch=False, scale="tiny"), []))
+
+
+def test_verdict_on_a_pending_chapter_needs_scale_not_built():
+    name = next(iter(run.PENDING))
+    assert run.check(name, "colab", _facts(errors=[{"ename": "ScaleNotBuilt", "evalue": "…"}]), []) == []
+    assert run.check(name, "colab", _facts(), [])  # ran without stopping: it must have fallen back
+    assert run.check(name, "colab", _facts(errors=[{"ename": "KeyError", "evalue": "x"}]), [])
