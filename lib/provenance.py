@@ -61,6 +61,9 @@ def caption(fig, extra: str = ""):
     return fig
 
 
+scorecards: list["Scorecard"] = []   # every scorecard made in this process, in order (the rehearsal reports them)
+
+
 class Scorecard:
     """The paper's values beside ours.
 
@@ -75,6 +78,7 @@ class Scorecard:
         self.title = title
         self.config = scale.picked(config)
         self.rows: list[dict] = []
+        scorecards.append(self)
 
     def add(self, metric: str, ours: float | None, paper: float | None = None, *, unit: str = "",
             higher_is_better: bool | None = True, paper_scale: bool | None = None, source: str = "",

@@ -140,7 +140,7 @@ def test_scorecard_and_banner_follow_the_config_that_ran(configs, monkeypatch):
     monkeypatch.setenv("COURSE_SCALE", "paper")
     tiny = configs["tiny"]
     card = provenance.Scorecard("t", config=tiny).add("m", 1.0, 2.0)
-    assert card.rows[0]["paper_scale"] is False
+    assert card.rows[0]["paper_scale"] is False and provenance.scorecards[-1] is card
     assert "paper scale no" in repr(card) and "scale tiny ·" in repr(card)
     assert "at paper scale?" in card._repr_html_() and "scale tiny ·" in card._repr_html_()
     paper = dataclasses.replace(configs["colab"], scale="paper")
