@@ -1,9 +1,10 @@
 """Where a number came from, and the paper-vs-ours scorecard.
 
 Every table and figure the book shows carries :func:`stamp`: the scale, the hardware, the library versions and the
-commit of the code that produced it. :class:`Scorecard` puts the paper's value beside ours, with the difference and
-whether ours was measured at the paper's scale (at ``tiny`` scale it never is: the comparison is of the *effect*,
-not of the absolute number).
+commit of the code that produced it. The scale is the one of the configuration that ran (what :func:`lib.scale.pick`
+returned), not the one the environment asked for. :class:`Scorecard` puts the paper's value beside ours, with the
+difference and whether ours was measured at the paper's scale (only a ``paper`` configuration that is not a
+rehearsal is; at ``tiny`` the comparison is of the *effect*, not of the absolute number).
 """
 
 from __future__ import annotations
@@ -33,11 +34,22 @@ def commit() -> str:
         return "unknown"
 
 
-def stamp() -> str:
-    """``scale tiny · CPU x86_64 (2 cores, 1 torch thread(s)) · torch 2.14.1 · commit abc1234 · 2026-11-26``."""
+def scale_label(config: scale.ScaleConfig | None = None) -> str:
+    """The scale of ``config``, else of the configuration picked last (:func:`lib.scale.picked`), else the scale in
+    force; `` (rehearsal)`` appended under the rehearsal's budget."""
+    cfg = scale.picked(config)
+    if cfg is not None:
+        return cfg.label
+    return scale.current() + (" (rehearsal)" if scale.rehearsal() else "")
+
+
+def stamp(config: scale.ScaleConfig | None = None) -> str:
+    """``scale tiny · CPU x86_64 (2 cores, 1 torch thread(s)) · torch 2.14.1 · commit abc1234 · 2026-11-26``.
+
+    The scale is :func:`scale_label`'s: the configuration that ran (``config``, or the one picked last)."""
     import torch
 
-    return (f"scale {scale.current()} · {runtime.hardware()} · torch {torch.__version__} · commit {commit()} · "
+    return (f"scale {scale_label(config)} · {runtime.hardware()} · torch {torch.__version__} · commit {commit()} · "
             f"{_dt.date.today().isoformat()}")
 
 
@@ -49,23 +61,32 @@ def caption(fig, extra: str = ""):
     return fig
 
 
+scorecards: list["Scorecard"] = []   # every scorecard made in this process, in order (the rehearsal reports them)
+
+
 class Scorecard:
     """The paper's values beside ours.
 
-    >>> card = Scorecard("Table 1: base codec")
+    >>> card = Scorecard("Table 1: base codec", config=cfg)
     >>> card.add("PSNR (dB)", ours=24.1, paper=27.695, source="poster Table 1")
+
+    ``config`` is the chapter's configuration (what :func:`lib.scale.pick` returned; default: the one picked last):
+    "at paper scale?" is yes only for a ``paper`` configuration that is not a rehearsal, and the stamp shows its scale.
     """
 
-    def __init__(self, title: str):
+    def __init__(self, title: str, config: scale.ScaleConfig | None = None):
         self.title = title
+        self.config = scale.picked(config)
         self.rows: list[dict] = []
+        scorecards.append(self)
 
     def add(self, metric: str, ours: float | None, paper: float | None = None, *, unit: str = "",
             higher_is_better: bool | None = True, paper_scale: bool | None = None, source: str = "",
             note: str = "") -> "Scorecard":
-        """Add one row. ``paper_scale`` defaults to whether the current scale is ``paper``."""
+        """Add one row. ``paper_scale`` defaults to whether the scorecard's configuration is at the paper's scale
+        (no configuration: no)."""
         if paper_scale is None:
-            paper_scale = scale.current() == "paper"
+            paper_scale = self.config is not None and self.config.at_paper_scale
         diff = None if ours is None or paper is None else ours - paper
         self.rows.append({"metric": metric, "paper": paper, "ours": ours, "difference": diff, "unit": unit,
                           "higher_is_better": higher_is_better, "paper_scale": paper_scale, "source": source,
@@ -86,7 +107,7 @@ class Scorecard:
             d = "—" if r["difference"] is None else f"{r['difference']:+.4g}"
             lines.append(f"  {r['metric']}: paper {self._fmt(r['paper'])} | ours {self._fmt(r['ours'])} | "
                          f"diff {d} | paper scale {'yes' if r['paper_scale'] else 'no'} {r['note']}".rstrip())
-        lines.append(f"  ({stamp()})")
+        lines.append(f"  ({stamp(self.config)})")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -101,7 +122,7 @@ class Scorecard:
                 "yes" if r["paper_scale"] else "no", html.escape(r["source"]), html.escape(r["note"]))) + "</tr>")
         return (f'<div class="course-scorecard"><p><b>{html.escape(self.title)}</b></p>'
                 f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-                f'<p class="course-stamp"><small>ours: {html.escape(stamp())}</small></p></div>')
+                f'<p class="course-stamp"><small>ours: {html.escape(stamp(self.config))}</small></p></div>')
 
     def show(self):
         from IPython.display import HTML, display

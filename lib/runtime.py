@@ -61,12 +61,19 @@ def hardware() -> str:
 
 
 class Banner:
-    """What runs where: scale, hardware, versions, commit. Renders as HTML in a notebook and as text elsewhere."""
+    """What runs where: scale, hardware, versions, commit. Renders as HTML in a notebook and as text elsewhere.
 
-    def __init__(self, **extra):
+    With ``config`` (what :func:`lib.scale.pick` returned) the scale shown is the configuration's, with its name and
+    whether it is the rehearsal's budget; without one, the scale in force.
+    """
+
+    def __init__(self, config: scale.ScaleConfig | None = None, **extra):
         from lib import provenance
 
-        self.rows = {"scale": scale.current(), "hardware": hardware(), **versions(),
+        self.config = config
+        head = ({"scale": config.label, "config": config.name} if config is not None
+                else {"scale": scale.current() + (" (rehearsal)" if scale.rehearsal() else "")})
+        self.rows = {**head, "hardware": hardware(), **versions(),
                      "commit": provenance.commit(), **{k: str(v) for k, v in extra.items()}}
 
     def __repr__(self) -> str:
@@ -77,6 +84,7 @@ class Banner:
         return f'<table class="course-banner"><tr>{cells}</tr></table>'
 
 
-def banner(**extra) -> Banner:
-    """The chapter's first output: return it as the cell's last expression so it renders."""
-    return Banner(**extra)
+def banner(config: scale.ScaleConfig | None = None, **extra) -> Banner:
+    """The chapter's first output: return it as the cell's last expression so it renders. Pass the chapter's
+    configuration (``lib.scale.pick(...)``) so the banner shows the one that runs."""
+    return Banner(config, **extra)

@@ -3,9 +3,11 @@
     COURSE_SCALE=tiny python scripts/spoof_prepare.py     # ~8 min on 2 busy cores the first time, seconds afterwards
 
 `make book` runs it before the book build. The chapter calls the same memoised functions, so after this it executes
-in well under a minute. `--n-utts/--steps/--seeds` shrink the run (the test suite runs a 3-step version).
+in well under a minute. `--n-utts/--steps/--seeds/--langs` shrink the run (the test suite runs a 4-step version)
+of the chapter's `tiny` configuration (lib.spoof.experiment.CONFIGS).
 """
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -18,16 +20,19 @@ from lib.spoof import experiment  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n-utts", type=int, default=experiment.TINY["n_utts"])
-    p.add_argument("--steps", type=int, default=experiment.TINY["steps"])
-    p.add_argument("--seeds", type=int, nargs="+", default=list(experiment.TINY["seeds"]))
+    tiny = experiment.CONFIGS["tiny"]
+    p.add_argument("--n-utts", type=int, default=tiny.n_utts)
+    p.add_argument("--steps", type=int, default=tiny.steps)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(tiny.seeds))
+    p.add_argument("--langs", nargs="+", default=tiny.langs, help="languages of the corpus (default: all)")
     a = p.parse_args(argv)
-    experiment.TINY.update(n_utts=a.n_utts, steps=a.steps, seeds=tuple(a.seeds))
+    cfg = dataclasses.replace(tiny, n_utts=a.n_utts, steps=a.steps, seeds=tuple(a.seeds),
+                              langs=tuple(a.langs) if a.langs else None)
     lib.runtime.setup(seed=0)
     t0 = time.time()
-    base = experiment.tiny_base()
+    base = experiment.tiny_base(cfg)
     print(f"corpus: {len(base['id'])} bona fide utterances (+ vocoded copies) in {time.time() - t0:.0f} s")
-    res = experiment.tiny_all()
+    res = experiment.tiny_all(cfg)
     for (tr, sp, s), r in res.items():
         print(f"{tr:8s} {sp:6s} seed {s}: EER(PS eval) {r['eer_ps']:5.1f} %  "
               + " ".join(f"{k} {v:+6.1f}" for k, v in r["rcq_spoof"].items()))

@@ -323,15 +323,85 @@ def test_committed_checkpoint_matches_its_recorded_sha256():
     assert "scripts/icm_train_base.py" in record["command"]
 
 
-def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path, monkeypatch):
+def old_layout(state_dict: dict) -> dict:
+    """A current CompressAI state dict in the key layout of the files CompressAI published: the exact inverse of
+    ``compressai.zoo.pretrained.load_pretrained`` (``_biases.N`` -> ``_biasN``) followed by
+    ``compressai.models.utils.remap_old_keys`` (``_biasN`` -> ``biases.N``, which ``load_state_dict`` applies)."""
+    out = {}
+    for k, v in state_dict.items():
+        for new, old in (("biases", "_biases"), ("matrices", "_matrices"), ("factors", "_factors")):
+            prefix = f"entropy_bottleneck.{new}."
+            if k.startswith(prefix):
+                k = f"entropy_bottleneck.{old}.{k[len(prefix):]}"
+        out[k] = v
+    return out
+
+
+@pytest.fixture(scope="module")
+def zoo_q1():
+    """CompressAI's own bmshj2018-factorized at quality 1 (random weights, entropy coder updated), as the zoo builds it."""
+    from compressai.zoo import bmshj2018_factorized
+
+    torch.manual_seed(0)
+    model = bmshj2018_factorized(quality=1, pretrained=False).eval()
+    model.update(force=True)
+    return model
+
+
+def test_old_layout_is_what_compressai_converts():
+    from compressai.zoo.pretrained import load_pretrained
+
+    sd = {"entropy_bottleneck._biases.0": 0, "entropy_bottleneck._matrices.4": 1, "entropy_bottleneck._factors.3": 2,
+          "g_a.0.weight": 3}
+    assert load_pretrained(sd) == {"entropy_bottleneck._bias0": 0, "entropy_bottleneck._matrix4": 1,
+                                   "entropy_bottleneck._factor3": 2, "g_a.0.weight": 3}
+    assert old_layout({"entropy_bottleneck.biases.0": 0, "entropy_bottleneck.matrices.4": 1,
+                       "entropy_bottleneck.factors.3": 2, "g_a.0.weight": 3}) == sd
+
+
+@pytest.mark.parametrize("layout", ["old", "new", "wrapped"])
+def test_from_compressai_checkpoint_reads_zoo_files(tmp_path, zoo_q1, layout):
+    from compressai.models import FactorizedPrior
+
+    ref = zoo_q1.state_dict()
+    sd = {"old": old_layout(ref), "new": ref, "wrapped": {"state_dict": old_layout(ref)}}[layout]
+    if layout == "old":
+        assert "entropy_bottleneck._biases.0" in sd and "entropy_bottleneck.biases.0" not in sd
+    path = tmp_path / "bmshj2018-factorized-prior-1-00000000.pth.tar"
+    torch.save(sd, path)
+    model = C.from_compressai_checkpoint(path, quality=1)
+    assert isinstance(model, FactorizedPrior)
+    got = model.state_dict()
+    assert set(got) == set(ref)
+    for k, v in ref.items():
+        assert torch.equal(got[k], v), k
+    x = photo_like(0, 64)
+    assert zoo_q1.compress(x)["strings"] == model.compress(x)["strings"]   # the same entropy coder tables
+    # the same file as the chapter's codec (what pretrained_init returns)
+    codec = C.codec_from_state_dict(model.state_dict())
+    assert C.state_hashes(codec) == C.state_hashes(model)
+
+
+def test_from_compressai_checkpoint_says_what_is_wrong(tmp_path, zoo_q1):
+    path = tmp_path / "q1.pth.tar"
+    torch.save(old_layout(zoo_q1.state_dict()), path)
+    with pytest.raises(ValueError, match="N=128, M=192.*quality 6 has N=192, M=320"):
+        C.from_compressai_checkpoint(path, quality=6)
+    with pytest.raises(ValueError, match="quality must be one of"):
+        C.from_compressai_checkpoint(path, quality=9)
+    torch.save({"weights": 1}, path)
+    with pytest.raises(ValueError, match="not a CompressAI bmshj2018-factorized state dict"):
+        C.from_compressai_checkpoint(path, quality=1)
+
+
+def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path, monkeypatch, zoo_q1):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    ref = small_codec(4)
     tmp = tmp_path / "tmp.pth.tar"
-    torch.save({"state_dict": ref.state_dict()}, tmp)
+    torch.save(old_layout(zoo_q1.state_dict()), tmp)    # a zoo file: flat, the old key layout
     digest = lib.download.sha256sum(tmp)
     src = tmp.rename(tmp_path / f"bmshj2018-factorized-prior-2-{digest[:8]}.pth.tar")
     codec = C.pretrained_init(2, url=src.as_uri())  # checked against the prefix in the file name
-    assert C.state_hashes(codec) == C.state_hashes(ref)
+    assert isinstance(codec, C.ICMCodec) and C.state_hashes(codec) == C.state_hashes(zoo_q1)
     assert lib.download.downloads()[-1]["verified_by"] == "hash_prefix"
     wrong = src.rename(tmp_path / "bmshj2018-factorized-prior-2-00000000.pth.tar")
     with pytest.raises(lib.download.ChecksumError):
@@ -385,7 +455,7 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
     for i in range(1, 25):
         Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(site / f"kodim{i:02d}.png")
     Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(site / "000000000139.jpg")
-    with pytest.raises(ValueError, match="COCO_TASK_IDS"):
+    with pytest.raises(ValueError, match="coco_ids"):
         data.coco_val([])                            # no ids given: say so, download nothing
     with serve(site) as url:
         kodak = data.kodak(url=url + "/kodim{:02d}.png")
@@ -398,3 +468,83 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
         (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
         with pytest.raises(lib.download.ChecksumError, match="delete it"):  # re-checked against its first-use record
             data.coco_val([139], url=url + "/{:012d}.jpg")
+        assert [n for n, _ in data.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
+
+
+# --- the chapter's configurations (lib.icm.config) -----------------------------------------------------------------
+def test_tiny_config_holds_the_settings_the_chapter_ran_with():
+    """The literals of the chapter and of experiment.eval_sets at 354bff6 (before the configuration): same runs,
+    same memo keys, same numbers."""
+    from lib.icm import config
+
+    tiny = config.CONFIGS["tiny"]
+    common = tiny.finetune_settings()
+    assert common == dict(steps=150, batch=4, crop=128, pool=256, ndf=32, lr_g=3e-4)
+    assert (tiny.base, tiny.eval_sets, tiny.fid_crop, tiny.fid_per_photo, tiny.task_size, tiny.task_per_stamp,
+            tiny.confidence) == ("committed", "held-out", 192, 9, 224, 4, 0.5)
+    # the finetuning runs' cache keys, as they were computed before
+    assert FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common).key() == (
+        "steps=150-batch=4-crop=128-pool=256-k=3-patch=64-lmbda_adv=0.01-lr_g=0.0003-lr_d=0.0002-gan=lsgan-ndf=32-"
+        "n_layers=3-adversarial=True-trainable=('g_s.0', 'g_s.1')-seed=0")
+    colab = config.CONFIGS["colab"]
+    assert colab.finetune_settings() == dict(steps=3000, batch=16, crop=256, pool=256, ndf=64, lr_g=1e-4)
+    assert (colab.base, colab.base_quality, colab.eval_sets, colab.kodak_ids) == ("compressai", 2, "kodak+coco",
+                                                                                 tuple(range(1, 25)))
+    assert colab.coco_url.format(139) == "http://images.cocodataset.org/val2017/000000000139.jpg"
+    assert len(set(colab.coco_ids)) == len(colab.coco_ids) >= 30
+    assert "paper" not in config.CONFIGS
+
+
+def test_rehearsal_keeps_every_code_path_of_colab():
+    from lib.icm import config
+
+    colab, r = config.CONFIGS["colab"], config.CONFIGS["colab"].rehearsed()
+    assert r.rehearsal and r.scale == "colab" and (r.base, r.eval_sets) == (colab.base, colab.eval_sets)
+    assert r.ft_steps >= 3 and r.ft_crop >= 128             # milestones at steps/3, 2·steps/3; 128-px patches fit
+    assert r.ft_pool >= r.ft_batch and r.kodak_ids and r.coco_ids and r.base_steps >= 1
+    assert set(r.coco_ids) <= set(colab.coco_ids) and set(r.kodak_ids) <= set(colab.kodak_ids)
+
+
+def test_chapter_1_at_paper_scale_says_it_is_not_built():
+    from lib import scale
+    from lib.icm import config
+
+    scale.set_scale("paper")
+    try:
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet \(issue 11\): "
+                                                      r"run it with COURSE_SCALE=tiny, COURSE_SCALE=colab"):
+            scale.pick(config.CONFIGS, chapter="1")
+    finally:
+        scale.set_scale(None)
+
+
+def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
+    """Kodak + COCO by the ids the configuration names (downloads replaced), the held-out sets otherwise."""
+    import dataclasses
+
+    from lib.icm import config, data
+    from lib.icm import experiment as X
+
+    asked = {}
+
+    def fake_kodak(ids, *, url, **_):
+        asked["kodak"] = (tuple(ids), url)
+        return [(f"kodim{i:02d}", photo_like(i, 64)) for i in ids]
+
+    def fake_coco(ids, *, size, url, **_):
+        asked["coco"] = (tuple(ids), size, url)
+        return [(f"{i:012d}", photo_like(i, size)) for i in ids]
+
+    monkeypatch.setattr(data, "kodak", fake_kodak)
+    monkeypatch.setattr(data, "coco_val", fake_coco)
+    cfg = dataclasses.replace(config.CONFIGS["colab"].rehearsed(), task_size=32)
+    monkeypatch.setattr(X, "top_probability", lambda images, machine: torch.tensor([0.9, 0.1, 0.8, 0.2][:len(images)]))
+    fid, task = X.eval_sets(dataclasses.replace(cfg, confidence=0.5), None, None, machine=None)
+    assert asked["kodak"] == (cfg.kodak_ids, cfg.kodak_url) and asked["coco"] == (cfg.coco_ids, 32, cfg.coco_url)
+    assert [n for n, _ in fid] == ["kodim01", "kodim02", "kodim03"]
+    assert [n for n, _ in task] == [f"{cfg.coco_ids[0]:012d}", f"{cfg.coco_ids[2]:012d}"]
+    assert "3 Kodak images" in X.describe_eval_sets(cfg, fid, task, ([], []), ([], []))
+    with pytest.raises(ValueError, match="unknown eval_sets"):
+        X.eval_sets(dataclasses.replace(cfg, eval_sets="imagenet"), None, None, None)
+    with pytest.raises(ValueError, match="unknown base"):
+        X.base_codec(dataclasses.replace(cfg, base="jpeg"), None, None, None)

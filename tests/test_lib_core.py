@@ -3,10 +3,12 @@ assets, widgets)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -51,6 +53,141 @@ def test_scale_override_and_bad_name(monkeypatch):
     monkeypatch.setenv("COURSE_SCALE", "medium")
     with pytest.raises(ValueError, match="COURSE_SCALE"):
         scale.current()
+
+
+@pytest.fixture
+def configs():
+    """A chapter's configurations: tiny and colab built, paper not (issue 99)."""
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class ToyConfig(scale.ScaleConfig):
+        steps: int
+        images: tuple[int, ...]
+        ISSUE: ClassVar[int] = 99
+        REHEARSAL: ClassVar[dict] = {"steps": 2, "images": (1,)}
+
+    scale.in_force.clear()
+    yield {"tiny": ToyConfig(scale="tiny", steps=10, images=(1, 2)), "colab": ToyConfig(scale="colab", steps=1000,
+                                                                                       images=(1, 2, 3))}
+    scale.in_force.clear()
+    scale.set_scale(None)
+
+
+def test_pick_returns_the_scales_config_and_records_it(configs, monkeypatch):
+    monkeypatch.delenv("COURSE_REHEARSAL", raising=False)
+    monkeypatch.setenv("COURSE_SCALE", "colab")
+    assert scale.explicit() and not scale.rehearsal()
+    cfg = scale.pick(configs, chapter="9")
+    assert cfg is configs["colab"] and scale.in_force["9"] is cfg and scale.picked() is cfg
+    assert cfg.describe() == {"config": "ToyConfig", "scale": "colab", "rehearsal": False, "steps": 1000,
+                              "images": [1, 2, 3]}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.steps = 3
+    monkeypatch.setenv("COURSE_SCALE", "tiny")
+    assert scale.pick(configs, chapter="9") is configs["tiny"] and scale.in_force["9"] is configs["tiny"]
+
+
+def test_pick_under_rehearsal_shrinks_the_gpu_configs_only(configs, monkeypatch):
+    monkeypatch.setenv("COURSE_REHEARSAL", "1")
+    monkeypatch.setenv("COURSE_SCALE", "colab")
+    assert scale.rehearsal()
+    cfg = scale.pick(configs, chapter="9")
+    assert (cfg.scale, cfg.rehearsal, cfg.steps, cfg.images) == ("colab", True, 2, (1,))
+    assert cfg == configs["colab"].rehearsed() and cfg.label == "colab (rehearsal)"
+    assert cfg.name == "ToyConfig(colab, rehearsal)" and not configs["colab"].rehearsal
+    monkeypatch.setenv("COURSE_SCALE", "tiny")   # tiny is already the CPU budget (and reuses the book's cache)
+    assert scale.pick(configs, chapter="9") is configs["tiny"]
+    monkeypatch.setenv("COURSE_REHEARSAL", "0")
+    assert not scale.rehearsal()
+
+
+def test_pick_stops_at_an_explicit_scale_that_is_not_built(configs, monkeypatch):
+    monkeypatch.delenv("COURSE_SCALE", raising=False)
+    scale.set_scale("paper")
+    assert scale.explicit()
+    with pytest.raises(scale.ScaleNotBuilt) as err:
+        scale.pick(configs, chapter="9")
+    assert str(err.value) == ("chapter 9 has no `paper` configuration yet (issue 99): run it with "
+                              "COURSE_SCALE=tiny, COURSE_SCALE=colab")
+    assert "9" not in scale.in_force
+    monkeypatch.setenv("COURSE_SCALE", "paper")
+    scale.set_scale(None)
+    with pytest.raises(scale.ScaleNotBuilt, match="no `paper` configuration"):
+        scale.pick(configs, chapter="9")
+
+
+def test_pick_on_a_gpu_by_default_runs_tiny_with_a_notice(configs, monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_SCALE", raising=False)
+    monkeypatch.delenv("COURSE_REHEARSAL", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert scale.current() == "colab" and not scale.explicit()
+    assert scale.pick(configs, chapter="9") is configs["colab"]      # built: no notice
+    assert capsys.readouterr().out == ""
+    only_tiny = {"tiny": configs["tiny"]}
+    assert scale.pick(only_tiny, chapter="9") is configs["tiny"]     # not built: tiny, said loudly, on one line
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "GPU" in out and "no `colab` configuration" in out and "`tiny`" in out
+    assert scale.in_force["9"] is configs["tiny"]
+
+
+def test_pick_refuses_a_config_filed_under_another_scale(configs):
+    with pytest.raises(ValueError, match="says scale='tiny'"):
+        scale.pick({"colab": configs["tiny"]}, chapter="9")
+
+
+def test_scorecard_and_banner_follow_the_config_that_ran(configs, monkeypatch):
+    """COURSE_SCALE=paper with a tiny configuration must not label tiny numbers "paper scale"."""
+    monkeypatch.setenv("COURSE_SCALE", "paper")
+    tiny = configs["tiny"]
+    card = provenance.Scorecard("t", config=tiny).add("m", 1.0, 2.0)
+    assert card.rows[0]["paper_scale"] is False and provenance.scorecards[-1] is card
+    assert "paper scale no" in repr(card) and "scale tiny ·" in repr(card)
+    assert "at paper scale?" in card._repr_html_() and "scale tiny ·" in card._repr_html_()
+    paper = dataclasses.replace(configs["colab"], scale="paper")
+    assert provenance.Scorecard("t", config=paper).add("m", 1.0).rows[0]["paper_scale"] is True
+    rehearsed = paper.rehearsed()
+    card = provenance.Scorecard("t", config=rehearsed).add("m", 1.0)
+    assert card.rows[0]["paper_scale"] is False and "scale paper (rehearsal) ·" in repr(card)
+    # without a config: the one picked last, and none picked means "no"
+    scale.in_force.clear()
+    assert provenance.Scorecard("t").add("m", 1.0).rows[0]["paper_scale"] is False
+    monkeypatch.setenv("COURSE_SCALE", "tiny")
+    scale.pick(configs, chapter="9")
+    monkeypatch.setenv("COURSE_SCALE", "paper")
+    assert provenance.Scorecard("t").add("m", 1.0).rows[0]["paper_scale"] is False
+    assert provenance.stamp().startswith("scale tiny ·")
+    b = runtime.banner(rehearsed, chapter="x")
+    assert b.rows["scale"] == "paper (rehearsal)" and b.rows["config"] == "ToyConfig(paper, rehearsal)"
+    assert "<b>config</b>" in b._repr_html_()
+
+
+def test_no_chapter_or_library_code_branches_on_the_scale_name():
+    """Chapters and lib/ ask for a configuration (lib.scale.pick) instead of comparing scale.current() to a name."""
+    import ast
+    import re
+
+    compare = re.compile(r"""(scale\.current\(\)|\bcurrent\(\))\s*(==|!=|\bin\b|\bnot in\b)|"""
+                         r"""(==|!=)\s*(lib\.)?scale\.current\(\)|['"](tiny|colab|paper)['"]\s*(==|!=)\s*"""
+                         r"""(lib\.)?scale\.current""")
+    chosen = re.compile(r"scale\.choose\(")
+    offenders = []
+    for md in sorted((ROOT / "book").glob("*.md")):
+        text = md.read_text()
+        cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+        for k, cell in enumerate(cells):
+            if compare.search(cell) or chosen.search(cell):
+                offenders.append(f"{md.name} code cell {k + 1}")
+    for py in sorted((ROOT / "lib").rglob("*.py")):
+        if py.name == "scale.py" and py.parent.name == "lib":
+            continue
+        tree = ast.parse(py.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                src = ast.unparse(node)
+                if "current()" in src and any(f"'{s}'" in src for s in scale.SCALES):
+                    offenders.append(f"{py.relative_to(ROOT)}:{node.lineno}: {src}")
+    assert not offenders, offenders
+    assert compare.search('if lib.scale.current() == "tiny":') and compare.search("x = scale.current() != 'colab'")
 
 
 # --- runtime ------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Tests for lib.spoof (chapter 2: Grad-CAM + RCQ on partially spoofed audio)."""
+import dataclasses
 import importlib.util
 import math
 import time
@@ -286,21 +287,18 @@ def test_pretrained_weights_go_through_fetch_first_use_or_sha256(tmp_path, monke
 # ---------------------------------------------------------------- the cached experiment (the chapter's command)
 def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    monkeypatch.setitem(experiment.TINY, "langs", ("fr", "ca"))
-    monkeypatch.setitem(experiment.TINY, "n_utts", 6)
-    monkeypatch.setitem(experiment.TINY, "steps", 4)
-    monkeypatch.setitem(experiment.TINY, "seeds", (0,))
+    cfg = dataclasses.replace(experiment.CONFIGS["tiny"], langs=("fr", "ca"), n_utts=6, steps=4, seeds=(0,))
     # the project's own cache-filling command (`make book` runs it in full), shortened
     spec = importlib.util.spec_from_file_location("spoof_prepare", ROOT / "scripts" / "spoof_prepare.py")
     prepare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(prepare)
-    res = prepare.main(["--n-utts", "6", "--steps", "4", "--seeds", "0"])
+    res = prepare.main(["--n-utts", "6", "--steps", "4", "--seeds", "0", "--langs", "fr", "ca"])
     assert set(res) == {(t, s, 0) for t in ("full", "partial") for s in ("hard", "xfade", "clean")}
     r = res[("partial", "hard", 0)]
     assert 0 <= r["eer_ps"] <= 100 and set(r["rcq_spoof"]) == set(KINDS) and r["N"]["TR"] > 0
     assert len(r["history"]) >= 1 and len(r["cam_spoof"]) == r["labels_ps"].sum()
     t = time.time()
-    again = experiment.tiny_all(progress=False)
+    again = experiment.tiny_all(cfg, progress=False)
     assert time.time() - t < 5
     np.testing.assert_array_equal(again[("partial", "hard", 0)]["scores_ps"], r["scores_ps"])
     # the fully-spoof CM is trained once and shared by both splice conditions
@@ -310,12 +308,11 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
 def test_splice_conditions_of_the_chapter(tmp_path, monkeypatch):
     """hard/xfade: donor out of step with the host; clean: a time-aligned donor at the host's level."""
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    monkeypatch.setitem(experiment.TINY, "langs", ("fr", "es"))
-    monkeypatch.setitem(experiment.TINY, "n_utts", 4)
-    base = experiment.tiny_base()
+    cfg = dataclasses.replace(experiment.CONFIGS["tiny"], langs=("fr", "es"), n_utts=4)
+    base = experiment.tiny_base(cfg)
     index = {uid: n for n, uid in enumerate(base["id"])}
     for cond, aligned in (("hard", False), ("xfade", False), ("clean", True)):
-        sets = experiment.tiny_sets(cond)
+        sets = experiment.tiny_sets(cond, cfg)
         for it in sets["train"]["partial"] + sets["eval"]["partial"]:
             n = index[it["id"][:-3]]
             wave, bona, spoof = it["wave"].numpy(), base["bona"][n].numpy(), base["spoof"][n].numpy()
@@ -350,3 +347,22 @@ def test_segment_labels_partialspoof_convention():
     assert segment_labels(segs, 0.3, 0.16).tolist() == [0, 0]            # [0.16, 0.32) still holds spoofed speech
     assert segment_labels(segs, 0.32, 0.08).tolist() == [0, 0, 0, 1]
     assert segment_labels([(0, 1.0, "BS")], 1.0).sum() == 50
+
+
+def test_tiny_config_holds_the_chapters_old_settings():
+    """The values the chapter ran with before they became a configuration (the dict `experiment.TINY` at 354bff6):
+    its tiny numbers and cache keys do not change."""
+    from lib import scale
+
+    cfg = experiment.CONFIGS["tiny"]
+    assert dict(n_utts=cfg.n_utts, data_seed=cfg.data_seed, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
+                tr_width=cfg.tr_width, xfade_s=cfg.xfade_s, steps=cfg.steps, seeds=cfg.seeds, langs=cfg.langs) == dict(
+        n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2),
+        langs=None)
+    assert set(experiment.CONFIGS) == {"tiny"}
+    scale.set_scale("colab")
+    try:
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `colab` configuration yet \(issue 12\)"):
+            scale.pick(experiment.CONFIGS, chapter="2")
+    finally:
+        scale.set_scale(None)

@@ -96,10 +96,13 @@ def wanted_urls() -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from compressai.zoo.image import model_urls
 
-    from lib.icm import data
+    from lib.icm import config
 
-    urls = [data.KODAK_URL.format(i) for i in range(1, 25)]
-    urls += [data.COCO_VAL_URL.format(i) for i in getattr(data, "COCO_VAL_IDS", ())]
+    urls = []
+    for cfg in config.CONFIGS.values():   # the Kodak and COCO images each chapter-1 configuration names
+        urls += [cfg.kodak_url.format(i) for i in cfg.kodak_ids or ()]
+        urls += [cfg.coco_url.format(i) for i in cfg.coco_ids or ()]
+    urls = list(dict.fromkeys(urls))
     urls += list(model_urls["bmshj2018-factorized"]["mse"].values())
     return urls
 

@@ -3,6 +3,7 @@
 Le, Zhang, Cricri, Youvalari, Rezazadegan Tavakoli, Aksu, Hannuksela, Rahtu, "Bridging the Gap Between Image
 Coding for Machines and Humans", ICIP 2022 (arXiv 2401.10732). Chapter 1 of the course.
 
+- :mod:`lib.icm.config`       the chapter's settings, one frozen :class:`ICMConfig` per scale (``CONFIGS``)
 - :mod:`lib.icm.codec`        the ICM codec (CompressAI factorized prior, straight-through rounding and clamping)
 - :mod:`lib.icm.machine`      the machine (EfficientNet-Lite0 at tiny scale; Mask R-CNN + mAP at colab/paper)
 - :mod:`lib.icm.base`         training the base codec for the machine (rate + task loss)
@@ -13,5 +14,6 @@ Coding for Machines and Humans", ICIP 2022 (arXiv 2401.10732). Chapter 1 of the 
 """
 
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum  # noqa: F401
+from lib.icm.config import CONFIGS, ICMConfig  # noqa: F401
 from lib.icm.codec import ICMCodec, check_images, compress_all, decompress_all, state_hashes  # noqa: F401
 from lib.icm.patchgan import PatchDiscriminator, aligned_patches, gan_loss, receptive_field  # noqa: F401

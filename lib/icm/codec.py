@@ -147,18 +147,51 @@ COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
 
 
 def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | None = None) -> ICMCodec:
-    """CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality``, fetched and checked against the sha256
-    prefix in the file name (or against ``sha256``, if given).
+    """CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality`` as an :class:`ICMCodec`, fetched and
+    checked against the sha256 prefix in the file name (or against ``sha256``, if given), and read by
+    :func:`from_compressai_checkpoint` (the published files' old key layout or the current one).
 
     Only an initialisation: those weights were trained for PSNR, not for a machine.
     """
-    from lib import checkpoint, download
+    from lib import download
 
     if quality not in COMPRESSAI_FILES:
         raise ValueError(f"quality must be one of {sorted(COMPRESSAI_FILES)}, got {quality}")
     url = url or COMPRESSAI_URL.format(q=quality, h=COMPRESSAI_FILES[quality])
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                           hash_prefix=None if sha256 else download.hub_prefix(url))
+    return codec_from_state_dict(from_compressai_checkpoint(path, quality).state_dict())
+
+
+def from_compressai_checkpoint(path, quality: int):
+    """CompressAI's ``bmshj2018-factorized`` model (``compressai.models.FactorizedPrior``) from a file of its model
+    zoo at ``quality``, in the old key layout the published files use (``entropy_bottleneck._biases.0``,
+    ``_matrices.N``, ``_factors.N``) or the current one.
+
+    Loaded the way ``compressai.zoo`` loads its own downloads: ``torch.load(weights_only=True)``, then CompressAI's
+    key conversion (``compressai.zoo.pretrained.load_pretrained``), then ``FactorizedPrior.from_state_dict``.
+    """
+    from compressai.models import FactorizedPrior
+    from compressai.zoo.image import cfgs
+    from compressai.zoo.pretrained import load_pretrained
+
+    from lib import checkpoint
+
+    sizes = cfgs["bmshj2018-factorized"]
+    if quality not in sizes:
+        raise ValueError(f"quality must be one of {sorted(sizes)} for bmshj2018-factorized, got {quality}")
     state = checkpoint.load(path)
-    state = state.get("state_dict", state)
-    return codec_from_state_dict(state)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "g_a.0.weight" not in state or "g_a.6.weight" not in state:
+        raise ValueError(f"{path} is not a CompressAI bmshj2018-factorized state dict (no g_a.0.weight/g_a.6.weight)")
+    state = load_pretrained(state)
+    N, M = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
+    if (N, M) != tuple(sizes[quality]):
+        raise ValueError(f"{path} holds a model with N={N}, M={M}; CompressAI's quality {quality} has "
+                         f"N={sizes[quality][0]}, M={sizes[quality][1]}: is it the file of another quality?")
+    try:
+        return FactorizedPrior.from_state_dict(state).eval()
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not load into CompressAI's bmshj2018-factorized (quality {quality}): "
+                         f"{str(err).splitlines()[0]}") from None

@@ -165,8 +165,7 @@ def download_images(urls: list[str], size: int | None = None) -> list[tuple[str,
     from lib import download
 
     if not urls:
-        raise ValueError("no images given: list the COCO val2017 image ids in lib/icm/experiment.py COCO_TASK_IDS "
-                         "or pass them")
+        raise ValueError("no images given: name them by id (lib/icm/config.py: kodak_ids, coco_ids) or pass them")
     out = []
     for url in urls:
         im = Image.open(download.fetch(url, reader="PIL")).convert("RGB")
@@ -181,12 +180,12 @@ def download_images(urls: list[str], size: int | None = None) -> list[tuple[str,
     return out
 
 
-def kodak(url: str = KODAK_URL) -> list[tuple[str, torch.Tensor]]:
-    """The 24 Kodak images (the fidelity set at colab/paper scale)."""
-    return download_images([url.format(i) for i in range(1, 25)])
+def kodak(ids=range(1, 25), *, url: str = KODAK_URL) -> list[tuple[str, torch.Tensor]]:
+    """The Kodak images ``ids`` (1-24; the fidelity set at colab scale), each cropped to the codec's stride."""
+    return download_images([url.format(i) for i in ids])
 
 
-def coco_val(ids: list[int], size: int = 224, url: str = COCO_VAL_URL) -> list[tuple[str, torch.Tensor]]:
-    """COCO val2017 images by id, ``size``-px squares (the task set at colab/paper scale, before the confidence
-    filter of :func:`lib.icm.experiment.confident`)."""
+def coco_val(ids, *, size: int = 224, url: str = COCO_VAL_URL) -> list[tuple[str, torch.Tensor]]:
+    """COCO val2017 images by id, ``size``-px squares (the task set at colab scale, before the confidence filter of
+    :func:`lib.icm.experiment.confident`)."""
     return download_images([url.format(i) for i in ids], size=size)

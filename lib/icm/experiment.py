@@ -1,11 +1,12 @@
-"""The chapter's experiment, scale by scale: the base codec, the evaluation set, the finetuning runs (memoised).
+"""The chapter's experiment: the base codec, the evaluation sets, the finetuning runs (memoised), each made the
+way the chapter's configuration (:class:`lib.icm.config.ICMConfig`) says.
 
-``tiny``: the base codec is the committed checkpoint ``checkpoints/icm_base_tiny.pt`` (made by
-``scripts/icm_train_base.py``; its sha256 is checked on load). Two evaluation sets *(our choice; Kodak for
-fidelity and COCO for the task at colab)*: fixed 192-px crops of held-out photos for fidelity and artifacts, and the *task set*:
-224-px object scenes of held-out stamps on held-out photos where the machine is confident.
-``colab``/``paper``: CompressAI's pretrained weights as the initialisation, trained for the machine on a GPU by
-the same script (``--init-quality Q --init-sha256 ...``), Kodak + COCO for evaluation (downloads pinned by sha256).
+``base="committed"`` (``tiny``): the base codec is the committed checkpoint ``checkpoints/icm_base_tiny.pt`` (made
+by ``scripts/icm_train_base.py``; its sha256 is checked on load). ``base="compressai"`` (``colab``): CompressAI's
+pretrained weights as the initialisation, trained for the machine by :func:`train_base_gpu`.
+``eval_sets="held-out"`` *(our choice)*: fixed 192-px crops of held-out photos for fidelity and artifacts, and the
+*task set*: 224-px object scenes of held-out stamps on held-out photos where the machine is confident.
+``eval_sets="kodak+coco"``: the Kodak images and confident COCO val images the configuration names by id.
 """
 
 from __future__ import annotations
@@ -51,9 +52,6 @@ def stamps_split():
     return data.split_stamps(data.load_stamps())
 
 
-COCO_TASK_IDS: list[int] = []   # COCO val2017 image ids: the colab task set (not chosen yet)
-
-
 @torch.no_grad()
 def top_probability(images: list[torch.Tensor], machine) -> torch.Tensor:
     """The machine's top class probability on each image (how sure it is of its own prediction)."""
@@ -80,14 +78,33 @@ def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: i
     return confident(data.fixed_scenes(eval_photos, eval_stamps, size, per_stamp), machine, threshold)
 
 
-def eval_sets(eval_photos, eval_stamps, machine) -> tuple[list, list]:
-    """``(fidelity set, task set)``: photo crops and confident object scenes at tiny; Kodak and confident COCO val
-    images at colab/paper (downloads, sha256 recorded at first use)."""
-    from lib import scale
+def eval_sets(cfg, eval_photos, eval_stamps, machine) -> tuple[list, list]:
+    """``(fidelity set, task set)`` as ``cfg.eval_sets`` says: photo crops and confident object scenes
+    (``"held-out"``), or Kodak and confident COCO val images (``"kodak+coco"``, downloaded)."""
+    if cfg.eval_sets == "held-out":
+        return (eval_images(eval_photos, cfg.fid_crop, cfg.fid_per_photo),
+                task_images(eval_photos, eval_stamps, machine, cfg.task_size, cfg.task_per_stamp, cfg.confidence))
+    if cfg.eval_sets == "kodak+coco":
+        return (data.kodak(cfg.kodak_ids, url=cfg.kodak_url),
+                confident(data.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url), machine, cfg.confidence))
+    raise ValueError(f"unknown eval_sets {cfg.eval_sets!r} in {cfg.name}: use 'held-out' or 'kodak+coco'")
 
-    if scale.current() == "tiny":
-        return eval_images(eval_photos), task_images(eval_photos, eval_stamps, machine)
-    return data.kodak(), confident(data.coco_val(COCO_TASK_IDS), machine)
+
+def describe_eval_sets(cfg, evalset, taskset, photos: tuple[list, list], stamps: tuple[list, list]) -> str:
+    """Two lines on the evaluation sets: what they are made of and how many images each holds.
+    ``photos``/``stamps``: the ``(train, eval)`` splits."""
+    images, task_imgs = [x for _, x in evalset], [x for _, x in taskset]
+    if cfg.eval_sets == "held-out":
+        (train_photos, eval_photos), (train_stamps, eval_stamps) = photos, stamps
+        return (f"fidelity set: {len(images)} crops of {images[0].shape[-1]} px from {len(eval_photos)} held-out "
+                f"photos ({len(train_photos)} photos for training)\n"
+                f"task set: {len(task_imgs)} confident scenes of {task_imgs[0].shape[-1]} px from {len(eval_stamps)} "
+                f"held-out stamps ({len(train_stamps)} for training), e.g. "
+                f"{', '.join(n.split('@')[0] for n in [n for n, _ in taskset][:4])}")
+    return (f"fidelity set: {len(images)} Kodak images ({', '.join(n for n, _ in evalset[:3])}"
+            f"{', ...' if len(evalset) > 3 else ''})\n"
+            f"task set: {len(task_imgs)} of {len(cfg.coco_ids)} COCO val2017 images at {cfg.task_size} px, those "
+            f"where the machine's top probability is at least {cfg.confidence}")
 
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
@@ -106,19 +123,40 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
                       version="1")
 
 
-def train_base_gpu(train_photos, train_stamps, machine, quality: int = 2, sha256: str | None = None, device="cuda"):
-    """colab/paper: CompressAI's pretrained ``bmshj2018-factorized`` (N=128, M=192) as the initialisation (in
-    place of stage 1), trained for the machine with the same stage-2 loss as the tiny base (resumable, memoised by
-    its checkpoint). Not run at tiny."""
+def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[C.ICMCodec, dict]:
+    """The base ICM codec and its record (``history``, ``command``, ``config``), as ``cfg.base`` says:
+    the committed checkpoint (``"committed"``) or CompressAI's pretrained weights trained for the machine
+    (``"compressai"``; the machine is moved back to the CPU afterwards)."""
+    if cfg.base == "committed":
+        return load_base()
+    if cfg.base == "compressai":
+        from lib.icm import base
+
+        codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)
+        machine.cpu()
+        return codec, {"history": hist, "config": base.config_dict(base_cfg),
+                       "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
+                                  f"quality {cfg.base_quality} ({cfg.name})"}
+    raise ValueError(f"unknown base {cfg.base!r} in {cfg.name}: use 'committed' or 'compressai'")
+
+
+def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
+    """CompressAI's pretrained ``bmshj2018-factorized`` at ``cfg.base_quality`` as the initialisation (in place of
+    stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised by its
+    checkpoint). Returns ``(codec, history, BaseConfig)``."""
     from lib import cache
     from lib.icm import base
 
+    q = cfg.base_quality
+    N, M = C.COMPRESSAI_SIZES[q]
     # stage-2 pixel weight: a tenth of the λ CompressAI trained this quality with, as at tiny (0.026 vs 0.3)
-    cfg = base.BaseConfig(N=128, M=192, rd_steps=0, steps=20_000, batch=16, task_crop=256, lr=1e-4,
-                          lmbda_px=C.COMPRESSAI_LMBDA[quality] / 10)
-    init = C.pretrained_init(quality, sha256=sha256)
-    ckpt = cache.cache_dir("icm", "base") / f"colab-q{quality}.pt"
-    return base.train_base(cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device)
+    base_cfg = base.BaseConfig(N=N, M=M, rd_steps=0, steps=cfg.base_steps, batch=cfg.base_batch,
+                               task_crop=cfg.base_crop, lr=cfg.base_lr, lmbda_px=C.COMPRESSAI_LMBDA[q] / 10)
+    init = C.pretrained_init(q)
+    run = f"{cfg.scale}-q{q}-{cfg.base_steps}x{cfg.base_batch}x{cfg.base_crop}-lr{cfg.base_lr}"
+    ckpt = cache.cache_dir("icm", "base") / f"{run}.pt"
+    codec, hist = base.train_base(base_cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device)
+    return codec, hist, base_cfg
 
 
 def zoom(image: torch.Tensor, box: tuple[int, int, int], factor: int = 3):

@@ -35,19 +35,22 @@ from lib.icm.patchgan import PatchDiscriminator, aligned_patches, gan_loss
 TRAINABLE = ("g_s.0", "g_s.1")  # first transposed convolution and the inverse GDN after it
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FinetuneConfig:
-    steps: int = 200
-    batch: int = 4
-    crop: int = 128
-    pool: int = 256           # training crops drawn once; each step samples `batch` of them
+    """One finetuning run. The fields without a default change with the scale: take them from the chapter's
+    configuration (``lib.icm.config.ICMConfig.finetune_settings``). The field order is part of :meth:`key`."""
+
+    steps: int
+    batch: int
+    crop: int
+    pool: int                 # training crops drawn once; each step samples `batch` of them
     k: int = 3                # patches per image
     patch: int = 64           # patch size s
     lmbda_adv: float = 0.01   # λ_adv
-    lr_g: float = 1e-4        # decoder head
+    lr_g: float               # decoder head
     lr_d: float = 2e-4        # discriminator (pix2pix)
     gan: str = "lsgan"
-    ndf: int = 64
+    ndf: int
     n_layers: int = 3
     adversarial: bool = True  # False: the MSE-only control
     trainable: tuple = TRAINABLE

@@ -5,8 +5,13 @@ its checkpoint (``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import torch
+
+from lib.scale import ScaleConfig
 
 from .audio import pad_repeat
 from .gradcam import gradcam
@@ -128,21 +133,42 @@ def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, 
     return res
 
 
-# ---- the tiny-scale experiment of the chapter (cached) ------------------------------------------------------------
-TINY = dict(n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2),
-            langs=None)
+# ---- the chapter's experiment, per scale (cached) -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SpoofConfig(ScaleConfig):
+    """Chapter 2's settings at one scale. Only ``tiny`` is built: the real PartialSpoof/ASVspoof path is issue 12."""
+
+    n_utts: int                    # bona fide utterances of the corpus
+    data_seed: int
+    gain_db: float                 # level jump of a spliced donor (up to ±)
+    shift_s: float                 # donor offset (25-50 ms: shift_s/2 to shift_s)
+    tr_width: float                # width of a transition span (s)
+    xfade_s: float                 # cross-fade of the "xfade" and "clean" splices
+    steps: int                     # training steps of each countermeasure
+    seeds: tuple[int, ...]
+    langs: tuple[str, ...] | None  # None: every language of lib.spoof.data.LANGS
+
+    ISSUE: ClassVar[int] = 12
+    REHEARSAL: ClassVar[dict] = {}
+
+
+CONFIGS: dict[str, SpoofConfig] = {
+    "tiny": SpoofConfig(scale="tiny", n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01,
+                        steps=300, seeds=(0, 1, 2), langs=None),
+}
+TINY = CONFIGS["tiny"]
 VERSION = "2"          # of the countermeasure runs
 BASE_VERSION = "1"     # of the corpus (bona fide + vocoded copies + VAD)
 
 
-def tiny_base():
+def tiny_base(cfg: SpoofConfig = TINY):
     """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
     from lib import cache
     from .data import build_base
     from .data import LANGS
-    langs = TINY["langs"] or LANGS
-    key = f"spoof-base-n{TINY['n_utts']}-s{TINY['data_seed']}" + ("" if langs == LANGS else "-" + "-".join(langs))
-    return cache.memo(key, lambda: build_base(TINY["data_seed"], n_utts=TINY["n_utts"], langs=langs), version=BASE_VERSION)
+    langs = cfg.langs or LANGS
+    key = f"spoof-base-n{cfg.n_utts}-s{cfg.data_seed}" + ("" if langs == LANGS else "-" + "-".join(langs))
+    return cache.memo(key, lambda: build_base(cfg.data_seed, n_utts=cfg.n_utts, langs=langs), version=BASE_VERSION)
 
 
 # splice conditions, from the most audible joins to the cleanest
@@ -150,33 +176,33 @@ SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross
            "clean": "10 ms cross-fade, donor aligned, 0 dB"}
 
 
-def tiny_sets(splice: str = "hard"):
+def tiny_sets(splice: str = "hard", cfg: SpoofConfig = TINY):
     """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
     from .data import build_sets
     if splice not in SPLICES:
         raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
     clean = splice == "clean"
-    return build_sets(tiny_base(), TINY["data_seed"], "hard" if splice == "hard" else "xfade",
-                      gain_db=0.0 if clean else TINY["gain_db"], shift_s=0.0 if clean else TINY["shift_s"],
-                      tr_width=TINY["tr_width"], xfade_s=TINY["xfade_s"])
+    return build_sets(tiny_base(cfg), cfg.data_seed, "hard" if splice == "hard" else "xfade",
+                      gain_db=0.0 if clean else cfg.gain_db, shift_s=0.0 if clean else cfg.shift_s,
+                      tr_width=cfg.tr_width, xfade_s=cfg.xfade_s)
 
 
-def tiny_run(train_on: str, splice: str, seed: int) -> dict:
+def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> dict:
     """One CM (trained on ``train_on`` of the ``splice`` condition, ``seed``) evaluated on that condition (memoised).
 
     The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
     """
     from lib import cache
-    t = TINY
-    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t['n_utts']}-g{t['gain_db']}-sh{t['shift_s']}-tr{t['tr_width']}"
-           f"-x{t['xfade_s']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else ""))
+    t = cfg
+    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t.n_utts}-g{t.gain_db}-sh{t.shift_s}-tr{t.tr_width}"
+           f"-x{t.xfade_s}-st{t.steps}" + ("-" + "-".join(t.langs) if t.langs else ""))
     tag = (f"{train_on}-s{seed}" if train_on == "full"  # the data of the partial-spoof CMs are in their tag
-           else f"{train_on}-{splice}-s{seed}-g{t['gain_db']}-sh{t['shift_s']}-x{t['xfade_s']}")
-    tag += f"-n{t['n_utts']}-st{t['steps']}" + ("-" + "-".join(t["langs"]) if t["langs"] else "")
+           else f"{train_on}-{splice}-s{seed}-g{t.gain_db}-sh{t.shift_s}-x{t.xfade_s}")
+    tag += f"-n{t.n_utts}-st{t.steps}" + ("-" + "-".join(t.langs) if t.langs else "")
 
     def compute():
-        sets = tiny_sets(splice)
-        return run(sets, train_on=train_on, seed=seed, steps=t["steps"], tag=tag + f"-v{VERSION}",
+        sets = tiny_sets(splice, cfg)
+        return run(sets, train_on=train_on, seed=seed, steps=t.steps, tag=tag + f"-v{VERSION}",
                    ckpt_dir=cache.cache_dir("spoof", "ckpt"))
 
     res = cache.memo(key, compute, version=VERSION)
@@ -184,8 +210,8 @@ def tiny_run(train_on: str, splice: str, seed: int) -> dict:
     return res
 
 
-def tiny_all(progress=True) -> dict:
+def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
     """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
     from tqdm.auto import tqdm
-    jobs = [(tr, sp, s) for s in TINY["seeds"] for sp in SPLICES for tr in ("full", "partial")]
-    return {j: tiny_run(*j) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
+    jobs = [(tr, sp, s) for s in cfg.seeds for sp in SPLICES for tr in ("full", "partial")]
+    return {j: tiny_run(*j, cfg) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}

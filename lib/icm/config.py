@@ -1,0 +1,94 @@
+"""Chapter 1's settings, one frozen :class:`ICMConfig` per scale (:data:`CONFIGS`), chosen with
+``lib.scale.pick(CONFIGS, chapter="1")``.
+
+Every setting that differs between scales lives here, and nowhere else; the chapter runs whichever configuration it
+is given. Two fields name *how* a part is made (the library dispatches on them, never on the scale's name):
+
+``base``       ``"committed"``: the checkpoint made by ``scripts/icm_train_base.py`` and committed beside
+               :mod:`lib.icm.experiment` (sha256-checked); ``"compressai"``: CompressAI's pretrained
+               ``bmshj2018-factorized`` at ``base_quality`` as the initialisation, trained for the machine
+               (:func:`lib.icm.experiment.train_base_gpu`).
+``eval_sets``  ``"held-out"``: fixed crops of the held-out photos (fidelity) and confident object scenes of the
+               held-out stamps (task); ``"kodak+coco"``: the Kodak images ``kodak_ids`` (fidelity) and the COCO
+               val2017 images ``coco_ids`` where the machine is confident (task), downloaded.
+
+Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet (issue 11): at
+``COURSE_SCALE=paper`` the chapter stops at its first cell with :class:`lib.scale.ScaleNotBuilt`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lib.icm.data import COCO_VAL_URL, KODAK_URL
+from lib.scale import ScaleConfig
+
+# COCO val2017 image ids (our choice: the first ids of the val2017 list, as published file names show them; the
+# confidence filter of lib.icm.experiment.confident keeps those the machine is sure of)
+COCO_TASK_IDS = (139, 285, 632, 724, 776, 785, 802, 872, 885, 1000, 1268, 1296, 1353, 1425, 1490, 1503, 1532, 1584,
+                 1675, 1761, 1818, 1993, 2006, 2149, 2153, 2261, 2431, 2532, 2592, 3553, 4134, 5001, 6012, 6894,
+                 7278, 7511)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ICMConfig(ScaleConfig):
+    """Everything chapter 1 does differently at one scale."""
+
+    # the base ICM codec
+    base: str                     # "committed" | "compressai"
+    base_quality: int | None      # CompressAI quality of the initialisation ("compressai")
+    base_steps: int | None        # machine-loss steps on top of it
+    base_batch: int | None
+    base_crop: int | None         # object scenes of this size
+    base_lr: float | None
+    # the decoder-head finetuning (lib.icm.finetune.FinetuneConfig, the fields that change with the scale)
+    ft_steps: int
+    ft_batch: int
+    ft_crop: int
+    ft_pool: int                  # training crops drawn once
+    ft_ndf: int                   # discriminator width
+    ft_lr_g: float                # decoder head's learning rate
+    # the two evaluation sets
+    eval_sets: str                # "held-out" | "kodak+coco"
+    fid_crop: int | None          # "held-out": crop size and crops per held-out photo
+    fid_per_photo: int | None
+    task_size: int                # task images are task_size² (the classifier's native 224 px)
+    task_per_stamp: int | None    # "held-out": scenes per held-out stamp
+    confidence: float             # task set: images where the machine's top probability is at least this
+    kodak_url: str | None         # "kodak+coco"
+    kodak_ids: tuple[int, ...] | None
+    coco_url: str | None
+    coco_ids: tuple[int, ...] | None
+
+    ISSUE: ClassVar[int] = 11
+    # The Colab rehearsal's budget: a few steps and images, every code path (the ablation's 128-px patches need
+    # 128-px crops; confidence 0 keeps every task image, since stand-in images need not look like anything).
+    REHEARSAL: ClassVar[dict] = dict(base_steps=4, base_batch=2, base_crop=64, ft_steps=6, ft_batch=2, ft_crop=128,
+                                     ft_pool=8, ft_ndf=8, kodak_ids=(1, 2, 3), coco_ids=COCO_TASK_IDS[:4],
+                                     confidence=0.0)
+
+    def finetune_settings(self) -> dict:
+        """The scale's share of :class:`lib.icm.finetune.FinetuneConfig`'s fields: ``FinetuneConfig(k=3, patch=64,
+        **cfg.finetune_settings())``."""
+        return dict(steps=self.ft_steps, batch=self.ft_batch, crop=self.ft_crop, pool=self.ft_pool, ndf=self.ft_ndf,
+                    lr_g=self.ft_lr_g)
+
+
+CONFIGS: dict[str, ICMConfig] = {
+    # 2 CPU cores, offline: the committed base, the held-out photos and stamps, 150-step finetunings
+    "tiny": ICMConfig(
+        scale="tiny",
+        base="committed", base_quality=None, base_steps=None, base_batch=None, base_crop=None, base_lr=None,
+        ft_steps=150, ft_batch=4, ft_crop=128, ft_pool=256, ft_ndf=32, ft_lr_g=3e-4,
+        eval_sets="held-out", fid_crop=192, fid_per_photo=9, task_size=224, task_per_stamp=4, confidence=0.5,
+        kodak_url=None, kodak_ids=None, coco_url=None, coco_ids=None),
+    # one GPU: CompressAI's pretrained weights (in place of stage 1) trained for the machine, Kodak and COCO val
+    "colab": ICMConfig(
+        scale="colab",
+        base="compressai", base_quality=2, base_steps=20_000, base_batch=16, base_crop=256, base_lr=1e-4,
+        ft_steps=3000, ft_batch=16, ft_crop=256, ft_pool=256, ft_ndf=64, ft_lr_g=1e-4,
+        eval_sets="kodak+coco", fid_crop=None, fid_per_photo=None, task_size=224, task_per_stamp=None,
+        confidence=0.5, kodak_url=KODAK_URL, kodak_ids=tuple(range(1, 25)), coco_url=COCO_VAL_URL,
+        coco_ids=COCO_TASK_IDS),
+}
