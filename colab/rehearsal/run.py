@@ -311,6 +311,16 @@ def colab_tests(work: Path) -> dict:
     return out
 
 
+def _step(path: Path):
+    """The step a training checkpoint of lib.train.fit was saved at (None if it holds none)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("step")
+    except Exception:  # a memo file or another format: not a training checkpoint
+        return None
+
+
 def kill_and_resume(name: str, work: Path, base_url: str, gitconfig: str, results: list[dict]) -> dict:
     """Kill ``name`` at colab once a training checkpoint is on "Drive", run it again on the same Drive, and compare
     its numbers with the uninterrupted run's."""
@@ -319,7 +329,7 @@ def kill_and_resume(name: str, work: Path, base_url: str, gitconfig: str, result
     env = environment("colab", work, base_url, gitconfig, drive, log)
     ckpts = lambda: [p for p in drive.rglob("*.pt") if "memo" not in p.parts]  # noqa: E731
     first = execute(name, "colab", env, kill_when=lambda: bool(ckpts()))
-    found = [str(p.relative_to(drive)) for p in ckpts()]
+    found = {str(p.relative_to(drive)): _step(p) for p in ckpts()}
     second = execute(name, "colab", env)
     full = next((r for r in results if r["notebook"] == name and r["scale"] == "colab"), None)
     problems = []
@@ -333,6 +343,8 @@ def kill_and_resume(name: str, work: Path, base_url: str, gitconfig: str, result
                         f"{full and full['numbers']}")
     if not numbers:
         problems.append("the chapter reported no numbers to compare")
+    if first["killed"] and not any(step for step in found.values()):
+        problems.append(f"no checkpoint on Drive held a training step at the kill: {found}")
     out = {"notebook": f"{name}.kill-and-resume", "scale": "colab", "checkpoints_at_kill": found,
            "killed": first["killed"], "seconds": [first["seconds"], second["seconds"]], "numbers": numbers,
            "passed": not problems, "problems": problems}

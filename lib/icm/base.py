@@ -75,7 +75,8 @@ def lr_factor(cfg: BaseConfig, step: int) -> float:
 
 
 def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, log_every: int = 20,
-               progress: bool = True, init: C.ICMCodec | None = None, device: torch.device | str = "cpu"):
+               progress: bool = True, init: C.ICMCodec | None = None, device: torch.device | str = "cpu",
+               ckpt_every: int = 50):
     """Train an :class:`~lib.icm.codec.ICMCodec` for the machine (resumable through ``ckpt_path``), from scratch or
     from ``init`` (CompressAI's pretrained weights at colab/paper scale: pass ``rd_steps=0``); returns
     ``(codec, history)`` with the entropy coder updated (ready for ``compress``)."""
@@ -100,7 +101,7 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
         return step, x.to(device)
 
     hist = train.fit(model, batches, make_loss(machine, cfg), opt, cfg.rd_steps + cfg.steps, ckpt_path=ckpt_path,
-                     ckpt_every=50, scheduler=sched, log_every=log_every, progress=progress,
+                     ckpt_every=ckpt_every, scheduler=sched, log_every=log_every, progress=progress,
                      before_step=lambda: torch.nn.utils.clip_grad_norm_(main_params, cfg.clip))
     model = model.cpu().eval()  # the entropy coder runs on the CPU (and CPU/GPU can desync: brief, pitfall 1)
     model.update(force=True)

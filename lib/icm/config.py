@@ -42,6 +42,7 @@ class ICMConfig(ScaleConfig):
     base_batch: int | None
     base_crop: int | None         # object scenes of this size
     base_lr: float | None
+    base_ckpt_every: int | None   # steps between its resumable checkpoints
     # the decoder-head finetuning (lib.icm.finetune.FinetuneConfig, the fields that change with the scale)
     ft_steps: int
     ft_batch: int
@@ -64,7 +65,7 @@ class ICMConfig(ScaleConfig):
     ISSUE: ClassVar[int] = 11
     # The Colab rehearsal's budget: a few steps and images, every code path (the ablation's 128-px patches need
     # 128-px crops; confidence 0 keeps every task image, since stand-in images need not look like anything).
-    REHEARSAL: ClassVar[dict] = dict(base_steps=4, base_batch=2, base_crop=64, ft_steps=6, ft_batch=2, ft_crop=128,
+    REHEARSAL: ClassVar[dict] = dict(base_steps=12, base_ckpt_every=3, base_batch=2, base_crop=64, ft_steps=6, ft_batch=2, ft_crop=128,
                                      ft_pool=8, ft_ndf=8, kodak_ids=(1, 2, 3), coco_ids=COCO_TASK_IDS[:4],
                                      confidence=0.0)
 
@@ -80,14 +81,14 @@ CONFIGS: dict[str, ICMConfig] = {
     "tiny": ICMConfig(
         scale="tiny",
         base="committed", base_quality=None, base_steps=None, base_batch=None, base_crop=None, base_lr=None,
-        ft_steps=150, ft_batch=4, ft_crop=128, ft_pool=256, ft_ndf=32, ft_lr_g=3e-4,
+        base_ckpt_every=None, ft_steps=150, ft_batch=4, ft_crop=128, ft_pool=256, ft_ndf=32, ft_lr_g=3e-4,
         eval_sets="held-out", fid_crop=192, fid_per_photo=9, task_size=224, task_per_stamp=4, confidence=0.5,
         kodak_url=None, kodak_ids=None, coco_url=None, coco_ids=None),
     # one GPU: CompressAI's pretrained weights (in place of stage 1) trained for the machine, Kodak and COCO val
     "colab": ICMConfig(
         scale="colab",
         base="compressai", base_quality=2, base_steps=20_000, base_batch=16, base_crop=256, base_lr=1e-4,
-        ft_steps=3000, ft_batch=16, ft_crop=256, ft_pool=256, ft_ndf=64, ft_lr_g=1e-4,
+        base_ckpt_every=50, ft_steps=3000, ft_batch=16, ft_crop=256, ft_pool=256, ft_ndf=64, ft_lr_g=1e-4,
         eval_sets="kodak+coco", fid_crop=None, fid_per_photo=None, task_size=224, task_per_stamp=None,
         confidence=0.5, kodak_url=KODAK_URL, kodak_ids=tuple(range(1, 25)), coco_url=COCO_VAL_URL,
         coco_ids=COCO_TASK_IDS),

@@ -155,7 +155,8 @@ def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
     init = C.pretrained_init(q)
     run = f"{cfg.scale}-q{q}-{cfg.base_steps}x{cfg.base_batch}x{cfg.base_crop}-lr{cfg.base_lr}"
     ckpt = cache.cache_dir("icm", "base") / f"{run}.pt"
-    codec, hist = base.train_base(base_cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device)
+    codec, hist = base.train_base(base_cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device,
+                                   ckpt_every=cfg.base_ckpt_every)
     return codec, hist, base_cfg
 
 
