@@ -118,6 +118,7 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
     "history": [...]}`` (plain tensors and lists, so :func:`lib.cache.memo` can store it)."""
     from lib import runtime, train
 
+    train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)
     trained = freeze_for_finetuning(codec, cfg.trainable)

@@ -1,0 +1,140 @@
+"""Bad input across lib (issue 14): one test per finding, plus a property-based test of each validator."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from lib import validate
+
+torch.set_num_threads(1)
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def small_codec(seed=0, N=8, M=12):
+    from lib.icm import codec as C
+
+    torch.manual_seed(seed)
+    codec = C.build_codec(N, M).eval()
+    codec.update(force=True)
+    return codec
+
+
+# --- images -----------------------------------------------------------------------------------------------------
+def test_compress_all_refuses_nan_instead_of_hanging():
+    from lib.icm import compress_all
+
+    x = torch.rand(3, 32, 32)
+    x[0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"images\[0\] holds 1 NaN or inf"):
+        compress_all(small_codec(), [x])
+
+
+def test_compress_all_refuses_a_batch_item():
+    from lib.icm import compress_all
+
+    with pytest.raises(ValueError, match=r"batch of 2 images.*list\(batch\)"):
+        compress_all(small_codec(), [torch.rand(2, 3, 32, 32)])
+
+
+def test_codec_takes_float64_numpy_as_float32():
+    codec = small_codec()
+    x = np.random.default_rng(0).random((1, 3, 32, 32))  # float64, numpy's default
+    out = codec.compress(x)
+    ref = codec.compress(torch.from_numpy(x).float())
+    assert out["strings"] == ref["strings"]
+
+
+@pytest.fixture(scope="module")
+def lseg():
+    import lib.lseg as L
+
+    torch.manual_seed(0)
+    return L.LSeg(L.config("tiny", arch="bottleneck", depth=2), text_encoder=L.RandomText(384))
+
+
+def test_lseg_refuses_uint8_and_0_255(lseg):
+    with pytest.raises(ValueError, match=r"float tensor in \[0, 1\], got uint8.*/ 255"):
+        lseg(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), ["a", "b"])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*255"):
+        lseg.segment(torch.rand(1, 3, 64, 64) * 255, ["a", "b"])
+    with pytest.raises(ValueError, match="NaN"):
+        lseg(torch.full((1, 3, 64, 64), float("nan")), ["a", "b"])
+
+
+def test_lseg_predict_does_not_divide_floats_again(lseg):
+    from lib.lseg.training import predict, to_tensor_images
+
+    T = torch.randn(3, 384)
+    u8 = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    assert torch.equal(predict(lseg, u8.astype(np.float32) / 255, T), predict(lseg, u8, T))
+    assert torch.equal(to_tensor_images(u8), torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        predict(lseg, u8.astype(np.float32), T)          # 0-255 floats
+    with pytest.raises(ValueError, match="channels-first"):
+        to_tensor_images(np.zeros((2, 3, 64, 64), np.uint8))
+
+
+def test_checkerboard_score_refuses_nan():
+    from lib import icm
+
+    img = np.random.default_rng(0).random((64, 64, 3))
+    img[3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="image holds 1 NaN"):
+        icm.checkerboard_score(img, 4)
+
+
+def _ft_cfg(**kw):
+    from lib.icm import finetune as FT
+
+    return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 16, "ndf": 4,
+                                "lr_g": 1e-2, **kw})
+
+
+def test_finetune_bad_photos_say_what_to_do():
+    from lib.icm import finetune as FT
+
+    base, cfg = small_codec(), _ft_cfg()
+    with pytest.raises(ValueError, match="train_photos is empty"):
+        FT.finetune(base, [], cfg)
+    hwc = np.zeros((48, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"train_photos\[0\] \(a\) must have 3 colour channels.*channels-last"):
+        FT.finetune(base, [("a", hwc)], cfg)
+    with pytest.raises(ValueError, match=r"got uint8.*/ 255"):
+        FT.finetune(base, [("a", torch.zeros(3, 48, 48, dtype=torch.uint8))], cfg)
+    with pytest.raises(ValueError, match=r"24x24 pixels, smaller than the 32-px crop"):
+        FT.finetune(base, [("a", torch.rand(3, 24, 24))], cfg)
+    nan = torch.rand(3, 48, 48)
+    nan[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        FT.finetune(base, [("a", nan)], cfg)
+
+
+BAD_PIXELS = [float("nan"), float("inf"), -float("inf"), -0.5, 1.5, 255.0]
+CORRUPT = st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.sampled_from(BAD_PIXELS)))
+
+
+@FAST
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 2), st.just(3), st.sampled_from([16, 32]),
+                                         st.sampled_from([16, 32])), elements=st.floats(0, 1, width=32)), CORRUPT)
+def test_images_property(a, corrupt):
+    """images() returns the very tensor for valid input and refuses (with the argument's name) everything else."""
+    if corrupt is not None:
+        a.reshape(-1)[corrupt[0] % a.size] = corrupt[1]
+    x = torch.from_numpy(a)
+    if corrupt is None:
+        assert validate.images(x, stride=16, name="img") is x
+        out64 = validate.images(x.double(), stride=16)
+        assert out64.dtype == torch.float32 and torch.equal(out64, x)
+    else:
+        with pytest.raises(ValueError, match="img (holds|must lie)"):
+            validate.images(x, stride=16, name="img")
+    with pytest.raises(ValueError, match="got uint8"):
+        validate.images(x.to(torch.uint8), name="img")
+    with pytest.raises(ValueError, match="multiples of 64"):
+        validate.images(x.clamp(0, 1).nan_to_num(0.5), stride=64)
