@@ -50,6 +50,19 @@ def test_codec_takes_float64_numpy_as_float32():
     assert out["strings"] == ref["strings"]
 
 
+def test_decompress_all_refuses_damaged_bitstreams():
+    from lib.icm import compress_all, decompress_all
+
+    codec = small_codec()
+    bs = compress_all(codec, [torch.rand(3, 32, 32)])
+    assert decompress_all(codec, bs)[0].shape == (1, 3, 32, 32)
+    s = bs[0]["strings"][0][0]
+    for damaged in (s[:-1], bytes([s[0] ^ 0xFF]) + s[1:]):
+        bad = [{**bs[0], "strings": [[damaged]]}]
+        with pytest.raises(ValueError, match=r"bitstreams\[0\] is damaged.*Re-encode"):
+            decompress_all(codec, bad)
+
+
 @pytest.fixture(scope="module")
 def lseg():
     import lib.lseg as L

@@ -108,7 +108,15 @@ def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
 
 @torch.no_grad()
 def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor]:
+    """Decoded images of :func:`compress_all`'s bitstreams; each one's bytes are first checked against the
+    ``sha256`` stored beside them (a damaged bitstream decodes to garbage without any error of its own)."""
     codec.eval()
+    for i, b in enumerate(bitstreams):
+        data = b"".join(s[0] for s in b["strings"])
+        if "sha256" in b and hashlib.sha256(data).hexdigest() != b["sha256"]:
+            raise ValueError(f"bitstreams[{i}] is damaged: its {len(data)} bytes do not match the sha256 stored with "
+                             f"it ({b['sha256'][:12]}…; {b.get('bytes', '?')} bytes when coded). Re-encode the image "
+                             f"with compress_all, or reload the bitstream from where it was saved")
     return [codec.decompress(b["strings"], b["shape"])["x_hat"] for b in bitstreams]
 
 
