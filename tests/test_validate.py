@@ -151,3 +151,57 @@ def test_images_property(a, corrupt):
         validate.images(x.to(torch.uint8), name="img")
     with pytest.raises(ValueError, match="multiples of 64"):
         validate.images(x.clamp(0, 1).nan_to_num(0.5), stride=64)
+
+
+# --- waveforms --------------------------------------------------------------------------------------------------
+def test_spoof_cm_and_gradcam_refuse_nan_waveforms():
+    from lib.spoof import gradcam, tiny_cm
+
+    m = tiny_cm().eval()
+    x = torch.randn(2, 16000)
+    x[1, 100] = float("nan")
+    with pytest.raises(ValueError, match="wave contains NaN or inf"):
+        m(x)
+    with pytest.raises(ValueError, match="wave contains NaN or inf"):
+        gradcam(m, m.fc, x, 1)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        gradcam(m, m.fc, [x[1]], 1)
+
+
+def test_gradcam_target_out_of_range():
+    from lib.spoof import gradcam, tiny_cm
+
+    m = tiny_cm().eval()
+    with pytest.raises(ValueError, match=r"target must be a class index in \[0, 2\).*got 2"):
+        gradcam(m, m.fc, torch.randn(1, 16000), 2)
+    assert gradcam(m, m.fc, torch.randn(2, 16000), [0, 1]).shape[0] == 2
+
+
+def test_load_audio_missing_file_names_it(tmp_path):
+    from lib.spoof import load_audio
+
+    with pytest.raises(FileNotFoundError, match=r"no audio file at .*nope\.wav"):
+        load_audio(tmp_path / "nope.wav")
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match="cannot read the audio file .*bad.wav"):
+        load_audio(tmp_path / "bad.wav")
+
+
+@FAST
+@given(hnp.arrays(np.float32, st.integers(0, 1200), elements=st.floats(-1, 1, width=32)), CORRUPT)
+def test_waveform_property(a, corrupt):
+    """waveform() returns the same float32 samples for a valid utterance and names the problem otherwise."""
+    if corrupt is not None and a.size:
+        a[corrupt[0] % a.size] = corrupt[1]
+    bad = not np.isfinite(a).all()
+    if bad:
+        with pytest.raises(ValueError, match="NaN or inf"):
+            validate.waveform(a)
+    elif a.size < validate.MIN_SAMPLES or np.abs(a).max() < 1e-5:
+        with pytest.raises(ValueError, match="empty|receptive field|all-silence"):
+            validate.waveform(a)
+    else:
+        assert torch.equal(validate.waveform(a), torch.from_numpy(a))
+        assert torch.equal(validate.waveform(a[None]), torch.from_numpy(a))
+    with pytest.raises(ValueError, match="int16 samples.*32768"):
+        validate.waveform((a.clip(-1, 1) * 30000).astype(np.int16) if not bad else np.zeros(5, np.int16))
