@@ -205,3 +205,30 @@ def test_waveform_property(a, corrupt):
         assert torch.equal(validate.waveform(a[None]), torch.from_numpy(a))
     with pytest.raises(ValueError, match="int16 samples.*32768"):
         validate.waveform((a.clip(-1, 1) * 30000).astype(np.int16) if not bad else np.zeros(5, np.int16))
+
+
+# --- label sets ---------------------------------------------------------------------------------------------------
+def test_labels_equal_up_to_spaces_or_case_are_duplicates(lseg):
+    with pytest.raises(ValueError, match=r"duplicate labels in labels: 'car' and 'car '"):
+        lseg(torch.rand(1, 3, 64, 64), ["car", "car "])
+    with pytest.raises(ValueError, match="duplicate"):
+        validate.labels(["sky", "Sky"])
+
+
+def test_a_generator_of_labels_is_read_once(lseg):
+    x = torch.rand(1, 3, 64, 64)
+    out = lseg(x, (l for l in ["sky", "dog"]))
+    assert torch.equal(out, lseg(x, ["sky", "dog"]))
+
+
+@FAST
+@given(st.lists(st.text(alphabet="ab C", min_size=0, max_size=4), max_size=6))
+def test_labels_property(ls):
+    """labels() returns the same list when the normalised labels are distinct and non-empty, else refuses."""
+    keys = [" ".join(l.split()).casefold() for l in ls]
+    ok = bool(ls) and all(keys) and len(set(keys)) == len(keys)
+    if ok:
+        assert validate.labels(iter(ls)) == ls
+    else:
+        with pytest.raises(ValueError, match="empty|non-empty string|duplicate"):
+            validate.labels(ls)

@@ -231,7 +231,7 @@ class LSeg(nn.Module):
             if T.dim() != 2 or T.shape[1] != self.cfg.out_c or T.shape[0] < 1:
                 raise ValueError(f"text embeddings must be (N >= 1, {self.cfg.out_c}), got {tuple(T.shape)}")
         else:
-            check_labels(labels)
+            labels = check_labels(labels)  # a generator is read once, here
             if self.text_encoder is None:
                 raise ValueError("this LSeg has no text encoder: pass one (LSeg(cfg, text_encoder=...)) "
                                  "or give precomputed text embeddings")
