@@ -232,3 +232,79 @@ def test_labels_property(ls):
     else:
         with pytest.raises(ValueError, match="empty|non-empty string|duplicate"):
             validate.labels(ls)
+
+
+# --- segment lists and CAMs -----------------------------------------------------------------------------------------
+def test_rcq_refuses_milliseconds():
+    from lib.spoof import rcq
+
+    cam = np.random.default_rng(0).random(150)  # a 3 s utterance
+    with pytest.raises(ValueError, match=r"ends at 1500 s, far past.*milliseconds\? Give seconds"):
+        rcq([cam], [[(0, 1500, "BS"), (1500, 3000, "SS")]])
+
+
+def test_rcq_keeps_the_edge_frame_rule_but_warns_once(recwarn):
+    from lib.spoof import rcq, rcq_counts
+
+    validate._warned.discard("segments-past-end")
+    cam = np.arange(10) / 10.0
+    ref = rcq([cam], [[(0.0, 0.21, "BN")]])     # one frame past the end: the reference's edge rule, no warning
+    assert not [w for w in recwarn if "last frame" in str(w.message)]
+    got = rcq([cam], [[(0.0, 0.5, "BN")]])      # 15 frames past: clamped as before, with a warning, once
+    rcq([cam], [[(0.0, 0.5, "BN")]])
+    assert got["BN"] == ref["BN"] and rcq_counts([cam], [[(0.0, 0.5, "BN")]]) == rcq_counts([cam], [[(0, 0.21, "BN")]])
+    assert len([w for w in recwarn if "last frame" in str(w.message)]) == 1
+
+
+def test_rcq_per_utterance_refuses_lists_of_different_lengths():
+    from lib.spoof import rcq_per_utterance
+
+    with pytest.raises(ValueError, match="2 score vectors but 1 segment lists"):
+        rcq_per_utterance([np.ones(10), np.ones(10)], [[(0.0, 0.1, "BS")]])
+
+
+def test_rcq_refuses_nan_in_a_cam():
+    from lib.spoof import rcq
+
+    cam = np.ones(10)
+    cam[4] = np.nan
+    with pytest.raises(ValueError, match=r"scores\[1\] holds 1 NaN or inf value\(s\) of 10"):
+        rcq([np.ones(10), cam], [[(0.0, 0.1, "BS")], [(0.0, 0.1, "BS")]])
+
+
+SEGMENT = st.tuples(st.floats(-1, 5000, allow_nan=False), st.floats(0, 5000, allow_nan=False),
+                    st.sampled_from(["BS", "SS", "TR", "BN", "SN", "XX"]))
+
+
+@FAST
+@given(st.lists(SEGMENT, max_size=5), st.integers(1, 300), st.booleans())
+def test_segments_property(segs, n, ordered):
+    """segments() returns the list as given exactly when every rule holds, and otherwise names the rule."""
+    kinds = ("BS", "SS", "TR", "BN", "SN")
+    limit = 2 * n * 0.02 + 1
+    ok = all(k in kinds and 0 <= a <= b <= limit for a, b, k in segs)
+    if ordered:
+        ends = np.maximum.accumulate([b for _, b, _ in segs]) if segs else []
+        ok = ok and all(segs[i][0] >= ends[i - 1] for i in range(1, len(segs)))
+    if ok:
+        with __import__("warnings").catch_warnings():
+            __import__("warnings").simplefilter("ignore")
+            assert validate.segments(segs, kinds=kinds, n_frames=n, ordered=ordered) == segs
+    else:
+        with pytest.raises(ValueError, match="unknown segment kind|>= 0|ends before|milliseconds|starts before"):
+            validate.segments(segs, kinds=kinds, n_frames=n, ordered=ordered)
+
+
+@FAST
+@given(hnp.arrays(np.float64, st.integers(0, 50), elements=st.floats(0, 1)), CORRUPT)
+def test_cam_property(a, corrupt):
+    if corrupt is not None and a.size:
+        a[corrupt[0] % a.size] = corrupt[1]
+    if a.size == 0:
+        with pytest.raises(ValueError, match="empty"):
+            validate.cam(a)
+    elif not np.isfinite(a).all():
+        with pytest.raises(ValueError, match="NaN or inf"):
+            validate.cam(a)
+    else:
+        assert np.array_equal(validate.cam(a), a) and np.array_equal(validate.cam(torch.from_numpy(a)), a)
