@@ -308,3 +308,31 @@ def test_cam_property(a, corrupt):
             validate.cam(a)
     else:
         assert np.array_equal(validate.cam(a), a) and np.array_equal(validate.cam(torch.from_numpy(a)), a)
+
+
+# --- score / label arrays -------------------------------------------------------------------------------------------
+def test_eer_string_labels_say_how_to_map():
+    from lib.spoof.experiment import eer
+
+    with pytest.raises(ValueError, match=r"0 = bona fide and 1 = spoof; got strings such as 'spoof'.*== 'spoof'"):
+        eer(["spoof", "bonafide"], [0.9, 0.1])
+    with pytest.raises(ValueError, match="NaN"):
+        eer([0, 1], [0.1, float("nan")])
+    with pytest.raises(ValueError, match="same length"):
+        eer([0, 1, 1], [0.1, 0.2])
+
+
+@FAST
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, "spoof"]), st.floats(-5, 5)), max_size=12))
+def test_trials_property(pairs):
+    labels, scores = [p[0] for p in pairs], [p[1] for p in pairs]
+    if any(isinstance(l, str) for l in labels):
+        with pytest.raises(ValueError, match="strings"):
+            validate.trials(labels, scores)
+    elif any(l == 2 for l in labels):
+        with pytest.raises(ValueError, match="0 .bona fide. or 1 .spoof."):
+            validate.trials(labels, scores)
+    else:
+        y, s = validate.trials(labels, scores)
+        assert np.array_equal(y, np.asarray(labels)) and s.dtype == np.float64 and np.array_equal(s, scores)
+
