@@ -336,3 +336,39 @@ def test_trials_property(pairs):
         y, s = validate.trials(labels, scores)
         assert np.array_equal(y, np.asarray(labels)) and s.dtype == np.float64 and np.array_equal(s, scores)
 
+
+# --- segmentation masks and class maps ------------------------------------------------------------------------------
+def test_episode_iou_refuses_soft_probabilities():
+    from lib.lseg.metrics import EpisodeIoU
+
+    m = EpisodeIoU()
+    with pytest.raises(ValueError, match=r"pred_fg must be a boolean mask.*such as 0.3.*prob > 0.5"):
+        m.update(torch.full((4, 4), 0.3), torch.zeros(4, 4, dtype=torch.bool), "dog")
+    m.update(torch.ones(4, 4), torch.ones(4, 4, dtype=torch.bool), "dog")   # 0/1 floats are a mask
+    assert m.miou() == 1.0
+
+
+def test_confusion_matrix_refuses_float_probabilities():
+    from lib.lseg.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ValueError, match=r"pred must hold class indices.*such as 0.7.*argmax\(1\)"):
+        cm.update(torch.tensor([0.7, 0.2]), torch.tensor([0, 1]))
+    cm.update(torch.tensor([2.0, 1.0]), torch.tensor([2, 1]))                # whole-number floats are indices
+    assert cm.pixel_accuracy() == 1.0
+
+
+@FAST
+@given(hnp.arrays(np.float32, st.integers(0, 20), elements=st.sampled_from([0.0, 1.0, 0.5, 2.0, float("nan")])))
+def test_mask_and_class_indices_property(a):
+    t = torch.from_numpy(a)
+    if ((t == 0) | (t == 1)).all():
+        assert torch.equal(validate.mask(t), t.bool())
+    else:
+        with pytest.raises(ValueError, match="boolean mask"):
+            validate.mask(t)
+    if (torch.isfinite(t) & (t == t.round())).all():
+        assert torch.equal(validate.class_indices(t), t.long())
+    else:
+        with pytest.raises(ValueError, match="class indices"):
+            validate.class_indices(t)
