@@ -21,12 +21,12 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from lib import checkpoint
+from lib import checkpoint, validate
 
 
 def distributed() -> tuple[int, int]:
     """``(rank, world_size)``; initialises the process group when launched by ``torchrun``."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+    if validate.env_int("WORLD_SIZE", 1, minimum=1) > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

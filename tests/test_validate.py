@@ -372,3 +372,39 @@ def test_mask_and_class_indices_property(a):
     else:
         with pytest.raises(ValueError, match="class indices"):
             validate.class_indices(t)
+
+
+# --- environment variables ------------------------------------------------------------------------------------------
+def test_course_threads_abc_names_the_variable(monkeypatch):
+    from lib import runtime
+
+    monkeypatch.setenv("COURSE_THREADS", "abc")
+    with pytest.raises(ValueError, match=r"COURSE_THREADS='abc' is not a whole number.*COURSE_THREADS=1"):
+        runtime.setup(0, device="cpu")
+    monkeypatch.setenv("COURSE_THREADS", "1")
+    runtime.setup(0, device="cpu")
+
+
+@FAST
+@given(st.one_of(st.none(), st.text(alphabet="0123456789 -+abc.", max_size=4), st.integers(-3, 9).map(str)))
+def test_env_int_property(raw):
+    import os
+
+    key = "COURSE_TEST_ENV_INT"
+    try:
+        if raw is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = raw
+        text = (raw or "").strip()
+        try:
+            expected = int(text) if text else 7
+        except ValueError:
+            expected = None
+        if expected is None or expected < 1:
+            with pytest.raises(ValueError, match=key):
+                validate.env_int(key, 7, minimum=1)
+        else:
+            assert validate.env_int(key, 7, minimum=1) == expected
+    finally:
+        os.environ.pop(key, None)
