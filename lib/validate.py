@@ -296,8 +296,9 @@ def env_int(var: str, default: int, *, minimum: int | None = None) -> int:
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------------
-def load_state(module: torch.nn.Module, state: dict, path) -> None:
-    """``module.load_state_dict(state)``; a mismatch names the checkpoint ``path`` to delete."""
+def load_state(module, state: dict, path) -> None:
+    """``module.load_state_dict(state)`` (a model or an optimizer); a mismatch names the checkpoint ``path`` to
+    delete."""
     from lib.checkpoint import CheckpointError
 
     try:

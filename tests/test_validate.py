@@ -105,7 +105,7 @@ def test_checkerboard_score_refuses_nan():
 def _ft_cfg(**kw):
     from lib.icm import finetune as FT
 
-    return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 16, "ndf": 4,
+    return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 32, "ndf": 4,
                                 "lr_g": 1e-2, **kw})
 
 
@@ -408,3 +408,82 @@ def test_env_int_property(raw):
             assert validate.env_int(key, 7, minimum=1) == expected
     finally:
         os.environ.pop(key, None)
+
+
+# --- checkpoints and the training loop ------------------------------------------------------------------------------
+def _fit(ckpt, steps, model=None, lr=0.1, x=None):
+    from lib import train
+
+    torch.manual_seed(0)
+    model = model or torch.nn.Linear(2, 1)
+    x = torch.ones(4, 2) if x is None else x
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    hist = train.fit(model, lambda s: x, lambda m, b: {"loss": m(b).pow(2).mean()}, opt, steps, ckpt_path=ckpt,
+                     ckpt_every=1, progress=False)
+    return model, hist
+
+
+def test_zero_byte_checkpoint_says_delete_it(tmp_path):
+    from lib import checkpoint
+
+    p = tmp_path / "run.pt"
+    p.write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match=r"is empty \(0 bytes.*delete it \(rm '.*run.pt'\)"):
+        _fit(p, 2)
+    from lib import cache
+
+    calls = []
+    key_path = cache._path("zero-byte-test", "1")
+    key_path.write_bytes(b"")                                # memo recomputes over a 0-byte result
+    assert cache.memo("zero-byte-test", lambda: calls.append(1) or 5) == 5 and calls == [1]
+    key_path.unlink()
+
+
+def test_checkpoint_of_another_model_names_the_file(tmp_path):
+    from lib import checkpoint
+
+    p = tmp_path / "run.pt"
+    _fit(p, 1)
+    with pytest.raises(checkpoint.CheckpointError, match=r"run.pt does not fit this Linear.*size mismatch.*rm '"):
+        _fit(p, 2, model=torch.nn.Linear(3, 1), x=torch.ones(4, 3))
+
+
+def test_fit_refuses_a_checkpoint_with_more_steps_than_asked(tmp_path):
+    p = tmp_path / "run.pt"
+    _fit(p, 3)
+    with pytest.raises(ValueError, match=r"holds a run of 3 steps, more than the steps=2 asked.*rm '"):
+        _fit(p, 2)
+    assert len(_fit(p, 3)[1]) > 0                            # a finished run of the same length still returns at once
+
+
+def test_fit_stops_on_a_non_finite_loss(tmp_path):
+    p = tmp_path / "run.pt"
+    with pytest.raises(FloatingPointError, match="the loss is nan at step 0.*NaN/inf"):
+        _fit(p, 2, x=torch.full((4, 2), float("nan")))
+    assert not p.exists()                                    # nothing written from a NaN step
+
+
+def test_finetune_stops_on_nan_loss(monkeypatch):
+    from lib.icm import finetune as FT
+
+    real = FT.make_loss
+
+    def nan_loss(cfg):
+        fn = real(cfg)
+        return lambda model, batch: {**fn(model, batch), "loss": fn(model, batch)["loss"] * float("nan")}
+
+    monkeypatch.setattr(FT, "make_loss", nan_loss)
+    with pytest.raises(FloatingPointError, match="the loss is nan at step 0"):
+        FT.finetune(small_codec(), [("a", torch.rand(3, 48, 48))], _ft_cfg())
+
+
+def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path):
+    from lib.icm import finetune as FT
+
+    photos, cfg = [("a", torch.rand(3, 48, 48))], _ft_cfg(steps=3, adversarial=False)
+    ref = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
+    (tmp_path / "a.pt.milestones.pt").unlink()               # as if killed after step 3 before the snapshot file
+    again = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
+    for m in ("1", "3"):
+        assert all(torch.equal(ref["snapshots"][m][k], again["snapshots"][m][k]) for k in ref["snapshots"][m])
+

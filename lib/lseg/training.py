@@ -187,5 +187,6 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
     model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    validate.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
+                        path)
     return model.eval(), state["history"], enc
