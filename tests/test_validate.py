@@ -487,3 +487,28 @@ def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path):
     for m in ("1", "3"):
         assert all(torch.equal(ref["snapshots"][m][k], again["snapshots"][m][k]) for k in ref["snapshots"][m])
 
+
+def test_memo_refuses_a_result_it_cannot_read_back():
+    from pathlib import Path
+
+    from lib import cache
+
+    with pytest.raises(TypeError, match=r"result\['where'\] is a pathlib.PosixPath.*str\(path\)"):
+        cache.memo("path-result-test", lambda: {"where": Path("/tmp")})
+    assert not cache._path("path-result-test", "1").exists()
+
+
+@FAST
+@given(st.recursive(st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(max_size=3),
+                              st.just(torch.arange(3)), st.just(np.arange(2))),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=2), c, max_size=3),
+                    max_leaves=8))
+def test_memo_values_round_trip_property(value):
+    """Every value the cache accepts reads back equal (the checkpoint validator's counterpart: nothing is dropped)."""
+    from lib import cache
+
+    key = f"prop-{hashlib.sha256(repr(value).encode()).hexdigest()[:8]}"
+    cache.memo(key, lambda: value)
+    back = cache.memo(key, lambda: pytest.fail("recomputed"))
+    assert repr(back) == repr(value)
+    cache._path(key, "1").unlink()
