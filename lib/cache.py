@@ -32,15 +32,22 @@ def cache_dir(*parts: str) -> Path:
 _ND = "__ndarray__"
 
 
-def _encode(obj):
+_STORABLE = (str, bytes, int, float, complex, bool, type(None), torch.Tensor, torch.dtype, torch.device)
+
+
+def _encode(obj, where: str = "result"):
     if isinstance(obj, np.ndarray):
         return {_ND: torch.from_numpy(np.ascontiguousarray(obj))}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
+        return {k: _encode(v, f"{where}[{k!r}]") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_encode(v) for v in obj)
+        return type(obj)(_encode(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    if not isinstance(obj, _STORABLE):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which the cache cannot read "
+                        f"back (weights_only): it would be recomputed on every call. Return plain data instead, "
+                        f"e.g. str(path) for a Path")
     return obj
 
 

@@ -75,6 +75,9 @@ def load(path: str | os.PathLike, map_location="cpu", *, allow=()):
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: train first, or check the path")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"the checkpoint {path} is empty (0 bytes: a write or download was cut short): "
+                              f"delete it (rm '{path}') and run again")
     try:
         with torch.serialization.safe_globals(list(allow)) if allow else contextlib.nullcontext():
             return torch.load(path, map_location=map_location, weights_only=True)

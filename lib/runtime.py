@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 
-from lib import scale
+from lib import scale, validate
 
 
 def seed_everything(seed: int) -> None:
@@ -35,7 +35,7 @@ def setup(seed: int = 0, threads: int | None = None, device: str | None = None) 
     seed_everything(seed)
     dev = pick_device(device)
     if threads is None:
-        threads = int(os.environ.get("COURSE_THREADS", "1" if dev.type == "cpu" else str(os.cpu_count() or 1)))
+        threads = validate.env_int("COURSE_THREADS", 1 if dev.type == "cpu" else os.cpu_count() or 1, minimum=1)
     torch.set_num_threads(max(1, threads))
     return dev
 

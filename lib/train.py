@@ -21,12 +21,12 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from lib import checkpoint
+from lib import checkpoint, validate
 
 
 def distributed() -> tuple[int, int]:
     """``(rank, world_size)``; initialises the process group when launched by ``torchrun``."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+    if validate.env_int("WORLD_SIZE", 1, minimum=1) > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -69,8 +69,15 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
     start = 0
     if ckpt_path is not None and os.path.exists(ckpt_path):
         state = checkpoint.load(ckpt_path)
-        _unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if not isinstance(state, dict) or not {"model", "optimizer", "rng", "step", "history"} <= set(state):
+            raise checkpoint.CheckpointError(f"{ckpt_path} is not a checkpoint of lib.train.fit (no model/optimizer/"
+                                             f"step entries): delete it (rm '{ckpt_path}') or pass another ckpt_path")
+        if state["step"] > steps:
+            raise ValueError(f"the checkpoint {ckpt_path} holds a run of {state['step']} steps, more than the "
+                             f"steps={steps} asked: pass steps={state['step']} to use it, or delete it "
+                             f"(rm '{ckpt_path}') to train {steps} steps afresh")
+        validate.load_state(_unwrap(model), state["model"], ckpt_path)
+        validate.load_state(optimizer, state["optimizer"], ckpt_path)
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -92,6 +99,10 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
                desc="training", leave=False)
     for step in bar:
         terms = loss_fn(model, shard(batches(step), rank, world))
+        if not torch.isfinite(terms["loss"].detach()).all():
+            raise FloatingPointError(
+                f"the loss is {float(terms['loss'].detach())} at step {step}: training stopped before the weights "
+                f"took it (the last checkpoint is kept). Check the batch for NaN/inf and try a lower learning rate")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if before_step is not None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy.ndimage import uniform_filter
 
+from lib import validate
+
 
 def _as_hwc(image) -> np.ndarray:
     if isinstance(image, torch.Tensor):
@@ -28,13 +30,7 @@ def _as_hwc(image) -> np.ndarray:
         raise ValueError(f"image must be (H, W, 3) or (3, H, W), got shape {image.shape}")
     if image.shape[-1] != 3:
         image = np.moveaxis(image, 0, -1)
-    if image.dtype == np.uint8:
-        raise ValueError("image must be float in [0, 1], got uint8: divide by 255")
-    image = image.astype(np.float64)
-    lo, hi = float(image.min()), float(image.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise ValueError(f"image must lie in [0, 1]; its values span [{lo:.3g}, {hi:.3g}] (divide uint8 by 255)")
-    return image
+    return validate.pixels(image, "image").astype(np.float64)
 
 
 def residual(image, period: int) -> np.ndarray:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import torch
 from compressai.models import FactorizedPrior
+
+from lib import validate
 
 STRIDE = 16  # g_a downsamples by 2**4
 
@@ -35,31 +36,9 @@ def ste_clamp(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_images(x, *, stride: int = STRIDE, name: str = "x") -> torch.Tensor:
-    """Validate a (B, 3, H, W) or (3, H, W) batch in [0, 1] with H, W multiples of ``stride``; return (B, 3, H, W)."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have shape (B, 3, H, W) or (3, H, W); got {tuple(x.shape)}")
-    if x.shape[1] != 3:
-        hint = " (it looks channels-last: use x.permute(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
-        raise ValueError(f"{name} must have 3 colour channels in dim 1; got shape {tuple(x.shape)}{hint}. "
-                         f"Convert grey images with x.expand(-1, 3, -1, -1) and drop alpha with x[:, :3]")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor in [0, 1], got {x.dtype}: use x.float() / 255")
-    h, w = x.shape[-2:]
-    if h < stride or w < stride or h % stride or w % stride:
-        raise ValueError(f"{name} is {h}x{w} pixels: the codec needs height and width that are positive multiples "
-                         f"of {stride} (its total stride). Crop or pad, e.g. x[..., :{max(stride, h // stride * stride)}"
-                         f", :{max(stride, w // stride * stride)}]")
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise ValueError(f"{name} must lie in [0, 1]; its values span [{lo:.3g}, {hi:.3g}]. Divide uint8 images by "
-                         f"255 (and undo any mean/std normalisation) before coding")
-    return x
+    """A (B, 3, H, W) or (3, H, W) float batch in [0, 1] with H, W multiples of ``stride``, as (B, 3, H, W)
+    (:func:`lib.validate.images`)."""
+    return validate.images(x, name=name, stride=stride, needs="the codec (its total stride)")
 
 
 class ICMCodec(FactorizedPrior):
@@ -110,10 +89,16 @@ def bpp_from_likelihoods(likelihoods: dict, num_pixels: int) -> torch.Tensor:
 
 @torch.no_grad()
 def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
-    """Real bitstreams (one ``compress()`` per image): ``[{"strings", "shape", "bytes", "sha256"}]``."""
+    """Real bitstreams (one ``compress()`` per image): ``[{"strings", "shape", "bytes", "sha256"}]``.
+
+    Each item of ``images`` is one image, (3, H, W) or (1, 3, H, W); a batch of several is refused."""
     codec.eval()
     out = []
-    for x in images:
+    for i, x in enumerate(images):
+        x = check_images(x, name=f"images[{i}]")
+        if x.shape[0] != 1:
+            raise ValueError(f"images[{i}] is a batch of {x.shape[0]} images {tuple(x.shape)}: compress_all codes "
+                             f"one image per item and would report only the first; pass list(batch) instead")
         enc = codec.compress(x)
         data = b"".join(s[0] for s in enc["strings"])
         out.append({"strings": enc["strings"], "shape": tuple(enc["shape"]), "bytes": len(data),
@@ -123,7 +108,15 @@ def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
 
 @torch.no_grad()
 def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor]:
+    """Decoded images of :func:`compress_all`'s bitstreams; each one's bytes are first checked against the
+    ``sha256`` stored beside them (a damaged bitstream decodes to garbage without any error of its own)."""
     codec.eval()
+    for i, b in enumerate(bitstreams):
+        data = b"".join(s[0] for s in b["strings"])
+        if "sha256" in b and hashlib.sha256(data).hexdigest() != b["sha256"]:
+            raise ValueError(f"bitstreams[{i}] is damaged: its {len(data)} bytes do not match the sha256 stored with "
+                             f"it ({b['sha256'][:12]}…; {b.get('bytes', '?')} bytes when coded). Re-encode the image "
+                             f"with compress_all, or reload the bitstream from where it was saved")
     return [codec.decompress(b["strings"], b["shape"])["x_hat"] for b in bitstreams]
 
 

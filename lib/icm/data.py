@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib import validate
+
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """An (H, W, C) uint8 array (or PIL image) as a (C, H, W) float tensor in [0, 1]."""
@@ -45,6 +47,29 @@ def split(photos: list, holdout: int = 4, offset: int = 1) -> tuple[list, list]:
 def split_stamps(stamps: list) -> tuple[list, list]:
     """``(train, eval)`` stamps: every fourth (from the third) is held out."""
     return split(stamps, holdout=4, offset=2)
+
+
+def check_photos(photos, size: int, name: str = "train_photos") -> list[tuple[str, torch.Tensor]]:
+    """A non-empty list of ``(name, image)`` pairs, each image (3, H, W) float in [0, 1] (float64 → float32) with
+    H, W >= ``size`` (the crop)."""
+    photos = list(photos)
+    if not photos:
+        raise ValueError(f"{name} is empty: give a list of (name, (3, H, W) float image) pairs, e.g. "
+                         f"lib.icm.data.load_photos()")
+    out = []
+    for i, item in enumerate(photos):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"{name}[{i}] must be a (name, image) pair, as lib.icm.data.load_photos() gives; got "
+                             f"{type(item).__name__}")
+        label, img = item
+        x = validate.images(img, name=f"{name}[{i}] ({label})")
+        if x.shape[0] != 1:
+            raise ValueError(f"{name}[{i}] ({label}) is a batch {tuple(x.shape)}: give one (3, H, W) image per pair")
+        if min(x.shape[-2:]) < size:
+            raise ValueError(f"{name}[{i}] ({label}) is {x.shape[-2]}x{x.shape[-1]} pixels, smaller than the "
+                             f"{size}-px crop: use a smaller crop or larger photos")
+        out.append((label, x[0]))
+    return out
 
 
 def random_crops(photos: list, n: int, size: int, seed: int) -> torch.Tensor:

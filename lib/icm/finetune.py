@@ -116,8 +116,9 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
              progress: bool = False, device: torch.device | str = "cpu") -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
     "history": [...]}`` (plain tensors and lists, so :func:`lib.cache.memo` can store it)."""
-    from lib import runtime, train
+    from lib import checkpoint, runtime, train
 
+    train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)
     trained = freeze_for_finetuning(codec, cfg.trainable)
@@ -138,10 +139,20 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
         import tempfile
 
         ckpt_path = Path(tempfile.mkdtemp(prefix="icm-ft-")) / "run.pt"
+    # the milestone snapshots are kept beside the checkpoint, so a run killed past a milestone resumes with them
+    snap_path = Path(f"{ckpt_path}.milestones.pt") if milestones else None
+    if snap_path is not None and snap_path.exists():
+        snapshots = checkpoint.load(snap_path)
     for m in sorted(set((milestones or []) + [cfg.steps])):
+        if m != cfg.steps and str(m) in snapshots:
+            continue
+        if m != cfg.steps and Path(ckpt_path).exists() and checkpoint.load(ckpt_path)["step"] > m:
+            Path(ckpt_path).unlink()  # past a milestone whose snapshot was never written: train again from step 0
         hist = train.fit(model, batches, make_loss(cfg), opt, m, ckpt_path=ckpt_path, ckpt_every=50,
                          log_every=10, progress=progress)
         snapshots[str(m)] = head_state(codec, cfg.trainable)
+        if snap_path is not None:
+            checkpoint.save(snapshots, snap_path)
     return {"trained": [[n, c] for n, c in trained], "snapshots": snapshots, "history": hist}
 
 

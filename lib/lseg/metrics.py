@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from lib import validate
+
 
 class EpisodeIoU:
     """Accumulates the zero-shot protocol's per-class foreground I/U and the episode-wide fg/bg I/U."""
@@ -27,10 +29,10 @@ class EpisodeIoU:
 
     def update(self, pred_fg: torch.Tensor, gt_fg: torch.Tensor, cls, ignore: torch.Tensor | None = None) -> None:
         """One episode: boolean foreground masks of the same shape, the episode's class, optional ignore mask."""
-        pred_fg, gt_fg = torch.as_tensor(pred_fg).bool(), torch.as_tensor(gt_fg).bool()
+        pred_fg, gt_fg = validate.mask(pred_fg, "pred_fg"), validate.mask(gt_fg, "gt_fg")
         if pred_fg.shape != gt_fg.shape:
             raise ValueError(f"prediction {tuple(pred_fg.shape)} and target {tuple(gt_fg.shape)} differ in shape")
-        keep = torch.ones_like(gt_fg) if ignore is None else ~torch.as_tensor(ignore).bool()
+        keep = torch.ones_like(gt_fg) if ignore is None else ~validate.mask(ignore, "ignore")
         for j, (p, g) in enumerate(((~pred_fg, ~gt_fg), (pred_fg, gt_fg))):
             i = (p & g & keep).sum().item()
             u = ((p | g) & keep).sum().item()
@@ -62,7 +64,8 @@ class ConfusionMatrix:
         self.M = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        pred, target = torch.as_tensor(pred).long().flatten(), torch.as_tensor(target).long().flatten()
+        pred = validate.class_indices(pred, "pred").flatten()
+        target = validate.class_indices(target, "target").flatten()
         if pred.shape != target.shape:
             raise ValueError("prediction and target must have the same number of pixels")
         keep = target != self.ignore_index

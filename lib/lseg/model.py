@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as nnF
 from torch import nn
 
+from lib import validate
 from lib.lseg.spatial_regularization import SpatialRegularization
 from lib.lseg.text import TextEncoder, check_labels
 
@@ -181,16 +182,11 @@ class LSeg(nn.Module):
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.5), persistent=False)
 
     # -- image side --------------------------------------------------------------------------------------------
-    def check_image(self, x: torch.Tensor) -> None:
-        m = max(STRIDES[-1], self.cfg.patch)
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images as a (B, 3, H, W) tensor in [0, 1], got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-        H, W = x.shape[-2:]
-        if H < m or W < m or H % m or W % m:
-            raise ValueError(f"image size {H}×{W} does not fit this LSeg (patch {self.cfg.patch}, coarsest map at "
-                             f"stride {STRIDES[-1]}): height and width must be positive multiples of {m}; resize or "
-                             f"pad the image, e.g. to {max(m, round(H / m) * m)}×{max(m, round(W / m) * m)}")
+    def check_image(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as :func:`lib.validate.images` checks it: (B, 3, H, W), float in [0, 1], H and W multiples of the
+        coarsest map's stride."""
+        return validate.images(x, stride=max(STRIDES[-1], self.cfg.patch), single=False,
+                               needs=f"this LSeg (patch {self.cfg.patch}, coarsest map at stride {STRIDES[-1]})")
 
     def _tokens(self, x):
         """Patch embedding, CLS token, position embedding resized to the grid, blocks; outputs at the hooks."""
@@ -210,7 +206,7 @@ class LSeg(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> dict:
         """All intermediate maps, for inspection: hooks, reassembled, fused, pixel embeddings I (L2-normalised)."""
-        self.check_image(x)
+        x = self.check_image(x)
         x = (x - self.mean) / self.std
         hooks, (gh, gw) = self._tokens(x)
         reassembled = []
@@ -235,7 +231,7 @@ class LSeg(nn.Module):
             if T.dim() != 2 or T.shape[1] != self.cfg.out_c or T.shape[0] < 1:
                 raise ValueError(f"text embeddings must be (N >= 1, {self.cfg.out_c}), got {tuple(T.shape)}")
         else:
-            check_labels(labels)
+            labels = check_labels(labels)  # a generator is read once, here
             if self.text_encoder is None:
                 raise ValueError("this LSeg has no text encoder: pass one (LSeg(cfg, text_encoder=...)) "
                                  "or give precomputed text embeddings")

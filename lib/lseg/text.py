@@ -20,28 +20,7 @@ import os
 
 import torch
 
-
-def check_labels(labels) -> list[str]:
-    """Validate a label set: a non-empty list of distinct, non-empty strings.
-
-    One label is allowed (every pixel then gets it: LSeg has no rejection), but cannot be trained on.
-    """
-    if isinstance(labels, str):
-        raise ValueError(f"labels must be a list of strings, got the single string {labels!r}; "
-                         f"split a comma-separated set first, e.g. [s.strip() for s in text.split(',')]")
-    labels = list(labels)
-    if not labels:
-        raise ValueError("the label set is empty: give at least one label (LSeg assigns every pixel to one "
-                         "of the labels offered)")
-    for l in labels:
-        if not isinstance(l, str) or not l.strip():
-            raise ValueError(f"every label must be a non-empty string, got {l!r}")
-    seen = set()
-    dups = sorted({l for l in labels if l in seen or seen.add(l)})
-    if dups:
-        raise ValueError(f"duplicate labels {dups}: each label must appear once (two identical text embeddings "
-                         f"would tie in the argmax); remove the duplicates")
-    return labels
+from lib.validate import labels as check_labels  # a list of distinct label strings
 
 
 class TextEncoder:

@@ -13,6 +13,7 @@ import os
 import torch
 import torch.nn.functional as nnF
 
+from lib import validate
 from lib.download import verify
 from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
@@ -24,8 +25,14 @@ def poly_schedule(optimizer, steps: int, power: float = 0.9):
 
 
 def to_tensor_images(images) -> torch.Tensor:
-    """(N, H, W, 3) uint8 → (N, 3, H, W) float in [0, 1]."""
-    return torch.as_tensor(images).permute(0, 3, 1, 2).float().div(255)
+    """(N, H, W, 3) images → (N, 3, H, W) float in [0, 1]: uint8 divided by 255, floats in [0, 1] as they are."""
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        hint = ": it looks channels-first, use x.permute(0, 2, 3, 1)" if x.ndim == 4 and x.shape[1] == 3 else ""
+        raise ValueError(f"images must be (N, H, W, 3), got shape {tuple(x.shape)}{hint}")
+    if x.dtype == torch.uint8:
+        return x.permute(0, 3, 1, 2).float().div(255)
+    return validate.pixels(x, "images").permute(0, 3, 1, 2).float()
 
 
 def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
@@ -71,7 +78,8 @@ def lseg_loss(T: torch.Tensor, offered: list[int]):
 
 @torch.no_grad()
 def predict(model: LSeg, images, T: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
-    """Argmax label positions (N, H, W) for uint8 images (N, H, W, 3) and label embeddings T (K, C)."""
+    """Argmax label positions (N, H, W) for images (N, H, W, 3), uint8 or float in [0, 1], and label embeddings
+    T (K, C)."""
     model.eval()
     X = to_tensor_images(images)
     return torch.cat([model(X[i:i + batch_size], T).argmax(1) for i in range(0, len(X), batch_size)])
@@ -179,5 +187,6 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
     model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    validate.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
+                        path)
     return model.eval(), state["history"], enc

@@ -4,14 +4,23 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SR = 16000
-MIN_SAMPLES = 400  # one 25 ms analysis window = the models' receptive field for one frame
+from lib.validate import MIN_SAMPLES, SR  # noqa: F401  (16 kHz; 400 samples = one 25 ms window)
+from lib.validate import waveform as check_waveform  # one utterance, checked and resampled to 16 kHz
 
 
 def load_audio(path, sr: int = SR) -> np.ndarray:
     """Read any file soundfile can read (wav/flac/ogg), downmix to mono, resample to ``sr`` with torchaudio."""
+    from pathlib import Path
+
     import soundfile as sf
-    x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no audio file at {path}: check the path (relative paths start from "
+                                f"{Path.cwd()})")
+    try:
+        x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as err:
+        raise ValueError(f"cannot read the audio file {path} ({err}): give a wav, flac or ogg file, or convert "
+                         f"it first (e.g. ffmpeg -i in.mp3 out.wav)") from None
     return resample(x.mean(axis=1), file_sr, sr)
 
 
@@ -20,31 +29,6 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SR) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.float32)
     import torchaudio.functional as AF
     return AF.resample(torch.as_tensor(x, dtype=torch.float32), int(sr_in), int(sr_out)).numpy()
-
-
-def check_waveform(wave, sr: int = SR, *, min_samples: int = MIN_SAMPLES) -> torch.Tensor:
-    """Validate one utterance for a countermeasure; returns a 1-D float32 tensor at 16 kHz.
-
-    A different sample rate is resampled; stereo, empty, silent or too-short input raises ValueError.
-    """
-    x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-    if x.dim() == 2 and 1 in x.shape:
-        x = x.reshape(-1)
-    if x.dim() != 1:
-        raise ValueError(f"expected one mono waveform, got shape {tuple(x.shape)}: for stereo, downmix first "
-                         "(wave.mean(axis=0) for channels-first, wave.mean(axis=1) for soundfile's (samples, channels))")
-    if sr != SR:
-        x = torch.as_tensor(resample(x.numpy(), sr, SR))
-    if x.numel() == 0:
-        raise ValueError("empty waveform: give at least 25 ms (400 samples at 16 kHz) of audio")
-    if x.numel() < min_samples:
-        raise ValueError(f"waveform of {x.numel()} samples is shorter than the model's receptive field "
-                         f"({min_samples} samples = 25 ms at 16 kHz): pad it (e.g. by repetition) or drop it")
-    if not torch.isfinite(x).all():
-        raise ValueError("waveform contains NaN or inf: check how it was decoded")
-    if x.abs().max() < 1e-5:
-        raise ValueError("all-silence waveform (peak < 1e-5): there is nothing to score; drop the utterance")
-    return x
 
 
 def pad_repeat(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from lib import validate
 from lib.scale import ScaleConfig
 
 from .audio import pad_repeat
@@ -20,12 +21,13 @@ from .ssl_res1d import n_frames, p2sgrad_loss, tiny_cm
 
 
 def eer(labels, scores, return_threshold: bool = False):
-    """Equal error rate in percent from scikit-learn's ROC (``labels`` 1 = spoof, higher score = more spoof).
+    """Equal error rate in percent from scikit-learn's ROC (``labels`` 1 = spoof, 0 = bona fide, as numbers;
+    higher score = more spoof).
 
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
     from sklearn.metrics import roc_curve
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    labels, scores = validate.trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold

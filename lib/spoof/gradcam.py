@@ -43,7 +43,12 @@ def gradcam(model, layer, inputs, target, lengths=None) -> torch.Tensor:
         with torch.enable_grad():
             out = model(inputs, lengths) if lengths is not None else model(inputs)
             A = store["A"]  # (B, C, T)
-            tgt = torch.as_tensor(target, device=out.device).expand(out.shape[0])
+            tgt = torch.as_tensor(target, device=out.device)
+            if tgt.is_floating_point() or tgt.dim() > 1 or tgt.numel() not in (1, out.shape[0]) or \
+                    ((tgt < 0) | (tgt >= out.shape[1])).any():
+                raise ValueError(f"target must be a class index in [0, {out.shape[1]}) (0 = bona fide, 1 = spoof), "
+                                 f"or one per utterance ({out.shape[0]}); got {target!r}")
+            tgt = tgt.expand(out.shape[0])
             y = out.gather(1, tgt[:, None]).sum()  # utterances are independent in eval mode: one backward for all
             (G,) = torch.autograd.grad(y, A)
     finally:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lib import validate
+
 KINDS = ("BS", "SS", "TR", "BN", "SN")
 INTERIOR = frozenset({"BS", "SS", "TR"})  # speech-bearing: boundary frames dropped
 FRAME_MS, OFFSET_MS = 20.0, 10.0
@@ -28,18 +30,15 @@ def frame_of(t, n_frames: int):
 
 
 def segment_frames(segments, n_frames: int) -> dict[str, np.ndarray]:
-    """Frame indices of each kind for one utterance (vectorised over its segments; may repeat across kinds)."""
+    """Frame indices of each kind for one utterance (vectorised over its segments; may repeat across kinds).
+
+    ``segments`` are checked by :func:`lib.validate.segments` (seconds, inside the utterance)."""
+    segments = validate.segments(segments, kinds=KINDS, n_frames=n_frames)
     if len(segments) == 0:
         return {k: np.zeros(0, np.int64) for k in KINDS}
     start, end, kind = zip(*segments)
     kind = np.asarray(kind)
-    bad = set(kind.tolist()) - set(KINDS)
-    if bad:
-        raise ValueError(f"unknown segment kind {sorted(bad)[0]!r}: use one of {KINDS}")
     start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
-    if (end < start).any():
-        i = int(np.argmax(end < start))
-        raise ValueError(f"segment ({start[i]}, {end[i]}, {kind[i]}) ends before it starts")
     f0, f1 = frame_of(start, n_frames), frame_of(end, n_frames)
     interior = np.isin(kind, list(INTERIOR))
     lo = np.where(interior, f0 + 1, f0)              # BS/SS/TR: drop both boundary frames
@@ -52,14 +51,11 @@ def segment_frames(segments, n_frames: int) -> dict[str, np.ndarray]:
 
 def rcq_sums(scores, segments) -> dict[str, dict[str, float]]:
     """Pooled ``S_k`` (sum of CAM values) and ``N_k`` (frame count) per kind over all utterances."""
-    if len(scores) != len(segments):
-        raise ValueError(f"{len(scores)} score vectors but {len(segments)} segment lists: give one of each per utterance")
+    validate.same_length(scores, segments, "score vectors", "segment lists")
     S = dict.fromkeys(KINDS, 0.0)
     N = dict.fromkeys(KINDS, 0)
-    for cam, segs in zip(scores, segments):
-        cam = np.asarray(cam, dtype=np.float64).reshape(-1)
-        if cam.size == 0:
-            raise ValueError("an utterance has an empty score vector: one value per 20 ms frame is needed")
+    for i, (cam, segs) in enumerate(zip(scores, segments)):
+        cam = validate.cam(cam, name=f"scores[{i}]")
         for k, idx in segment_frames(segs, cam.size).items():
             S[k] += float(cam[idx].sum())
             N[k] += int(idx.size)
@@ -91,6 +87,7 @@ def rcq_counts(scores, segments) -> dict[str, int]:
 
 def rcq_per_utterance(scores, segments) -> list[dict[str, float]]:
     """RCQ of each utterance on its own (for drill-down); NaN where undefined."""
+    validate.same_length(scores, segments, "score vectors", "segment lists")
     out = []
     for cam, segs in zip(scores, segments):
         s = rcq_sums([cam], [segs])

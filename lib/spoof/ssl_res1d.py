@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib import validate
+
 SR = 16000
 WIN, HOP = 400, 320  # 25 ms receptive field, 20 ms hop (wav2vec 2.0's conv stack)
 
@@ -149,9 +151,7 @@ class SpoofCM(nn.Module):
         return _mean_t(self.fc(x), mask)
 
     def forward(self, wave, lengths=None):
-        if wave.dim() != 2:
-            raise ValueError(f"expected a (batch, samples) mono waveform at 16 kHz, got shape {tuple(wave.shape)}")
-        return self.head(self.embed(wave, lengths))
+        return self.head(self.embed(validate.waveform_batch(wave), lengths))
 
 
 def p2sgrad_loss(scores, labels):
