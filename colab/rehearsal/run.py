@@ -228,7 +228,11 @@ def environment(scale: str, work: Path, base_url: str, gitconfig: str, drive: Pa
 
 
 def write_report(name: str, scale: str, facts: dict, downloads: list[dict], problems: list[str]) -> dict:
-    rep = facts["report"] or {}
+    from importlib.metadata import version
+
+    # a run that stopped before its report cell ran in this same venv: its versions are the runner's
+    rep = facts["report"] or {"python": sys.version.split()[0], "numpy": version("numpy"),
+                              "ipywidgets": version("ipywidgets"), "torch": version("torch")}
     out = {"notebook": name, "scale": rep.get("scale", scale), "rehearsal": rep.get("rehearsal"),
            "python": rep.get("python"), "numpy": rep.get("numpy"), "ipywidgets": rep.get("ipywidgets"),
            "torch": rep.get("torch"), "device": rep.get("device"), "colab_branch": rep.get("colab_branch"),
