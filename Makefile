@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 export COURSE_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default espeak-ng pocketsphinx-testdata codec2-examples alsa-utils fonts-dejavu-core git make
+APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
 .PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal

@@ -160,24 +160,3 @@ def picked(config: ScaleConfig | None = None) -> ScaleConfig | None:
     if config is not None:
         return config
     return next(reversed(in_force.values()), None)
-
-
-_MISSING = object()
-
-
-def choose(tiny=_MISSING, colab=_MISSING, paper=_MISSING):
-    """The value for the current scale: ``choose(tiny=64, colab=256, paper=512)``. For library internals only:
-    chapters hold their settings in a :class:`ScaleConfig` and :func:`pick` it.
-
-    ``paper`` falls back to ``colab``'s value and ``colab`` to ``paper``'s, so a setting that is the same at the
-    two GPU scales is written once.
-    """
-    values = {"tiny": tiny, "colab": colab, "paper": paper}
-    if values["paper"] is _MISSING:
-        values["paper"] = values["colab"]
-    if values["colab"] is _MISSING:
-        values["colab"] = values["paper"]
-    value = values[current()]
-    if value is _MISSING:
-        raise ValueError(f"no value given for scale {current()!r}")
-    return value

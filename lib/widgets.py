@@ -135,7 +135,8 @@ def live(fn: Callable, control):
             panel = _panel(fn(change["new"]))
         except Exception as exc:  # shown to the reader, who typed the value
             panel = _error_panel(exc)
-        box.children = [control, panel]
+        old, box.children = box.children[1], [control, panel]
+        old.close()  # its comm and picture go with it
 
     control.observe(update, names="value")
     return box

@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = '''\
 # Colab: fetch the course and install what Colab lacks (elsewhere: only find the course code).
 import os, subprocess, sys
-REPO = "{url}"  # `make sync` writes it from _config.yml
+REPO, HOME = "{url}", "/content/course"  # REPO: `make sync` writes it from _config.yml
 USE_DRIVE = False  # True: the course cache goes to Google Drive, so training survives a disconnect
 if "google.colab" in sys.modules:
-    HOME = "/content/course"
     if not os.path.exists(f"{{HOME}}/.installed"):  # written only when an install finished: re-run to retry
         r = subprocess.run(f"rm -rf {{HOME}} && git clone -q --depth 1 {{REPO}} {{HOME}} && bash {{HOME}}/colab/install.sh",
-                           shell=True, capture_output=True, text=True)
+                           shell=True, capture_output=True, text=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
         if r.returncode:
+            print(r.stdout[-3000:], r.stderr[-3000:], sep="\\n")
             raise RuntimeError("set-up failed: " + (r.stderr.strip() or r.stdout.strip() or "?").splitlines()[-1])
     sys.path.insert(0, HOME)
     import lib.colab; lib.colab.use_drive(USE_DRIVE)
@@ -36,11 +36,13 @@ else:
 CELL = re.compile(r"(```\{code-cell\} ipython3\n)(.*?)(\n```)", re.S)
 
 
-def repository_url() -> str:
-    url = (yaml.safe_load((ROOT / "_config.yml").read_text()).get("repository") or {}).get("url")
-    if not url:
-        raise SystemExit("_config.yml has no repository.url: set it to where the course is published")
-    return url.rstrip("/")
+def repository_url(config: Path = ROOT / "_config.yml") -> str:
+    url = str((yaml.safe_load(config.read_text()).get("repository") or {}).get("url") or "")
+    url = url.rstrip("/")
+    # it goes into a Python string and a shell command: plain https URLs only
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~-]+)+", url):
+        raise SystemExit(f"_config.yml repository.url must be the course's https:// repository URL, got {url!r}")
+    return url
 
 
 def first_cell(url: str) -> str:

@@ -105,3 +105,18 @@ def test_install_failure_of_one_data_package_names_it(tmp_path):
     assert rc == 1 and not (course / ".installed").exists()
     assert "tuxpaint-stamps-default did not install" in err[-1]
     assert (tmp_path / "installed-mate-backgrounds").exists()
+
+
+@pytest.mark.parametrize("url", ["https://github.com/x/y; rm -rf ~", 'https://github.com/x/y"', "git@github.com:x/y",
+                                 "https://github.com/x/$(id)", ""])
+def test_repository_url_must_be_a_plain_https_url(tmp_path, url):
+    """_config.yml's URL goes into a Python string and a shell command in every first cell."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from sync_notebooks import repository_url
+
+    config = tmp_path / "_config.yml"
+    config.write_text(f"repository:\n  url: '{url}'\n")
+    with pytest.raises(SystemExit, match="repository.url"):
+        repository_url(config)
+    config.write_text("repository:\n  url: https://github.com/mmlab-seminar/repro-course/\n")
+    assert repository_url(config) == "https://github.com/mmlab-seminar/repro-course"

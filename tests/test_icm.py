@@ -408,7 +408,9 @@ def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path
         C.pretrained_init(2, url=wrong.as_uri())
     with pytest.raises(lib.download.ChecksumError):
         C.pretrained_init(2, url=wrong.as_uri(), sha256="0" * 64)
-    assert C.COMPRESSAI_FILES[2] == "87279a02"
+    assert C.compressai_url(2).endswith("/bmshj2018-factorized-prior-2-87279a02.pth.tar")
+    with pytest.raises(ValueError, match="quality"):
+        C.compressai_url(9)
 
 
 def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):

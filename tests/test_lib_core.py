@@ -22,14 +22,10 @@ TOY = ROOT / "tests" / "helpers" / "train_toy.py"
 
 
 # --- scales -------------------------------------------------------------------------------------------------------
-def test_scale_from_env_and_choose(monkeypatch):
-    monkeypatch.setenv("COURSE_SCALE", "colab")
-    assert scale.current() == "colab"
-    assert scale.choose(tiny=1, colab=2, paper=3) == 2
-    monkeypatch.setenv("COURSE_SCALE", "paper")
-    assert scale.choose(tiny=1, colab=2) == 2  # paper falls back to colab
-    monkeypatch.setenv("COURSE_SCALE", "tiny")
-    assert scale.choose(tiny=1, colab=2) == 1
+def test_scale_from_env(monkeypatch):
+    for name in ("colab", "paper", "tiny"):
+        monkeypatch.setenv("COURSE_SCALE", name)
+        assert scale.current() == name and scale.explicit()
 
 
 def test_scale_default_without_gpu(monkeypatch):

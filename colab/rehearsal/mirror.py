@@ -91,6 +91,13 @@ MAKERS = [
 ]
 
 
+def sha256sum(path: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from lib.download import sha256sum as lib_sha256sum
+
+    return lib_sha256sum(path)
+
+
 def wanted_urls() -> list[str]:
     """Every URL the chapters' colab paths download today (read from the course's own constants)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -127,7 +134,7 @@ def build(folder: str | Path, urls: list[str] | None = None) -> dict:
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(maker(url))
             tmp.replace(path)
-        files[url] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        files[url] = {"sha256": sha256sum(path),
                       "path": str(path.relative_to(folder))}
     manifest = {"files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))

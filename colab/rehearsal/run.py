@@ -199,6 +199,8 @@ def check(name: str, scale: str, facts: dict, downloads: list[dict]) -> list[str
     for chapter, cfg in rep["configs"].items():
         if cfg["scale"] != scale:
             problems.append(f"{chapter} ran its {cfg['scale']} config at {scale}: a silent fall-back")
+    if scale == "colab" and rep["configs"] and not downloads:
+        problems.append("a colab configuration ran but nothing was downloaded (is COURSE_DOWNLOAD_LOG reaching lib?)")
     for d in downloads:
         if d.get("verified_by") not in VERIFIED_BY:
             problems.append(f"download not verified: {d}")

@@ -20,8 +20,10 @@ echo "building the Colab-like environment in $dest ($stamp)"
 rm -rf "$dest"
 "$py" -m venv "$dest"
 grep -v -e '^#' -e '^python==' -e '^$' "$runtime" > "$dest/runtime-requirements.txt"
-"$dest/bin/python" -m pip install -q --disable-pip-version-check -r "$dest/runtime-requirements.txt" 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
+if ! "$dest/bin/python" -m pip install -q --disable-pip-version-check -r "$dest/runtime-requirements.txt" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }; then
+  echo "pip could not install colab/runtime.txt's packages (its error is above)" >&2; exit 1
+fi
 "$dest/bin/python" - "$dest/runtime-requirements.txt" <<'PY'
 import sys
 from importlib.metadata import version

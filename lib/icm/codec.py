@@ -131,12 +131,19 @@ def state_hashes(module: torch.nn.Module, exclude: tuple[str, ...] = ()) -> dict
 
 
 # --- colab / paper scale: CompressAI's pretrained (MSE-trained) weights as an initialisation only ------------------
-COMPRESSAI_URL = "https://compressai.s3.amazonaws.com/models/v1/bmshj2018-factorized-prior-{q}-{h}.pth.tar"
-# The 8 hex digits in each file name are the start of its sha256 (torch.hub's convention); fetch checks them.
-COMPRESSAI_FILES = {1: "446d5c7f", 2: "87279a02", 3: "5c6f152b", 4: "1ed4405a"}
-COMPRESSAI_SIZES = {q: (128, 192) for q in range(1, 6)}
-# the λ each quality was trained with (MSE: bpp + λ·255²·MSE), from CompressAI's model-zoo page
+# the λ each quality was trained with (MSE: bpp + λ·255²·MSE), from CompressAI's model-zoo page: the qualities
+# the course uses as an initialisation
 COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
+
+
+def compressai_url(quality: int) -> str:
+    """The URL of CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality``, from CompressAI's own zoo
+    table; the 8 hex digits in its file name are the start of its sha256 (torch.hub's convention)."""
+    from compressai.zoo.image import model_urls
+
+    if quality not in COMPRESSAI_LMBDA:
+        raise ValueError(f"quality must be one of {sorted(COMPRESSAI_LMBDA)}, got {quality}")
+    return model_urls["bmshj2018-factorized"]["mse"][quality]
 
 
 def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | None = None) -> ICMCodec:
@@ -148,9 +155,7 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
     """
     from lib import download
 
-    if quality not in COMPRESSAI_FILES:
-        raise ValueError(f"quality must be one of {sorted(COMPRESSAI_FILES)}, got {quality}")
-    url = url or COMPRESSAI_URL.format(q=quality, h=COMPRESSAI_FILES[quality])
+    url = url or compressai_url(quality)
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                           hash_prefix=None if sha256 else download.hub_prefix(url))
     return codec_from_state_dict(from_compressai_checkpoint(path, quality).state_dict())

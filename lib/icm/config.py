@@ -13,7 +13,7 @@ is given. Two fields name *how* a part is made (the library dispatches on them, 
                val2017 images ``coco_ids`` where the machine is confident (task), downloaded.
 
 Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet (issue 11): at
-``COURSE_SCALE=paper`` the chapter stops at its first cell with :class:`lib.scale.ScaleNotBuilt`.
+``COURSE_SCALE=paper`` the chapter stops at its configuration cell with :class:`lib.scale.ScaleNotBuilt`.
 """
 
 from __future__ import annotations

@@ -144,11 +144,13 @@ def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
     """CompressAI's pretrained ``bmshj2018-factorized`` at ``cfg.base_quality`` as the initialisation (in place of
     stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised by its
     checkpoint). Returns ``(codec, history, BaseConfig)``."""
+    from compressai.zoo.image import cfgs
+
     from lib import cache
     from lib.icm import base
 
     q = cfg.base_quality
-    N, M = C.COMPRESSAI_SIZES[q]
+    N, M = cfgs["bmshj2018-factorized"][q]
     # stage-2 pixel weight: a tenth of the λ CompressAI trained this quality with, as at tiny (0.026 vs 0.3)
     base_cfg = base.BaseConfig(N=N, M=M, rd_steps=0, steps=cfg.base_steps, batch=cfg.base_batch,
                                task_crop=cfg.base_crop, lr=cfg.base_lr, lmbda_px=C.COMPRESSAI_LMBDA[q] / 10)
