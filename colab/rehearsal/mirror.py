@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's lib, for its constants and sha256sum
+
 
 def _rng(url: str) -> np.random.Generator:
     return np.random.default_rng(int(hashlib.sha256(url.encode()).hexdigest()[:8], 16))
@@ -91,16 +93,8 @@ MAKERS = [
 ]
 
 
-def sha256sum(path: Path) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from lib.download import sha256sum as lib_sha256sum
-
-    return lib_sha256sum(path)
-
-
 def wanted_urls() -> list[str]:
     """Every URL the chapters' colab paths download today (read from the course's own constants)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from compressai.zoo.image import model_urls
 
     from lib.icm import config
@@ -122,6 +116,8 @@ def local_name(url: str) -> str:
 
 def build(folder: str | Path, urls: list[str] | None = None) -> dict:
     """Make the miniature of each URL (skipping those already made) and write ``manifest.json``."""
+    from lib.download import sha256sum
+
     folder = Path(folder)
     files = {}
     for url in urls if urls is not None else wanted_urls():

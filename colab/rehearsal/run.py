@@ -155,8 +155,7 @@ def execute(name: str, scale: str, env: dict, kill_when=None) -> dict:
                 report = json.loads(m.group(1))
             if out.get("output_type") == "error" and not errors:
                 errors.append({"ename": out["ename"], "evalue": out["evalue"][:2000], "cell": i})
-    return {"report": report, "errors": errors, "seconds": round(seconds, 1), "cells": cells, "killed": killed,
-            "notebook": nb}
+    return {"report": report, "errors": errors, "seconds": round(seconds, 1), "cells": cells, "killed": killed}
 
 
 def _span(start, end):
