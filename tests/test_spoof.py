@@ -2,6 +2,7 @@
 import dataclasses
 import importlib.util
 import math
+import re
 import time
 from pathlib import Path
 
@@ -20,44 +21,153 @@ torch.set_num_threads(1)
 
 # ---------------------------------------------------------------- RCQ (hand-computed)
 def test_frame_mapping_rules():
-    assert frame_of(0.0, 10) == 0           # (0 - 10) / 20 < 0 → clamped to 0
-    assert frame_of(0.0299, 10) == 0
-    assert frame_of(0.03, 10) == 1          # exactly on a boundary, despite float noise in 0.03 * 1000
-    assert frame_of(0.07, 10) == 3
-    assert frame_of(5.0, 10) == 9           # clamped to N - 1
-    assert list(frame_of(np.array([0.01, 0.05, 0.19]), 100)) == [0, 2, 9]
+    # clean: one value per frame, clamp to N - 1, milliseconds rounded first
+    assert frame_of(0.0, 10, "clean") == 0           # (0 - 10) / 20 < 0 → clamped to 0
+    assert frame_of(0.0299, 10, "clean") == 0
+    assert frame_of(0.03, 10, "clean") == 1          # exactly on a boundary
+    assert frame_of(0.07, 10, "clean") == 3
+    assert frame_of(5.0, 10, "clean") == 9           # clamped to N - 1
+    assert list(frame_of(np.array([0.01, 0.05, 0.19]), 100, "clean")) == [0, 2, 9]
+    # reference (wedefense XAI_Score_analysis.py): clamp to N - 2, floor on the raw float
+    assert frame_of(5.0, 10) == 8 and frame_of(0.19, 10) == 8 and frame_of(0.17, 10) == 8
+    assert 1000 * 2.01 < 2010                        # 2009.999…: the raw float floors one frame lower
+    assert frame_of(2.01, 200) == 99 and frame_of(2.01, 200, "clean") == 100
+    assert frame_of(2.0, 200) == 99 and frame_of(2.03, 200) == 100 and frame_of(2.03, 200, "clean") == 101
+    with pytest.raises(ValueError, match="rule must be one of"):
+        frame_of(0.1, 10, "exact")
 
 
 def test_rcq_hand_computed_boundary_rules_and_outside_frames():
     cam = np.arange(10) / 10.0              # frame i has value i / 10
     segs = [(0.0, 0.07, "BN"),              # frames 0..3, both ends (non-speech)   S = 0.6, N = 4
             (0.07, 0.15, "BS"),             # frames 3..7 → interior 4..6          S = 1.5, N = 3
-            (0.15, 0.21, "TR")]             # frames 7..9 (clamped) → interior 8    S = 0.8, N = 1
+            (0.15, 0.21, "TR")]             # clean: frames 7..9 (clamped to N-1) → interior 8   S = 0.8, N = 1
     # frames 7 and 9 belong to no counted set: they must not enter m̄
     m_bar = (0.6 + 1.5 + 0.8) / 8
-    got = rcq([cam], [segs])
+    got = rcq([cam], [segs], rule="clean")
     assert got["BN"] == pytest.approx(100 * (0.6 / 4 - m_bar) / m_bar)
     assert got["BS"] == pytest.approx(100 * (0.5 - m_bar) / m_bar)
     assert got["TR"] == pytest.approx(100 * (0.8 - m_bar) / m_bar)
     assert math.isnan(got["SS"]) and math.isnan(got["SN"])
-    assert rcq_counts([cam], [segs]) == {"BS": 3, "SS": 0, "TR": 1, "BN": 4, "SN": 0}
+    assert rcq_counts([cam], [segs], rule="clean") == {"BS": 3, "SS": 0, "TR": 1, "BN": 4, "SN": 0}
+    # reference: TR ends at frame 10 → clamped to N-2 = 8: frames 7..8 have no interior frame, so TR is empty
+    # and scores -100 %, as do SS and SN; m̄ = (0.6 + 1.5) / 7 = 0.3
+    ref = rcq([cam], [segs])
+    assert rcq_counts([cam], [segs]) == {"BS": 3, "SS": 0, "TR": 0, "BN": 4, "SN": 0}
+    assert ref["BN"] == pytest.approx(100 * (0.15 - 0.3) / 0.3) and ref["BS"] == pytest.approx(100 * (0.5 - 0.3) / 0.3)
+    assert ref["TR"] == ref["SS"] == ref["SN"] == -100.0
+
+
+def test_rcq_reference_label_at_and_past_the_cam_end():
+    cam = np.arange(10) / 10.0
+    segs = [(0.0, 0.1, "BS"), (0.1, 0.21, "BN")]     # BN ends at frame (210-10)//20 = 10: one past the CAM
+    # reference: clamp to 8 → BS interior 1..3 (S 0.6, N 3), BN 4..8 (S 3.0, N 5); m̄ = 3.6 / 8 = 0.45
+    assert rcq_counts([cam], [segs]) == {"BS": 3, "SS": 0, "TR": 0, "BN": 5, "SN": 0}
+    got = rcq([cam], [segs])
+    assert got["BS"] == pytest.approx(100 * (0.2 - 0.45) / 0.45) and got["BN"] == pytest.approx(100 * (0.6 - 0.45) / 0.45)
+    # clean: clamp to 9 → BN 4..9 (S 3.9, N 6)
+    assert rcq_counts([cam], [segs], rule="clean")["BN"] == 6
+    # a label ending exactly at the CAM's last frame (0.19 s → frame 9) is clamped to 8 as well
+    assert rcq_counts([cam], [[(0.0, 0.1, "BS"), (0.1, 0.19, "BN")]])["BN"] == 5
+
+
+def test_rcq_reference_drops_surplus_frames_from_the_front():
+    cam = np.arange(12) / 10.0                       # 12 frames; labels end at 0.2 s → ceil(200/20) = 10 frames
+    segs = [(0.0, 0.1, "BS"), (0.1, 0.2, "BN")]
+    # reference: the CAM becomes cam[2:]; BS interior 1..3 → cam[3..5] (S 1.2), BN 4..9 → cam[6..11] (S 5.1)
+    got = rcq([cam], [segs])
+    m_bar = (1.2 + 5.1) / 9
+    assert got["BS"] == pytest.approx(100 * (0.4 - m_bar) / m_bar)
+    assert got["BN"] == pytest.approx(100 * (0.85 - m_bar) / m_bar)
+    # clean: no trimming: BS cam[1..3] (S 0.6), BN cam[4..9] (S 3.9)
+    cl = rcq([cam], [segs], rule="clean")
+    assert cl["BS"] == pytest.approx(100 * (0.2 - 0.5) / 0.5) and cl["BN"] == pytest.approx(100 * (0.65 - 0.5) / 0.5)
+    # the trim is set by the LAST segment's end, so out-of-order segments that reach past it are refused
+    with pytest.raises(ValueError, match="time order"):
+        rcq([cam], [[(0.1, 0.2, "BN"), (0.0, 0.05, "BS")]])
+
+
+def test_rcq_reference_floors_the_raw_float():
+    cam = np.full(150, 0.5)
+    cam[99] = 1.0                                    # the frame that 2.01 s maps to in the clean rule only
+    segs = [(0.0, 2.01, "BS"), (2.01, 3.0, "SS")]
+    # reference: 2.01 → frame 99, so BS is 1..98 (all 0.5) and SS 100..147 (end 149 clamped to 148): RCQ 0 for both
+    assert rcq_counts([cam], [segs]) == {"BS": 98, "SS": 48, "TR": 0, "BN": 0, "SN": 0}
+    got = rcq([cam], [segs])
+    assert got["BS"] == pytest.approx(0.0, abs=1e-9) and got["SS"] == pytest.approx(0.0, abs=1e-9)
+    # clean: 2.01 → frame 100, so BS is 1..99 and takes the 1.0
+    cl = rcq([cam], [segs], rule="clean")
+    assert rcq_counts([cam], [segs], rule="clean")["BS"] == 99 and cl["BS"] > 0
+
+
+def test_rcq_empty_type_scores_minus_100_in_the_reference_nan_in_clean():
+    cam = np.linspace(0, 1, 50)
+    segs = [(0.0, 0.5, "BS"), (0.5, 1.0, "SS")]
+    ref, cl = rcq([cam], [segs]), rcq([cam], [segs], rule="clean")
+    for k in ("TR", "BN", "SN"):
+        assert ref[k] == -100.0 and math.isnan(cl[k])
+    assert math.isnan(rcq_per_utterance([cam], [segs])[0]["TR"])      # per utterance: absent, not -100
+
+
+def _reference_rcq(cams, segment_lists, tmp_path):
+    """Run wedefense's XAI_Score_analysis.main (verbatim copy) on these CAMs and segments; its printed RCQs."""
+    import contextlib
+    import io
+    import pickle
+
+    from lib.spoof.partialspoof import KIND_CODE
+    from tests.helpers import wedefense_xai_score_analysis as ref
+    (tmp_path / "vad" / "eval").mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, (cam, segs) in enumerate(zip(cams, segment_lists)):
+        utt = f"CON_E_{i:07d}"
+        (tmp_path / "vad" / "eval" / f"{utt}.vad").write_text(
+            "".join(f"{float(a)!r} {float(b)!r} {KIND_CODE[k]}\n" for a, b, k in segs))
+        items.append([[utt], [float(v) for v in cam]])
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(items))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ref.main("eval", str(tmp_path / "x.pkl"), str(tmp_path / "vad"))
+    vals = dict(re.findall(r"\((BS|SS|TR|BN|SN)\)\s*: (-?[\d.]+)%", out.getvalue()))
+    return {k: float(v) for k, v in vals.items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rcq_equals_the_reference_scoring_code_on_random_utterances(seed, tmp_path):
+    """Random CAMs and label files: labels inside, at and past the CAM's end, CAMs longer than the labels, times at
+    any millisecond (not multiples of 10 ms), rare types that may get no frames."""
+    rng = np.random.default_rng(seed)
+    cams, segss = [], []
+    for u in range(int(rng.integers(1, 8))):
+        n = int(rng.integers(20, 300))
+        cam = rng.random(n)
+        span = (n + int(rng.integers(-6, 4))) * 0.02          # labels end before, at or after the CAM's end
+        cuts = np.sort(rng.choice(np.arange(1, int(span * 1000)), size=int(rng.integers(1, 8)), replace=False))
+        edges = np.r_[0, cuts, int(span * 1000)] / 1000.0     # milliseconds, mostly not multiples of 10
+        kinds = rng.choice(KINDS[:2] + ("BN",) if seed % 3 == 0 else KINDS, size=len(edges) - 1)
+        cams.append(cam)
+        segss.append([(float(a), float(b), str(k)) for a, b, k in zip(edges[:-1], edges[1:], kinds)])
+    want = _reference_rcq(cams, segss, tmp_path)
+    got = rcq(cams, segss)
+    for k in KINDS:
+        assert got[k] == pytest.approx(want[k], abs=0.006), (k, got, want)
 
 
 def test_rcq_pools_frames_not_utterance_means():
     a, b = np.full(20, 1.0), np.full(5, 0.2)
     segs_a = [(0.0, 0.41, "SS")]            # frames 0..19 → interior 1..18: 18 frames of 1.0
-    segs_b = [(0.0, 0.11, "SN"), (0.11, 0.2, "BS")]  # SN 0..5→0..4 clamp: 5 frames; BS interior 5..3: none
+    segs_b = [(0.0, 0.11, "SN"), (0.11, 0.2, "BS")]  # (clean) SN 0..5→0..4 clamp: 5 frames; BS interior 5..3: none
     S = {"SS": 18.0, "SN": 1.0}
     N = {"SS": 18, "SN": 5}
     m_bar = sum(S.values()) / sum(N.values())
-    got = rcq([a, b], [segs_a, segs_b])
+    got = rcq([a, b], [segs_a, segs_b], rule="clean")
     assert got["SS"] == pytest.approx(100 * (1.0 - m_bar) / m_bar)
     assert got["SN"] == pytest.approx(100 * (0.2 - m_bar) / m_bar)
     assert math.isnan(got["BS"])            # a segment shorter than two frames has no interior frame
     # Σ_k N_k RCQ_k = 0 and RCQ is invariant to the CAM's scale
     assert sum(N[k] * got[k] for k in N) == pytest.approx(0, abs=1e-9)
-    assert rcq([3 * a, 3 * b], [segs_a, segs_b])["SS"] == pytest.approx(got["SS"])
-    per = rcq_per_utterance([a, b], [segs_a, segs_b])
+    assert rcq([3 * a, 3 * b], [segs_a, segs_b], rule="clean")["SS"] == pytest.approx(got["SS"])
+    per = rcq_per_utterance([a, b], [segs_a, segs_b], rule="clean")
     assert per[0]["SS"] == pytest.approx(0.0) and math.isnan(per[1]["BS"])
 
 
@@ -233,6 +343,21 @@ def test_eer_known_scores_and_brute_force():
         experiment.eer([1, 1], [0.1, 0.2])
 
 
+def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
+    """wedefense's copy of the ASVspoof 5 evaluation package's compute_eer (tests/helpers/asvspoof_eer.py)."""
+    from tests.helpers.asvspoof_eer import compute_eer
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        n0, n1 = rng.integers(1, 30, 2)
+        y = rng.permutation(np.r_[np.zeros(n0), np.ones(n1)].astype(int))
+        s = rng.normal(size=y.size) + rng.uniform(0, 2) * y       # continuous: no ties
+        want = 100 * compute_eer(s[y == 1], s[y == 0])[0]         # target = spoof (higher score = more spoof)
+        assert experiment.eer(y, s) == pytest.approx(want, abs=1e-9), seed
+    # a tie: sklearn's ROC puts both tied trials on one side (25 %); the ASVspoof scorer splits them in input order
+    y, s = np.array([0, 0, 1, 1]), np.array([0.5, 0.1, 0.5, 0.9])
+    assert experiment.eer(y, s) == 25.0 and 100 * compute_eer(s[y == 1], s[y == 0])[0] == 50.0
+
+
 # ---------------------------------------------------------------- bad inputs
 def test_bad_inputs_have_clear_messages():
     with pytest.raises(ValueError, match="downmix"):
@@ -295,7 +420,7 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     res = prepare.main(["--n-utts", "6", "--steps", "4", "--seeds", "0", "--langs", "fr", "ca"])
     assert set(res) == {(t, s, 0) for t in ("full", "partial") for s in ("hard", "xfade", "clean")}
     r = res[("partial", "hard", 0)]
-    assert 0 <= r["eer_ps"] <= 100 and set(r["rcq_spoof"]) == set(KINDS) and r["N"]["TR"] > 0
+    assert 0 <= r["eer_ps"] <= 100 and set(r["rcq_spoof"]) == set(KINDS) and sum(r["N"].values()) > 0
     assert len(r["history"]) >= 1 and len(r["cam_spoof"]) == r["labels_ps"].sum()
     t = time.time()
     again = experiment.tiny_all(cfg, progress=False)

@@ -24,16 +24,23 @@ def eer(labels, scores, return_threshold: bool = False):
     """Equal error rate in percent from scikit-learn's ROC (``labels`` 1 = spoof, 0 = bona fide, as numbers;
     higher score = more spoof).
 
+    The operating point is the ROC point where |miss − false alarm| is smallest, the lowest threshold among equal
+    gaps: on untied scores this is the ASVspoof challenges' ``compute_eer`` (tested against it). Tied scores are one
+    ROC point here (all of them on one side of the threshold); the ASVspoof scorer splits a tie in input order.
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
     from sklearn.metrics import roc_curve
     labels, scores = validate.trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
-    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold
-    fnr = 1 - tpr
-    i = int(np.nanargmin(np.abs(fnr - fpr)))
-    e = float(100 * (fpr[i] + fnr[i]) / 2)
+    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold (decreasing)
+    n1 = int(labels.sum())
+    n0 = labels.size - n1
+    fnr = (n1 - np.rint(tpr * n1)) / n1      # miss and false-alarm rates from counts, in the ASVspoof
+    fpr = np.rint(fpr * n0) / n0             # scorer's arithmetic, so equal gaps compare as it compares them
+    gap = np.abs(fnr - fpr)
+    i = int(np.flatnonzero(gap == gap.min())[-1])                      # its argmin: the lowest threshold
+    e = float(100 * (fnr[i] + fpr[i]) / 2)
     return (e, float(thr[i])) if return_threshold else e
 
 
@@ -209,6 +216,10 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
     res = cache.memo(key, compute, version=VERSION)
     res["eer_ps"] = eer(res["labels_ps"], res["scores_ps"])  # recomputed from the stored scores (cheap)
+    segs = [it["segments"] for it in tiny_sets(splice, cfg)["eval"]["partial"]]
+    for name in ("spoof", "bona"):                           # and RCQ from the stored CAMs, by the current rule
+        sums = rcq_sums(res[f"cam_{name}"], segs)
+        res[f"rcq_{name}"], res["N"] = rcq_from_sums(sums["S"], sums["N"]), sums["N"]
     return res
 
 

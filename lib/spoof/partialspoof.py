@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+KIND_CODE = {"BS": 1, "SS": 2, "TR": 100, "BN": 101, "SN": 102}   # one code per kind (SS/SN: attack A01)
+
+
 def kind_of_code(code: int) -> str:
     """PartialSpoof/wedefense label code → segment kind."""
     code = int(code)
