@@ -491,3 +491,116 @@ def test_tiny_config_holds_the_chapters_old_settings():
             scale.pick(experiment.CONFIGS, chapter="2")
     finally:
         scale.set_scale(None)
+
+
+# ---------------------------------------------------------------- colab path: frozen XLSR-53, real-format data
+def test_frozen_ssl_front_end_trains_nothing_stores_nothing_and_gradcam_still_matches():
+    torch.manual_seed(0)
+    m = _trained_ish(build_ssl_res1d(_tiny_ssl_params(), frozen=True, se_dim=16))
+    assert not any(p.requires_grad for p in m.frontend.ssl.parameters()) and m.frontend.layer_weights.requires_grad
+    m.train()
+    assert not m.frontend.ssl.training                       # no dropout in a frozen front-end
+    state = m.state_dict()
+    assert state and not [k for k in state if k.startswith("frontend.ssl.")]
+    other = build_ssl_res1d(_tiny_ssl_params(), frozen=True, se_dim=16)
+    ssl_before = {k: v.clone() for k, v in other.frontend.ssl.state_dict().items()}
+    other.load_state_dict(state)                             # strict: the front-end keeps its own weights
+    assert torch.equal(other.fc.weight, m.fc.weight)
+    assert all(torch.equal(v, ssl_before[k]) for k, v in other.frontend.ssl.state_dict().items())
+    m.eval()
+    waves = [torch.randn(n) * 0.1 for n in (9000, 16000, 12345)]
+    cams = gradcam(m, m.fc, waves, 1)
+    for i, w in enumerate(waves):
+        ref = gradcam_reference(m, m.fc, w.numpy(), 1)
+        np.testing.assert_allclose(cams[i, : len(ref)].numpy(), ref, atol=1e-4)
+
+
+def _maker():
+    import sys
+    sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
+    from makers import spoof
+    return spoof
+
+
+def test_xlsr53_url_is_torchaudios_and_the_rehearsal_file_has_its_architecture():
+    from lib.spoof.ssl_res1d import XLSR53_URL, xlsr53_url
+    assert XLSR53_URL == xlsr53_url() and xlsr53_url().endswith("/wav2vec2_fairseq_large_xlsr53.pth")
+    assert xlsr53_url() in _maker().urls()
+
+
+def test_real_data_bad_inputs_say_what_to_do(tmp_path):
+    import soundfile as sf
+    from lib.spoof import partialspoof as P
+    sf.write(tmp_path / "hi.wav", np.zeros(44100, np.float32), 44100)
+    with pytest.raises(ValueError, match=r"44100 Hz.*16 kHz: resample it"):
+        P.read_audio(tmp_path / "hi.wav")
+    sf.write(tmp_path / "st.wav", np.zeros((16000, 2), np.float32), 16000)
+    with pytest.raises(ValueError, match=r"2 channels.*downmix"):
+        P.read_audio(tmp_path / "st.wav")
+    (tmp_path / "a.vad").write_text("0.0 0.5 101\n0.5 1.0 50\n")
+    with pytest.raises(ValueError, match=r"a\.vad, line 2.*unknown PartialSpoof segment code 50.*extract it again"):
+        P.read_vad(tmp_path / "a.vad")
+    (tmp_path / "b.vad").write_text("0.0 0.5 101\n0.4 1.0 1\n")
+    with pytest.raises(ValueError, match=r"line 2.*inside the previous span.*must not overlap"):
+        P.read_vad(tmp_path / "b.vad")
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "LA_D_1.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "p.txt").write_text("LA_0079 LA_D_1 - - bonafide\nLA_0079 CON_D_2 - A07 spoof\n")
+    with pytest.raises(FileNotFoundError, match=r"'CON_D_2' \(entry 2\).*Extract the audio archive"):
+        P.read_protocol(tmp_path / "p.txt", audio_dir=tmp_path / "audio")
+    (tmp_path / "q.txt").write_text("LA_0079 LA_D_1 bonafide\n")
+    with pytest.raises(ValueError, match="CM protocol"):
+        P.read_protocol(tmp_path / "q.txt")
+
+
+def test_widen_transitions_keeps_segments_contiguous():
+    from lib.spoof.partialspoof import widen_transitions
+    segs = [(0.0, 0.3, "BN"), (0.3, 1.2, "BS"), (1.2, 1.205, "TR"), (1.205, 2.3, "SS"), (2.3, 2.33, "BN")]
+    w = widen_transitions(segs, 0.06)
+    assert [k for *_, k in w] == ["BN", "BS", "TR", "SS", "BN"]
+    assert w[2][:2] == pytest.approx((1.1725, 1.2325))
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(w, w[1:])) and w[-1][1] == 2.33
+    assert rcq_counts([np.ones(120)], [segs])["TR"] == 0 and rcq_counts([np.ones(120)], [w])["TR"] == 2
+    assert widen_transitions([(0.0, 0.01, "TR"), (0.01, 0.02, "BN")], 0.06) == [(0.0, 0.02, "TR")]
+
+
+def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
+    """The colab configuration's data path (download, extract, read) and a CM run on PartialSpoof- and LA-style
+    archives made by the rehearsal's makers, with a small wav2vec 2.0 in place of XLSR-53."""
+    from lib import download
+    from lib.spoof import partialspoof as P
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    spoof = _maker()
+    urls = {}
+    for url, maker in (*[(P.PS_URLS[k], spoof.ps_split) for k in ("train", "dev")],
+                       (P.PS_URLS["protocols"], spoof.ps_protocols), (P.PS_VAD_URL, spoof.ps_vad),
+                       (P.LA_URL, spoof.la_zip)):
+        f = tmp_path / "host" / url.split("/")[-1].split("?")[0]
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(maker(url))
+        urls[url] = f.as_uri()
+    monkeypatch.setattr(P, "PS_URLS", {k: urls.get(v, v) for k, v in P.PS_URLS.items()})
+    monkeypatch.setattr(P, "PS_VAD_URL", urls[P.PS_VAD_URL])
+    monkeypatch.setattr(P, "LA_URL", urls[P.LA_URL])
+    cfg = experiment.CONFIGS["colab"].rehearsed()
+    n0 = len(download.downloads())
+    sets = experiment.real_sets(cfg)
+    got = download.downloads()[n0:]
+    assert len(got) == 5 and {d["verified_by"] for d in got} == {"first_use"}
+    assert not list((tmp_path / "cache" / "downloads").glob("*.gz"))        # archives deleted once extracted
+    assert {k: len(v) for k, v in sets["eval"].items()} == cfg.n_eval
+    assert {k: len(v) for k, v in sets["train"].items()} == cfg.n_train
+    it = sets["eval"]["partial"][0]
+    assert it["id"].startswith("CON_D_") and it["wave"].numel() == 56000
+    assert [k for *_, k in it["segments"]] == ["BN", "BS", "TR", "SS", "TR", "BS", "BN"]
+    assert it["segments"][2][1] - it["segments"][2][0] == pytest.approx(cfg.tr_width)
+    assert sets["train"]["full"][0]["id"].startswith("LA_T_2")                # fully spoofed: LA's spoofs
+    assert experiment.real_sets(cfg)["eval"]["partial"][0]["id"] == it["id"]  # from the extracted subset
+    assert len(download.downloads()) == n0 + 5
+    monkeypatch.setattr(experiment, "model_fn",
+                        lambda cfg: lambda: build_ssl_res1d(_tiny_ssl_params(), frozen=True, se_dim=16))
+    res = experiment.real_run("partial", 0, cfg)
+    assert len(res["cam_spoof"]) == 3 and res["N"]["TR"] > 0 and set(res["rcq_spoof"]) == set(KINDS)
+    assert not [k for k in res["state"] if k.startswith("frontend.ssl.")]
+    m = experiment.load_cm(cfg, res)
+    assert torch.equal(m.fc.weight, res["state"]["fc.weight"])

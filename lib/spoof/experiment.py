@@ -6,6 +6,7 @@ its checkpoint (``lib.train.fit``) if interrupted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -44,7 +45,7 @@ def eer(labels, scores, return_threshold: bool = False):
     return (e, float(thr[i])) if return_threshold else e
 
 
-def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * 16000):
+def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * 16000, device="cpu"):
     """``batches(step)``: a balanced random batch (same per step), random ≤3 s crops, padded by repetition."""
     by_label = [[it for it in items if it["label"] == c] for c in (0, 1)]
 
@@ -60,7 +61,7 @@ def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * 16000):
             waves.append(w)
         L = max(w.numel() for w in waves)
         x = torch.stack([pad_repeat(w, L) for w in waves])
-        return x, torch.tensor([it["label"] for it in chosen])
+        return x.to(device), torch.tensor([it["label"] for it in chosen], device=device)
 
     return batches
 
@@ -71,14 +72,16 @@ def loss_fn(model, batch):
     return {"loss": p2sgrad_loss(s, y), "acc": (s.argmax(1) == y).float().mean().detach()}
 
 
-def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None, model_fn=tiny_cm):
-    """Train a countermeasure with P2SGrad-MSE and Adam; returns (model, history)."""
+def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None, model_fn=tiny_cm,
+             crop_s: float = 3.0, device="cpu", progress=False):
+    """Train a countermeasure with P2SGrad-MSE and Adam (the parameters that require gradients); returns
+    (model, history)."""
     from lib import train
     torch.manual_seed(seed)
-    model = model_fn()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    hist = train.fit(model, make_batches(items, batch_size, seed), loss_fn, opt, steps, ckpt_path=ckpt_path,
-                     ckpt_every=100, log_every=10, progress=False)
+    model = model_fn().to(device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    hist = train.fit(model, make_batches(items, batch_size, seed, int(crop_s * 16000), device), loss_fn, opt, steps,
+                     ckpt_path=ckpt_path, ckpt_every=100, log_every=10, progress=progress)
     return model.eval(), hist
 
 
@@ -87,10 +90,14 @@ def _chunks(items, size):
         yield items[i:i + size]
 
 
-def _stack(items):
+def _stack(items, device="cpu"):
     L = max(it["wave"].numel() for it in items)
-    return (torch.stack([pad_repeat(it["wave"], L) for it in items]),
-            torch.tensor([it["wave"].numel() for it in items]))
+    return (torch.stack([pad_repeat(it["wave"], L) for it in items]).to(device),
+            torch.tensor([it["wave"].numel() for it in items], device=device))
+
+
+def _device(model):
+    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -99,9 +106,9 @@ def score(model, items, batch_size=32) -> np.ndarray:
     model.eval()
     out = []
     for chunk in _chunks(items, batch_size):
-        x, lengths = _stack(chunk)
+        x, lengths = _stack(chunk, _device(model))
         s = model(x, lengths)
-        out.append((s[:, 1] - s[:, 0]).numpy())
+        out.append((s[:, 1] - s[:, 0]).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -109,32 +116,37 @@ def cams(model, items, target: int, batch_size=32) -> list[np.ndarray]:
     """Batched Grad-CAM on ``model.fc`` for every utterance, cropped to its own frames."""
     out = []
     for chunk in _chunks(items, batch_size):
-        x, lengths = _stack(chunk)
-        c = gradcam(model, model.fc, x, target, lengths=lengths)
-        out += [c[i, : int(n)].numpy() for i, n in enumerate(n_frames(lengths))]
+        x, lengths = _stack(chunk, _device(model))
+        c = gradcam(model, model.fc, x, target, lengths=lengths).cpu()
+        out += [c[i, : int(n)].numpy() for i, n in enumerate(n_frames(lengths.cpu()))]
     return out
 
 
-def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, eval_sets=None) -> dict:
+def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, eval_sets=None, model_fn=tiny_cm,
+        batch_size: int = 32, lr: float = 1e-3, crop_s: float = 3.0, eval_batch: int = 32, device="cpu",
+        progress=False) -> dict:
     """Train on bona fide + ``train_on`` ("full" or "partial"), evaluate on the partial-spoof eval set
     (of ``eval_sets`` if given, else of ``sets``).
 
-    Returns plain data (memo-able): history, EERs, per-utterance scores, CAMs for both targets, pooled RCQ and N_k.
+    Returns plain data (memo-able): history, EERs, per-utterance scores, CAMs for both targets, pooled RCQ and N_k,
+    and the trained weights (without a frozen front-end's: see ``SSLFrontend``).
     """
     ckpt = None if ckpt_dir is None else str(ckpt_dir / f"{tag}.pt")
     tr, ev = sets["train"], (eval_sets or sets)["eval"]
-    model, hist = train_cm(tr["bona"] + tr[train_on], seed=seed, steps=steps, ckpt_path=ckpt)
+    model, hist = train_cm(tr["bona"] + tr[train_on], seed=seed, steps=steps, ckpt_path=ckpt, model_fn=model_fn,
+                           batch_size=batch_size, lr=lr, crop_s=crop_s, device=device, progress=progress)
     ps_items = ev["bona"] + ev["partial"]
-    s_ps = score(model, ps_items)
-    s_full = score(model, ev["full"])
+    s_ps = score(model, ps_items, eval_batch)
+    s_full = score(model, ev["full"], eval_batch)
     y_ps = np.array([it["label"] for it in ps_items])
     nb = len(ev["bona"])
     res = {"history": hist, "eer_ps": eer(y_ps, s_ps),
            "eer_full": eer(np.r_[np.zeros(nb), np.ones(len(s_full))], np.r_[s_ps[:nb], s_full]),
-           "scores_ps": s_ps, "labels_ps": y_ps, "state": model.state_dict()}
+           "scores_ps": s_ps, "labels_ps": y_ps,
+           "state": {k: v.cpu() for k, v in model.state_dict().items()}}
     segs = [it["segments"] for it in ev["partial"]]
     for target, name in ((1, "spoof"), (0, "bona")):
-        c = cams(model, ev["partial"], target)
+        c = cams(model, ev["partial"], target, eval_batch)
         sums = rcq_sums(c, segs)
         res[f"cam_{name}"] = c
         res[f"rcq_{name}"] = rcq_from_sums(sums["S"], sums["N"])
@@ -145,25 +157,48 @@ def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, 
 # ---- the chapter's experiment, per scale (cached) -------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class SpoofConfig(ScaleConfig):
-    """Chapter 2's settings at one scale. Only ``tiny`` is built: the real PartialSpoof/ASVspoof path is issue 12."""
+    """Chapter 2's settings at one scale.
 
-    n_utts: int                    # bona fide utterances of the corpus
-    data_seed: int
-    gain_db: float                 # level jump of a spliced donor (up to ±)
-    shift_s: float                 # donor offset (25-50 ms: shift_s/2 to shift_s)
-    tr_width: float                # width of a transition span (s)
-    xfade_s: float                 # cross-fade of the "xfade" and "clean" splices
+    ``data="built"`` (tiny): the offline corpus of ``lib.spoof.data`` and the small log-spectrum CM;
+    ``data="real"`` (colab): subsets of PartialSpoof v1.2 and ASVspoof 2019 LA (``lib.spoof.partialspoof``) and the
+    paper's SSL-Res1D on XLSR-53 (``build_ssl_res1d``)."""
+
+    data: str = "built"            # "built" or "real"
+    splices: tuple[str, ...] = ("hard", "xfade", "clean")   # splice conditions; the first is the main one
     steps: int                     # training steps of each countermeasure
     seeds: tuple[int, ...]
-    langs: tuple[str, ...] | None  # None: every language of lib.spoof.data.LANGS
+    batch_size: int = 32
+    lr: float = 1e-3
+    crop_s: float = 3.0            # random training crops of at most this length
+    eval_batch: int = 32           # utterances per scoring / Grad-CAM batch
+    # built corpus (tiny)
+    n_utts: int | None = None      # bona fide utterances of the corpus
+    data_seed: int = 0
+    gain_db: float | None = None   # level jump of a spliced donor (up to ±)
+    shift_s: float | None = None   # donor offset (25-50 ms: shift_s/2 to shift_s)
+    tr_width: float | None = None  # width of a transition span (s); real data: TR spans narrower are widened to it
+    xfade_s: float | None = None   # cross-fade of the "xfade" and "clean" splices
+    langs: tuple[str, ...] | None = None  # None: every language of lib.spoof.data.LANGS
+    # real data (colab)
+    frozen_ssl: bool = True        # XLSR-53 weights frozen (only the layer weights, back-end and head train)
+    eval_split: str = "eval"       # the split of the RCQ tables (real data: the PartialSpoof split; the paper's column)
+    n_train: dict | None = None    # {"bona", "partial", "full"}: training utterances drawn from each protocol
+    n_eval: dict | None = None     # {"bona", "partial", "full"}: evaluation utterances
+    keep_archives: bool = False    # False: delete each archive once its subset is extracted (Drive quota)
 
     ISSUE: ClassVar[int] = 12
-    REHEARSAL: ClassVar[dict] = {}
+    REHEARSAL: ClassVar[dict] = {"steps": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
+                                 "n_train": {"bona": 2, "partial": 2, "full": 2},
+                                 "n_eval": {"bona": 2, "partial": 3, "full": 2}}
 
 
 CONFIGS: dict[str, SpoofConfig] = {
     "tiny": SpoofConfig(scale="tiny", n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01,
                         steps=300, seeds=(0, 1, 2), langs=None),
+    "colab": SpoofConfig(scale="colab", data="real", splices=("real",), steps=600, seeds=(0,), batch_size=16,
+                         lr=1e-3, crop_s=3.0, eval_batch=8, tr_width=0.06, frozen_ssl=True, eval_split="dev",
+                         n_train={"bona": 1000, "partial": 1000, "full": 1000},
+                         n_eval={"bona": 300, "partial": 1000, "full": 300}),
 }
 TINY = CONFIGS["tiny"]
 VERSION = "2"          # of the countermeasure runs
@@ -228,3 +263,121 @@ def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
     from tqdm.auto import tqdm
     jobs = [(tr, sp, s) for s in cfg.seeds for sp in SPLICES for tr in ("full", "partial")]
     return {j: tiny_run(*j, cfg) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
+
+
+# ---- colab: PartialSpoof + ASVspoof 2019 LA subsets, SSL-Res1D on XLSR-53 -------------------------------------------
+def _subset_key(cfg: SpoofConfig) -> str:
+    n = lambda d: "-".join(str(d[k]) for k in ("bona", "partial", "full"))
+    return f"ps-{cfg.eval_split}-tr{n(cfg.n_train)}-ev{n(cfg.n_eval)}-s{cfg.data_seed}"
+
+
+def real_subset(cfg: SpoofConfig) -> tuple:
+    """Download (once) and extract the utterances ``cfg`` names: returns (folder, manifest).
+
+    The manifest ``{split: {"bona"|"partial"|"full": [utterances]}}`` is written last, atomically: a run that stops
+    earlier extracts again. Archives go through ``lib.download.fetch`` (first-use sha256) into the course cache
+    (Google Drive with ``USE_DRIVE``); with ``keep_archives=False`` each is deleted once its files are out.
+    """
+    import json
+
+    from lib import cache, download
+    from lib.checkpoint import atomic_path
+    from . import partialspoof as P
+    root = cache.cache_dir("spoof", "data", _subset_key(cfg))
+    manifest_path = root / "subset.json"
+    if manifest_path.exists():
+        return root, json.loads(manifest_path.read_text())
+    splits = ("train", cfg.eval_split)
+
+    def fetched(url, reader):
+        return download.fetch(url, reader=reader, filename=url.split("/")[-1].split("?")[0])
+
+    def done(path):
+        if not cfg.keep_archives:
+            path.unlink(missing_ok=True)
+
+    # protocols: PartialSpoof's, then LA's (the LA zip also holds the fully spoofed audio)
+    arch = fetched(P.PS_URLS["protocols"], "tar")
+    P.extract(arch, {f"/PartialSpoof.LA.cm.{s}.trl.txt": P.ps_protocol_path(root, s) for s in splits})
+    done(arch)
+    la = fetched(P.LA_URL, "zip")
+    P.extract(la, {"/" + P.la_protocol_name(s): root / "protocols" / P.la_protocol_name(s) for s in splits})
+    manifest = {}
+    for split, n in (("train", cfg.n_train), (cfg.eval_split, cfg.n_eval)):
+        ps = P.read_protocol(P.ps_protocol_path(root, split))
+        la_prot = P.read_protocol(root / "protocols" / P.la_protocol_name(split))
+        manifest[split] = {
+            "bona": P.choose([u for u, y in ps if y == 0], n["bona"], cfg.data_seed),
+            "partial": P.choose([u for u, y in ps if y == 1 and u.startswith("CON_")], n["partial"], cfg.data_seed),
+            "full": P.choose([u for u, y in la_prot if y == 1], n["full"], cfg.data_seed)}
+    P.extract(la, {f"/{u}.flac": root / s / "audio" / f"{u}.flac" for s, m in manifest.items() for u in m["full"]})
+    done(la)
+    for split, m in manifest.items():
+        arch = fetched(P.PS_URLS[split], "tar")
+        P.extract(arch, {f"/{u}.wav": root / split / "audio" / f"{u}.wav" for u in m["bona"] + m["partial"]})
+        done(arch)
+    arch = fetched(P.PS_VAD_URL, "tar")
+    ev = manifest[cfg.eval_split]["partial"]
+    P.extract(arch, {f"/{u}.vad": root / cfg.eval_split / "vad" / f"{u}.vad" for u in ev})
+    done(arch)
+    with atomic_path(manifest_path) as tmp:
+        Path(tmp).write_text(json.dumps(manifest))
+    return root, manifest
+
+
+def real_sets(cfg: SpoofConfig) -> dict:
+    """{"train"|"eval": {"bona", "partial", "full": items}} of the real subset (eval = ``cfg.eval_split``),
+    every protocol line checked against its file, TR spans widened to ``cfg.tr_width``."""
+    from . import partialspoof as P
+    root, manifest = real_subset(cfg)
+    out = {}
+    for name, split in (("train", "train"), ("eval", cfg.eval_split)):
+        m = manifest[split]
+        P.read_protocol(P.ps_protocol_path(root, split))   # readable
+        out[name] = {
+            "bona": P.items(root, split, m["bona"], [0] * len(m["bona"]), vad=False),
+            "partial": P.items(root, split, m["partial"], [1] * len(m["partial"]), vad=name == "eval",
+                               tr_width=cfg.tr_width or 0.0),
+            "full": P.items(root, split, m["full"], [1] * len(m["full"]), vad=False, ext=".flac")}
+    return out
+
+
+def model_fn(cfg: SpoofConfig):
+    """The countermeasure of ``cfg``: built corpus → ``tiny_cm``; real data → SSL-Res1D on pretrained XLSR-53."""
+    from .ssl_res1d import build_ssl_res1d
+    if cfg.data == "built":
+        return tiny_cm
+    return lambda: build_ssl_res1d(pretrained=True, frozen=cfg.frozen_ssl)
+
+
+def sets(cfg: SpoofConfig, splice: str):
+    """The chapter's data sets of ``cfg`` for one splice condition (real data: its only one, "real")."""
+    return tiny_sets(splice, cfg) if cfg.data == "built" else real_sets(cfg)
+
+
+def chapter_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
+    """One CM of the chapter (memoised): ``tiny_run`` on the built corpus, ``real_run`` on real data."""
+    return tiny_run(train_on, splice, seed, cfg) if cfg.data == "built" else real_run(train_on, seed, cfg, device)
+
+
+def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
+    """A CM trained on bona fide + ``train_on`` of the real subset: "partial" = PartialSpoof, "full" = ASVspoof
+    2019 LA; evaluated on the PartialSpoof ``eval_split`` subset (memoised; training resumes from its checkpoint)."""
+    from lib import cache
+    key = (f"spoof-real-{train_on}-s{seed}-{_subset_key(cfg)}-st{cfg.steps}-b{cfg.batch_size}-lr{cfg.lr}"
+           f"-c{cfg.crop_s}-tr{cfg.tr_width}-{'frozen' if cfg.frozen_ssl else 'ft'}")
+
+    def compute():
+        return run(real_sets(cfg), train_on=train_on, seed=seed, steps=cfg.steps, tag=key + f"-v{VERSION}",
+                   ckpt_dir=cache.cache_dir("spoof", "ckpt"), model_fn=model_fn(cfg), batch_size=cfg.batch_size,
+                   lr=cfg.lr, crop_s=cfg.crop_s, eval_batch=cfg.eval_batch, device=device, progress=True)
+
+    return cache.memo(key, compute, version=VERSION)
+
+
+def load_cm(cfg: SpoofConfig, res: dict, device="cpu"):
+    """The trained CM of a result, in eval mode (a frozen front-end keeps its downloaded weights)."""
+    from lib import validate as V
+    m = model_fn(cfg)()
+    V.load_state(m, res["state"], "the cached result")
+    return m.to(device).eval()

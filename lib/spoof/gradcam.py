@@ -31,10 +31,14 @@ def gradcam(model, layer, inputs, target, lengths=None) -> torch.Tensor:
     """Grad-CAM over the time axis of ``layer`` for class ``target`` (int, or one per utterance).
 
     ``inputs``: a (B, L) waveform tensor, or a list of 1-D waveforms of any lengths (padded by repetition and
-    masked through ``lengths``). Returns (B, T) in [0, 1]; frames past an utterance's end are 0.
+    masked through ``lengths``), moved to the model's device. Returns (B, T) in [0, 1] on that device; frames past
+    an utterance's end are 0.
     """
     if isinstance(inputs, (list, tuple)):
         inputs, lengths = batch_waveforms(inputs)
+    dev = next(model.parameters()).device                  # inputs go where the model is; the CAM comes back on it
+    inputs = torch.as_tensor(inputs).to(dev)
+    lengths = None if lengths is None else torch.as_tensor(lengths).to(dev)
     store = {}
     hook = layer.register_forward_hook(lambda mod, inp, out: store.__setitem__("A", out))
     was_training = model.training

@@ -56,9 +56,14 @@ class LogSpecFrontend(nn.Module):
 
 
 class SSLFrontend(nn.Module):
-    """wav2vec 2.0 / XLS-R (torchaudio architecture) with a learnable softmax-weighted sum of its hidden layers."""
+    """wav2vec 2.0 / XLS-R (torchaudio architecture) with a learnable softmax-weighted sum of its hidden layers.
 
-    def __init__(self, params: dict, normalize_waveform: bool = True):
+    ``frozen=True``: the SSL model stays in eval mode, runs without gradients, and its weights (the downloaded
+    file) are left out of ``state_dict()`` (checkpoints and cached results hold only what trains); loading such a
+    state dict keeps the SSL weights the module already has.
+    """
+
+    def __init__(self, params: dict, normalize_waveform: bool = True, frozen: bool = False):
         super().__init__()
         from torchaudio.models import wav2vec2_model
         self.ssl = wav2vec2_model(**params)
@@ -66,6 +71,21 @@ class SSLFrontend(nn.Module):
         n_layers = params["encoder_num_layers"]
         self.layer_weights = nn.Parameter(torch.zeros(n_layers))
         self.out_dim = params["encoder_embed_dim"]
+        self.frozen = frozen
+        if frozen:
+            self.ssl.requires_grad_(False)
+            self._register_state_dict_hook(_drop_ssl)
+            self._register_load_state_dict_pre_hook(self._keep_ssl)
+
+    def _keep_ssl(self, state, prefix, *args):
+        for k, v in self.ssl.state_dict().items():
+            state.setdefault(f"{prefix}ssl.{k}", v)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.ssl.eval()   # no dropout in a frozen front-end
+        return self
 
     def forward(self, wave, lengths=None):
         if self.normalize_waveform:  # the bundle's layer-norm of the waveform, over valid samples only
@@ -77,10 +97,17 @@ class SSLFrontend(nn.Module):
                 mu = (wave * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
                 var = (((wave - mu) * m) ** 2).sum(1, keepdim=True) / m.sum(1, keepdim=True)
                 wave = (wave - mu) / torch.sqrt(var + 1e-5) * m
-        hs, out_len = self.ssl.extract_features(wave, lengths)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hs, out_len = self.ssl.extract_features(wave, lengths)
         w = torch.softmax(self.layer_weights, 0)
         x = sum(wi * h for wi, h in zip(w, hs))  # (B, T, D)
         return x.transpose(1, 2), out_len
+
+
+def _drop_ssl(module, state, prefix, local_metadata):
+    for k in [k for k in state if k.startswith(prefix + "ssl.")]:
+        del state[k]
+    return state
 
 
 class SEBlock1D(nn.Module):
@@ -168,6 +195,12 @@ def tiny_cm(channels=64, n_blocks=2, se_dim=32) -> SpoofCM:
 XLSR53_URL = "https://download.pytorch.org/torchaudio/models/wav2vec2_fairseq_large_xlsr53.pth"
 
 
+def xlsr53_url() -> str:
+    """``WAV2VEC2_XLSR53._path`` under torchaudio's model host (the URL its ``get_model()`` downloads)."""
+    import torchaudio
+    return "https://download.pytorch.org/torchaudio/models/" + torchaudio.pipelines.WAV2VEC2_XLSR53._path
+
+
 def xlsr53_params() -> dict:
     """The XLSR-53 architecture (24 layers, 1024-d), built offline from torchaudio's bundle description."""
     import torchaudio
@@ -175,16 +208,18 @@ def xlsr53_params() -> dict:
 
 
 def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256: str | None = None,
-              url: str = XLSR53_URL, **backend) -> SpoofCM:
-    """The paper's SSL-Res1D. ``params``: torchaudio wav2vec2_model kwargs (default XLSR-53).
+                    url: str = XLSR53_URL, frozen: bool = False, **backend) -> SpoofCM:
+    """The paper's SSL-Res1D. ``params``: torchaudio wav2vec2_model kwargs (default XLSR-53, built with
+    ``torchaudio.models.wav2vec2_model(**WAV2VEC2_XLSR53._params)``).
 
-    ``pretrained=True`` downloads the weights through :func:`lib.download.fetch` (``colab``/``paper`` scale only):
-    checked against ``sha256`` if given, else against the sha256 recorded at their first download (none is
-    published).
+    ``pretrained=True`` downloads the weights (torchaudio's own file, ``WAV2VEC2_XLSR53._path`` under its model
+    host) through :func:`lib.download.fetch`: checked against ``sha256`` if given, else against the sha256 recorded
+    at their first download (none is published); read with ``torch.load(weights_only=True)``.
+    ``frozen=True``: the SSL weights do not train (see :class:`SSLFrontend`).
     """
-    m = SpoofCM(SSLFrontend(params or xlsr53_params()), **backend)
+    m = SpoofCM(SSLFrontend(params or xlsr53_params(), frozen=frozen), **backend)
     if pretrained:
         from lib import checkpoint, download
         state = checkpoint.load(download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256))
-        m.frontend.ssl.load_state_dict(state)
+        validate.load_state(m.frontend.ssl, state, url)
     return m
