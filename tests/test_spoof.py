@@ -484,13 +484,21 @@ def test_tiny_config_holds_the_chapters_old_settings():
                 tr_width=cfg.tr_width, xfade_s=cfg.xfade_s, steps=cfg.steps, seeds=cfg.seeds, langs=cfg.langs) == dict(
         n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2),
         langs=None)
-    assert set(experiment.CONFIGS) == {"tiny"}
-    scale.set_scale("colab")
+    assert set(experiment.CONFIGS) == {"tiny", "colab"} and cfg.data == "built" and cfg.splices[0] == "hard"
+    scale.set_scale("paper")
     try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `colab` configuration yet \(issue 12\)"):
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `paper` configuration yet \(issue 12\)"):
             scale.pick(experiment.CONFIGS, chapter="2")
     finally:
         scale.set_scale(None)
+
+
+def test_colab_config_and_its_rehearsal_change_sizes_not_the_path():
+    cfg = experiment.CONFIGS["colab"]
+    r = cfg.rehearsed()
+    assert cfg.data == r.data == "real" and cfg.frozen_ssl == r.frozen_ssl and cfg.splices == r.splices
+    assert r.steps < cfg.steps and sum(r.n_eval.values()) < sum(cfg.n_eval.values())
+    assert experiment.model_fn(cfg) is not experiment.tiny_cm and experiment.model_fn(experiment.TINY) is experiment.tiny_cm
 
 
 # ---------------------------------------------------------------- colab path: frozen XLSR-53, real-format data
