@@ -1,12 +1,12 @@
 """Chapter 2: how spoofing countermeasures detect partially spoofed audio (Liu et al., Interspeech 2024, arXiv 2406.02483).
 
 One idea per file:
-  rcq.py           RCQ per segment type, exactly as the authors' scoring code computes it
+  rcq.py           RCQ per segment type as the authors' scoring code computes it (tested against it), or a "clean" rule
   gradcam.py       Grad-CAM over time, batched (and pytorch-grad-cam as the reference it must equal)
   ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
   data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices
-  experiment.py    training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
-  partialspoof.py  readers for the real PartialSpoof label files (colab/paper scale)
+  experiment.py    SpoofConfig per scale; training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
+  partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA, and the subsets the colab scale downloads
   audio.py, plots.py   audio I/O and checks; the chapter's figures
 """
 from .rcq import KINDS, frame_of, rcq, rcq_counts, rcq_per_utterance, segment_frames

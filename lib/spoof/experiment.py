@@ -1,7 +1,9 @@
 """Train a countermeasure on one data set, score partial spoofs, extract Grad-CAM and RCQ: the paper's Table 2 loop.
 
-``run(...)`` is what the chapter calls; it is memoised on disk (``lib.cache.memo``), and training resumes from
-its checkpoint (``lib.train.fit``) if interrupted.
+``SpoofConfig`` holds the settings per scale (``CONFIGS``): ``tiny`` on the offline corpus of ``data.py``, ``colab``
+on subsets of PartialSpoof and ASVspoof 2019 LA with the SSL-Res1D. The chapter calls ``sets`` and
+``chapter_run``; every run is memoised on disk (``lib.cache.memo``), and training resumes from its checkpoint
+(``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
