@@ -109,31 +109,15 @@ def test_rcq_empty_type_scores_minus_100_in_the_reference_nan_in_clean():
     assert math.isnan(rcq_per_utterance([cam], [segs])[0]["TR"])      # per utterance: absent, not -100
 
 
-def _reference_rcq(cams, segment_lists, tmp_path):
-    """Run wedefense's XAI_Score_analysis.main (verbatim copy) on these CAMs and segments; its printed RCQs."""
-    import contextlib
-    import io
-    import pickle
-
+def _reference_rcq(cams, segment_lists):
+    """The authors' scoring code's RCQs (tests/helpers/reference_scorers.py) on these CAMs and segments."""
     from lib.spoof.partialspoof import KIND_CODE
-    from tests.helpers import wedefense_xai_score_analysis as ref
-    (tmp_path / "vad" / "eval").mkdir(parents=True, exist_ok=True)
-    items = []
-    for i, (cam, segs) in enumerate(zip(cams, segment_lists)):
-        utt = f"CON_E_{i:07d}"
-        (tmp_path / "vad" / "eval" / f"{utt}.vad").write_text(
-            "".join(f"{float(a)!r} {float(b)!r} {KIND_CODE[k]}\n" for a, b, k in segs))
-        items.append([[utt], [float(v) for v in cam]])
-    (tmp_path / "x.pkl").write_bytes(pickle.dumps(items))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        ref.main("eval", str(tmp_path / "x.pkl"), str(tmp_path / "vad"))
-    vals = dict(re.findall(r"\((BS|SS|TR|BN|SN)\)\s*: (-?[\d.]+)%", out.getvalue()))
-    return {k: float(v) for k, v in vals.items()}
+    from tests.helpers.reference_scorers import rcq_reference
+    return rcq_reference(cams, [[(a, b, KIND_CODE[k]) for a, b, k in segs] for segs in segment_lists])
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_rcq_equals_the_reference_scoring_code_on_random_utterances(seed, tmp_path):
+def test_rcq_equals_the_reference_scoring_code_on_random_utterances(seed):
     """Random CAMs and label files: labels inside, at and past the CAM's end, CAMs longer than the labels, times at
     any millisecond (not multiples of 10 ms), rare types that may get no frames."""
     rng = np.random.default_rng(seed)
@@ -147,10 +131,10 @@ def test_rcq_equals_the_reference_scoring_code_on_random_utterances(seed, tmp_pa
         kinds = rng.choice(KINDS[:2] + ("BN",) if seed % 3 == 0 else KINDS, size=len(edges) - 1)
         cams.append(cam)
         segss.append([(float(a), float(b), str(k)) for a, b, k in zip(edges[:-1], edges[1:], kinds)])
-    want = _reference_rcq(cams, segss, tmp_path)
+    want = _reference_rcq(cams, segss)
     got = rcq(cams, segss)
     for k in KINDS:
-        assert got[k] == pytest.approx(want[k], abs=0.006), (k, got, want)
+        assert got[k] == pytest.approx(want[k], abs=1e-9), (k, got, want)
 
 
 def test_rcq_pools_frames_not_utterance_means():
@@ -344,18 +328,18 @@ def test_eer_known_scores_and_brute_force():
 
 
 def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
-    """wedefense's copy of the ASVspoof 5 evaluation package's compute_eer (tests/helpers/asvspoof_eer.py)."""
-    from tests.helpers.asvspoof_eer import compute_eer
+    """The ASVspoof scorer's compute_eer, restated in tests/helpers/reference_scorers.py."""
+    from tests.helpers.reference_scorers import eer_reference
     for seed in range(400):
         rng = np.random.default_rng(seed)
         n0, n1 = rng.integers(1, 30, 2)
         y = rng.permutation(np.r_[np.zeros(n0), np.ones(n1)].astype(int))
         s = rng.normal(size=y.size) + rng.uniform(0, 2) * y       # continuous: no ties
-        want = 100 * compute_eer(s[y == 1], s[y == 0])[0]         # target = spoof (higher score = more spoof)
+        want = 100 * eer_reference(s[y == 1], s[y == 0])         # target = spoof (higher score = more spoof)
         assert experiment.eer(y, s) == pytest.approx(want, abs=1e-9), seed
     # a tie: sklearn's ROC puts both tied trials on one side (25 %); the ASVspoof scorer splits them in input order
     y, s = np.array([0, 0, 1, 1]), np.array([0.5, 0.1, 0.5, 0.9])
-    assert experiment.eer(y, s) == 25.0 and 100 * compute_eer(s[y == 1], s[y == 0])[0] == 50.0
+    assert experiment.eer(y, s) == 25.0 and 100 * eer_reference(s[y == 1], s[y == 0]) == 50.0
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -1,7 +1,7 @@
 """Chapter 2: how spoofing countermeasures detect partially spoofed audio (Liu et al., Interspeech 2024, arXiv 2406.02483).
 
 One idea per file:
-  rcq.py           RCQ per segment type as the authors' scoring code computes it (tested against it), or a "clean" rule
+  rcq.py           RCQ per segment type as the authors' scoring code computes it (tested against a restatement of it), or a "clean" rule
   gradcam.py       Grad-CAM over time, batched (and pytorch-grad-cam as the reference it must equal)
   ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
   data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices

@@ -28,7 +28,7 @@ def eer(labels, scores, return_threshold: bool = False):
     higher score = more spoof).
 
     The operating point is the ROC point where |miss − false alarm| is smallest, the lowest threshold among equal
-    gaps: on untied scores this is the ASVspoof challenges' ``compute_eer`` (tested against it). Tied scores are one
+    gaps: on untied scores this is the ASVspoof challenges' ``compute_eer`` (tested against a restatement). Tied scores are one
     ROC point here (all of them on one side of the threshold); the ASVspoof scorer splits a tie in input order.
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
