@@ -4,9 +4,9 @@ colab configurations download, read from the course's own constants)."""
 
 from __future__ import annotations
 
-from . import icm
+from . import icm, lseg
 
-CHAPTERS = [icm]
+CHAPTERS = [icm, lseg]
 MAKERS = [entry for chapter in CHAPTERS for entry in chapter.MAKERS]
 
 
