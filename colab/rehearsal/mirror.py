@@ -66,12 +66,12 @@ def serve(folder: str | Path):
     manifest = json.loads((folder / "manifest.json").read_text())
     routes = {local_name(url): folder / entry["path"] for url, entry in manifest["files"].items()}
     routes["manifest.json"] = folder / "manifest.json"
-    pages, named = {}, {}  # Google Drive: a confirmation page at the file's URL, the file at the usercontent URL
+    pages, named = {}, {}  # Google Drive: a confirmation page per file id, the file at the usercontent URL
     for url, entry in manifest["files"].items():
         parts = urlsplit(url)
         if parts.netloc == "drive.google.com" and "id" in parse_qs(parts.query):
             file_id, path = parse_qs(parts.query)["id"][0], routes.pop(local_name(url))
-            pages[local_name(url)] = drive_page.page(file_id, Path(path).name, path.stat().st_size)
+            pages[file_id] = drive_page.page(file_id, Path(path).name, path.stat().st_size)
             routes[drive_page.download_key(file_id)] = path
             named[drive_page.download_key(file_id)] = f"{file_id}.bin"
     served: list[str] = []
@@ -81,6 +81,8 @@ def serve(folder: str | Path):
             parts = urlsplit(self.path)
             key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
             path = routes.get(key)
+            drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
+            key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
             if path is None and key not in pages:
                 self.send_error(404, f"not on the mirror: {key}")
                 return

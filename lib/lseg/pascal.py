@@ -158,3 +158,49 @@ def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) ->
         pred = binary_logits(model, x, T.to(dev), torch.tensor([c], device=dev), size=full.shape).argmax(1)[0].cpu()
         m.update(pred == 1, full == c, c, ignore=full == IGNORE)
     return m
+
+
+def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
+    """The chapter's PASCAL-5i experiment for ``cfg`` (:class:`lib.lseg.chapter.LSegChapterConfig`): every run of
+    ``cfg.fold_runs`` trained on the fold's seen classes and evaluated on its held-out ones. ``None`` when the
+    configuration names no fold. Each run is cached (``lib.cache.memo``) and its training resumable."""
+    import hashlib
+    import time
+
+    from lib.lseg import training, weights
+
+    if cfg.fold is None or not cfg.fold_runs:
+        return None
+    held, seen = fold_classes(cfg.fold)
+    setting = (cfg.fold, cfg.fold_backbone, cfg.fold_size, cfg.fold_steps, cfg.fold_batch, cfg.fold_lr,
+               cfg.fold_train_limit, cfg.fold_val_limit)
+    key = hashlib.sha256(repr(setting).encode()).hexdigest()[:12]
+    data = None
+    labels = [OTHERS] + CLASSES
+    out = {"fold": cfg.fold, "held_out": [CLASSES[c - 1] for c in held], "runs": {}}
+    for text, arch, depth, seed in cfg.fold_runs:
+        name = f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
+
+        def run():
+            nonlocal data
+            if data is None:
+                root = extract()
+                data = {"train": load_split(root, "train", cfg.fold_size, cfg.fold_train_limit),
+                        "val": load_split(root, "val", cfg.fold_size, cfg.fold_val_limit)}
+            enc = training.fold_text_encoder(text, seed)
+            T = enc(labels)
+            t0 = time.time()
+            model, history = training.train_fold(
+                cfg, data, T, arch, depth, seed, device, backbone_state=weights.timm_vit(), progress=progress,
+                ckpt_path=cache.cache_dir("lseg", "work") / f"pascal5i-{key}-{name}.pt")
+            seconds = time.time() - t0
+            eps = episodes(data["val"], held)
+            m = evaluate(model, data["val"], eps, T)
+            return {"miou": m.miou(), "fb_iou": m.fb_iou(), "text": enc.name, "train_seconds": seconds,
+                    "per_class": {CLASSES[c - 1]: v for c, v in sorted(m.per_class().items())},
+                    "history": history, "n_test_episodes": len(eps),
+                    "n_train_episodes": len(episodes(data["train"], seen)),
+                    "n_train_images": len(data["train"]["ids"]), "n_val_images": len(data["val"]["ids"])}
+
+        out["runs"][name] = cache.memo(f"lseg-pascal5i-{key}-{name}", run, version="1")
+    return out
