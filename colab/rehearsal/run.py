@@ -41,7 +41,7 @@ import mirror  # noqa: E402
 CONTENT = Path("/content")
 REPORTS = ROOT / "artifacts" / "colab-rehearsal"
 # Chapters whose colab path is not built yet: at `colab` they must stop with ScaleNotBuilt (never run tiny instead).
-PENDING = {"02_spoof": "issue 12", "03_lseg": "issue 13"}
+PENDING = {"02_spoof": "issue 12"}
 VERIFIED_BY = {"sha256", "hash_prefix", "first_use"}
 
 REPORT_CELL = r'''
