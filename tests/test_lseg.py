@@ -393,3 +393,51 @@ def test_openai_torchscript_archive_read_without_jit(tmp_path, monkeypatch):
     enc = L.CLIPText(model=model)
     assert enc(["others", "dog"]).shape == (2, 512)
     assert not any(p.requires_grad for p in enc.model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------ PASCAL-5i
+def test_pascal5i_folds_episodes_and_targets():
+    """HSNet's class splits (fold i holds out VOC ids 5i+1..5i+5), one episode per (image, class present), the
+    binary target ({others 0, class 1}, VOC's 255 border ignored), and the protocol on a perfect prediction."""
+    from lib.lseg import pascal
+
+    held, seen = pascal.fold_classes(0)
+    assert [pascal.CLASSES[c - 1] for c in held] == ["aeroplane", "bicycle", "bird", "boat", "bottle"]
+    assert sorted(held + seen) == list(range(1, 21)) and pascal.fold_classes(3)[0] == [16, 17, 18, 19, 20]
+    with pytest.raises(ValueError, match="folds 0, 1, 2, 3"):
+        pascal.fold_classes(4)
+    m = torch.zeros(6, 6, dtype=torch.uint8)
+    m[:2, :2], m[4:, 4:], m[3, :] = 1, 7, 255
+    split = {"full": [m, torch.zeros(6, 6, dtype=torch.uint8)]}
+    assert pascal.episodes(split, held) == [(0, 1)] and pascal.episodes(split, seen) == [(0, 7)]
+    y = pascal.binary_target(m, 7)
+    assert y[5, 5] == 1 and y[0, 0] == 0 and (y[3] == 255).all()
+
+    class Oracle(torch.nn.Module):  # binary_logits' interface: pixel embeddings aligned with the class's text row
+        def __init__(self, mask):
+            super().__init__()
+            self.mask = mask
+            self.register_buffer("temperature", torch.tensor(1.0))
+            self.scratch = type("S", (), {"head_block": staticmethod(lambda F: F)})
+
+        def forward_features(self, x):
+            I = torch.stack([(self.mask != 1).float(), (self.mask == 1).float()])[None]
+            return {"pixel_embeddings": I}
+
+    T = torch.zeros(21, 2)
+    T[0, 0], T[1:, 1] = 1, 1
+    split = {"images": torch.zeros(1, 6, 6, 3, dtype=torch.uint8), "full": [m]}
+    res = pascal.evaluate(Oracle(m), split, [(0, 1)], T)
+    assert res.miou() == 1.0 and res.fb_iou() == 1.0
+
+
+def test_colab_config_rehearsal_shrinks_sizes_only():
+    from lib.lseg import chapter
+
+    colab = chapter.CONFIGS["colab"]
+    r = colab.rehearsed()
+    changed = {f for f in colab.describe() if colab.describe()[f] != r.describe()[f]}
+    assert changed == set(chapter.LSegChapterConfig.REHEARSAL) | {"rehearsal"}
+    assert r.fold_runs == colab.fold_runs and r.official_demo == colab.official_demo and r.fold == 0
+    assert all(v is None or isinstance(v, int) for v in chapter.LSegChapterConfig.REHEARSAL.values())
+    assert chapter.CONFIGS["tiny"].fold is None and chapter.CONFIGS["tiny"].official_demo is None
