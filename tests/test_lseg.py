@@ -441,3 +441,32 @@ def test_colab_config_rehearsal_shrinks_sizes_only():
     assert r.fold_runs == colab.fold_runs and r.official_demo == colab.official_demo and r.fold == 0
     assert all(v is None or isinstance(v, int) for v in chapter.LSegChapterConfig.REHEARSAL.values())
     assert chapter.CONFIGS["tiny"].fold is None and chapter.CONFIGS["tiny"].official_demo is None
+
+
+def test_mirror_serves_drive_large_file_flow_to_gdown(tmp_path, monkeypatch):
+    """The rehearsal mirror answers a Drive URL as Drive answers a large file (an HTML confirmation page, then the
+    file at drive.usercontent.google.com), and fetch_drive gets the file through gdown's own handling of it."""
+    import sys
+
+    from lib import download
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "colab" / "rehearsal"))
+    import drive_page
+    import mirror
+
+    url = download.DRIVE_URL.format("FILE_ID")
+    (tmp_path / "m" / "files").mkdir(parents=True)
+    (tmp_path / "m" / "files" / "ckpt").write_bytes(b"\x00checkpoint bytes")
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(
+        {"files": {url: {"sha256": sha256sum(tmp_path / "m" / "files" / "ckpt"), "path": "files/ckpt"}}}))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    with mirror.serve(tmp_path / "m") as (base, served):
+        import urllib.request
+
+        with urllib.request.urlopen(f"{base}/drive.google.com/uc?id=FILE_ID") as r:  # what gdown 6 asks first
+            assert r.headers["Content-Type"].startswith("text/html") and b"download-form" in r.read()
+        monkeypatch.setenv("COURSE_MIRROR", base)
+        path = download.fetch_drive("FILE_ID", reader="torch.load(weights_only=True)", filename="x.ckpt",
+                                    progress=False)
+    assert path.read_bytes() == b"\x00checkpoint bytes"
+    assert served[-2:] == ["FILE_ID", drive_page.download_key("FILE_ID")]  # the page, then the usercontent URL

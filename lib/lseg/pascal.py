@@ -175,23 +175,24 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
     setting = (cfg.fold, cfg.fold_backbone, cfg.fold_size, cfg.fold_steps, cfg.fold_batch, cfg.fold_lr,
                cfg.fold_train_limit, cfg.fold_val_limit)
     key = hashlib.sha256(repr(setting).encode()).hexdigest()[:12]
-    data = None
+    data = vit = None
     labels = [OTHERS] + CLASSES
     out = {"fold": cfg.fold, "held_out": [CLASSES[c - 1] for c in held], "runs": {}}
     for text, arch, depth, seed in cfg.fold_runs:
         name = f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
 
         def run():
-            nonlocal data
-            if data is None:
+            nonlocal data, vit
+            if data is None:  # read once, and only if some run is not cached yet
                 root = extract()
                 data = {"train": load_split(root, "train", cfg.fold_size, cfg.fold_train_limit),
                         "val": load_split(root, "val", cfg.fold_size, cfg.fold_val_limit)}
+                vit = weights.timm_vit()
             enc = training.fold_text_encoder(text, seed)
             T = enc(labels)
             t0 = time.time()
             model, history = training.train_fold(
-                cfg, data, T, arch, depth, seed, device, backbone_state=weights.timm_vit(), progress=progress,
+                cfg, data, T, arch, depth, seed, device, backbone_state=vit, progress=progress,
                 ckpt_path=cache.cache_dir("lseg", "work") / f"pascal5i-{key}-{name}.pt")
             seconds = time.time() - t0
             eps = episodes(data["val"], held)
