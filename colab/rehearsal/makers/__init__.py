@@ -4,9 +4,9 @@ colab configurations download, read from the course's own constants)."""
 
 from __future__ import annotations
 
-from . import icm, spoof
+from . import icm, lseg, spoof
 
-CHAPTERS = [icm, spoof]
+CHAPTERS = [icm, spoof, lseg]
 MAKERS = [entry for chapter in CHAPTERS for entry in chapter.MAKERS]
 
 
