@@ -95,12 +95,14 @@ def main(argv=None):
     img = torch.rand(3, 480, 640)
     s, f = timed(lambda: det([img]))
     n_task = len(cfg.coco_ids)
-    # every evaluate() detects the originals and the decodes: base + 7 finetuned heads, plus the JPEG comparisons
-    n_detect = (1 + n_runs) * 2 * n_task + 2 * n_task + 2 * len(cfg.kodak_ids) + 2 * n_task
+    n_kodak = len(cfg.kodak_ids)
+    # every evaluate() detects the originals and the decodes (base + 7 finetuned heads); the JPEG comparisons on the
+    # task set and on both sets; the confidences printed for both sets
+    n_detect = (1 + n_runs) * 2 * n_task + 2 * n_task + 2 * (n_kodak + n_task) + (n_kodak + n_task)
     parts["maskrcnn_inference"] = {"cpu_s": s, "flops": f, "count": n_detect}
     # 4. the feature distance on one task image (two backbone passes)
     s, f = timed(lambda: task_distortion(Feats()(img[None]), Feats()(img[None])))
-    parts["feature_distance"] = {"cpu_s": s, "flops": f, "count": (1 + n_runs) * n_task}
+    parts["feature_distance"] = {"cpu_s": s, "flops": f, "count": (1 + n_runs) * n_task + 2 * n_task + n_kodak}
     # 5. the codec's transforms on one Kodak image (g_a and g_s: on the GPU, where the chapter keeps the codec at
     # colab) and its entropy coder (CompressAI's rANS: on the CPU on Colab too), for one compress + decompress
     codec.eval(); codec.update(force=True)
@@ -108,7 +110,7 @@ def main(argv=None):
     with torch.no_grad():
         s, f = timed(lambda: codec.g_s(codec.g_a(k)))
         y = codec.g_a(k)
-    n_images = len(cfg.kodak_ids) + n_task
+    n_images = n_kodak + n_task
     # compress once per variant for the bitstream check (+ the base), decompress once per evaluation, 3 timed decodes
     n_code = (1 + n_runs) * n_images + 3 * len(cfg.kodak_ids)
     parts["codec_transforms"] = {"cpu_s": s, "flops": f, "count": n_code}
