@@ -489,7 +489,9 @@ def test_tiny_config_holds_the_settings_the_chapter_ran_with():
         "steps=150-batch=4-crop=128-pool=256-k=3-patch=64-lmbda_adv=0.01-lr_g=0.0003-lr_d=0.0002-gan=lsgan-ndf=32-"
         "n_layers=3-adversarial=True-trainable=('g_s.0', 'g_s.1')-seed=0")
     colab = config.CONFIGS["colab"]
-    assert colab.finetune_settings() == dict(steps=3000, batch=16, crop=256, pool=256, ndf=64, lr_g=1e-4)
+    assert colab.finetune_settings() == dict(steps=1000, batch=8, crop=256, pool=256, ndf=64, lr_g=1e-4)
+    assert (tiny.machine, tiny.li_k, tiny.li_patch) == ("efficientnet-lite0", 1, 128)  # the chapter's "LI 1×128"
+    assert (colab.machine, colab.li_k, colab.li_patch, colab.task_size) == ("mask-rcnn", 3, 128, None)
     assert (colab.base, colab.base_quality, colab.eval_sets, colab.kodak_ids) == ("compressai", 2, "kodak+coco",
                                                                                  tuple(range(1, 25)))
     assert colab.coco_url.format(139) == "http://images.cocodataset.org/val2017/000000000139.jpg"
@@ -505,6 +507,9 @@ def test_rehearsal_keeps_every_code_path_of_colab():
     assert r.ft_steps >= 3 and r.ft_crop >= 128             # milestones at steps/3, 2·steps/3; 128-px patches fit
     assert r.ft_pool >= r.ft_batch and r.kodak_ids and r.coco_ids and r.base_steps >= 1
     assert set(r.coco_ids) <= set(colab.coco_ids) and set(r.kodak_ids) <= set(colab.kodak_ids)
+    assert (r.machine, r.coco_annotations_url, r.coco_train_url) == (colab.machine, colab.coco_annotations_url,
+                                                                   colab.coco_train_url)
+    assert r.li_patch <= r.ft_crop and colab.li_patch <= colab.ft_crop and r.coco_train_images >= r.base_batch
 
 
 def test_chapter_1_at_paper_scale_says_it_is_not_built():
@@ -550,3 +555,183 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
         X.eval_sets(dataclasses.replace(cfg, eval_sets="imagenet"), None, None, None)
     with pytest.raises(ValueError, match="unknown base"):
         X.base_codec(dataclasses.replace(cfg, base="jpeg"), None, None, None)
+
+
+# --- colab: COCO annotations, Mask R-CNN's scores, bad input (issue 11) -------------------------------------------
+def _coco_site(tmp_path, ids, annotated=None):
+    """A folder with stand-in COCO val2017 JPEGs for ``ids`` and an annotations zip for ``annotated`` (default:
+    the same ids), made by the rehearsal mirror's makers (COCO's schema)."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
+    icm_maker = importlib.import_module("makers.icm")
+    import io
+    import zipfile
+
+    site = tmp_path / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        (site / f"{i:012d}.jpg").write_bytes(icm_maker.coco_jpeg(f"http://images.cocodataset.org/val2017/{i:012d}.jpg"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("annotations/instances_val2017.json",
+                   json.dumps(icm_maker.instances(ids if annotated is None else annotated)))
+    (site / "annotations_trainval2017.zip").write_bytes(buf.getvalue())
+    return site
+
+
+def test_coco_annotations_are_cut_with_the_images_and_score_perfect_detections_1(tmp_path, monkeypatch):
+    from pycocotools import mask as mask_utils
+
+    from lib.icm import data
+    from tests.helpers.serve import serve
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    site = _coco_site(tmp_path, [139, 632])   # 139: 640x427 (cut to 640x416), 632: 640x480
+    with serve(site) as url:
+        images = data.coco_val([139, 632], size=None, url=url + "/{:012d}.jpg")
+        assert [tuple(x.shape[-2:]) for _, x in images] == [(416, 640), (480, 640)]
+        gt = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+        assert lib.download.downloads()[-1]["loaded_with"] == "zip"
+    assert len(gt) == 2 and "000000000139" in gt and "000000000285" not in gt
+    anns = gt.coco.loadAnns(gt.coco.getAnnIds(imgIds=[139]))
+    crowd = [a for a in anns if a["iscrowd"]][0]
+    assert mask_utils.decode(crowd["segmentation"]).shape == (416, 640)
+    assert crowd["area"] == (416 - (427 - 30)) * 200          # the crowd region lost the rows below 416
+    # the ground truth itself, as detections: AP 1 for masks and boxes
+    dets = []
+    for name in ["000000000139", "000000000632"]:
+        objs = [a for a in gt.coco.loadAnns(gt.coco.getAnnIds(imgIds=[int(name)])) if not a["iscrowd"]]
+        masks = torch.stack([torch.from_numpy(mask_utils.decode(a["segmentation"])).float() for a in objs])[:, None]
+        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                              for a in objs])
+        dets.append({"boxes": boxes, "labels": torch.tensor([a["category_id"] for a in objs]),
+                     "scores": torch.ones(len(objs)), "masks": masks})
+    perfect = gt.mean_ap(["000000000139", "000000000632"], dets)
+    assert perfect["map_segm"] == pytest.approx(1.0) and perfect["map_bbox"] == pytest.approx(1.0)
+    shifted = [{**d, "masks": torch.roll(d["masks"], 60, -1), "boxes": d["boxes"] + torch.tensor([60., 0, 60, 0])}
+               for d in dets]
+    assert gt.mean_ap(["000000000139", "000000000632"], shifted)["map_segm"] < 0.9
+    none = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long), "scores": torch.zeros(0),
+             "masks": torch.zeros(0, 1, 416, 640)}] * 2
+    assert gt.mean_ap(["000000000139", "000000000632"], none) == {"map_segm": 0.0, "map_bbox": 0.0}
+
+
+def test_coco_annotations_that_do_not_match_the_images_are_refused(tmp_path, monkeypatch):
+    from lib.icm import data
+    from tests.helpers.serve import serve
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    site = _coco_site(tmp_path, [139, 285], annotated=[632, 724])  # the annotations of other images
+    with serve(site) as url:
+        images = data.coco_val([139, 285], size=None, url=url + "/{:012d}.jpg")
+        with pytest.raises(ValueError, match=r"describes no image with id \[139, 285\].*coco_ids"):
+            data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+    (tmp_path / "b").mkdir()
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "b" / "cache"))
+    wrong = [("000000000139", torch.rand(1, 3, 480, 640))]   # 139 is 640x427 in the file
+    with serve(_coco_site(tmp_path / "b", [139])) as url:
+        with pytest.raises(ValueError, match=r"says image 139 is 640x427 pixels.*do not match the images"):
+            data.coco_annotations(wrong, url=url + "/annotations_trainval2017.zip")
+
+
+def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from lib.icm import data
+    from tests.helpers.serve import serve
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in (1, 3):  # kodim02 is missing
+        Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(site / f"kodim{i:02d}.png")
+    Image.fromarray(np.full((12, 40, 3), 128, np.uint8)).save(site / "000000000139.jpg")
+    with serve(site) as url:
+        with pytest.raises(lib.download.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
+                                                              r"HTTP 404.*leave its id out of kodak_ids"):
+            data.kodak((1, 2, 3), url=url + "/kodim{:02d}.png")
+        with pytest.raises(ValueError, match=r"000000000139\.jpg is 40x12 pixels, smaller than the codec's stride "
+                                             r"\(16 px\).*leave its id out of coco_ids"):
+            data.coco_val([139], size=None, url=url + "/{:012d}.jpg")
+    with pytest.raises(ValueError, match=r"no image \[25\]: fix kodak_ids"):
+        data.kodak((24, 25))
+    with pytest.raises(ValueError, match=r"images\[0\] is 8x8 pixels: the codec \(its total stride\) needs height "
+                                         r"and width that are positive multiples of 16"):
+        C.compress_all(small_codec(), [torch.rand(1, 3, 8, 8)])
+
+
+def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotations(tmp_path, monkeypatch):
+    """The colab machine on a state dict of the real architecture (random weights) under its real file name,
+    fetched through lib.download with the hash prefix: features for the loss, detections, scores, a config."""
+    import dataclasses
+    import hashlib
+    import shutil
+
+    import torchvision
+
+    from lib.icm import config, data, machine as Mm
+    from tests.helpers.serve import serve
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    sd = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    tmp = tmp_path / "m.pth"
+    torch.save(sd, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    site = _coco_site(tmp_path, [139])
+    shutil.copy(tmp, site / f"maskrcnn_resnet50_fpn_coco-{digest[:8]}.pth")
+    with serve(site) as url:
+        monkeypatch.setattr(Mm, "maskrcnn_url", lambda: f"{url}/maskrcnn_resnet50_fpn_coco-{digest[:8]}.pth")
+        cfg = dataclasses.replace(config.CONFIGS["colab"].rehearsed(), machine_size=96)
+        m = Mm.build(cfg)
+        assert lib.download.downloads()[-1]["verified_by"] == "hash_prefix"
+        assert not any(p.requires_grad for p in m.parameters())
+        images = data.coco_val([139], size=None, url=url + "/{:012d}.jpg")
+        m.ground_truth = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+    x = images[0][1][..., :64, :64].clone().requires_grad_(True)
+    d = Mm.task_distortion(m(x), m(x.detach() * 0.9))
+    assert float(d["kl"]) == 0.0 and float(d["feature"]) > 0
+    d["feature"].backward()
+    assert x.grad.abs().sum() > 0
+    s = Mm.task_scores(m, [x for _, x in images], [x for _, x in images], ["000000000139"])
+    assert set(s) == {"map_segm", "map_bbox", "pseudo_map_segm", "feature"} and s["feature"] == 0.0
+    assert 0.0 <= s["map_segm"] <= 1.0
+    assert np.isnan(Mm.task_scores(m, [x for _, x in images], [x for _, x in images], ["kodim01"])["map_segm"])
+    assert Mm.task_key(m) == "map_segm" and m.confidence([x for _, x in images]).shape == (1,)
+
+
+def test_rehearsal_miniatures_of_the_colab_files_have_the_real_formats():
+    """The mirror's Mask R-CNN file has torchvision's keys and shapes (and loads into the real model), its COCO zips
+    hold what pycocotools and lib.icm.data read, and every URL the colab path downloads has a maker."""
+    import importlib
+    import io
+    import re
+    import zipfile
+
+    import torchvision
+    from pycocotools.coco import COCO
+
+    sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
+    makers = importlib.import_module("makers")
+    icm_maker = importlib.import_module("makers.icm")
+    from lib.icm.machine import maskrcnn_url
+
+    url = maskrcnn_url()
+    assert url.endswith("/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth") and url in icm_maker.urls()
+    for u in icm_maker.urls():
+        assert any(re.fullmatch(p, u) for p, _ in makers.MAKERS), u
+    sd = torch.load(io.BytesIO(icm_maker.maskrcnn_state_dict(url)), weights_only=True)
+    real = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    assert {k: tuple(v.shape) for k, v in sd.items()} == {k: tuple(v.shape) for k, v in real.items()}
+    with zipfile.ZipFile(io.BytesIO(icm_maker.coco_annotations_zip(""))) as z:
+        data = json.loads(z.read("annotations/instances_val2017.json"))
+    assert {"images", "annotations", "categories"} <= set(data) and len(data["categories"]) == 80
+    assert {a["iscrowd"] for a in data["annotations"]} == {0, 1}
+    assert set(data["annotations"][0]) >= {"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd"}
+    coco = COCO()
+    coco.dataset = data
+    coco.createIndex()
+    assert coco.annToMask(coco.loadAnns(coco.getAnnIds(imgIds=[139]))[0]).shape == (427, 640)
+    with zipfile.ZipFile(io.BytesIO(icm_maker.coco_val_zip(""))) as z:
+        assert "val2017/000000000001.jpg" in z.namelist() and "val2017/000000000139.jpg" in z.namelist()

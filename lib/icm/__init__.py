@@ -5,7 +5,7 @@ Coding for Machines and Humans", ICIP 2022 (arXiv 2401.10732). Chapter 1 of the 
 
 - :mod:`lib.icm.config`       the chapter's settings, one frozen :class:`ICMConfig` per scale (``CONFIGS``)
 - :mod:`lib.icm.codec`        the ICM codec (CompressAI factorized prior, straight-through rounding and clamping)
-- :mod:`lib.icm.machine`      the machine (EfficientNet-Lite0 at tiny scale; Mask R-CNN + mAP at colab/paper)
+- :mod:`lib.icm.machine`      the machine (EfficientNet-Lite0 at tiny scale; Mask R-CNN + COCO mAP at colab)
 - :mod:`lib.icm.base`         training the base codec for the machine (rate + task loss)
 - :mod:`lib.icm.patchgan`     the PatchGAN discriminator, its losses, aligned patches  (the paper's tool)
 - :mod:`lib.icm.finetune`     freezing everything that makes the bitstream; finetuning the decoder head

@@ -92,7 +92,9 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
 
     def batches(step):
         seed = cfg.seed * 100003 + step
-        if step >= cfg.rd_steps:
+        if step >= cfg.rd_steps and train_stamps is None:  # no stamps: crops of the photos (COCO at colab)
+            x = D.random_crops(train_photos, cfg.batch, cfg.task_crop, seed)
+        elif step >= cfg.rd_steps:
             x = D.random_scenes(train_photos, train_stamps, cfg.batch, cfg.task_crop, seed)
         elif step % 2:
             x = D.random_crops(train_photos, cfg.batch, cfg.crop, seed)

@@ -89,7 +89,8 @@ def bpp_from_likelihoods(likelihoods: dict, num_pixels: int) -> torch.Tensor:
 
 @torch.no_grad()
 def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
-    """Real bitstreams (one ``compress()`` per image): ``[{"strings", "shape", "bytes", "sha256"}]``.
+    """Real bitstreams (one ``compress()`` per image, its transform on the codec's device):
+    ``[{"strings", "shape", "bytes", "sha256"}]``.
 
     Each item of ``images`` is one image, (3, H, W) or (1, 3, H, W); a batch of several is refused."""
     codec.eval()
@@ -99,7 +100,7 @@ def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
         if x.shape[0] != 1:
             raise ValueError(f"images[{i}] is a batch of {x.shape[0]} images {tuple(x.shape)}: compress_all codes "
                              f"one image per item and would report only the first; pass list(batch) instead")
-        enc = codec.compress(x)
+        enc = codec.compress(x.to(next(codec.parameters()).device))
         data = b"".join(s[0] for s in enc["strings"])
         out.append({"strings": enc["strings"], "shape": tuple(enc["shape"]), "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest()})
@@ -108,7 +109,7 @@ def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
 
 @torch.no_grad()
 def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor]:
-    """Decoded images of :func:`compress_all`'s bitstreams; each one's bytes are first checked against the
+    """Decoded images (on the CPU) of :func:`compress_all`'s bitstreams; each one's bytes are first checked against the
     ``sha256`` stored beside them (a damaged bitstream decodes to garbage without any error of its own)."""
     codec.eval()
     for i, b in enumerate(bitstreams):
@@ -117,7 +118,7 @@ def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor
             raise ValueError(f"bitstreams[{i}] is damaged: its {len(data)} bytes do not match the sha256 stored with "
                              f"it ({b['sha256'][:12]}…; {b.get('bytes', '?')} bytes when coded). Re-encode the image "
                              f"with compress_all, or reload the bitstream from where it was saved")
-    return [codec.decompress(b["strings"], b["shape"])["x_hat"] for b in bitstreams]
+    return [codec.decompress(b["strings"], b["shape"])["x_hat"].cpu() for b in bitstreams]
 
 
 def state_hashes(module: torch.nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, str]:

@@ -8,9 +8,13 @@ is given. Two fields name *how* a part is made (the library dispatches on them, 
                :mod:`lib.icm.experiment` (sha256-checked); ``"compressai"``: CompressAI's pretrained
                ``bmshj2018-factorized`` at ``base_quality`` as the initialisation, trained for the machine
                (:func:`lib.icm.experiment.train_base_gpu`).
+``machine``    ``"efficientnet-lite0"``: the ImageNet classifier (task score: top-1 agreement); ``"mask-rcnn"``:
+               torchvision's COCO Mask R-CNN (task score: mask mAP against the real annotations), whose shorter
+               side is ``machine_size`` (:func:`lib.icm.machine.build`).
 ``eval_sets``  ``"held-out"``: fixed crops of the held-out photos (fidelity) and confident object scenes of the
                held-out stamps (task); ``"kodak+coco"``: the Kodak images ``kodak_ids`` (fidelity) and the COCO
-               val2017 images ``coco_ids`` where the machine is confident (task), downloaded.
+               val2017 images ``coco_ids`` where the machine is confident (task), downloaded, with their
+               annotations from ``coco_annotations_url`` when the machine scores against them.
 
 Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet (issue 11): at
 ``COURSE_SCALE=paper`` the chapter stops at its configuration cell with :class:`lib.scale.ScaleNotBuilt`.
@@ -21,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lib.icm.data import COCO_VAL_URL, KODAK_URL
+from lib.icm.data import COCO_ANNOTATIONS_URL, COCO_VAL_URL, COCO_ZIP_URL, KODAK_URL
 from lib.scale import ScaleConfig
 
 # COCO val2017 image ids (our choice: the first ids of the val2017 list, as published file names show them; the
@@ -43,6 +47,11 @@ class ICMConfig(ScaleConfig):
     base_crop: int | None         # object scenes of this size
     base_lr: float | None
     base_ckpt_every: int | None   # steps between its resumable checkpoints
+    coco_train_url: str | None    # "compressai": the base trains on crops of COCO val2017 images from this zip,
+    coco_train_images: int | None  # the first this many by id outside coco_ids
+    # the machine (lib.icm.machine.build)
+    machine: str                  # "efficientnet-lite0" | "mask-rcnn"
+    machine_size: int | None      # Mask R-CNN's shorter side (torchvision: 800)
     # the decoder-head finetuning (lib.icm.finetune.FinetuneConfig, the fields that change with the scale)
     ft_steps: int
     ft_batch: int
@@ -50,24 +59,28 @@ class ICMConfig(ScaleConfig):
     ft_pool: int                  # training crops drawn once
     ft_ndf: int                   # discriminator width
     ft_lr_g: float                # decoder head's learning rate
+    li_k: int                     # LI ("low adversarial impact"): patches per image and their size
+    li_patch: int
     # the two evaluation sets
     eval_sets: str                # "held-out" | "kodak+coco"
     fid_crop: int | None          # "held-out": crop size and crops per held-out photo
     fid_per_photo: int | None
-    task_size: int                # task images are task_size² (the classifier's native 224 px)
+    task_size: int | None         # task images are task_size² (the classifier's native 224 px); None: their own size
     task_per_stamp: int | None    # "held-out": scenes per held-out stamp
     confidence: float             # task set: images where the machine's top probability is at least this
     kodak_url: str | None         # "kodak+coco"
     kodak_ids: tuple[int, ...] | None
     coco_url: str | None
     coco_ids: tuple[int, ...] | None
+    coco_annotations_url: str | None
 
     ISSUE: ClassVar[int] = 11
     # The Colab rehearsal's budget: a few steps and images, every code path (the ablation's 128-px patches need
     # 128-px crops; confidence 0 keeps every task image, since stand-in images need not look like anything).
+    # Mask R-CNN sees 128-px images there, its real architecture and code path.
     REHEARSAL: ClassVar[dict] = dict(base_steps=12, base_ckpt_every=3, base_batch=2, base_crop=64, ft_steps=6, ft_batch=2, ft_crop=128,
                                      ft_pool=8, ft_ndf=8, kodak_ids=(1, 2, 3), coco_ids=COCO_TASK_IDS[:4],
-                                     confidence=0.0)
+                                     confidence=0.0, coco_train_images=4, machine_size=128)
 
     def finetune_settings(self) -> dict:
         """The scale's share of :class:`lib.icm.finetune.FinetuneConfig`'s fields: ``FinetuneConfig(k=3, patch=64,
@@ -81,15 +94,21 @@ CONFIGS: dict[str, ICMConfig] = {
     "tiny": ICMConfig(
         scale="tiny",
         base="committed", base_quality=None, base_steps=None, base_batch=None, base_crop=None, base_lr=None,
-        base_ckpt_every=None, ft_steps=150, ft_batch=4, ft_crop=128, ft_pool=256, ft_ndf=32, ft_lr_g=3e-4,
+        base_ckpt_every=None, coco_train_url=None, coco_train_images=None,
+        machine="efficientnet-lite0", machine_size=None,
+        ft_steps=150, ft_batch=4, ft_crop=128, ft_pool=256, ft_ndf=32, ft_lr_g=3e-4, li_k=1, li_patch=128,
         eval_sets="held-out", fid_crop=192, fid_per_photo=9, task_size=224, task_per_stamp=4, confidence=0.5,
-        kodak_url=None, kodak_ids=None, coco_url=None, coco_ids=None),
-    # one GPU: CompressAI's pretrained weights (in place of stage 1) trained for the machine, Kodak and COCO val
+        kodak_url=None, kodak_ids=None, coco_url=None, coco_ids=None, coco_annotations_url=None),
+    # one GPU (a Colab T4: the step counts fit the chapter in 60 minutes, see its "Time" line): CompressAI's
+    # pretrained weights (in place of stage 1) trained for Mask R-CNN on COCO val2017 crops; Kodak for fidelity,
+    # the COCO val2017 images coco_ids with their real annotations for the task (every one kept: confidence 0)
     "colab": ICMConfig(
         scale="colab",
-        base="compressai", base_quality=2, base_steps=20_000, base_batch=16, base_crop=256, base_lr=1e-4,
-        base_ckpt_every=50, ft_steps=3000, ft_batch=16, ft_crop=256, ft_pool=256, ft_ndf=64, ft_lr_g=1e-4,
-        eval_sets="kodak+coco", fid_crop=None, fid_per_photo=None, task_size=224, task_per_stamp=None,
-        confidence=0.5, kodak_url=KODAK_URL, kodak_ids=tuple(range(1, 25)), coco_url=COCO_VAL_URL,
-        coco_ids=COCO_TASK_IDS),
+        base="compressai", base_quality=2, base_steps=3000, base_batch=8, base_crop=256, base_lr=1e-4,
+        base_ckpt_every=50, coco_train_url=COCO_ZIP_URL, coco_train_images=500,
+        machine="mask-rcnn", machine_size=800,
+        ft_steps=1000, ft_batch=8, ft_crop=256, ft_pool=256, ft_ndf=64, ft_lr_g=1e-4, li_k=3, li_patch=128,
+        eval_sets="kodak+coco", fid_crop=None, fid_per_photo=None, task_size=None, task_per_stamp=None,
+        confidence=0.0, kodak_url=KODAK_URL, kodak_ids=tuple(range(1, 25)), coco_url=COCO_VAL_URL,
+        coco_ids=COCO_TASK_IDS, coco_annotations_url=COCO_ANNOTATIONS_URL),
 }

@@ -12,7 +12,7 @@ from pytorch_msssim import ms_ssim, ssim
 from lib.icm.checkerboard import checkerboard_score
 from lib.icm.codec import ICMCodec, compress_all, decompress_all
 from lib.icm.data import to_tensor
-from lib.icm.machine import task_fidelity
+from lib.icm.machine import task_scores
 
 PERIODS = (2, 3, 4, 5, 6, 7, 8)
 
@@ -29,10 +29,11 @@ def artifact_scores(images, periods=PERIODS) -> dict:
 @torch.no_grad()
 def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: list[dict] | None = None,
              periods=PERIODS, task_images: list[torch.Tensor] | None = None,
-             task_bitstreams: list[dict] | None = None) -> dict:
+             task_bitstreams: list[dict] | None = None, task_names: list[str] | None = None) -> dict:
     """Decode ``bitstreams`` (or compress ``images`` first) and measure fidelity and artifacts against ``images``;
-    the task (top-1 agreement, feature distance) on ``task_images`` (default: ``images``), through real bitstreams
-    too (``task_bitstreams``, or compressed here)."""
+    the task (``machine.task_scores``: top-1 agreement or mAP, feature distance) on ``task_images`` (default:
+    ``images``; ``task_names`` name them for the annotations), through real bitstreams too (``task_bitstreams``, or
+    compressed here)."""
     codec.eval()
     if bitstreams is None:
         bitstreams = compress_all(codec, images)
@@ -45,7 +46,7 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
         task_bits = task_bitstreams if task_bitstreams is not None else compress_all(codec, task_images)
         task_hats = decompress_all(codec, task_bits)
     big = min(images[0].shape[-2:]) > 160
-    task = task_fidelity(machine, task_images, task_hats)
+    task = task_scores(machine, task_images, task_hats, task_names)
     return {
         "bpp": float(np.mean([b["bytes"] * 8 / (x.shape[-1] * x.shape[-2]) for b, x in zip(bitstreams, images)])),
         "psnr": float(np.mean([psnr(x, xh) for x, xh in zip(images, x_hats)])),
@@ -53,8 +54,7 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
         "ms_ssim": float(np.mean([float(ms_ssim(x, xh, data_range=1.0)) for x, xh in zip(images, x_hats)]))
         if big else None,
         "task_bpp": float(np.mean([b["bytes"] * 8 / (x.shape[-1] * x.shape[-2]) for b, x in zip(task_bits, task_images)])),
-        "top1": task["top1"],
-        "feature": task["feature"],
+        **task,
         "artifact": artifact_scores(x_hats, periods),
         "decode_s": decode_s,
         "x_hat": x_hats,

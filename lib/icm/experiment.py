@@ -6,7 +6,8 @@ by ``scripts/icm_train_base.py``; its sha256 is checked on load). ``base="compre
 pretrained weights as the initialisation, trained for the machine by :func:`train_base_gpu`.
 ``eval_sets="held-out"`` *(our choice)*: fixed 192-px crops of held-out photos for fidelity and artifacts, and the
 *task set*: 224-px object scenes of held-out stamps on held-out photos where the machine is confident.
-``eval_sets="kodak+coco"``: the Kodak images and confident COCO val images the configuration names by id.
+``eval_sets="kodak+coco"``: the Kodak images and confident COCO val images the configuration names by id, with
+their COCO annotations handed to a machine that scores against them (Mask R-CNN, ``ground_truth``).
 """
 
 from __future__ import annotations
@@ -54,16 +55,28 @@ def stamps_split():
 
 @torch.no_grad()
 def top_probability(images: list[torch.Tensor], machine) -> torch.Tensor:
-    """The machine's top class probability on each image (how sure it is of its own prediction)."""
+    """How sure the machine is on each image (``machine.confidence``): the classifier's top class probability,
+    Mask R-CNN's highest detection score (any other module: its top class probability)."""
     from lib.icm.machine import outputs
 
+    if hasattr(machine, "confidence"):
+        return machine.confidence(images)
     return outputs(machine, images)["logits"].softmax(-1).max(-1).values
+
+
+def task_score(machine, originals, decoded, names=None) -> float:
+    """The machine's headline task score (``machine.task_key``) of ``decoded`` (:func:`lib.icm.machine.task_scores`)."""
+    from lib.icm.machine import task_key, task_scores
+
+    return task_scores(machine, originals, decoded, names)[task_key(machine)]
 
 
 @torch.no_grad()
 def confident(images: list[tuple[str, torch.Tensor]], machine, threshold: float = 0.5) -> list:
     """The images on which the machine's top class probability is at least ``threshold``: its prediction there is
-    the pseudo ground truth, the way :func:`lib.icm.machine.segmentation_map` keeps detections scoring ≥ 0.5."""
+    the pseudo ground truth, the way :func:`lib.icm.machine.pseudo_map` keeps detections scoring ≥ 0.5."""
+    if threshold <= 0:  # every image kept: no need to ask the machine
+        return list(images)
     top_p = top_probability([x for _, x in images], machine)
     keep = [item for item, p in zip(images, top_p.tolist()) if p >= threshold]
     if not keep:
@@ -85,8 +98,10 @@ def eval_sets(cfg, eval_photos, eval_stamps, machine) -> tuple[list, list]:
         return (eval_images(eval_photos, cfg.fid_crop, cfg.fid_per_photo),
                 task_images(eval_photos, eval_stamps, machine, cfg.task_size, cfg.task_per_stamp, cfg.confidence))
     if cfg.eval_sets == "kodak+coco":
-        return (data.kodak(cfg.kodak_ids, url=cfg.kodak_url),
-                confident(data.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url), machine, cfg.confidence))
+        coco = data.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url)
+        if hasattr(machine, "ground_truth"):  # a machine scored against the real annotations (Mask R-CNN)
+            machine.ground_truth = data.coco_annotations(coco, url=cfg.coco_annotations_url)
+        return data.kodak(cfg.kodak_ids, url=cfg.kodak_url), confident(coco, machine, cfg.confidence)
     raise ValueError(f"unknown eval_sets {cfg.eval_sets!r} in {cfg.name}: use 'held-out' or 'kodak+coco'")
 
 
@@ -101,10 +116,11 @@ def describe_eval_sets(cfg, evalset, taskset, photos: tuple[list, list], stamps:
                 f"task set: {len(task_imgs)} confident scenes of {task_imgs[0].shape[-1]} px from {len(eval_stamps)} "
                 f"held-out stamps ({len(train_stamps)} for training), e.g. "
                 f"{', '.join(n.split('@')[0] for n in [n for n, _ in taskset][:4])}")
+    size = f"{cfg.task_size} px" if cfg.task_size else "their own size (cut to the codec's stride)"
     return (f"fidelity set: {len(images)} Kodak images ({', '.join(n for n, _ in evalset[:3])}"
             f"{', ...' if len(evalset) > 3 else ''})\n"
-            f"task set: {len(task_imgs)} of {len(cfg.coco_ids)} COCO val2017 images at {cfg.task_size} px, those "
-            f"where the machine's top probability is at least {cfg.confidence}")
+            f"task set: {len(task_imgs)} of {len(cfg.coco_ids)} COCO val2017 images at {size}, those "
+            f"where the machine's confidence is at least {cfg.confidence}")
 
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
@@ -132,9 +148,15 @@ def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[
     if cfg.base == "compressai":
         from lib.icm import base
 
+        if cfg.coco_train_url:  # crops of COCO images in place of the offline photos and scenes
+            train_photos = data.coco_train(cfg.coco_train_images, cfg.coco_ids, url=cfg.coco_train_url,
+                                           short_side=cfg.base_crop + 32)
+            train_stamps = None
         codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)
-        machine.cpu()
-        return codec, {"history": hist, "config": base.config_dict(base_cfg),
+        machine.to(getattr(machine, "home_device", "cpu"))
+        # the codec stays on `device` (its transforms run there; CompressAI's rANS on the CPU): every bitstream of
+        # the chapter is then made and compared on one device (the brief's pitfall 1)
+        return codec.to(device), {"history": hist, "config": base.config_dict(base_cfg),
                        "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
                                   f"quality {cfg.base_quality} ({cfg.name})"}
     raise ValueError(f"unknown base {cfg.base!r} in {cfg.name}: use 'committed' or 'compressai'")

