@@ -33,6 +33,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -285,46 +286,68 @@ def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
     log(f"prepare: {n} steps on {jobs} process(es) × {threads} torch thread(s)")
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        while pending or running:
-            blocked = [s for s in pending if any(a in failed for a in s.after)]
-            for s in blocked:
-                pending.remove(s)
-                failed[s.name] = "not run: " + ", ".join(a for a in s.after if a in failed) + " failed"
-                log(f"  skip  {s.name} ({failed[s.name]})")
-            while len(running) < jobs:
-                ready = [s for s in pending if all(a in done for a in s.after)]
-                if not ready:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while pending or running:
+                blocked = [s for s in pending if any(a in failed for a in s.after)]
+                for s in blocked:
+                    pending.remove(s)
+                    failed[s.name] = "not run: " + ", ".join(a for a in s.after if a in failed) + " failed"
+                    log(f"  skip  {s.name} ({failed[s.name]})")
+                while len(running) < jobs:
+                    ready = [s for s in pending if all(a in done for a in s.after)]
+                    if not ready:
+                        break
+                    s = ready[0]
+                    pending.remove(s)
+                    inputs = inputs_hash(s.name, common) if s.kind == "notebook" else None
+                    running[pool.submit(run_step, s, threads)] = (s, time.time(), inputs)
+                    log(f"  start {s.name}   [{len(done) + len(failed)}/{n} done, {elapsed(t_start)}]")
+                if not running:
                     break
-                s = ready[0]
-                pending.remove(s)
-                inputs = inputs_hash(s.name, common) if s.kind == "notebook" else None
-                running[pool.submit(run_step, s, threads)] = (s, time.time(), inputs)
-                log(f"  start {s.name}   [{len(done) + len(failed)}/{n} done, {elapsed(t_start)}]")
-            if not running:
-                break
-            finished, _ = cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
-                s, t0, inputs = running.pop(fut)
-                try:
-                    out = fut.result()
-                except Exception as e:  # noqa: BLE001 - reported below, the other steps go on
-                    failed[s.name] = f"{type(e).__name__}: {e}"
-                    log(f"  FAIL  {s.name} after {time.time() - t0:.0f} s: {failed[s.name][-3000:]}")
-                    continue
-                if s.kind == "notebook":
-                    store_execution(s.name, out["executed"], out["execution_seconds"], inputs)
-                done[s.name] = out["seconds"]
-                log(f"  done  {s.name} in {out['seconds']:.0f} s   [{len(done) + len(failed)}/{n} done, "
-                    f"{elapsed(t_start)}]")
-            if time.time() - last_beat >= 30 and running:
-                last_beat = time.time()
-                log("  running: " + ", ".join(f"{s.name} ({time.time() - t0:.0f} s)" for s, t0, _ in running.values()))
-    with lib.checkpoint.atomic_path(times_path) as tmp:
-        tmp.write_text(json.dumps({**guess, **{k: round(v, 1) for k, v in done.items()}}, indent=1) + "\n")
+                finished, _ = cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    s, t0, inputs = running.pop(fut)
+                    try:
+                        out = fut.result()
+                    except Exception as e:  # noqa: BLE001 - reported below, the other steps go on
+                        failed[s.name] = f"{type(e).__name__}: {e}"
+                        log(f"  FAIL  {s.name} after {time.time() - t0:.0f} s: {failed[s.name][-3000:]}")
+                        continue
+                    if s.kind == "notebook":
+                        store_execution(s.name, out["executed"], out["execution_seconds"], inputs)
+                    done[s.name] = out["seconds"]
+                    log(f"  done  {s.name} in {out['seconds']:.0f} s   [{len(done) + len(failed)}/{n} done, "
+                        f"{elapsed(t_start)}]")
+                if time.time() - last_beat >= 30 and running:
+                    last_beat = time.time()
+                    log("  running: " + ", ".join(f"{s.name} ({time.time() - t0:.0f} s)" for s, t0, _ in running.values()))
+        except KeyboardInterrupt:
+            # stop the workers now (their kernels exit with them): what finished is kept, a re-run goes on from it
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            _save_times(times_path, guess, done)
+            raise SystemExit(f"prepare: interrupted after {elapsed(t_start)} ({len(done)}/{n} steps done, kept: run "
+                             f"it again to go on)")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    _save_times(times_path, guess, done)
     if failed:
         raise SystemExit("prepare: failed: " + "; ".join(f"{k} ({v.splitlines()[0]})" for k, v in failed.items()))
     log(f"prepare: {len(done)} steps in {elapsed(t_start)}")
     return done
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _save_times(path: Path, guess: dict, done: dict) -> None:
+    from lib import checkpoint
+
+    with checkpoint.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**guess, **{k: round(v, 1) for k, v in done.items()}}, indent=1) + "\n")
 
 
 def elapsed(t0: float) -> str:

@@ -77,3 +77,62 @@ def test_scheduler_parallel_ordered_and_failures_stop_dependents(tmp_path, monke
 def test_scale_without_spoof_config_has_no_spoof_steps(monkeypatch):
     monkeypatch.setenv("COURSE_SCALE", "paper")
     assert prepare.memo_steps() == []
+
+
+def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
+    """SIGTERM during the parallel stage: the run stops within seconds, its workers with it, and says so; the steps
+    that finished before are kept (their durations recorded)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "from tests.helpers.prepare import prepare\n"
+        "S = prepare.Step\n"
+        "prepare.run([S('quick', 'memo', 'time:sleep', (0,)), S('slow', 'memo', 'time:sleep', (120,), after=['quick']),"
+        " S('slow2', 'memo', 'time:sleep', (120,))], jobs=2, threads=1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=prepare.ROOT, env={**os.environ, "COURSE_CACHE": str(tmp_path)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    t0 = time.time()
+    while "start slow " not in out.replace("\n", " ") + " " and time.time() - t0 < 60:
+        out += proc.stdout.readline()
+    time.sleep(1)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the run should have worker processes"
+    proc.send_signal(signal.SIGTERM)
+    out += proc.communicate(timeout=30)[0]
+    assert proc.returncode != 0 and "interrupted" in out, out
+    time.sleep(1)
+    alive = [c for c in children if os.path.exists(f"/proc/{c}") and "zombie" not in open(f"/proc/{c}/status").read()]
+    assert not alive, f"workers left running: {alive}"
+    import json
+
+    assert "quick" in json.loads((tmp_path / prepare.TIMES).read_text())
+
+
+def _slow_memo(key, value):
+    from lib import cache
+
+    def compute():
+        time.sleep(1)
+        return {"x": [value] * 100_000}
+    return cache.memo(key, compute)
+
+
+def test_two_processes_computing_one_memo_key(tmp_path, monkeypatch):
+    """Two worker processes compute the same lib.cache key at once: both get their result, and the file left is
+    whole and reads back (writes are atomic: each goes to its own temporary file, then one rename)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_slow_memo, ["same-key", "same-key"], [7, 7]))
+    assert results[0] == results[1] == {"x": [7] * 100_000}
+    files = list((tmp_path / "memo").iterdir())
+    assert len(files) == 1, files   # no temporary file left behind
+    from lib import cache
+
+    assert cache.memo("same-key", lambda: pytest.fail("should read back, not recompute")) == {"x": [7] * 100_000}

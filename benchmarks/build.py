@@ -1,0 +1,143 @@
+"""The book build's stages, and the speed-up of the parallel preparation over the serial one, measured in one run.
+
+    .venv/bin/python benchmarks/build.py                 # cold serial, cold parallel, render, re-run, compare
+    .venv/bin/python benchmarks/build.py --skip-serial   # only the parallel half (no speed-up then)
+
+Each preparation starts from an empty course cache of its own (``.cache/bench-serial``, ``.cache/bench-parallel``)
+and executes every chapter notebook (``scripts/prepare.py --force``): ``--jobs 1`` is the serial build (one step at a
+time: chapter 2's corpus and countermeasures, then each notebook, as ``make book`` did before), the default is one
+process per core. Then: the HTML render from the parallel run's stored executions (``jupyter-book build``, nothing
+executed), and ``scripts/prepare.py`` again with nothing changed. Finally the chapters' printed results of the two
+runs are compared (every text output, with the lines that report a duration masked) and so are the memoised results
+(every tensor, array and number in ``lib.cache``'s files), and the differences are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import prepare  # noqa: E402
+
+# lines that report a duration (they differ between any two runs): their numbers are masked before comparing
+TIMING = re.compile(r"\d\s*(s|ms|min|seconds?)\b|\btook\b|\btime\b|\bin \d+:\d\d\b", re.I)
+
+
+def run(cmd: list[str], env: dict) -> float:
+    t = time.time()
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    return time.time() - t
+
+
+def printed(nb) -> list[str]:
+    """Every text a notebook printed or displayed, one line each, durations masked."""
+    out = []
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for o in cell.get("outputs", []):
+            text = o.get("text") or "".join(o.get("data", {}).get(k, "") for k in ("text/plain", "text/html")
+                                            if k in o.get("data", {}) and "image/png" not in o.get("data", {}))
+            text = re.sub(r"<[^>]+>", " ", "".join(text) if isinstance(text, list) else text)
+            for line in text.splitlines():
+                out.append(f"cell {i}: " + (re.sub(r"\d+(\.\d+)?", "#", line) if TIMING.search(line) else line))
+    return out
+
+
+def same(a, b, where="") -> list[str]:
+    """Where two decoded memo results differ (exact comparison)."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{where}: keys differ"]
+        return [d for k in a for d in same(a[k], b[k], f"{where}[{k!r}]")]
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: lengths differ"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in same(x, y, f"{where}[{i}]")]
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return [] if a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) else [f"{where}: tensors differ"]
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return [] if np.array_equal(a, b) else [f"{where}: arrays differ"]
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return []
+    return [] if a == b else [f"{where}: {a!r} != {b!r}"]
+
+
+def compare_memo(serial: Path, parallel: Path) -> list[str]:
+    from lib import checkpoint
+
+    a, b = ({p.name for p in (d / "memo").glob("*.pt")} for d in (serial, parallel))
+    diffs = [f"only in the serial cache: {n}" for n in sorted(a - b)] + [f"only in the parallel cache: {n}"
+                                                                           for n in sorted(b - a)]
+    for name in sorted(a & b):
+        diffs += [f"{name}{d}" for d in same(checkpoint.load(serial / "memo" / name),
+                                             checkpoint.load(parallel / "memo" / name))]
+    return diffs, len(a & b)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--jobs", type=int, default=prepare.default_jobs())
+    p.add_argument("--skip-serial", action="store_true")
+    p.add_argument("--no-render", action="store_true", help="skip the jupyter-book render")
+    a = p.parse_args(argv)
+    py = sys.executable
+    base = {**os.environ, "COURSE_SCALE": os.environ.get("COURSE_SCALE", "tiny"), "HF_HUB_OFFLINE": "1",
+            "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+            "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1")}
+    stages, outputs, caches = {}, {}, {}
+    for label, jobs in ([] if a.skip_serial else [("serial", 1)]) + [("parallel", a.jobs)]:
+        cache = ROOT / ".cache" / f"bench-{label}"
+        shutil.rmtree(cache, ignore_errors=True)
+        caches[label] = cache
+        env = {**base, "COURSE_CACHE": str(cache)}
+        stages[f"prepare, {label} ({jobs} process{'es' if jobs > 1 else ''}), empty cache"] = run(
+            [py, "scripts/prepare.py", "--force", "--jobs", str(jobs)], env)
+        outputs[label] = {n: printed(prepare.cached_execution(n)) for n in prepare.BOOK}
+    env = {**base, "COURSE_CACHE": str(caches["parallel"])}
+    if not a.no_render:
+        stages["render the book from the stored executions (jupyter-book build)"] = run(
+            [str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", "book", "--config", str(ROOT / "_config.yml"),
+             "--toc", str(ROOT / "_toc.yml"), "-W", "-n", "--keep-going", "-q"], env)
+    stages["prepare again, nothing changed"] = run([py, "scripts/prepare.py", "--jobs", str(a.jobs)], env)
+
+    print(f"\n{'stage':<72s} {'seconds':>8s}")
+    for k, v in stages.items():
+        print(f"{k:<72s} {v:8.0f}")
+    print(f"machine: {prepare.default_jobs()} usable cores ({os.cpu_count()} in all), "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
+    if a.skip_serial:
+        return stages
+    s, q = (stages[k] for k in list(stages)[:2])
+    print(f"speed-up of the parallel preparation over the serial one: {s / q:.2f}x ({s:.0f} s -> {q:.0f} s)")
+    ok = True
+    for n in prepare.BOOK:
+        diff = [f"  serial:   {x}\n  parallel: {y}" for x, y in zip(outputs["serial"][n], outputs["parallel"][n])
+                if x != y]
+        if len(outputs["serial"][n]) != len(outputs["parallel"][n]):
+            diff.append(f"  {len(outputs['serial'][n])} vs {len(outputs['parallel'][n])} printed lines")
+        ok &= not diff
+        print(f"{n}: {len(outputs['serial'][n])} printed lines, "
+              + ("identical (durations masked)" if not diff else f"{len(diff)} differ:\n" + "\n".join(diff[:20])))
+    diffs, n_same = compare_memo(caches["serial"], caches["parallel"])
+    ok &= not diffs
+    print(f"lib.cache: {n_same} memoised results in both; " + ("all identical" if not diffs else
+                                                                  f"{len(diffs)} differences:\n  " + "\n  ".join(diffs[:30])))
+    print("same numbers in every chapter:", "yes" if ok else "NO")
+    return stages
+
+
+if __name__ == "__main__":
+    main()
