@@ -55,7 +55,10 @@ book: setup data
 	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
+# First the notebooks that changed since the book build, in parallel (a failure here is not the verdict: a notebook with
+# no good execution recorded is executed again under nbval below, and fails there); then the suite, which reuses them.
 test: setup
+	-$(PY) scripts/prepare.py
 	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly $(PYTEST_ARGS)
 
 # The Colab first cell (with _config.yml's repository.url) into every chapter, then re-pair each .md with its .ipynb.

@@ -9,12 +9,14 @@ time: chapter 2's corpus and countermeasures, then each notebook, as ``make book
 process per core. Then: the HTML render from the parallel run's stored executions (``jupyter-book build``, nothing
 executed), and ``scripts/prepare.py`` again with nothing changed. Finally the chapters' printed results of the two
 runs are compared (every text output, with the lines that report a duration masked) and so are the memoised results
-(every tensor, array and number in ``lib.cache``'s files), and the differences are listed.
+(every tensor, array and number in ``lib.cache``'s files), and the differences are listed. The printed results are
+also written to ``artifacts/build-benchmark/<serial|parallel>-printed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -28,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import prepare  # noqa: E402
+
+OUT = ROOT / "artifacts" / "build-benchmark"   # each run's printed results (JSON), for later comparisons
 
 # lines that report a duration (they differ between any two runs): their numbers are masked before comparing
 TIMING = re.compile(r"\d\s*(s|ms|min|seconds?)\b|\btook\b|\btime\b|\bin \d+:\d\d\b", re.I)
@@ -106,6 +110,8 @@ def main(argv=None):
         stages[f"prepare, {label} ({jobs} process{'es' if jobs > 1 else ''}), empty cache"] = run(
             [py, "scripts/prepare.py", "--force", "--jobs", str(jobs)], env)
         outputs[label] = {n: printed(prepare.cached_execution(n)) for n in prepare.BOOK}
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{label}-printed.json").write_text(json.dumps(outputs[label], indent=1, ensure_ascii=False) + "\n")
     env = {**base, "COURSE_CACHE": str(caches["parallel"])}
     if not a.no_render:
         stages["render the book from the stored executions (jupyter-book build)"] = run(
