@@ -100,7 +100,8 @@ def main(argv=None):
     py = sys.executable
     base = {**os.environ, "COURSE_SCALE": os.environ.get("COURSE_SCALE", "tiny"), "HF_HUB_OFFLINE": "1",
             "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-            "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1")}
+            "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1"),
+            "COURSE_COMMIT": prepare._commit()}   # both runs print the commit they started from
     stages, outputs, caches = {}, {}, {}
     for label, jobs in ([] if a.skip_serial else [("serial", 1)]) + [("parallel", a.jobs)]:
         cache = ROOT / ".cache" / f"bench-{label}"
