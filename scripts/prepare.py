@@ -324,8 +324,13 @@ def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
                     log("  running: " + ", ".join(f"{s.name} ({time.time() - t0:.0f} s)" for s, t0, _ in running.values()))
         except KeyboardInterrupt:
             # stop the workers now (their kernels exit with them): what finished is kept, a re-run goes on from it
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            procs = list(getattr(pool, "_processes", {}).values())
+            for proc in procs:
                 proc.terminate()
+            for proc in procs:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.kill()
             pool.shutdown(wait=False, cancel_futures=True)
             _save_times(times_path, guess, done)
             raise SystemExit(f"prepare: interrupted after {elapsed(t_start)} ({len(done)}/{n} steps done, kept: run "
