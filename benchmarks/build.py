@@ -125,6 +125,11 @@ def main(argv=None):
         print(f"{k:<72s} {v:8.0f}")
     print(f"machine: {prepare.default_jobs()} usable cores ({os.cpu_count()} in all), "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
+    times = {label: json.loads((cache / prepare.TIMES).read_text()) for label, cache in caches.items()}
+    names = [s.name for s in prepare.all_steps()]
+    print(f"\n{'step (seconds, in its worker process)':<40s} " + " ".join(f"{k:>9s}" for k in times))
+    for name in names:
+        print(f"{name:<40s} " + " ".join(f"{t.get(name, float('nan')):9.0f}" for t in times.values()))
     if a.skip_serial:
         return stages
     s, q = (stages[k] for k in list(stages)[:2])
