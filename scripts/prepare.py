@@ -266,7 +266,11 @@ def _priorities(steps: list[Step], guess: dict) -> dict:
     return {name: length(name) for name in by}
 
 
-def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
     """Run ``steps`` on ``jobs`` worker processes, each step after those it waits for; a progress line per start and
     finish and, every 30 s, the steps running. Returns {step: seconds} of those that ran; raises if any failed."""
     import lib
