@@ -66,7 +66,7 @@ def book_notebooks() -> list[str]:
 
 BOOK = book_notebooks()
 # First-run guesses of each step's seconds on one core (then the measured ones): the longest start first.
-GUESS = {"01_icm": 300, "03_lseg": 115, "02_spoof": 22, "00_pipeline": 12, "spoof corpus": 90}
+GUESS = {"01_icm": 130, "03_lseg": 115, "02_spoof": 22, "00_pipeline": 12, "spoof corpus": 90}
 
 
 @dataclass
@@ -103,9 +103,54 @@ def memo_steps() -> list[Step]:
     return steps
 
 
+def icm_runs(cfg) -> list[tuple]:
+    """Chapter 1's finetunings, ``[(FinetuneConfig, milestones), ...]``, as its "Running it" and "Patches × size"
+    cells make them (tests/test_prepare.py executes those cells to check this list against them)."""
+    from lib.icm import finetune as FT
+
+    common = cfg.finetune_settings()
+    steps = common["steps"]
+    runs = [(FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common), [steps // 3, 2 * steps // 3]),
+            (FT.FinetuneConfig(k=3, patch=64, adversarial=False, **common), None),
+            (FT.FinetuneConfig(k=1, patch=128, lmbda_adv=0.003, **{**common, "lr_g": common["lr_g"] / 2}), None)]
+    return runs + [(FT.FinetuneConfig(k=k, patch=s, lmbda_adv=0.01, **common), None)
+                   for k, s in [(3, 32), (5, 64), (1, 64), (3, 128)]]
+
+
+def icm_finetune(run, milestones) -> None:
+    """One of chapter 1's finetunings of its base codec, memoised by ``lib.icm.experiment.run_finetune`` under the key
+    the chapter's own call computes (the configuration, the milestones, the base codec's hash, the scale)."""
+    import lib
+    from lib import icm
+    from lib.icm import experiment as X
+
+    cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
+    device = lib.runtime.setup(seed=0)
+    train_photos, _ = X.photos_split()
+    base, _ = X.base_codec(cfg, train_photos, None, None, device=device)
+    X.run_finetune(base, train_photos, run, milestones=milestones, tag=cfg.scale, device=device)
+
+
+def icm_steps() -> list[Step]:
+    """Chapter 1's finetunings, where its base codec is the committed one (at ``colab`` the base is trained first, on
+    a GPU, inside the chapter)."""
+    import lib
+    from lib import icm
+
+    try:
+        cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
+    except lib.scale.ScaleNotBuilt:
+        return []
+    if cfg.base != "committed":
+        return []
+    return [Step(f"icm finetune k{run.k}-p{run.patch}" + ("" if run.adversarial else "-mse")
+                 + (f"-lr{run.lr_g:g}" if run.lr_g != cfg.ft_lr_g else "") + ("-ms" if ms else ""),
+                 "memo", "prepare:icm_finetune", (run, ms), needed_by=["01_icm"]) for run, ms in icm_runs(cfg)]
+
+
 def all_steps(notebooks=BOOK) -> list[Step]:
     """The memoised steps, then one step per notebook, which waits for the memoised steps it reads."""
-    memo = memo_steps()
+    memo = memo_steps() + icm_steps()
     nb = [Step(n, "notebook", n, after=[m.name for m in memo if n in m.needed_by]) for n in notebooks]
     return memo + nb
 
