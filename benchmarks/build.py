@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/build.py                 # cold serial, cold parallel, render, re-run, compare
     .venv/bin/python benchmarks/build.py --skip-serial   # only the parallel half (no speed-up then)
+    .venv/bin/python benchmarks/build.py --compare-to artifacts/build-benchmark/serial-printed.json   # the book now
 
 Each preparation starts from an empty course cache of its own (``.cache/bench-serial``, ``.cache/bench-parallel``)
 and executes every chapter notebook (``scripts/prepare.py --force``): ``--jobs 1`` is the serial build (one step at a
@@ -46,6 +47,8 @@ def run(cmd: list[str], env: dict) -> float:
 
 def printed(nb) -> list[str]:
     """Every text a notebook printed or displayed, one line each, durations masked."""
+    if nb is None:
+        return ["<no stored execution for the chapter's current code>"]
     out = []
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         for o in cell.get("outputs", []):
@@ -91,12 +94,34 @@ def compare_memo(serial: Path, parallel: Path) -> list[str]:
     return diffs, len(a & b)
 
 
+def compare_printed(a: dict, b: dict, labels=("serial", "parallel")) -> bool:
+    """Print, per notebook, whether two runs printed the same lines (durations masked); True if all did."""
+    ok = True
+    for n in prepare.BOOK:
+        x_, y_ = a.get(n, []), b.get(n, [])
+        diff = [f"  {labels[0]}: {x}\n  {labels[1]}: {y}" for x, y in zip(x_, y_) if x != y]
+        if len(x_) != len(y_):
+            diff.append(f"  {len(x_)} vs {len(y_)} printed lines")
+        ok &= not diff
+        print(f"{n}: {len(x_)} printed lines, "
+              + ("identical (durations masked)" if not diff else f"{len(diff)} differ:\n" + "\n".join(diff[:20])))
+    return ok
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=prepare.default_jobs())
     p.add_argument("--skip-serial", action="store_true")
     p.add_argument("--no-render", action="store_true", help="skip the jupyter-book render")
+    p.add_argument("--compare-to", metavar="JSON", default=None,
+                   help="only compare the book's stored executions now with a run's saved printed results "
+                        "(e.g. artifacts/build-benchmark/serial-printed.json) and exit")
     a = p.parse_args(argv)
+    if a.compare_to:
+        ok = compare_printed(json.loads(Path(a.compare_to).read_text()),
+                             {n: printed(prepare.cached_execution(n)) for n in prepare.BOOK}, ("saved", "now"))
+        print("same numbers in every chapter:", "yes" if ok else "NO")
+        raise SystemExit(0 if ok else 1)
     py = sys.executable
     base = {**os.environ, "COURSE_SCALE": os.environ.get("COURSE_SCALE", "tiny"), "HF_HUB_OFFLINE": "1",
             "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
@@ -134,15 +159,7 @@ def main(argv=None):
         return stages
     s, q = (stages[k] for k in list(stages)[:2])
     print(f"speed-up of the parallel preparation over the serial one: {s / q:.2f}x ({s:.0f} s -> {q:.0f} s)")
-    ok = True
-    for n in prepare.BOOK:
-        diff = [f"  serial:   {x}\n  parallel: {y}" for x, y in zip(outputs["serial"][n], outputs["parallel"][n])
-                if x != y]
-        if len(outputs["serial"][n]) != len(outputs["parallel"][n]):
-            diff.append(f"  {len(outputs['serial'][n])} vs {len(outputs['parallel'][n])} printed lines")
-        ok &= not diff
-        print(f"{n}: {len(outputs['serial'][n])} printed lines, "
-              + ("identical (durations masked)" if not diff else f"{len(diff)} differ:\n" + "\n".join(diff[:20])))
+    ok = compare_printed(outputs["serial"], outputs["parallel"])
     diffs, n_same = compare_memo(caches["serial"], caches["parallel"])
     ok &= not diffs
     print(f"lib.cache: {n_same} memoised results in both; " + ("all identical" if not diffs else
