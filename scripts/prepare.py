@@ -8,12 +8,15 @@ Two kinds of step, scheduled together on ``--jobs`` worker processes (default: t
 worker with ``$COURSE_THREADS`` torch threads (default 1: the fastest for the `tiny` networks on 2 cores, see the
 README; and the thread count the serial build used, so the numbers are the same):
 
-* memoised steps of a chapter's library (:func:`memo_steps`): chapter 2's corpus and its 18 countermeasures, the
-  same calls with the same configuration (``lib.scale.pick``) as the chapter makes, so the same ``lib.cache`` keys;
+* memoised steps of a chapter's library: chapter 2's corpus and its 18 countermeasures (:func:`memo_steps`) and
+  chapter 1's seven finetunings (:func:`icm_steps`), the same calls with the same configuration
+  (``lib.scale.pick``) as the chapter makes, so the same ``lib.cache`` keys (tests/test_prepare.py checks both
+  lists against the chapters);
 * the chapter notebooks themselves (:data:`BOOK`): each is executed (with nbclient, as myst-nb does) and stored in
   the book's jupyter-cache (``_build/.jupyter_cache``), which ``jupyter-book build`` then reads instead of
-  executing. A notebook runs after the memoised steps it reads. Chapters 1 and 3 memoise their own finetunings and
-  evaluations while they execute (``lib.cache``), in parallel with chapter 2's steps.
+  executing. A notebook runs after the memoised steps it reads. The evaluations that chapters 1 and 3 define in
+  their own cells (memoised there) run inside their notebook step: a copy of that code here could serve a stale
+  result under the same key.
 
 Results go through ``lib.cache`` (atomic writes: two processes computing one key both write whole files, the last
 rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
