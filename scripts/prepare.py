@@ -75,7 +75,8 @@ GUESS = {"01_icm": 130, "03_lseg": 115, "02_spoof": 22, "00_pipeline": 12, "spoo
 @dataclass
 class Step:
     name: str
-    kind: str                     # "memo" (call fn(*args) in a worker) or "notebook"
+    kind: str                     # "memo" (seed, set the threads, call fn(*args) in a worker), "call" (only call it)
+                                  # or "notebook"
     target: str                   # "module:function" or the notebook's name
     args: tuple = ()
     after: list[str] = field(default_factory=list)
@@ -241,12 +242,13 @@ def run_step(step: Step, threads: int) -> dict:
     """Run one step in this (worker) process; returns what the parent needs. Raises on failure."""
     t0 = time.time()
     os.environ["COURSE_THREADS"] = str(threads)
-    if step.kind == "memo":
+    if step.kind in ("memo", "call"):
         import importlib
 
-        import lib
+        if step.kind == "memo":
+            import lib
 
-        lib.runtime.setup(seed=0, threads=threads)   # as scripts/spoof_prepare.py did before each run
+            lib.runtime.setup(seed=0, threads=threads)   # as scripts/spoof_prepare.py did before each run
         module, fn = step.target.split(":")
         getattr(importlib.import_module(module), fn)(*step.args)
         return {"seconds": time.time() - t0}

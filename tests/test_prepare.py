@@ -59,9 +59,9 @@ def test_scheduler_parallel_ordered_and_failures_stop_dependents(tmp_path, monke
     its dependents are not run, the others are."""
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
     S = prepare.Step
-    steps = [S("a", "memo", "time:sleep", (2,)), S("b", "memo", "time:sleep", (2,)),
-             S("c", "memo", "time:sleep", (0,), after=["a"]), S("bad", "memo", "math:sqrt", (-1,)),
-             S("after-bad", "memo", "time:sleep", (0,), after=["bad"])]
+    steps = [S("a", "call", "time:sleep", (2,)), S("b", "call", "time:sleep", (2,)),
+             S("c", "call", "time:sleep", (0,), after=["a"]), S("bad", "call", "math:sqrt", (-1,)),
+             S("after-bad", "call", "time:sleep", (0,), after=["bad"])]
     log = []
     t0 = time.time()
     with pytest.raises(SystemExit, match="bad"):
@@ -91,8 +91,8 @@ def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
     code = (
         "from tests.helpers.prepare import prepare\n"
         "S = prepare.Step\n"
-        "prepare.run([S('quick', 'memo', 'time:sleep', (0,)), S('slow', 'memo', 'time:sleep', (120,), after=['quick']),"
-        " S('slow2', 'memo', 'time:sleep', (120,))], jobs=2, threads=1)\n")
+        "prepare.run([S('quick', 'call', 'time:sleep', (0,)), S('slow', 'call', 'time:sleep', (120,), after=['quick']),"
+        " S('slow2', 'call', 'time:sleep', (120,))], jobs=2, threads=1)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=prepare.ROOT, env={**os.environ, "COURSE_CACHE": str(tmp_path)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = ""
