@@ -419,6 +419,8 @@ def plan(force: bool = False, notebooks=BOOK) -> list[Step]:
     they read (a memoised step whose result is cached takes the time to read it back)."""
     common = common_inputs()
     stale = [n for n in notebooks if force or not up_to_date(n, common)]
+    if not stale:
+        return []
     steps = all_steps(stale)
     return [s for s in steps if s.kind == "notebook" or any(n in stale for n in s.needed_by)]
 
