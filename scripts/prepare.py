@@ -286,6 +286,7 @@ def store_execution(notebook: str, executed: str, seconds: float, inputs: str) -
     uri = str(ROOT / "book" / f"{notebook}.md")
     cache.cache_notebook_bundle(CacheBundleIn(nb, uri, data={"execution_seconds": seconds}),
                                 check_validity=False, overwrite=True)
+    os.utime(uri)   # Sphinx re-reads a page by its source's mtime: so the book shows this execution, not the last one
     record = load_record()
     record[notebook] = {"inputs": inputs, "execution_seconds": round(seconds, 1),
                         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
