@@ -341,7 +341,7 @@ def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
     log(f"prepare: {n} steps on {jobs} process(es) × {threads} torch thread(s)")
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             while pending or running:
                 blocked = [s for s in pending if any(a in failed for a in s.after)]
@@ -377,8 +377,12 @@ def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
                 if time.time() - last_beat >= 30 and running:
                     last_beat = time.time()
                     log("  running: " + ", ".join(f"{s.name} ({time.time() - t0:.0f} s)" for s, t0, _ in running.values()))
-        except KeyboardInterrupt:
-            # stop the workers now (their kernels exit with them): what finished is kept, a re-run goes on from it
+        except (KeyboardInterrupt, cf.process.BrokenProcessPool) as e:
+            # stop the workers now (their kernels exit with them): what finished is kept, a re-run goes on from it.
+            # Further signals are ignored meanwhile (`timeout` and Ctrl-C signal the whole process group, and more
+            # than once).
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
             procs = list(getattr(pool, "_processes", {}).values())
             for proc in procs:
                 proc.terminate()
@@ -388,10 +392,12 @@ def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
                     proc.kill()
             pool.shutdown(wait=False, cancel_futures=True)
             _save_times(times_path, guess, done)
-            raise SystemExit(f"prepare: interrupted after {elapsed(t_start)} ({len(done)}/{n} steps done, kept: run "
-                             f"it again to go on)")
+            why = "interrupted" if isinstance(e, KeyboardInterrupt) else "a worker process died"
+            raise SystemExit(f"prepare: {why} after {elapsed(t_start)} ({len(done)}/{n} steps done, kept: run "
+                             f"it again to go on)") from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     _save_times(times_path, guess, done)
     if failed:
         raise SystemExit("prepare: failed: " + "; ".join(f"{k} ({v.splitlines()[0]})" for k, v in failed.items()))

@@ -103,6 +103,7 @@ def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert children, "the run should have worker processes"
     proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)   # as `timeout` does: the process, then its group
     out += proc.communicate(timeout=30)[0]
     assert proc.returncode != 0 and "interrupted" in out, out
     time.sleep(1)
