@@ -104,15 +104,17 @@ def compare_memo(serial: Path, parallel: Path) -> list[str]:
 
 
 def compare_printed(a: dict, b: dict, labels=("serial", "parallel")) -> bool:
-    """Print, per notebook, whether two runs printed the same lines (durations masked); True if all did."""
+    """Print, per notebook, whether two runs printed the same lines (durations masked; compared per cell as a
+    multiset: the order of a cell's stream and display outputs may vary); True if all did."""
+    from collections import Counter
+
     ok = True
     for n in prepare.BOOK:
-        x_, y_ = a.get(n, []), b.get(n, [])
-        diff = [f"  {labels[0]}: {x}\n  {labels[1]}: {y}" for x, y in zip(x_, y_) if x != y]
-        if len(x_) != len(y_):
-            diff.append(f"  {len(x_)} vs {len(y_)} printed lines")
+        x_, y_ = Counter(a.get(n, [])), Counter(b.get(n, []))
+        diff = [f"  only {labels[0]}: {x}" for x in sorted(x_ - y_)] + [f"  only {labels[1]}: {y}"
+                                                                        for y in sorted(y_ - x_)]
         ok &= not diff
-        print(f"{n}: {len(x_)} printed lines, "
+        print(f"{n}: {sum(x_.values())} printed lines, "
               + ("identical (durations masked)" if not diff else f"{len(diff)} differ:\n" + "\n".join(diff[:20])))
     return ok
 
