@@ -45,16 +45,20 @@ book/_vendor/.installed: node_modules/.package-lock.json
 	cp -r node_modules/mathjax/es5 book/_vendor/mathjax/es5
 	touch $@
 
-# The chapters' own cache-filling commands: the slow, memoised steps (chapter 2: corpus + 12 countermeasures, ~8 min
-# the first time), so that each chapter then executes in under a minute (lib.cache).
+# The chapters' slow, memoised steps (chapter 2's corpus and countermeasures) and the chapter notebooks themselves, in
+# parallel processes (one per core; COURSE_JOBS=1: one at a time), into lib.cache and the book's jupyter-cache, so that
+# the book build then only renders. A notebook is executed again only when what it depends on changed (scripts/prepare.py).
 data: setup
-	$(PY) scripts/spoof_prepare.py
+	$(PY) scripts/prepare.py
 
 book: setup data
 	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
+# First the notebooks that changed since the book build, in parallel (a failure here is not the verdict: a notebook with
+# no good execution recorded is executed again under nbval below, and fails there); then the suite, which reuses them.
 test: setup
+	-$(PY) scripts/prepare.py
 	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly $(PYTEST_ARGS)
 
 # The Colab first cell (with _config.yml's repository.url) into every chapter, then re-pair each .md with its .ipynb.

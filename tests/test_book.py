@@ -163,3 +163,19 @@ def test_widgets_render_and_switch_offline(browser, server):
         assert not problems["page errors"], problems
         page.close()
     assert seen > 0, "no widget was found in the book"
+
+
+@pytest.mark.parametrize("name", notebook_pages())
+def test_reused_notebook_execution_is_complete(request, name):
+    """A notebook that nbval did not execute again in this run (conftest.py: the book build's execution is recorded
+    for its current inputs) must have a complete, error-free execution in the book's jupyter-cache."""
+    if name not in getattr(request.config, "course_reused", []):
+        pytest.skip(f"{name} is executed under nbval in this run")
+    from tests.helpers.prepare import prepare
+
+    nb = prepare.cached_execution(name)
+    assert nb is not None, f"{name}: no stored execution matches the chapter's code cells"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.get("execution_count") for c in code), f"{name}: a code cell was not executed"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{name}: stored execution has errors: {errors[:1]}"
