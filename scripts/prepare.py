@@ -9,7 +9,7 @@ worker with ``$COURSE_THREADS`` torch threads (default 1: the fastest for the `t
 README; and the thread count the serial build used, so the numbers are the same):
 
 * memoised steps of a chapter's library: chapter 2's corpus and its 18 countermeasures (:func:`memo_steps`) and
-  chapter 1's seven finetunings (:func:`icm_steps`), the same calls with the same configuration
+  chapter 1's seven finetunings (:func:`icm_steps`, from ``lib.icm.experiment.finetune_grid``), the same calls with the same configuration
   (``lib.scale.pick``) as the chapter makes, so the same ``lib.cache`` keys (tests/test_prepare.py checks both
   lists against the chapters);
 * the chapter notebooks themselves (:data:`BOOK`): each is executed (with nbclient, as myst-nb does) and stored in
@@ -107,20 +107,6 @@ def memo_steps() -> list[Step]:
     return steps
 
 
-def icm_runs(cfg) -> list[tuple]:
-    """Chapter 1's finetunings, ``[(FinetuneConfig, milestones), ...]``, as its "Running it" and "Patches × size"
-    cells make them (tests/test_prepare.py executes those cells to check this list against them)."""
-    from lib.icm import finetune as FT
-
-    common = cfg.finetune_settings()
-    steps = common["steps"]
-    runs = [(FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common), [steps // 3, 2 * steps // 3]),
-            (FT.FinetuneConfig(k=3, patch=64, adversarial=False, **common), None),
-            (FT.FinetuneConfig(k=1, patch=128, lmbda_adv=0.003, **{**common, "lr_g": common["lr_g"] / 2}), None)]
-    return runs + [(FT.FinetuneConfig(k=k, patch=s, lmbda_adv=0.01, **common), None)
-                   for k, s in [(3, 32), (5, 64), (1, 64), (3, 128)]]
-
-
 def icm_finetune(run, milestones) -> None:
     """One of chapter 1's finetunings of its base codec, memoised by ``lib.icm.experiment.run_finetune`` under the key
     the chapter's own call computes (the configuration, the milestones, the base codec's hash, the scale)."""
@@ -147,9 +133,10 @@ def icm_steps() -> list[Step]:
         return []
     if cfg.base != "committed":
         return []
-    return [Step(f"icm finetune k{run.k}-p{run.patch}" + ("" if run.adversarial else "-mse")
-                 + (f"-lr{run.lr_g:g}" if run.lr_g != cfg.ft_lr_g else "") + ("-ms" if ms else ""),
-                 "memo", "prepare:icm_finetune", (run, ms), needed_by=["01_icm"]) for run, ms in icm_runs(cfg)]
+    from lib.icm import experiment as X
+
+    return [Step(f"icm {name}", "memo", "prepare:icm_finetune", (run, ms), needed_by=["01_icm"])
+            for name, (run, ms) in X.finetune_grid(cfg).items()]
 
 
 def all_steps(notebooks=BOOK) -> list[Step]:

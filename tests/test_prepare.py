@@ -141,32 +141,22 @@ def test_two_processes_computing_one_memo_key(tmp_path, monkeypatch):
 
 
 def test_icm_steps_are_the_chapters_finetunings():
-    """The finetuning steps are the chapter's own calls: its cells that call run_finetune are executed here (up to
-    their first print) with run_finetune recording its arguments, and compared with the steps' arguments."""
+    """The finetuning steps are the chapter's own runs: both come from ``lib.icm.experiment.finetune_grid`` (so the
+    memo keys are the same), and every ``X.run_finetune`` call in the chapter takes its run from that grid."""
     import re
-    import types
-    from collections import defaultdict
 
     import lib
     from lib import icm
-    from lib.icm import finetune as FT
+    from lib.icm import experiment as X
 
     cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
-    calls = []
-
-    def run_finetune(base, photos, run, milestones=None, tag="tiny", device="cpu"):
-        calls.append((run.key(), milestones, tag))
-        return {"snapshots": defaultdict(lambda: None)}
-
-    ns = {"cfg": cfg, "FT": types.SimpleNamespace(FinetuneConfig=FT.FinetuneConfig, with_head=lambda *a: None),
-          "X": types.SimpleNamespace(run_finetune=run_finetune), "base": None, "train_photos": None, "device": "cpu",
-          "time": time, "measure_cached": lambda codec: None, "scores": defaultdict(dict)}
-    text = (prepare.ROOT / "book" / "01_icm.md").read_text()
-    cells = [c for c in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S) if "X.run_finetune(" in c]
-    assert len(cells) == 2, "chapter 1's finetuning cells moved: update prepare.icm_runs and this test"
-    for cell in cells:
-        exec(cell.split("\nprint(")[0], ns)  # noqa: S102 - the chapter's own code, with run_finetune recorded
-    steps = [s for s in prepare.icm_steps()]
+    grid = X.finetune_grid(cfg)
+    steps = prepare.icm_steps()
     assert all(s.target == "prepare:icm_finetune" and s.needed_by == ["01_icm"] for s in steps)
-    assert sorted((run.key(), ms, cfg.scale) for run, ms in (s.args for s in steps)) == sorted(calls)
-    assert len(calls) == 7
+    assert [s.args for s in steps] == list(grid.values()) and len(steps) == 7
+    assert len({run.key() for run, _ in grid.values()}) == 7          # seven different runs, seven memo keys
+    text = (prepare.ROOT / "book" / "01_icm.md").read_text()
+    assert "grid_runs = X.finetune_grid(cfg)" in text
+    calls = re.findall(r"X\.run_finetune\(base, train_photos, (\w+), milestones=([^,]+),", text)
+    assert calls == [("run", "grid_runs[name][1]"), ("run", "snaps")], calls
+    assert "runs = {name: grid_runs[name][0] for name in" in text and "run, snaps = grid_runs[" in text

@@ -123,6 +123,20 @@ def describe_eval_sets(cfg, evalset, taskset, photos: tuple[list, list], stamps:
             f"where the machine's confidence is at least {cfg.confidence}")
 
 
+def finetune_grid(cfg) -> dict[str, tuple[FT.FinetuneConfig, list | None]]:
+    """The chapter's finetunings at ``cfg``'s scale, ``{name: (FinetuneConfig, milestones)}``: PatchGAN 3×64 (with
+    snapshots at a third and two thirds of its steps), the MSE-only control, LI, then the rest of the poster's grid."""
+    common = cfg.finetune_settings()   # steps, batch, crop, pool, ndf, lr_g of this scale
+    steps = common["steps"]
+    li = FT.FinetuneConfig(k=cfg.li_k, patch=cfg.li_patch, lmbda_adv=0.003, **{**common, "lr_g": common["lr_g"] / 2})
+    grid = {"PatchGAN 3×64": (FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common), [steps // 3, 2 * steps // 3]),
+            "MSE-only control": (FT.FinetuneConfig(k=3, patch=64, adversarial=False, **common), None),
+            f"LI {cfg.li_k}×{cfg.li_patch}": (li, None)}
+    for k, patch in [(3, 32), (5, 64), (1, 64), (3, 128)]:
+        grid[f"PatchGAN {k}×{patch}"] = (FT.FinetuneConfig(k=k, patch=patch, lmbda_adv=0.01, **common), None)
+    return grid
+
+
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
     """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
