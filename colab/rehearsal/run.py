@@ -78,6 +78,9 @@ def snapshot(work: Path) -> str:
     bare = work / "course.git"
     shutil.rmtree(bare, ignore_errors=True)
     sh("git", "init", "-q", "--bare", "-b", "main", str(bare))
+    # `stash create` fails on an index whose stat data is stale (the book's preparation touches chapters' mtimes):
+    # refresh it first (its exit status is 1 when files really changed, which is what stash then records)
+    subprocess.run(["git", "-C", str(ROOT), "update-index", "-q", "--refresh"], capture_output=True)
     commit = sh("git", "-C", str(ROOT), "stash", "create") or sh("git", "-C", str(ROOT), "rev-parse", "HEAD")
     sh("git", "-C", str(ROOT), "push", "-q", "--force", str(bare), f"{commit}:refs/heads/main")
     config = work / "gitconfig"
