@@ -87,3 +87,33 @@ def test_verdict_on_a_pending_chapter_needs_scale_not_built(monkeypatch):
     assert run.check(name, "colab", _facts(errors=[{"ename": "ScaleNotBuilt", "evalue": "…"}]), []) == []
     assert run.check(name, "colab", _facts(), [])  # ran without stopping: it must have fallen back
     assert run.check(name, "colab", _facts(errors=[{"ename": "KeyError", "evalue": "x"}]), [])
+
+
+def test_snapshot_survives_a_stale_index(tmp_path, monkeypatch):
+    """The book's preparation touches chapters' mtimes; the snapshot the first cell clones must still be made, and
+    hold the working tree's content (uncommitted edits included)."""
+    import os
+    import subprocess
+    import time
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "a.md").write_text("one\n")
+    (repo / "b.md").write_text("two\n")
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], check=True)
+    later = time.time() + 5
+    os.utime(repo / "a.md", (later, later))               # same content, newer mtime: a stale index
+    monkeypatch.setattr(run, "ROOT", repo)
+    monkeypatch.setattr(run, "repository_url", lambda: "https://example.org/course.git")
+    (tmp_path / "work").mkdir()
+    config = run.snapshot(tmp_path / "work")
+    bare = tmp_path / "work" / "course.git"
+    show = subprocess.run(["git", "-C", str(bare), "show", "main:a.md"], capture_output=True, text=True, check=True)
+    assert show.stdout == "one\n" and "insteadOf = https://example.org/course.git" in open(config).read()
+    (repo / "b.md").write_text("edited\n")                 # an uncommitted edit is what the clone gets
+    run.snapshot(tmp_path / "work")
+    show = subprocess.run(["git", "-C", str(bare), "show", "main:b.md"], capture_output=True, text=True, check=True)
+    assert show.stdout == "edited\n"
