@@ -57,9 +57,12 @@ book: setup data
 
 # First the notebooks that changed since the book build, in parallel (a failure here is not the verdict: a notebook with
 # no good execution recorded is executed again under nbval below, and fails there); then the suite, which reuses them.
+# The suite on one pytest-xdist worker per core (a test file stays on one worker: its fixtures are built once).
+TEST_JOBS ?= auto
 test: setup
 	-$(PY) scripts/prepare.py
-	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly \
+	  -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # The Colab first cell (with _config.yml's repository.url) into every chapter, then re-pair each .md with its .ipynb.
 # The Colab rehearsal (colab/rehearsal/run.py): every chapter executed as on Colab, in a Colab-like venv
