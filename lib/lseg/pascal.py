@@ -25,6 +25,7 @@ import torch.nn.functional as nnF
 from lib import cache, download
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
+from lib.lseg.training import pixel_loss
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 ROOT = "VOCdevkit/VOC2012"
@@ -126,11 +127,7 @@ def episode_loss(T: torch.Tensor):
         dev = model.temperature.device
         x, y, cls = (t.to(dev) for t in batch)
         logits = binary_logits(model, x, T.to(dev), cls)
-        loss = nnF.cross_entropy(logits, y, ignore_index=IGNORE)
-        with torch.no_grad():
-            keep = y != IGNORE
-            acc = (logits.argmax(1)[keep] == y[keep]).float().mean()
-        return {"loss": loss, "pixel_acc": acc}
+        return pixel_loss(logits, y)
 
     return loss_fn
 

@@ -57,6 +57,15 @@ def batch_sampler(split: dict, batch_size: int, seed: int):
     return batches
 
 
+def pixel_loss(logits: torch.Tensor, target: torch.Tensor) -> dict:
+    """Per-pixel cross-entropy over the offered labels (IGNORE pixels left out), and the pixel accuracy."""
+    loss = nnF.cross_entropy(logits, target, ignore_index=IGNORE)
+    with torch.no_grad():
+        keep = target != IGNORE
+        acc = (logits.argmax(1)[keep] == target[keep]).float().mean()
+    return {"loss": loss, "pixel_acc": acc}
+
+
 def lseg_loss(T: torch.Tensor, offered: list[int]):
     """``loss_fn(model, (x, y))``: CE (ignore_index) of the logits over the ``offered`` labels' embeddings ``T``."""
     if len(offered) < 2:
@@ -66,12 +75,7 @@ def lseg_loss(T: torch.Tensor, offered: list[int]):
     def loss_fn(model: LSeg, batch):
         x, y = batch
         logits = model(x, T)
-        target = remap(y, offered)
-        loss = nnF.cross_entropy(logits, target, ignore_index=IGNORE)
-        with torch.no_grad():
-            keep = target != IGNORE
-            acc = (logits.argmax(1)[keep] == target[keep]).float().mean()
-        return {"loss": loss, "pixel_acc": acc}
+        return pixel_loss(logits, remap(y, offered))
 
     return loss_fn
 
