@@ -30,7 +30,7 @@ system-packages:
 
 .venv/.installed: requirements.txt constraints.txt pyproject.toml
 	python3 -m venv .venv
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import torch, torchaudio, compressai, open_clip, pytorch_grad_cam, jupyter_book, nbval, playwright"
 	touch $@

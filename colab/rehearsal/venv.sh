@@ -20,7 +20,7 @@ echo "building the Colab-like environment in $dest ($stamp)"
 rm -rf "$dest"
 "$py" -m venv "$dest"
 grep -v -e '^#' -e '^python==' -e '^$' "$runtime" > "$dest/runtime-requirements.txt"
-if ! "$dest/bin/python" -m pip install -q --disable-pip-version-check -r "$dest/runtime-requirements.txt" 2>&1 \
+if ! "$dest/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir -r "$dest/runtime-requirements.txt" 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }; then
   echo "pip could not install colab/runtime.txt's packages (its error is above)" >&2; exit 1
 fi
