@@ -111,20 +111,61 @@ class Scorecard:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("metric", "paper", "ours", "ours − paper", "at paper scale?",
-                                                   "paper source", "note"))
+        """Four columns, so that the table fits a phone's width: the metric (with its source and note below it and an
+        arrow for the better direction), the paper's value, ours and the difference."""
         body = []
         for r in self.rows:
             d = "—" if r["difference"] is None else f"{r['difference']:+.4g}"
-            unit = f" {html.escape(r['unit'])}" if r["unit"] else ""
+            unit = f" ({html.escape(r['unit'])})" if r["unit"] else ""
+            arrow = {True: " ↑", False: " ↓"}.get(r["higher_is_better"], "")
+            small = " · ".join(html.escape(x) for x in (r["source"] and f"paper: {r['source']}", r["note"]) if x)
+            if r["paper_scale"] != (self.config is not None and self.config.at_paper_scale):
+                small += (" · " if small else "") + ("at" if r["paper_scale"] else "not at") + " the paper's scale"
+            metric = html.escape(r["metric"]) + unit + arrow + (f"<br><small>{small}</small>" if small else "")
             body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
-                html.escape(r["metric"]) + unit, self._fmt(r["paper"]), self._fmt(r["ours"]), d,
-                "yes" if r["paper_scale"] else "no", html.escape(r["source"]), html.escape(r["note"]))) + "</tr>")
+                metric, self._fmt(r["paper"]), self._fmt(r["ours"]), d)) + "</tr>")
+        at_scale = self.config is not None and self.config.at_paper_scale
         return (f'<div class="course-scorecard"><p><b>{html.escape(self.title)}</b></p>'
-                f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-                f'<p class="course-stamp"><small>ours: {html.escape(stamp(self.config))}</small></p></div>')
+                '<table><thead><tr><th>metric (↑/↓: better)</th><th>paper</th><th>ours</th><th>ours − paper</th>'
+                f'</tr></thead><tbody>{"".join(body)}</tbody></table>'
+                f'<p class="course-stamp"><small>ours: {html.escape(stamp(self.config))}; '
+                f'{"at" if at_scale else "not at"} the paper\'s scale (compare effects, not absolute values)'
+                '</small></p></div>')
 
     def show(self):
         from IPython.display import HTML, display
 
         display(HTML(self._repr_html_()))
+
+
+class Glance:
+    """A chapter's results at a glance: each claim of the paper, its value there, this run's value, and whether the
+    claim held in this run.
+
+    >>> g = Glance("What this run shows", config=cfg)
+    >>> g.add("finetuning removes the checkerboard", paper="0.225 → 0.038", ours="0.31 → 0.05", held=True)
+
+    ``held`` is True (held), False (did not hold) or None (not tested at this scale)."""
+
+    VERDICT = {True: "✓ held", False: "✗ did not hold", None: "– not tested here"}
+
+    def __init__(self, title: str = "Results at a glance", config: scale.ScaleConfig | None = None):
+        self.title = title
+        self.config = scale.picked(config)
+        self.rows: list[tuple[str, str, str, bool | None]] = []
+
+    def add(self, claim: str, *, paper: str, ours: str, held: bool | None) -> "Glance":
+        self.rows.append((claim, paper, ours, held))
+        return self
+
+    def __repr__(self) -> str:
+        lines = [self.title] + [f"  {c}: paper {p} | this run {o} | {self.VERDICT[h]}" for c, p, o, h in self.rows]
+        return "\n".join(lines + [f"  ({stamp(self.config)})"])
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f'<tr class="course-held-{str(h).lower()}"><td>{html.escape(c)}</td><td>{html.escape(p)}</td>'
+            f"<td>{html.escape(o)}</td><td>{self.VERDICT[h]}</td></tr>" for c, p, o, h in self.rows)
+        return ('<div class="course-glance"><table><thead><tr><th>claim</th><th>paper</th><th>this run</th>'
+                f'<th>verdict</th></tr></thead><tbody>{body}</tbody></table>'
+                f'<p class="course-stamp"><small>this run: {html.escape(stamp(self.config))}</small></p></div>')

@@ -138,7 +138,10 @@ def test_scorecard_and_banner_follow_the_config_that_ran(configs, monkeypatch):
     card = provenance.Scorecard("t", config=tiny).add("m", 1.0, 2.0)
     assert card.rows[0]["paper_scale"] is False and provenance.scorecards[-1] is card
     assert "paper scale no" in repr(card) and "scale tiny ·" in repr(card)
-    assert "at paper scale?" in card._repr_html_() and "scale tiny ·" in card._repr_html_()
+    assert "not at the paper's scale" in card._repr_html_() and "scale tiny ·" in card._repr_html_()
+    # the better direction is shown (an arrow), and the table keeps to four columns (a phone's width)
+    lower = provenance.Scorecard("t", config=tiny).add("rate", 0.5, 1.5, higher_is_better=False)._repr_html_()
+    assert "rate ↓" in lower and lower.count("<th>") == 4
     paper = dataclasses.replace(configs["colab"], scale="paper")
     assert provenance.Scorecard("t", config=paper).add("m", 1.0).rows[0]["paper_scale"] is True
     rehearsed = paper.rehearsed()
@@ -153,6 +156,9 @@ def test_scorecard_and_banner_follow_the_config_that_ran(configs, monkeypatch):
     assert provenance.Scorecard("t").add("m", 1.0).rows[0]["paper_scale"] is False
     assert provenance.stamp().startswith("scale tiny ·")
     b = runtime.banner(rehearsed, chapter="x")
+    glance = provenance.Glance(config=tiny).add("c", paper="1", ours="2", held=False).add("d", paper="x", ours="–",
+                                                                                     held=None)
+    assert "✗ did not hold" in glance._repr_html_() and "not tested" in repr(glance) and "scale tiny ·" in repr(glance)
     assert b.rows["scale"] == "paper (rehearsal)" and b.rows["config"] == "ToyConfig(paper, rehearsal)"
     assert "<b>config</b>" in b._repr_html_()
 
