@@ -169,3 +169,13 @@ class Glance:
         return ('<div class="course-glance"><table><thead><tr><th>claim</th><th>paper</th><th>this run</th>'
                 f'<th>verdict</th></tr></thead><tbody>{body}</tbody></table>'
                 f'<p class="course-stamp"><small>this run: {html.escape(stamp(self.config))}</small></p></div>')
+
+
+def glue(key: str, obj) -> None:
+    """Store ``obj``'s display under ``key`` for the book's ``{glue}`` references (``myst_nb.glue`` without showing
+    it). Where myst-nb is not installed (Colab), nothing reads glued outputs, and this does nothing."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    _glue(key, obj, display=False)
