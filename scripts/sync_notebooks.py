@@ -2,7 +2,8 @@
 
     python scripts/sync_notebooks.py      # what `make sync` runs
 
-The URL lives in one place, `_config.yml` (`repository.url`); `tests/test_pairing.py` fails when a chapter's first
+The URL lives in one place, `_config.yml` (`repository.url`); the cell keeps to 15 lines of at most 88 characters
+(the book's code column); `tests/test_pairing.py` fails when a chapter's first
 cell (in the .md or its .ipynb) differs from :func:`first_cell` for that URL.
 """
 
@@ -17,21 +18,21 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = '''\
-# Colab: fetch the course and install what Colab lacks (elsewhere: only find the course code).
+# Colab: fetch the course, install what Colab lacks (elsewhere: find the course code).
 import os, subprocess, sys
-REPO, HOME = "{url}", "/content/course"  # REPO: `make sync` writes it from _config.yml
-USE_DRIVE = False  # True: the course cache goes to Google Drive, so training survives a disconnect
-if "google.colab" in sys.modules:
-    if not os.path.exists(f"{{HOME}}/.installed"):  # written only when an install finished: re-run to retry
-        r = subprocess.run(f"rm -rf {{HOME}} && git clone -q --depth 1 {{REPO}} {{HOME}} && bash {{HOME}}/colab/install.sh",
-                           shell=True, capture_output=True, text=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
-        if r.returncode:
-            print(r.stdout[-3000:], r.stderr[-3000:], sep="\\n")
-            raise RuntimeError("set-up failed: " + (r.stderr.strip() or r.stdout.strip() or "?").splitlines()[-1])
-    sys.path.insert(0, HOME)
-    import lib.colab; lib.colab.use_drive(USE_DRIVE)
-else:
-    sys.path.insert(0, os.path.abspath(".."))'''
+REPO, HOME = "{url}", "/content/course"
+USE_DRIVE = False  # True: the cache goes to Google Drive (survives a disconnect)
+ON_COLAB = "google.colab" in sys.modules
+if ON_COLAB and not os.path.exists(f"{{HOME}}/.installed"):  # a finished install
+    cmd = f"rm -rf {{HOME}} && git clone -q --depth 1 {{REPO}} {{HOME}}"
+    r = subprocess.run(f"{{cmd}} && bash {{HOME}}/colab/install.sh", shell=True, text=True,
+        capture_output=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+    if r.returncode:
+        print(r.stdout[-3000:], r.stderr[-3000:], sep="\\n")
+        err = (r.stderr.strip() or r.stdout.strip() or "?").splitlines()[-1]
+        raise RuntimeError(f"set-up failed: {{err}} (the output above says more)")
+sys.path.insert(0, HOME if ON_COLAB else os.path.abspath(".."))
+if ON_COLAB: import lib.colab; lib.colab.use_drive(USE_DRIVE)'''
 
 CELL = re.compile(r"(```\{code-cell\} ipython3\n)(.*?)(\n```)", re.S)
 

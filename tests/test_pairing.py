@@ -69,6 +69,7 @@ def test_first_cell_is_the_colab_cell_with_the_configured_url(md):
 
     want = first_cell(repository_url())
     assert repository_url() in want
+    assert max(map(len, want.splitlines())) <= 88, "the Colab cell is wider than the book's code column"
     for nb in (jupytext.read(md), nbformat.read(md.with_suffix(".ipynb"), as_version=4)):
         first = next(c for c in nb.cells if c.cell_type == "code")
         assert first.source == want, f"the first cell of {md.name} is not _config.yml's Colab cell: run `make sync`"
