@@ -152,6 +152,34 @@ def test_page_in_browser(browser, server, name, width):
     page.close()
 
 
+LAYOUT_FIXTURE = """<html><body><article class="bd-article" style="width: 300px; padding: 0 10px">
+<div class="highlight"><pre style="overflow-x: auto">code code code code code code code code code code code</pre></div>
+<div class="scroller" style="overflow-x: auto"><table><tr><td style="white-space: nowrap">a wide table row
+a wide table row a wide table row</td></tr></table></div>
+<div class="outer" style="width: 400px"><span class="inner">inside a box that sticks out</span></div>
+<img class="wide" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" style="width: 500px; height: 2px">
+<span class="math" style="display: inline-flex; overflow: hidden"><mjx-container style="position: relative">x
+<mjx-assistive-mml style="position: absolute; width: 900px; clip: rect(1px, 1px, 1px, 1px)">x</mjx-assistive-mml>
+</mjx-container></span>
+<details><summary>folded</summary><div style="width: 900px">hidden</div></details>
+<p>fits</p></article></body></html>"""
+
+
+def test_layout_measure_finds_what_sticks_out(browser):
+    """The measure behind the width check, on a page made to fail it: it names the box that scrolls and the
+    outermost box that sticks out, lets code scroll only when told, and ignores what is not drawn (a closed
+    <details>, MathJax's clipped copy for screen readers)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 600})
+    page.set_content(LAYOUT_FIXTURE)
+    for code_may_scroll in (False, True):
+        found = {(f["tag"], f["cls"], f["kind"]) for f in overflowing(page, code_may_scroll=code_may_scroll)}
+        expected = {("div", "scroller", "scrolls"), ("div", "outer", "sticks out"), ("img", "wide", "sticks out")}
+        if not code_may_scroll:
+            expected.add(("pre", "", "scrolls"))
+        assert found == expected, (code_may_scroll, found)
+    page.close()
+
+
 def test_widgets_render_and_switch_offline(browser, server):
     """Every switcher widget is drawn and shows another panel when its control moves (no kernel behind it)."""
     seen = 0

@@ -46,6 +46,13 @@ MEASURE = r"""
   const sr = document.createElement("style");
   sr.textContent = "mjx-assistive-mml { display: none !important; }";
   document.head.appendChild(sr);
+  const tex = el => {                 // a formula's TeX source, as MathJax keeps it
+    try {
+      if (el.tagName !== "MJX-CONTAINER" || !window.MathJax || !MathJax.startup.document) return "";
+      const item = MathJax.startup.document.getMathItemsWithin(el)[0];
+      return item ? "TeX: " + item.math : "";
+    } catch (e) { return ""; }
+  };
   const out = [];
   for (const el of col.querySelectorAll("*")) {
     if (!visible(el) || hiddenByDetails(el) || isCode(el)) continue;
@@ -61,7 +68,7 @@ MEASURE = r"""
     reported.add(el);
     const cls = (typeof el.className === "string" ? el.className : (el.getAttribute("class") || "")).trim();
     out.push({tag: el.tagName.toLowerCase(), cls: cls.slice(0, 60), kind, px,
-              text: (el.innerText || el.textContent || "").replace(/\s+/g, " ").trim().slice(0, 60)});
+              text: (tex(el) || el.innerText || el.textContent || "").replace(/\s+/g, " ").trim().slice(0, 60)});
   }
   sr.remove();
   return out;
