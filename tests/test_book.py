@@ -3,7 +3,8 @@
 The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.cache make
 a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
 Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error,
-math typeset, widgets drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/.
+math typeset, nothing wider than the text column (at 1280 px nothing, at a phone's 390 px nothing but code blocks),
+widgets drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from tests.helpers.layout import describe, overflowing
 from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,33 +92,46 @@ def browser():
         b.close()
 
 
-def open_page(browser, url: str):
-    """Open ``url`` with every non-local request refused; return the page and what went wrong on it."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}   # a laptop's window; a phone held upright
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1"
+
+
+def open_page(browser, url: str, viewport: tuple[int, int] = WIDTHS["desktop"]):
+    """Open ``url`` with every non-local request refused (the page's, its frames' and workers': the route is the
+    page's own browser context's; service workers blocked; a WebSocket to elsewhere is recorded too); wait until
+    MathJax has typeset; return the page and what went wrong on it. ``page.close()`` closes its context too."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, service_workers="block")
     problems: dict[str, list[str]] = {"page errors": [], "left the machine": [], "failed": []}
 
     def route(r):
-        host = urlparse(r.request.url).hostname
-        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+        if _local(r.request.url):
             r.continue_()
         else:
             problems["left the machine"].append(r.request.url)
             r.abort()
 
-    page.route("**/*", route)
+    page.context.route("**/*", route)
+    page.on("websocket", lambda ws: _local(ws.url) or problems["left the machine"].append(ws.url))
     page.on("pageerror", lambda e: problems["page errors"].append(str(e)))
     page.on("response", lambda resp: resp.status >= 400 and not resp.url.endswith("favicon.ico")
             and problems["failed"].append(f"{resp.status} {resp.url}"))
     page.goto(url, wait_until="networkidle")
+    page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")  # typesetting done
     page.wait_for_timeout(800)
     return page, problems
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", toc_pages())
-def test_page_in_browser(browser, server, name):
-    page, problems = open_page(browser, f"{server}/{name}.html")
+def test_page_in_browser(browser, server, name, width):
+    """The page as a reader sees it at this width: no error, nothing fetched from outside, math typeset, and nothing
+    wider than the text column (at the phone's width, code blocks may scroll sideways; nothing else may)."""
+    page, problems = open_page(browser, f"{server}/{name}.html", WIDTHS[width])
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"{name}-{WIDTHS[width][0]}.png"), full_page=False)
     assert not problems["page errors"], problems
     assert not problems["left the machine"], problems
     assert not problems["failed"], problems
@@ -124,10 +139,44 @@ def test_page_in_browser(browser, server, name):
     if 'class="math' in source:
         assert page.locator("mjx-container").count() > 0, f"{name}: math was not typeset (MathJax did not run)"
         assert page.locator("text=\\frac").count() == 0, f"{name}: raw LaTeX left on the page"
+        assert page.locator("mjx-merror").count() == 0, f"{name}: MathJax could not typeset a formula"
+        untypeset = page.locator("article .math:not(:has(mjx-container))").count()
+        assert untypeset == 0, f"{name}: {untypeset} formula(s) not typeset"
     for link in page.locator('a[href*="colab.research.google.com"]').all():
         assert link.get_attribute("href").endswith(".ipynb"), link.get_attribute("href")
     if name in notebook_pages():
         assert page.locator('a[href*="colab.research.google.com"]').count() > 0, f"{name}: no Colab launch link"
+    wide = overflowing(page, code_may_scroll=width == "phone")
+    assert not wide, (f"{name} at {WIDTHS[width][0]} px: {len(wide)} element(s) wider than the text column "
+                      f"(scroll sideways or stick out):\n{describe(wide)}")
+    page.close()
+
+
+LAYOUT_FIXTURE = """<html><body><article class="bd-article" style="width: 300px; padding: 0 10px">
+<div class="highlight"><pre style="overflow-x: auto">code code code code code code code code code code code</pre></div>
+<div class="scroller" style="overflow-x: auto"><table><tr><td style="white-space: nowrap">a wide table row
+a wide table row a wide table row</td></tr></table></div>
+<div class="outer" style="width: 400px"><span class="inner">inside a box that sticks out</span></div>
+<img class="wide" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" style="width: 500px; height: 2px">
+<span class="math" style="display: inline-flex; overflow: hidden"><mjx-container style="position: relative">x
+<mjx-assistive-mml style="position: absolute; width: 900px; clip: rect(1px, 1px, 1px, 1px)">x</mjx-assistive-mml>
+</mjx-container></span>
+<details><summary>folded</summary><div style="width: 900px">hidden</div></details>
+<p>fits</p></article></body></html>"""
+
+
+def test_layout_measure_finds_what_sticks_out(browser):
+    """The measure behind the width check, on a page made to fail it: it names the box that scrolls and the
+    outermost box that sticks out, lets code scroll only when told, and ignores what is not drawn (a closed
+    <details>, MathJax's clipped copy for screen readers)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 600})
+    page.set_content(LAYOUT_FIXTURE)
+    for code_may_scroll in (False, True):
+        found = {(f["tag"], f["cls"], f["kind"]) for f in overflowing(page, code_may_scroll=code_may_scroll)}
+        expected = {("div", "scroller", "scrolls"), ("div", "outer", "sticks out"), ("img", "wide", "sticks out")}
+        if not code_may_scroll:
+            expected.add(("pre", "", "scrolls"))
+        assert found == expected, (code_may_scroll, found)
     page.close()
 
 
