@@ -62,7 +62,7 @@ book: setup data
 
 # The seminar decks (scripts/slides.py): one reveal.js deck and PDF handout per chapter notebook, from the notebooks the
 # book build executed (cells tagged `slide`/`slide-more`), into _build/html/slides/ beside the book they link to.
-slides: setup
+slides: book
 	$(PY) scripts/slides.py
 
 # First the notebooks that changed since the book build, in parallel (a failure here is not the verdict: a notebook with

@@ -48,8 +48,8 @@ WIDGET = "application/vnd.jupyter.widget-view+json"  # a slide has no widget man
 
 
 def WIDGET_NOTE(name: str):
-    return nbformat.v4.new_output("display_data", data={"text/html": f'<p><em>An interactive widget: open it in the '
-                                                                      f'<a href="../{name}.html">chapter</a>.</em></p>'})
+    note = f'<p><em>An interactive widget: open it in the <a href="../{name}.html">chapter</a>.</em></p>'
+    return nbformat.v4.new_output("display_data", data={"text/html": note})
 WIDTH, HEIGHT = 1280, 720
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -84,6 +84,17 @@ def glued(nb) -> dict[str, dict]:
             if name:
                 found[name] = unglued(out)["data"]
     return found
+
+
+def distinct(outputs: list) -> list:
+    """The outputs without repeats (a value glued, then displayed, shows once)."""
+    seen, kept = [], []
+    for o in outputs:
+        key = o.get("data") or o.get("text")
+        if key not in seen:
+            seen.append(key)
+            kept.append(o)
+    return kept
 
 
 def keep_output(output: dict) -> bool:
@@ -254,7 +265,7 @@ def slide_notebook(nb, name: str):
     opening = nbformat.v4.new_markdown_cell(
         f'<div class="course-title">\n\n# {title}\n\nSeminar deck of the chapter <a href="../{name}.html">{name}</a>, '
         f"built from its executed notebook (each figure and table says its scale, hardware and commit). "
-        f"Arrow keys move; <kbd>s</kbd> opens the speaker view.\n\n</div>")
+        f"Arrow keys move; the S key opens the speaker view.\n\n</div>")
     opening.metadata["slideshow"] = {"slide_type": "slide"}
     cells = [opening]
     for cell in nb.cells:
@@ -267,7 +278,7 @@ def slide_notebook(nb, name: str):
             cell.source = myst(cell.source, glue)
         elif cell.cell_type == "code":
             outputs = [] if "remove-output" in tags else cell.get("outputs", [])
-            cell.outputs = [unglued(o) for o in outputs if keep_output(o)]
+            cell.outputs = distinct([unglued(o) for o in outputs if keep_output(o)])
             cell.outputs = [WIDGET_NOTE(name) if WIDGET in o.get("data", {}) else o for o in cell.outputs]
             if tags & HIDE_INPUT:
                 cell.metadata.setdefault("transient", {})["remove_source"] = True

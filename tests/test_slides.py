@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 from tests.helpers.serve import serve
-from tests.test_book import CHROMIUM, browser, open_page  # noqa: F401  (browser: the shared Chromium fixture)
+from tests.test_book import browser, open_page  # noqa: F401  (browser: test_book's Chromium fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -39,12 +39,15 @@ def synthetic():
                                    metadata={"scrapbook": {"name": "ch_glance", "mime_prefix": GLUE}})
     shown = nbformat.v4.new_output("stream", name="stdout", text="visible output\n")
     noise = nbformat.v4.new_output("stream", name="stderr", text="progress 10%\n")
+    shown_glance = nbformat.v4.new_output("display_data", data={"text/html": "<table id='glance'></table>",
+                                                                "text/plain": "Glance"})  # glued, then displayed
     return nbformat.v4.new_notebook(cells=[
         md("# A chapter title\n\nThe problem, with $a^2$.", metadata={"tags": ["slide"]}),
         code("untagged_code = 1"),
         md(":::{admonition} Results at a glance\n:class: tip\n\n**Claim.**\n\n```{glue} ch_glance\n```\n:::",
            metadata={"tags": ["slide"]}),
-        code("hidden_plotting_code = 2", outputs=[glued, noise], metadata={"tags": ["slide", "hide-input"]}),
+        code("hidden_plotting_code = 2", outputs=[glued, noise, shown_glance],
+             metadata={"tags": ["slide", "hide-input"]}),
         code("shown_idea_code = 3", outputs=[shown], metadata={"tags": ["slide-more"]}),
         md("untagged prose"),
         code("removed_input = 4", metadata={"tags": ["slide", "remove-input"]}),
@@ -69,7 +72,8 @@ def test_deck_shows_glue_and_drops_hidden_code():
     assert "hidden_plotting_code" not in page and "removed_input" not in page
     assert "shown_idea_code" in page and "visible output" in page
     assert "progress 10%" not in page  # stderr stays off the slides
-    assert page.count("id='glance'") + page.count('id="glance"') == 2  # the glued output and its {glue} reference
+    # the glued output (displayed too: shown once) and its {glue} reference
+    assert page.count("id='glance'") + page.count('id="glance"') == 2
     assert GLUE not in page
     assert re.search(r'class="admonition tip"', page)
     assert "(target)=" not in page and "{literalinclude}" not in page
@@ -203,3 +207,14 @@ def test_seminar_guide_links_every_deck():
     for name in slides.chapters():
         for kind in ("html", "pdf"):
             assert f'href="slides/{name}.{kind}"' in guide, f"book/seminar.md does not link slides/{name}.{kind}"
+
+
+def test_chapter_pages_link_their_deck():
+    """book/_ext/course_book.py puts the deck's links under each chapter page's title."""
+    pages = {n: slides.HTML / f"{n}.html" for n in slides.chapters()}
+    if not all(p.exists() for p in pages.values()):
+        pytest.skip("the book is not built (`make book`)")
+    for name, page in pages.items():
+        text = page.read_text()
+        for kind in ("html", "pdf"):
+            assert f'href="slides/{name}.{kind}"' in text, f"{name}.html does not link its deck's {kind}"
