@@ -181,13 +181,18 @@ def test_deck_in_browser(browser, decks, name):  # noqa: F811
         total = page.evaluate("Reveal.getTotalSlides()")
         source = (decks[name] / "slides" / f"{name}.html").read_text()
         assert total == source.count("<section") // 2, "reveal.js sees another number of slides than the deck has"
-        if re.search(r"\$[^$\s][^$]*\$", re.sub(r"<(pre|script|style)[\s\S]*?</\1>", "", source)):
-            assert page.locator("mjx-container").count() > 0, f"{name}: math was not typeset"
+        body = re.sub(r"<(pre|script|style)[\s\S]*?</\1>", "", source.split("<body", 1)[1])
+        has_math = [bool(re.search(r"\$[^$\s][^$]*\$|\\\(|\\begin\{", part))
+                    for part in re.split(r"<section[^>]*>\s*<section[^>]*>", body)[1:]]
+        assert len(has_math) == total
         SHOTS.mkdir(parents=True, exist_ok=True)
         for i in range(total):
             assert page.evaluate("Reveal.getIndices().h") == i, f"{name}: the arrow key did not reach slide {i + 1}"
             assert not page.evaluate(OUTSIDE), f"{name}, slide {i + 1}: outside the slide: {page.evaluate(OUTSIDE)}"
             assert not page.evaluate(RAW_TEX), f"{name}, slide {i + 1}: raw TeX: {page.evaluate(RAW_TEX)}"
+            if has_math[i]:
+                typeset = page.evaluate("Reveal.getCurrentSlide().querySelectorAll('mjx-container').length")
+                assert typeset > 0, f"{name}, slide {i + 1}: its math was not typeset"
             if i < 4:
                 page.screenshot(path=str(SHOTS / f"slides-{name}-{i + 1}.png"))
             page.keyboard.press("ArrowRight")
