@@ -2,13 +2,15 @@
 
 Reads `_build/jupyter_execute/<name>.ipynb` (what `make book` executed, with its outputs), keeps the cells tagged
 `slide` (starts a slide) or `slide-more` (adds to the slide before), in order, after a title slide made from the
-chapter's H1. A code cell shows its code unless it is tagged `hide-input` or `remove-input`. Outputs glued without
-display (myst_nb's `glue`) are shown, and the MyST that nbconvert's Markdown renderer does not know (admonitions,
-`{glue}` references, figures, `{literalinclude}`, roles) is turned into Markdown and HTML first. nbconvert's
+chapter's H1. A code cell shows its code unless it is tagged `hide-input` or `remove-input`, and its outputs but
+stderr (a widget becomes a link to the chapter). Outputs glued without display (myst_nb's `glue`) are shown, once;
+the MyST that nbconvert's Markdown renderer does not know (admonitions, `{glue}` references, figures,
+`{literalinclude}`, roles) is turned into Markdown and HTML first; content that does not fit 1280×720 is scaled
+down in the browser (the template). nbconvert's
 SlidesExporter renders the deck (scripts/slides_template: reveal.js and MathJax from the book's `_static`, no CDN);
 Chromium prints it (reveal.js's `?print-pdf`) to the handout. Both land in `_build/html/slides/`, written atomically.
 
-    python scripts/slides.py [NAME ...]       (default: every chapter notebook of _toc.yml)
+    python scripts/slides.py [NAME ...]       (default: every chapter notebook of _toc.yml; `make slides`)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import http.server
 import mimetypes
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -46,12 +49,8 @@ GLUE_PREFIX = "application/papermill.record/"
 HIDE_INPUT = {"hide-input", "remove-input"}
 WIDGET = "application/vnd.jupyter.widget-view+json"  # a slide has no widget manager: it points to the chapter
 
-
-def WIDGET_NOTE(name: str):
-    note = f'<p><em>An interactive widget: open it in the <a href="../{name}.html">chapter</a>.</em></p>'
-    return nbformat.v4.new_output("display_data", data={"text/html": note})
 WIDTH, HEIGHT = 1280, 720
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -95,6 +94,12 @@ def distinct(outputs: list) -> list:
             seen.append(key)
             kept.append(o)
     return kept
+
+
+def widget_note(name: str) -> dict:
+    """What a slide shows for a widget: a link to the chapter, where it works."""
+    note = f'<p><em>An interactive widget: open it in the <a href="../{name}.html">chapter</a>.</em></p>'
+    return nbformat.v4.new_output("display_data", data={"text/html": note})
 
 
 def keep_output(output: dict) -> bool:
@@ -279,7 +284,7 @@ def slide_notebook(nb, name: str):
         elif cell.cell_type == "code":
             outputs = [] if "remove-output" in tags else cell.get("outputs", [])
             cell.outputs = distinct([unglued(o) for o in outputs if keep_output(o)])
-            cell.outputs = [WIDGET_NOTE(name) if WIDGET in o.get("data", {}) else o for o in cell.outputs]
+            cell.outputs = [widget_note(name) if WIDGET in o.get("data", {}) else o for o in cell.outputs]
             if tags & HIDE_INPUT:
                 cell.metadata.setdefault("transient", {})["remove_source"] = True
         cells.append(cell)
