@@ -279,8 +279,8 @@ def slide_notebook(nb, name: str):
             continue
         cell = copy.deepcopy(cell)
         cell.metadata["slideshow"] = {"slide_type": "slide" if "slide" in tags else "-"}
-        if cell.cell_type == "markdown":
-            cell.source = myst(cell.source, glue)
+        if cell.cell_type == "markdown":  # the chapter's H1 is on the title slide already
+            cell.source = myst(re.sub(rf"^#\s+{re.escape(title)}\s*$\n?", "", cell.source, count=1, flags=re.M), glue)
         elif cell.cell_type == "code":
             outputs = [] if "remove-output" in tags else cell.get("outputs", [])
             cell.outputs = distinct([unglued(o) for o in outputs if keep_output(o)])

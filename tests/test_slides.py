@@ -61,6 +61,7 @@ def test_deck_keeps_tagged_cells_in_order():
     kinds = [c.metadata["slideshow"]["slide_type"] for c in deck.cells]
     assert kinds == ["slide", "slide", "slide", "slide", "-", "slide", "slide"]  # title, then the tagged cells
     assert "A chapter title" in deck.cells[0].source
+    assert "A chapter title" not in deck.cells[1].source and "The problem" in deck.cells[1].source  # once
     sources = "\n".join(c.source for c in deck.cells)
     assert "untagged_code" not in sources and "untagged prose" not in sources
     hidden = [c for c in deck.cells if c.metadata.get("transient", {}).get("remove_source")]
