@@ -269,7 +269,7 @@ def slide_notebook(nb, name: str):
     title = title_of(nb)
     opening = nbformat.v4.new_markdown_cell(
         f'<div class="course-title">\n\n# {title}\n\nSeminar deck of the chapter <a href="../{name}.html">{name}</a>, '
-        f"built from its executed notebook (each figure and table says its scale, hardware and commit). "
+        f"built from the notebook that the book build executed: the chapter's own outputs and provenance stamps. "
         f"Arrow keys move; the S key opens the speaker view.\n\n</div>")
     opening.metadata["slideshow"] = {"slide_type": "slide"}
     cells = [opening]
