@@ -14,9 +14,9 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides
 
-course: setup book
+course: setup book slides
 
 setup: system-packages .venv/.installed book/_vendor/.installed
 
@@ -43,6 +43,11 @@ book/_vendor/.installed: node_modules/.package-lock.json
 	cp node_modules/requirejs/require.js book/_vendor/require.js
 	cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js node_modules/@jupyter-widgets/html-manager/dist/*.{woff,woff2,ttf,eot,svg} book/_vendor/html-manager/
 	cp -r node_modules/mathjax/es5 book/_vendor/mathjax/es5
+	mkdir -p book/_vendor/reveal.js/dist/theme book/_vendor/reveal.js/plugin/notes
+	cp node_modules/reveal.js/dist/reveal.{js,css} book/_vendor/reveal.js/dist/
+	cp -r node_modules/reveal.js/dist/theme/white.css node_modules/reveal.js/dist/theme/fonts book/_vendor/reveal.js/dist/theme/
+	cp node_modules/reveal.js/plugin/notes/notes.js book/_vendor/reveal.js/plugin/notes/
+	cp node_modules/reveal.js/LICENSE book/_vendor/reveal.js/
 	touch $@
 
 # The chapters' slow, memoised steps (chapter 2's corpus and countermeasures) and the chapter notebooks themselves, in
@@ -54,6 +59,11 @@ data: setup
 book: setup data
 	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
 	@echo "The book: $(CURDIR)/_build/html/index.html"
+
+# The seminar decks (scripts/slides.py): one reveal.js deck and PDF handout per chapter notebook, from the notebooks the
+# book build executed (cells tagged `slide`/`slide-more`), into _build/html/slides/ beside the book they link to.
+slides: book
+	$(PY) scripts/slides.py
 
 # First the notebooks that changed since the book build, in parallel (a failure here is not the verdict: a notebook with
 # no good execution recorded is executed again under nbval below, and fails there); then the suite, which reuses them.
