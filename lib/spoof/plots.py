@@ -76,13 +76,16 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     return fig
 
 
-def cam_figure(panels):
-    """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)], legend below."""
+def cam_figure(panels, title=""):
+    """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)]; at the top,
+    ``title`` over the legend of the segment types."""
     import matplotlib.pyplot as plt
     fig = plt.figure(figsize=(8, 3.1 * len(panels)), layout="constrained")
-    for sub, (wave, segments, cams, title) in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
-        utterance_figure(wave, segments, cams, spec=False, title=title, fig=sub)
-    fig.legend(handles=legend_handles(), loc="outside lower center", ncol=3, fontsize=7)
+    for sub, (wave, segments, cams, name) in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
+        utterance_figure(wave, segments, cams, spec=False, title=name, fig=sub)
+    fig.legend(handles=legend_handles(), loc="outside upper center", ncol=3, fontsize=7,
+               title=title or None, title_fontsize=10, frameon=False)
+    fig.get_layout_engine().set(rect=(0, 0.02, 1, 0.98))   # room for the provenance caption
     return fig
 
 
