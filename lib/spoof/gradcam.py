@@ -63,15 +63,16 @@ def gradcam(model, layer, inputs, target, lengths=None) -> torch.Tensor:
 
 
 def temporal_cam(A, G, n=None):
-    """Grad-CAM over time from the activations A and gradients G = ∂y/∂A, both (B, C, T).
+    """Grad-CAM over time: activations A, gradients G = ∂y/∂A, both (B, C, T).
 
     n: valid frames per utterance (None: all T); frames past them get 0."""
     B, C, T = A.shape
     n = torch.full((B,), T, device=A.device) if n is None else n
-    valid = torch.arange(T, device=A.device)[None, :] < n[:, None]   # (B, T)
-    alpha = (G * valid[:, None]).sum(-1) / n[:, None].clamp_min(1)   # α_k = mean_t ∂y/∂A_k(t)
-    cam = torch.relu((alpha[:, :, None] * A).sum(1))                 # ReLU(Σ_k α_k A_k(t))
-    return _scale(cam, valid)                                        # min-max to [0, 1]
+    valid = torch.arange(T, device=A.device)[None, :] < n[:, None]  # (B, T)
+    # α_k = mean_t ∂y/∂A_k(t), over each utterance's own frames
+    alpha = (G * valid[:, None]).sum(-1) / n[:, None].clamp_min(1)
+    cam = torch.relu((alpha[:, :, None] * A).sum(1))  # ReLU(Σ_k α_k A_k(t))
+    return _scale(cam, valid)                          # min-max to [0, 1]
 
 
 def _frames(model, lengths, T):
