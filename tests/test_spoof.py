@@ -227,6 +227,101 @@ def test_gradcam_frames_line_up_with_label_frames():
         assert abs(int(frame_of(t, energy.numel())) - hot) <= 1         # label frame(t) is that frame or its neighbour
 
 
+def test_temporal_cam_is_the_formula_on_each_utterances_own_frames():
+    from lib.spoof import temporal_cam
+    g = torch.Generator().manual_seed(0)
+    A, G = torch.randn(2, 5, 9, generator=g), torch.randn(2, 5, 9, generator=g)
+    n = torch.tensor([9, 6])
+    cam = temporal_cam(A, G, n)
+    for i in range(2):
+        a, gr = A[i, :, : n[i]], G[i, :, : n[i]]
+        raw = torch.relu((gr.mean(-1)[:, None] * a).sum(0))          # ReLU(Σ_k mean_t(∂y/∂A_k) A_k(t))
+        raw = (raw - raw.min()) / (raw - raw.min()).max()
+        torch.testing.assert_close(cam[i, : n[i]], raw, atol=1e-5, rtol=0)
+    assert cam[1, 6:].abs().sum() == 0                                  # frames past the end
+    G2 = G.clone()
+    G2[1, :, 6:] = 100.0                                                # gradients of padding frames
+    torch.testing.assert_close(temporal_cam(A, G2, n), cam)            # do not enter α_k
+    torch.testing.assert_close(temporal_cam(A, G)[0], cam[0])          # n=None: every frame is valid
+
+
+def test_gradcam_takes_valid_frames_from_the_models_own_framing():
+    """A wav2vec 2.0 stack with 10 ms frames (stride 160): valid frames follow it, not the 20 ms formula."""
+    torch.manual_seed(0)
+    params = dict(_tiny_ssl_params(), extractor_conv_layer_config=[(32, 10, 5), (32, 3, 2), (32, 3, 2),
+                                                                    (32, 3, 2), (32, 2, 2), (32, 2, 2)])
+    m = _trained_ish(build_ssl_res1d(params, se_dim=16))
+    for L in (400, 4000, 9001, 12345):
+        _, own = m.frontend.ssl.feature_extractor(torch.zeros(1, L), torch.tensor([L]))
+        assert int(m.n_frames(torch.tensor(L))) == int(own) > int(n_frames(L))
+    waves = [torch.randn(n) * 0.1 for n in (12345, 6000)]
+    cams = gradcam(m, m.fc, waves, 1)                                  # one padded batch
+    for i, w in enumerate(waves):
+        ref = gradcam_reference(m, m.fc, w.numpy(), 1)
+        assert len(ref) == int(m.n_frames(torch.tensor(w.numel())))
+        np.testing.assert_allclose(cams[i, : len(ref)].numpy(), ref, atol=1e-4)
+        assert cams[i, len(ref):].abs().sum() == 0
+    assert int(tiny_cm().n_frames(torch.tensor(12345))) == int(n_frames(12345))
+
+
+def test_gradcam_with_lengths_needs_a_model_that_states_its_framing():
+    class Bare(torch.nn.Module):                 # a CM without n_frames
+        def __init__(self):
+            super().__init__()
+            self.cm = tiny_cm()
+            self.fc = self.cm.fc
+
+        def forward(self, x, lengths=None):
+            return self.cm(x, lengths)
+
+    m = _trained_ish(Bare())
+    with pytest.raises(TypeError, match="n_frames"):
+        gradcam(m, m.fc, [torch.randn(8000) * 0.1, torch.randn(9000) * 0.1], 1)
+    assert gradcam(m, m.fc, torch.randn(2, 8000) * 0.1, 1).shape == (2, int(n_frames(8000)))
+
+
+def test_one_sample_rate_for_the_chapter():
+    import ast
+
+    import lib.spoof
+    from lib import validate
+    from lib.spoof import audio, partialspoof, plots
+    assert lib.spoof.SR == audio.SR == partialspoof.SR == validate.SR == 16000
+    assert plots.utterance_figure.__kwdefaults__["sr"] == validate.SR
+    for path in sorted((ROOT / "lib" / "spoof").glob("*.py")):         # nobody defines a second one
+        tree = ast.parse(path.read_text())
+        names = [t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name)]
+        assert "SR" not in names, f"{path.name} defines its own SR: import lib.validate.SR"
+        assert "16000" not in re.sub(r"-ar 16000", "", path.read_text()), path.name
+
+
+def _chapter_code_cells():
+    text = (ROOT / "book" / "02_spoof.md").read_text()
+    cells = re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, re.S)
+    return text, [[ln for ln in c.strip("\n").split("\n") if not ln.startswith(":tags:")] for c in cells]
+
+
+def test_chapter_reads_as_a_book():
+    text, cells = _chapter_code_cells()
+    head = text[text.index("# Where does"):text.index("```{code-cell}")]
+    assert ":::{admonition} Results at a glance" in head and "{glue} spoof_glance" in head
+    assert "{glue:figure} spoof_glance_fig" in head
+    assert 'glue("spoof_glance", g)' in text and 'glue("spoof_glance_fig", cam_fig)' in text
+    for code in cells[1:]:                        # the first is the Colab set-up, written by make sync
+        while code and not code[0]:
+            code.pop(0)
+        assert len(code) <= 15, code[:2]
+        assert max(len(ln) for ln in code) <= 88, [ln for ln in code if len(ln) > 88]
+    assert not re.search(r"^\s*import \w+ as [A-Z]\b|^\s*from \S+ import .* as [A-Z]\b", text, re.M)
+    seminar = text[text.index("## For the seminar"):]
+    assert len(re.findall(r"^\d\. ", seminar, re.M)) == 3 and "## " not in seminar[3:]
+    include = re.search(r"```\{literalinclude\} \.\./(\S+)\n:language: python\n:pyobject: (\w+)", text)
+    assert include and include.groups() == ("lib/spoof/gradcam.py", "temporal_cam")  # the weights as code
+    assert "def temporal_cam(" in (ROOT / include.group(1)).read_text()
+    assert len(re.findall(r'^\+\+\+ \{"tags": \["slide"\]\}|^:tags: \[.*\bslide\b', text, re.M)) >= 7
+
+
 # ---------------------------------------------------------------- data builder
 @pytest.fixture(scope="module")
 def small_base():

@@ -2,7 +2,7 @@
 
 One idea per file:
   rcq.py           RCQ per segment type as the authors' scoring code computes it (tested against a restatement of it), or a "clean" rule
-  gradcam.py       Grad-CAM over time, batched (and pytorch-grad-cam as the reference it must equal)
+  gradcam.py       Grad-CAM over time, batched (temporal_cam: the formula; pytorch-grad-cam: the reference)
   ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
   data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices
   experiment.py    SpoofConfig per scale; training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
@@ -10,6 +10,6 @@ One idea per file:
   audio.py, plots.py   audio I/O and checks; the chapter's figures
 """
 from .rcq import KINDS, frame_of, rcq, rcq_counts, rcq_per_utterance, segment_frames
-from .gradcam import gradcam, gradcam_reference
+from .gradcam import gradcam, gradcam_reference, temporal_cam
 from .ssl_res1d import SpoofCM, build_ssl_res1d, n_frames, p2sgrad_loss, tiny_cm
-from .audio import batch_waveforms, check_waveform, load_audio
+from .audio import SR, batch_waveforms, check_waveform, load_audio

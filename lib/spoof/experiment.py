@@ -17,10 +17,10 @@ import torch
 from lib import validate
 from lib.scale import ScaleConfig
 
-from .audio import pad_repeat
+from .audio import SR, pad_repeat
 from .gradcam import gradcam
 from .rcq import rcq_sums, rcq_from_sums
-from .ssl_res1d import n_frames, p2sgrad_loss, tiny_cm
+from .ssl_res1d import p2sgrad_loss, tiny_cm
 
 
 def eer(labels, scores, return_threshold: bool = False):
@@ -47,7 +47,7 @@ def eer(labels, scores, return_threshold: bool = False):
     return (e, float(thr[i])) if return_threshold else e
 
 
-def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * 16000, device="cpu"):
+def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * SR, device="cpu"):
     """``batches(step)``: a balanced random batch (same per step), random ≤3 s crops, padded by repetition."""
     by_label = [[it for it in items if it["label"] == c] for c in (0, 1)]
 
@@ -82,7 +82,7 @@ def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None
     torch.manual_seed(seed)
     model = model_fn().to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    hist = train.fit(model, make_batches(items, batch_size, seed, int(crop_s * 16000), device), loss_fn, opt, steps,
+    hist = train.fit(model, make_batches(items, batch_size, seed, int(crop_s * SR), device), loss_fn, opt, steps,
                      ckpt_path=ckpt_path, ckpt_every=100, log_every=10, progress=progress)
     return model.eval(), hist
 
@@ -120,7 +120,7 @@ def cams(model, items, target: int, batch_size=32) -> list[np.ndarray]:
     for chunk in _chunks(items, batch_size):
         x, lengths = _stack(chunk, _device(model))
         c = gradcam(model, model.fc, x, target, lengths=lengths).cpu()
-        out += [c[i, : int(n)].numpy() for i, n in enumerate(n_frames(lengths.cpu()))]
+        out += [c[i, : int(n)].numpy() for i, n in enumerate(model.n_frames(lengths.cpu()))]
     return out
 
 

@@ -7,7 +7,7 @@ on layer activations ``A_k(t)`` (the back-end's ``fc`` Conv1d, before temporal p
 
 one value per 20 ms frame, no resizing. The post-processing is pytorch-grad-cam's (``scale_cam_image``), and
 ``gradcam_reference`` runs pytorch-grad-cam itself (one utterance at a time, the way the reference code does) so
-tests can check that both agree.
+tests can check that both agree. ``temporal_cam`` is the formula itself, on activations and gradients given.
 """
 from __future__ import annotations
 
@@ -58,17 +58,30 @@ def gradcam(model, layer, inputs, target, lengths=None) -> torch.Tensor:
     finally:
         hook.remove()
         model.train(was_training)
+    n = None if lengths is None else _frames(model, lengths, A.shape[-1])
+    return temporal_cam(A.detach(), G, n)
+
+
+def temporal_cam(A, G, n=None):
+    """Grad-CAM over time: activations A, gradients G = ∂y/∂A, both (B, C, T).
+
+    n: valid frames per utterance (None: all T); frames past them get 0."""
     B, C, T = A.shape
-    n = torch.full((B,), T, device=A.device) if lengths is None else _frames(model, lengths, T)
-    valid = torch.arange(T, device=A.device)[None, :] < n[:, None]
-    alpha = (G * valid[:, None]).sum(-1) / n[:, None].clamp_min(1)  # α_k = mean_t ∂y/∂A_k(t)
-    cam = torch.relu((alpha[:, :, None] * A).sum(1)).detach()
-    return _scale(cam, valid)
+    n = torch.full((B,), T, device=A.device) if n is None else n
+    valid = torch.arange(T, device=A.device)[None, :] < n[:, None]  # (B, T)
+    # α_k = mean_t ∂y/∂A_k(t), over each utterance's own frames
+    alpha = (G * valid[:, None]).sum(-1) / n[:, None].clamp_min(1)
+    cam = torch.relu((alpha[:, :, None] * A).sum(1))  # ReLU(Σ_k α_k A_k(t))
+    return _scale(cam, valid)                          # min-max to [0, 1]
 
 
 def _frames(model, lengths, T):
-    from .ssl_res1d import n_frames
-    return n_frames(lengths).clamp(max=T).to(lengths.device)
+    """Valid frames per utterance, from the model's own framing (``model.n_frames``), at most ``T``."""
+    if not hasattr(model, "n_frames"):
+        raise TypeError(f"{type(model).__name__} has no n_frames(lengths): give a model that says how many "
+                        "frames an utterance of L samples has (as SpoofCM does), or inputs of equal length "
+                        "without lengths")
+    return torch.as_tensor(model.n_frames(lengths)).clamp(max=T).to(lengths.device)
 
 
 def gradcam_reference(model, layer, wave, target):
@@ -100,7 +113,7 @@ def gradcam_reference(model, layer, wave, target):
     out = []
     try:
         for w in waves:
-            w = torch.as_tensor(np.asarray(w, dtype=np.float32))
+            w = torch.as_tensor(np.asarray(w, dtype=np.float32)).to(next(model.parameters()).device)
             out.append(cam(input_tensor=w[None, None, None, :], targets=[ClassifierOutputTarget(int(target))])[0, 0])
     finally:
         cam.activations_and_grads.release()

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.validate import SR
+
 ZENODO = "https://zenodo.org/record/5766198/files/database_{part}.tar.gz?download=1"
 PS_URLS = {part: ZENODO.format(part=part) for part in ("train", "dev", "eval", "protocols")}
 PS_VAD_URL = ZENODO.format(part="vad")                                            # name unverified
 LA_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip"          # unverified
-SR = 16000
 KIND_CODE = {"BS": 1, "SS": 2, "TR": 100, "BN": 101, "SN": 102}   # one code per kind (SS/SN: attack A01)
 
 

@@ -1,7 +1,10 @@
-"""Figures for chapter 2: segment labels under a waveform/spectrogram, and Grad-CAM over time."""
+"""Figures and table cells for chapter 2: segment labels under a waveform/spectrogram, Grad-CAM over time,
+training curves, the utterance browser's panels, and mean ± sd over seeds."""
 from __future__ import annotations
 
 import numpy as np
+
+from .audio import SR
 
 COLORS = {"BS": "#2e7d32", "SS": "#c62828", "TR": "#6a1b9a", "BN": "#a5d6a7", "SN": "#ef9a9a"}
 NAMES = {"BS": "bona fide speech", "SS": "spoofed speech", "TR": "transition", "BN": "bona fide non-speech",
@@ -23,10 +26,11 @@ def legend_handles():
     return [Patch(color=c, label=f"{k}: {NAMES[k]}") for k, c in COLORS.items()]
 
 
-def utterance_figure(wave, segments, cams: dict | None = None, *, sr=16000, title="", spec=True):
+def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="", spec=True, fig=None):
     """Waveform (+ log spectrogram) with the segment labels underneath and optional Grad-CAM curves.
 
     ``cams``: {label: 1-D array, one value per 20 ms frame}; frame n is drawn at its window centre 20 n + 12.5 ms.
+    ``fig``: draw into this (sub)figure instead of a new one.
     """
     import matplotlib.pyplot as plt
     import torch
@@ -37,8 +41,9 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=16000, titl
     dur = len(wave) / sr
     rows = [2, 2 if spec else 0, 0.45, 2 if cams else 0]
     rows = [r for r in rows if r]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.3 * sum(rows) / 1.5), sharex=True,
-                             gridspec_kw={"height_ratios": rows})
+    own = fig is None
+    fig = plt.figure(figsize=(8, 1.3 * sum(rows) / 1.5)) if own else fig
+    axes = fig.subplots(len(rows), 1, sharex=True, gridspec_kw={"height_ratios": rows})
     i = 0
     axes[i].plot(t, wave, lw=0.4, color="0.2")
     axes[i].set_ylabel("amplitude")
@@ -66,5 +71,77 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=16000, titl
         axes[i].legend(fontsize=7, loc="upper right")
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(0, dur)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
+
+
+def cam_figure(panels, title=""):
+    """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)]; at the top,
+    ``title`` over the legend of the segment types."""
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(8, 3.1 * len(panels)), layout="constrained")
+    for sub, (wave, segments, cams, name) in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
+        utterance_figure(wave, segments, cams, spec=False, title=name, fig=sub)
+    fig.legend(handles=legend_handles(), loc="outside upper center", ncol=3, fontsize=7,
+               title=title or None, title_fontsize=10, frameon=False)
+    fig.get_layout_engine().set(rect=(0, 0.02, 1, 0.98))   # room for the provenance caption
+    return fig
+
+
+def training_curves(results, splice, seeds):
+    """Loss and batch accuracy per step of both CMs of ``splice``, one line per seed."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for tr, name, color in (("full", "trained on fully spoofed", "C0"), ("partial", "trained on partial spoofs", "C3")):
+        for s in seeds:
+            h = results[(tr, splice, s)]["history"]
+            step = [r["step"] for r in h]
+            axes[0].plot(step, [r["loss"] for r in h], color=color, alpha=0.7, label=name if s == seeds[0] else None)
+            axes[1].plot(step, [r["acc"] for r in h], color=color, alpha=0.7)
+    axes[0].set(xlabel="step", ylabel="P2SGrad-MSE loss", title=f"training loss ({len(seeds)} seeds)")
+    axes[1].set(xlabel="step", ylabel="batch accuracy", title=f"training accuracy ({len(seeds)} seeds)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.subplots_adjust(bottom=0.25)   # room for the provenance caption
+    return fig
+
+
+def stamp():
+    """The provenance stamp (``lib.provenance.stamp``) as a small HTML line that wraps on a phone."""
+    import html
+
+    from IPython.display import HTML
+
+    from lib import provenance
+    return HTML(f'<p class="course-stamp"><small>{html.escape(provenance.stamp())}</small></p>')
+
+
+def mean_sd(vals) -> str:
+    """``"12.3 ± 4.5"``: mean ± sample sd over seeds (one value: just it)."""
+    vals = np.asarray(vals, dtype=float)
+    return f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
+
+
+def cam_panel_html(model, name, item, target, rcq_of) -> str:
+    """The utterance browser's panel: audio player and Grad-CAM of ``model`` on ``item`` for ``target``, titled
+    with the utterance's own RCQ per type (``rcq_of(cam, segments)``), as HTML."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from lib import provenance, widgets
+
+    from .gradcam import gradcam
+    cam = gradcam(model, model.fc, [item["wave"]], target=target)[0].cpu().numpy()
+    r = rcq_of(cam, item["segments"])
+    title = f"{item['id']}: " + " ".join(f"{k} {v:+.0f}%" for k, v in r.items() if np.isfinite(v))
+    fig = utterance_figure(item["wave"].numpy(), item["segments"], {f"{name}, target {target}": cam}, spec=False,
+                           title=title)
+    provenance.caption(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=70, bbox_inches="tight")
+    plt.close(fig)
+    img = base64.b64encode(buf.getvalue()).decode()
+    return widgets.audio(item["wave"].numpy(), SR) + f'<img src="data:image/png;base64,{img}" style="max-width:100%">'

@@ -9,7 +9,8 @@ Liu et al., Interspeech 2024 (arXiv 2406.02483), Sec. 2-4; reference config
 
 Every back-end layer has stride 1, so ``fc`` (the Grad-CAM layer) keeps one vector per 20 ms frame.
 ``forward(wave, lengths=None)``: ``lengths`` (valid samples per row) masks padding, so an utterance scores
-the same alone or inside a padded batch.
+the same alone or inside a padded batch; ``model.n_frames(lengths)`` gives those valid frames, from the front-end's
+own framing.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from torch import nn
 
 from lib import validate
 
-SR = 16000
 WIN, HOP = 400, 320  # 25 ms receptive field, 20 ms hop (wav2vec 2.0's conv stack)
 
 
@@ -50,9 +50,13 @@ class LogSpecFrontend(nn.Module):
         self.spec = torchaudio.transforms.Spectrogram(n_fft=WIN, hop_length=HOP, center=False, power=2.0)
         self.out_dim = WIN // 2 + 1
 
+    def n_frames(self, lengths):
+        """Valid frames of utterances of ``lengths`` samples: :func:`n_frames`."""
+        return n_frames(lengths)
+
     def forward(self, wave, lengths=None):
         x = torch.log(self.spec(wave) + 1e-8)
-        return x, (None if lengths is None else n_frames(lengths))
+        return x, (None if lengths is None else self.n_frames(lengths))
 
 
 class SSLFrontend(nn.Module):
@@ -76,6 +80,14 @@ class SSLFrontend(nn.Module):
             self.ssl.requires_grad_(False)
             self._register_state_dict_hook(_drop_ssl)
             self._register_load_state_dict_pre_hook(self._keep_ssl)
+
+    def n_frames(self, lengths):
+        """Valid frames of utterances of ``lengths`` samples, through the SSL model's own convolution stack (the
+        lengths ``extract_features`` returns; 1 + (L − 400) // 320 for wav2vec 2.0's stack)."""
+        n = torch.as_tensor(lengths)
+        for layer in self.ssl.feature_extractor.conv_layers:
+            n = (torch.div(n - layer.kernel_size, layer.stride, rounding_mode="floor") + 1).clamp_min(0)
+        return n
 
     def _keep_ssl(self, state, prefix, *args):
         for k, v in self.ssl.state_dict().items():
@@ -165,6 +177,10 @@ class SpoofCM(nn.Module):
         self.blocks = nn.ModuleList([Res1DBlock(C, se_dim) for _ in range(n_blocks)])
         self.fc = nn.Conv1d(C, emb_dim, 1)
         self.head = P2SGradHead(emb_dim)
+
+    def n_frames(self, lengths):
+        """Valid ``fc`` frames of utterances of ``lengths`` samples (the front-end's framing; the back-end keeps it)."""
+        return self.frontend.n_frames(lengths)
 
     def embed(self, wave, lengths=None):
         x, n = self.frontend(wave, lengths)
