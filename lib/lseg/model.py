@@ -18,7 +18,7 @@ released ViT-L/16, the ViT-B/32 ablation size and a ``tiny`` CPU configuration (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as nnF
