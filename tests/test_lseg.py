@@ -547,13 +547,13 @@ def test_colab_tables_and_figures_render():
            "per_class": {"aeroplane": 0.3, "bird": 0.2}}
     fold = {"fold": 0, "held_out": ["aeroplane", "bicycle", "bird", "boat", "bottle"],
             "runs": {"clip-none-seed0": run, "random-none-seed0": run}}
-    t = plots.fold_table(fold, 52.8)
+    t = plots.fold_table(fold, 52.8).data
     assert t.shape == (3, 4) and t.loc["clip-none-seed0", "mIoU (%)"] == "25.0"
     pred = torch.zeros(8, 8, dtype=torch.long)
     demo = {"image": np.zeros((8, 8, 3), np.uint8), "pixels": 5,
             "sets": {"all labels": ["cat", "wall"], "without 'cat'": ["wall"]},
             "preds": {"all labels": pred, "without 'cat'": pred}, "share": {"without 'cat'": {"wall": 1.0}}}
-    d = plots.demo_table({"photo": demo})
+    d = plots.demo_table({"photo": demo}).data
     assert d.shape == (1, 2) and d.iloc[0]["they go to"] == "wall 100%"
     for fig in (plots.fold_figure(fold, 52.8), plots.demo_figure({"photo": demo})):
         assert fig.get_size_inches()[0] <= 8
@@ -572,7 +572,7 @@ def test_remove_label_demo_counts_where_the_pixels_go():
     model = lib.lseg.LSeg(lib.lseg.config("tiny"), text_encoder=lib.lseg.RandomText(384, seed=3)).eval()
     image = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
     full = ["sky", "wall", "cat", "floor"]
-    small = np.asarray(Image.fromarray(image).resize((64, 64), Image.BILINEAR))  # as the demo resizes
+    small = np.array(Image.fromarray(image).resize((64, 64), Image.BILINEAR))  # as the demo resizes
     I = evaluation.pixel_embeddings(model, small[None], batch_size=1)
     counts = torch.bincount(evaluation.segment_with(model, I, model.text_encoder(full), 64).flatten(), minlength=4)
     gone = full[int(counts.argmax())]
