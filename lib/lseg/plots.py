@@ -17,9 +17,9 @@ from lib.lseg.data import IGNORE
 PALETTE = plt.get_cmap("tab20", 20)
 
 
-def mean_sd(v, fmt: str = ".3f") -> str:
-    """'mean ± sd' (sample sd, ddof=1) of the values ``v``."""
-    v = np.asarray(v, dtype=float)
+def mean_sd(v, fmt: str = ".1f", scale: float = 100) -> str:
+    """'mean ± sd' (sample sd, ddof=1) of the values ``v`` times ``scale`` (default: fractions as %)."""
+    v = scale * np.asarray(v, dtype=float)
     return f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}"
 
 
@@ -127,12 +127,12 @@ def training_losses(runs: dict):
 def protocol_table(results: dict, arms: dict, const: tuple[float, str]):
     """Mean ± sd over the seeds of each arm (``arms``: {row title: run-name prefix}) in both protocols, and the
     best constant label."""
-    keys = {"held-out mIoU": "held_out_miou", "seen mIoU": "seen_miou", "binary mIoU": "binary_miou",
-            "FB-IoU": "binary_fb_iou"}
+    keys = {"held-out mIoU (%)": "held_out_miou", "seen mIoU (%)": "seen_miou",
+            "binary mIoU (%)": "binary_miou", "FB-IoU (%)": "binary_fb_iou"}
     rows = {title: {col: mean_sd([results[n][k] for n in results if n.startswith(prefix)])
                     for col, k in keys.items()} for title, prefix in arms.items()}
-    rows["best constant label"] = {"held-out mIoU": f"{const[0]:.3f} ('{const[1]}')",
-                                   "seen mIoU": "", "binary mIoU": "", "FB-IoU": ""}
+    rows[f"best constant label ('{const[1]}')"] = dict.fromkeys(keys, "")
+    rows[f"best constant label ('{const[1]}')"]["held-out mIoU (%)"] = f"{100 * const[0]:.1f}"
     return compact(pd.DataFrame(rows).T.rename_axis("mean ± sd over 3 seeds"))
 
 
@@ -159,10 +159,10 @@ def blocks_table(results: dict, on: str = "minilm-bottleneck2", off: str = "mini
                       ("binary_miou", "held-out binary mIoU")):
         a, b = ([results[n][key] for n in results if n.startswith(p)] for p in (on, off))
         rows[what] = {"bottleneck×2": mean_sd(a), "no blocks": mean_sd(b),
-                      "difference": f"{np.mean(a) - np.mean(b):+.3f}",
-                      "per seed (b×2; none)": " ".join(f"{x:.3f}" for x in a) + "; "
-                      + " ".join(f"{x:.3f}" for x in b)}
-    return compact(pd.DataFrame(rows).T.rename_axis("metric"))
+                      "difference": f"{100 * (np.mean(a) - np.mean(b)):+.1f}",
+                      "per seed (b×2; none)": " ".join(f"{100 * x:.1f}" for x in a) + "; "
+                      + " ".join(f"{100 * x:.1f}" for x in b)}
+    return compact(pd.DataFrame(rows).T.rename_axis("metric (%)"))
 
 
 def removal_table(removals: list[dict], removed: list[int], ds: dict):
@@ -210,10 +210,11 @@ def other_table(other: dict):
 def coarse_table(results: dict, n_labels: int, prefix: str = "minilm"):
     """Pixel accuracy and mIoU with coarse label sets (colours only, objects only) and the fine set."""
     runs = [n for n in results if n.startswith(prefix)]
-    rows = {what: {"pixel accuracy": mean_sd([results[n][key]["pixel_acc"] for n in runs]),
-                   "mIoU": mean_sd([results[n][key]["miou"] for n in runs])}
+    rows = {what: {"pixel accuracy (%)": mean_sd([results[n][key]["pixel_acc"] for n in runs]),
+                   "mIoU (%)": mean_sd([results[n][key]["miou"] for n in runs])}
             for key, what in (("coarse_colour", "colours only"), ("coarse_object", "objects only"))}
-    rows[f"fine ({n_labels})"] = {"pixel accuracy": mean_sd([results[n]["pixel_acc"] for n in runs]), "mIoU": ""}
+    rows[f"fine ({n_labels})"] = {"pixel accuracy (%)": mean_sd([results[n]["pixel_acc"] for n in runs]),
+                                  "mIoU (%)": ""}
     return compact(pd.DataFrame(rows).T.rename_axis(f"label set ({len(runs)} runs)"))
 
 
