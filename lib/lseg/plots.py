@@ -26,7 +26,8 @@ def mean_sd(v, fmt: str = ".1f", scale: float = 100) -> str:
 def compact(df: pd.DataFrame) -> "pd.io.formats.style.Styler":
     """``df`` styled to fit a phone's width: smaller type, tight cells, and a long word may break inside a cell."""
     cell = [("font-size", "0.85em"), ("padding", "0.25em 0.45em"), ("overflow-wrap", "anywhere")]
-    return df.style.set_table_styles([{"selector": "th, td", "props": cell}])
+    return df.style.set_table_styles([{"selector": "th, td", "props": cell},
+                                      {"selector": "th.row_heading", "props": [("width", "10em")]}])
 
 
 def _bare(axes):
@@ -153,15 +154,15 @@ def held_out_iou(results: dict, arms: dict, names: list[str], held: list[int], c
 
 
 def blocks_table(results: dict, on: str = "minilm-bottleneck2", off: str = "minilm-none"):
-    """Spatial blocks on (``on``) and off (``off``): mean ± sd, the difference of the means, the seeds' values."""
+    """Spatial blocks on (``on``) and off (``off``): mean ± sd and each seed's value, the difference of the means."""
     rows = {}
     for key, what in (("seen_miou", "seen labels mIoU"), ("held_out_miou", "held-out mIoU (all labels)"),
                       ("binary_miou", "held-out binary mIoU")):
         a, b = ([results[n][key] for n in results if n.startswith(p)] for p in (on, off))
-        rows[what] = {"bottleneck×2": mean_sd(a), "no blocks": mean_sd(b),
-                      "difference": f"{100 * (np.mean(a) - np.mean(b)):+.1f}",
-                      "per seed (b×2; none)": " ".join(f"{100 * x:.1f}" for x in a) + "; "
-                      + " ".join(f"{100 * x:.1f}" for x in b)}
+        seeds = [", ".join(f"{100 * x:.1f}" for x in v) for v in (a, b)]
+        rows[what] = {"bottleneck×2": f"{mean_sd(a)} (seeds: {seeds[0]})",
+                      "no blocks": f"{mean_sd(b)} (seeds: {seeds[1]})",
+                      "Δ (b×2 − none)": f"{100 * (np.mean(a) - np.mean(b)):+.1f}"}
     return compact(pd.DataFrame(rows).T.rename_axis("metric (%)"))
 
 
