@@ -78,7 +78,7 @@ def text_similarity(S: np.ndarray, names: list[str], held: list[int]):
 def nearest_labels(S: np.ndarray, names: list[str], rows: list[int], k: int = 3):
     """For each label in ``rows``: its ``k`` nearest other labels by cosine similarity ``S``."""
     near = {names[i]: ", ".join(names[j] for j in np.argsort(-S[i])[1:k + 1]) for i in rows}
-    return compact(pd.DataFrame({f"nearest {k} other labels": near}).rename_axis("label"))
+    return compact(pd.DataFrame({f"nearest {k} other labels": near}).rename_axis(columns="label"))
 
 
 def word_choice_table(cases: dict):
@@ -88,7 +88,7 @@ def word_choice_table(cases: dict):
     for title, (labels, (c, o, nn_)) in cases.items():
         rows[title] = {"nearest: same colour": f"{c:.0%}", "nearest: same object": f"{o:.0%}",
                        "example": f"{labels[2]} → {nn_[labels[2]]}"}
-    return compact(pd.DataFrame(rows).T.rename_axis("labels"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="labels"))
 
 
 def feature_shapes(model, f: dict):
@@ -97,7 +97,7 @@ def feature_shapes(model, f: dict):
             for h, t, r in zip(model.cfg.hooks, f["hooks"], f["reassembled"])}
     rows["fused"] = {"tokens": "", "map": str(tuple(f["fused"].shape))}
     rows["pixel embeddings I"] = {"tokens": "", "map": str(tuple(f["pixel_embeddings"].shape))}
-    return compact(pd.DataFrame(rows).T.rename_axis("stage"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="stage"))
 
 
 def manifest_table(manifest: dict, names):
@@ -107,7 +107,7 @@ def manifest_table(manifest: dict, names):
         m = manifest.get(n, {})   # a run trained here has no entry
         rows[n] = {"sha256": m.get("sha256", "?")[:12] + "…", "steps": m.get("steps", "?"),
                    "train (s)": f"{m['seconds']:.1f}" if "seconds" in m else "?"}
-    return compact(pd.DataFrame(rows).T.rename_axis("run"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="run"))
 
 
 def training_losses(runs: dict):
@@ -134,7 +134,7 @@ def protocol_table(results: dict, arms: dict, const: tuple[float, str]):
                     for col, k in keys.items()} for title, prefix in arms.items()}
     rows[f"best constant label ('{const[1]}')"] = dict.fromkeys(keys, "")
     rows[f"best constant label ('{const[1]}')"]["held-out mIoU (%)"] = f"{100 * const[0]:.1f}"
-    return compact(pd.DataFrame(rows).T.rename_axis("mean ± sd over 3 seeds"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="mean ± sd over 3 seeds"))
 
 
 def held_out_iou(results: dict, arms: dict, names: list[str], held: list[int], const_miou: float):
@@ -163,7 +163,7 @@ def blocks_table(results: dict, on: str = "minilm-bottleneck2", off: str = "mini
         rows[what] = {"bottleneck×2": f"{mean_sd(a)} (seeds: {seeds[0]})",
                       "no blocks": f"{mean_sd(b)} (seeds: {seeds[1]})",
                       "Δ (b×2 − none)": f"{100 * (np.mean(a) - np.mean(b)):+.1f}"}
-    return compact(pd.DataFrame(rows).T.rename_axis("metric (%)"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="metric (%)"))
 
 
 def removal_table(removals: list[dict], removed: list[int], ds: dict):
@@ -176,7 +176,7 @@ def removal_table(removals: list[dict], removed: list[int], ds: dict):
             "text-nearest label": f"{names[r['nearest_text']]} {r['share_to_nearest_text']:.0%}",
             "same colour / object": f"{r['share_same_colour']:.0%} / {r['share_same_object']:.0%}",
             "background": f"{r['share_background']:.0%}"}
-    return compact(pd.DataFrame(rows).T.rename_axis("removed label"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="removed label"))
 
 
 def removal_runs_table(per_run: dict):
@@ -194,7 +194,7 @@ def removal_runs_table(per_run: dict):
             rows[n] = row(v, lambda x: f"{x:.0%}")
         cols = {k: [v[k] for v in runs.values()] for k in next(iter(runs.values()))}
         rows[f"mean ± sd, {arm}"] = row(cols, lambda x: f"{np.mean(x):.0%} ± {np.std(x, ddof=1):.0%}")
-    return compact(pd.DataFrame(rows).T.rename_axis("run (mean over 12 removals)"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="run (mean over 12 removals)"))
 
 
 def other_table(other: dict):
@@ -205,7 +205,7 @@ def other_table(other: dict):
     sa, sh = ([x[k] for x in other.values()] for k in ("share_all", "share_held_out"))
     rows[f"mean ± sd ({len(other)} runs)"] = {"all test pixels": f"{np.mean(sa):.1%} ± {np.std(sa, ddof=1):.1%}",
                                               "held-out pixels": f"{np.mean(sh):.1%} ± {np.std(sh, ddof=1):.1%}"}
-    return compact(pd.DataFrame(rows).T.rename_axis("'other' takes"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns="'other' takes"))
 
 
 def coarse_table(results: dict, n_labels: int, prefix: str = "minilm"):
@@ -216,7 +216,7 @@ def coarse_table(results: dict, n_labels: int, prefix: str = "minilm"):
             for key, what in (("coarse_colour", "colours only"), ("coarse_object", "objects only"))}
     rows[f"fine ({n_labels})"] = {"pixel accuracy (%)": mean_sd([results[n]["pixel_acc"] for n in runs]),
                                   "mIoU (%)": ""}
-    return compact(pd.DataFrame(rows).T.rename_axis(f"label set ({len(runs)} runs)"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns=f"label set ({len(runs)} runs)"))
 
 
 def label_panel(images: np.ndarray, pred: np.ndarray, labels: list[str], caption: str = ""):
@@ -284,7 +284,7 @@ def fold_table(fold: dict, paper: float):
                    "train (min)": f"{r['train_seconds'] / 60:.1f}"} for name, r in fold["runs"].items()}
     rows["paper, LSeg RN101"] = {"mIoU (%)": f"{paper:.1f}", "FB-IoU (%)": "", "per class IoU": "",
                                  "train (min)": "authors' README"}
-    return compact(pd.DataFrame(rows).T.rename_axis(f"PASCAL-5^{fold['fold']}"))
+    return compact(pd.DataFrame(rows).T.rename_axis(columns=f"PASCAL-5^{fold['fold']}"))
 
 
 def fold_figure(fold: dict, paper: float, caption: str = ""):
