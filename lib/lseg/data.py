@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import torch
 
 IGNORE = 255
 # bump when the data change: it keys the data cache and the resumable training work files

@@ -1,4 +1,5 @@
-"""The chapter's experiments on a trained LSeg: protocols, controls, label removal, "other", coarse labels.
+"""The chapter's experiments on a trained LSeg: protocols, controls, label removal, "other", coarse labels, and
+the official demo model's label removal on a photo (colab).
 
 Pixel embeddings I are computed once per model and image set; any label set then costs one matrix product, the
 spatial block and the upsampling (this is what makes LSeg's label set a free choice at test time).
@@ -6,6 +7,7 @@ spatial block and the upsampling (this is what makes LSeg's label set a free cho
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as nnF
 
@@ -116,8 +118,8 @@ def with_other(model, I, T_all, T_other, ds) -> dict:
 
 
 def coarse(model, I, enc, ds, coarse_labels: list[str], field: str) -> dict:
-    """Offer coarse labels (e.g. background + the four colour words): pixel accuracy and IoU against the coarse
-    truth, each fine label mapped to its ``ds[field]`` entry ('colour' or 'object')."""
+    """Offer coarse labels (e.g. background + the six colour words of :data:`lib.lseg.data.COLOURS`): pixel accuracy
+    and IoU against the coarse truth, each fine label mapped to its ``ds[field]`` entry ('colour' or 'object')."""
     T = enc(coarse_labels)
     pred = segment_with(model, I, T, ds["test"]["labels"].shape[-1])
     lut = torch.full((256,), IGNORE, dtype=torch.long)
@@ -129,5 +131,94 @@ def coarse(model, I, enc, ds, coarse_labels: list[str], field: str) -> dict:
     return {"pixel_acc": cm.pixel_accuracy(), "iou": cm.iou(), "miou": cm.miou()}
 
 
+# ------------------------------------------------------------------------------------------- the chapter's tiny runs
+def evaluate_tiny_run(model: LSeg, enc, ds, text_probes: bool = True) -> dict:
+    """Every measurement the chapter reports for one tiny run: both protocols, the removal of each held-out and
+    seen label, and (``text_probes``: the text-encoder runs) the untrained "other" and the coarse label sets."""
+    from lib.lseg.data import COLOURS
+
+    T = enc(ds["names"])
+    I = pixel_embeddings(model, ds["test"]["images"])
+    allp = all_labels_protocol(model, I, T, ds)
+    out = {k: allp[k] for k in ("held_out_miou", "seen_miou", "background_iou", "pixel_acc")}
+    out["iou"] = allp["iou"]
+    out.update({f"binary_{k}": v for k, v in binary_protocol(model, I, T, ds).items()})
+    out["removal"] = [removal(model, I, T, ds, k) for k in ds["held_out"] + ds["seen"]]
+    if text_probes:
+        out["other"] = with_other(model, I, T, enc(["other"])[0], ds)
+        colours, objects = [BACKGROUND] + list(COLOURS), [BACKGROUND] + sorted(set(ds["object"][1:]))
+        out["coarse_colour"] = coarse(model, I, enc, ds, colours, "colour")
+        out["coarse_object"] = coarse(model, I, enc, ds, objects, "object")
+    return out
+
+
+def tiny_results(runs: dict, ds, manifest: dict) -> dict:
+    """``{run name: evaluate_tiny_run(...)}`` for ``runs`` = ``{name: (model, history, encoder)}``, each memoised
+    under the run's name and its checkpoint's sha256 (``manifest``; 'local' for a run trained here)."""
+    from lib import cache
+
+    def one(name):
+        model, _, enc = runs[name]
+        return evaluate_tiny_run(model, enc, ds, text_probes=name.startswith("minilm"))
+
+    return {name: cache.memo(f"lseg-eval-{name}-{manifest.get(name, {}).get('sha256', 'local')}",
+                             lambda name=name: one(name), version="3")
+            for name in runs}
+
+
+def seed_stats(results: dict, prefix: str, key: str) -> tuple[float, float, np.ndarray]:
+    """Mean, sample standard deviation (ddof=1) and the values of ``results[run][key]`` over the runs whose name
+    starts with ``prefix`` (the seeds of one arm)."""
+    v = np.array([results[n][key] for n in results if n.startswith(prefix)])
+    return v.mean(), v.std(ddof=1), v
+
+
+def removal_per_run(results: dict, prefix: str) -> dict:
+    """Per run (name starting with ``prefix``): the mean over its removals of each share, and the fraction of
+    removals whose most frequent destination is the text-nearest label."""
+    out = {}
+    for n in results:
+        if n.startswith(prefix):
+            rem = results[n]["removal"]
+            out[n] = {"to text-nearest": np.mean([r["share_to_nearest_text"] for r in rem]),
+                      "top is text-nearest": np.mean([r["top"] == r["nearest_text"] for r in rem]),
+                      "same colour": np.mean([r["share_same_colour"] for r in rem]),
+                      "same object": np.mean([r["share_same_object"] for r in rem]),
+                      "background": np.mean([r["share_background"] for r in rem])}
+    return out
+
+
+def nearest_same(enc, labels: list[str]) -> tuple[float, float, dict]:
+    """For "<colour> <object>" labels: the share whose nearest other label (cosine of ``enc``'s embeddings) has
+    the same first word (colour), the share with the same last word (object), and each label's nearest."""
+    E = nnF.normalize(enc(labels), dim=1)
+    S = E @ E.T
+    S.fill_diagonal_(-2)
+    nn_ = [labels[int(j)] for j in S.argmax(1)]
+    same_c = np.mean([a.split()[0] == b.split()[0] for a, b in zip(labels, nn_)])
+    same_o = np.mean([a.split()[-1] == b.split()[-1] for a, b in zip(labels, nn_)])
+    return same_c, same_o, dict(zip(labels, nn_))
+
+
+# ---------------------------------------------------------------------------------- colab: the official demo model
+def remove_label_demo(model: LSeg, image, full: list[str], gone: str, size: int) -> dict:
+    """Segment one photo (H, W, 3 uint8) at ``size``×``size`` with the label set ``full``, without ``gone``, and
+    without ``gone`` plus "other"; ``share``: where the pixels that ``full`` calls ``gone`` go in the other two."""
+    from PIL import Image
+
+    img = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))  # a writable copy
+    I = pixel_embeddings(model, img[None], batch_size=1)
+    rest = [l for l in full if l != gone]
+    sets = {"all labels": full, f"without '{gone}'": rest, f"without '{gone}', + 'other'": rest + ["other"]}
+    preds = {k: segment_with(model, I, model.text_encoder(v), size)[0] for k, v in sets.items()}
+    region = preds["all labels"] == full.index(gone)   # the pixels the full set calls `gone`
+    share = {}
+    for k in list(sets)[1:]:
+        c = torch.bincount(preds[k][region].flatten(), minlength=len(sets[k])).double()
+        share[k] = dict(zip(sets[k], (c / c.sum().clamp(min=1)).tolist()))
+    return {"image": img, "gone": gone, "sets": sets, "preds": preds, "pixels": int(region.sum()), "share": share}
+
+
 __all__ = ["pixel_embeddings", "segment_with", "all_labels_protocol", "binary_protocol", "best_constant_label",
-           "removal", "with_other", "coarse", "BACKGROUND", "remap"]
+           "removal", "with_other", "coarse", "evaluate_tiny_run", "tiny_results", "seed_stats", "removal_per_run",
+           "nearest_same", "remove_label_demo", "BACKGROUND", "remap"]

@@ -18,7 +18,7 @@ released ViT-L/16, the ViT-B/32 ablation size and a ``tiny`` CPU configuration (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as nnF
@@ -247,7 +247,8 @@ class LSeg(nn.Module):
         T = self.encode_text(labels)
         I = self.forward_features(x)["pixel_embeddings"]
         F = self.scratch.head_block(self.logits_from(I, T))
-        return nnF.interpolate(F, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        return nnF.interpolate(F, size=x.shape[-2:], mode="bilinear",
+                               align_corners=True)
 
     @torch.no_grad()
     def segment(self, x: torch.Tensor, labels) -> torch.Tensor:

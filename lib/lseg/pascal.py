@@ -25,7 +25,7 @@ import torch.nn.functional as nnF
 from lib import cache, download
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
-from lib.lseg.training import pixel_loss
+from lib.lseg.training import pixel_loss, to_tensor_images
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 ROOT = "VOCdevkit/VOC2012"
@@ -110,7 +110,7 @@ def episode_sampler(split: dict, eps: list[tuple[int, int]], batch: int, seed: i
     def batches(step: int):
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         pick = torch.randint(len(eps), (batch,), generator=g).tolist()
-        x = split["images"][[eps[k][0] for k in pick]].permute(0, 3, 1, 2).float().div(255)
+        x = to_tensor_images(split["images"][[eps[k][0] for k in pick]])
         y = torch.stack([binary_target(split["masks"][eps[k][0]], eps[k][1]) for k in pick])
         flip = torch.rand(batch, generator=g) < 0.5
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
@@ -150,7 +150,7 @@ def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) ->
     dev = model.temperature.device
     m = EpisodeIoU()
     for i, c in eps:
-        x = split["images"][i:i + 1].permute(0, 3, 1, 2).float().div(255).to(dev)
+        x = to_tensor_images(split["images"][i:i + 1]).to(dev)
         full = split["full"][i].long()
         pred = binary_logits(model, x, T.to(dev), torch.tensor([c], device=dev), size=full.shape).argmax(1)[0].cpu()
         m.update(pred == 1, full == c, c, ignore=full == IGNORE)

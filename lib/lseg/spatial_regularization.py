@@ -58,7 +58,7 @@ class SpatialRegularization(nn.Module):
             self.activation = ACTIVATIONS[activation]()
 
     def block(self, F: torch.Tensor, act: bool = True) -> torch.Tensor:
-        """One application of the block (``head_block(F, act)`` in the official code)."""
+        """One application (the official code's ``head_block(F, act)``)."""
         out = self.depthwise(F)
         if self.kind == "bottleneck":
             out = out + F.max(dim=1, keepdim=True).values
@@ -66,7 +66,7 @@ class SpatialRegularization(nn.Module):
 
     def forward(self, F: torch.Tensor) -> torch.Tensor:
         if F.dim() != 4:
-            raise ValueError(f"expected logits of shape (B, N, H, W), got {tuple(F.shape)}")
+            raise ValueError(f"logits must be (B, N, H, W): {tuple(F.shape)}")
         if self.kind == "none":
             return F
         for _ in range(self.depth - 1):

@@ -25,7 +25,8 @@ def poly_schedule(optimizer, steps: int, power: float = 0.9):
 
 
 def to_tensor_images(images) -> torch.Tensor:
-    """(N, H, W, 3) images → (N, 3, H, W) float in [0, 1]: uint8 divided by 255, floats in [0, 1] as they are."""
+    """(N, H, W, 3) images (numpy or torch) → (N, 3, H, W) float in [0, 1]: uint8 divided by 255, floats in [0, 1]
+    as they are. Chapter 3's one image → tensor conversion (tiny data, PASCAL-5i episodes, the demo photos)."""
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[-1] != 3:
         hint = ": it looks channels-first, use x.permute(0, 2, 3, 1)" if x.ndim == 4 and x.shape[1] == 3 else ""
@@ -167,11 +168,17 @@ def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
             "arch": cfg.arch, "depth": cfg.depth, "out_c": cfg.out_c}
 
 
+def manifest(directory=None) -> dict:
+    """``MANIFEST.json`` of the committed tiny runs: per run its sha256, steps, training seconds and command."""
+    import json
+
+    directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
+    return json.loads((directory / "MANIFEST.json").read_text())
+
+
 def load_tiny(name: str, ds: dict | None = None, directory=None):
     """(model, history, encoder) of a committed tiny run, sha256-checked against MANIFEST.json; if the file is
     absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
-    import json
-
     from lib import checkpoint
     from lib.lseg.model import config
 
@@ -185,9 +192,8 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
         if ds is None:
             raise ValueError("the run is not committed: pass the data set so that it can be trained")
         return train_tiny(ds, text, arch, depth, seed, ckpt_path=work_path(name))
-    manifest = json.loads((directory / "MANIFEST.json").read_text())
-    verify(path, manifest[name]["sha256"], "MANIFEST.json",
-           f"it was changed after training; retrain with: {manifest[name]['command']}")
+    entry = manifest(directory)[name]
+    verify(path, entry["sha256"], "MANIFEST.json", f"it was changed after training; retrain with: {entry['command']}")
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
     model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
