@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,33 @@ def _decode(obj):
     return obj
 
 
-def _path(key: str, version: str) -> Path:
+def key(name: str, **parts) -> str:
+    """The one way a memo key is made: ``name`` then each ``part=value`` in the order given; a dataclass value is
+    written field by field (``key("icm-ft", cfg=ft)`` → ``icm-ft-cfg.steps=20-cfg.batch=4-…``), so two settings
+    that differ anywhere get different keys."""
+    items = []
+    for k, v in parts.items():
+        if is_dataclass(v) and not isinstance(v, type):
+            items += [f"{k}.{f}={x}" for f, x in asdict(v).items()]
+        else:
+            items.append(f"{k}={v}")
+    return "-".join([name, *items])
+
+
+def _file(key: str, version: str, folder: Path) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:80]
     digest = hashlib.sha256(f"{key}\0{version}".encode()).hexdigest()[:12]
-    return cache_dir("memo") / f"{safe}-{digest}.pt"
+    return folder / f"{safe}-{digest}.pt"
+
+
+def _path(key: str, version: str) -> Path:
+    return _file(key, version, cache_dir("memo"))
+
+
+def work_path(key: str, version: str = "1") -> Path:
+    """Where the resumable training file (``lib.train.fit``'s ``ckpt_path``) of the run memoised under ``(key,
+    version)`` lives: named like its memo file, in ``$COURSE_CACHE/work``."""
+    return _file(key, version, cache_dir("work"))
 
 
 def memo(key: str, fn, *, version: str = "1"):

@@ -293,6 +293,24 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
 
 
+def test_one_key_scheme_for_memos_and_training_files(tmp_path, monkeypatch):
+    """cache.key names every part, expands a dataclass field by field (so settings that differ anywhere differ in
+    the key), and a run's resumable training file is named after the same key and version as its memo."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class S:
+        steps: int
+        lr: float = 1e-3
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    k = cache.key("run", seed=0, cfg=S(10))
+    assert k == "run-seed=0-cfg.steps=10-cfg.lr=0.001"
+    assert cache.key("run", seed=0, cfg=S(10, lr=2e-3)) != k and cache.key("run", seed=1, cfg=S(10)) != k
+    work, memo = cache.work_path(k, "2"), cache._path(k, "2")
+    assert work.parent == tmp_path / "work" and work.name == memo.name and cache.work_path(k, "3") != work
+
+
 def test_memo_computes_once(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
     calls = []

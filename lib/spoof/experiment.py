@@ -124,7 +124,7 @@ def cams(model, items, target: int, batch_size=32) -> list[np.ndarray]:
     return out
 
 
-def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, eval_sets=None, model_fn=tiny_cm,
+def run(sets, *, train_on: str, seed: int, steps: int, ckpt_path=None, eval_sets=None, model_fn=tiny_cm,
         batch_size: int = 32, lr: float = 1e-3, crop_s: float = 3.0, eval_batch: int = 32, device="cpu",
         progress=False) -> dict:
     """Train on bona fide + ``train_on`` ("full" or "partial"), evaluate on the partial-spoof eval set
@@ -133,7 +133,7 @@ def run(sets, *, train_on: str, seed: int, steps: int, tag: str, ckpt_dir=None, 
     Returns plain data (memo-able): history, EERs, per-utterance scores, CAMs for both targets, pooled RCQ and N_k,
     and the trained weights (without a frozen front-end's: see ``SSLFrontend``).
     """
-    ckpt = None if ckpt_dir is None else str(ckpt_dir / f"{tag}.pt")
+    ckpt = None if ckpt_path is None else str(ckpt_path)
     tr, ev = sets["train"], (eval_sets or sets)["eval"]
     model, hist = train_cm(tr["bona"] + tr[train_on], seed=seed, steps=steps, ckpt_path=ckpt, model_fn=model_fn,
                            batch_size=batch_size, lr=lr, crop_s=crop_s, device=device, progress=progress)
@@ -213,7 +213,7 @@ def tiny_base(cfg: SpoofConfig = TINY):
     from .data import build_base
     from .data import LANGS
     langs = cfg.langs or LANGS
-    key = f"spoof-base-n{cfg.n_utts}-s{cfg.data_seed}" + ("" if langs == LANGS else "-" + "-".join(langs))
+    key = cache.key("spoof-base", n_utts=cfg.n_utts, data_seed=cfg.data_seed, langs="+".join(langs))
     return cache.memo(key, lambda: build_base(cfg.data_seed, n_utts=cfg.n_utts, langs=langs), version=BASE_VERSION)
 
 
@@ -239,17 +239,18 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
     The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
     """
     from lib import cache
-    t = cfg
-    key = (f"spoof-run-{train_on}-{splice}-s{seed}-n{t.n_utts}-g{t.gain_db}-sh{t.shift_s}-tr{t.tr_width}"
-           f"-x{t.xfade_s}-st{t.steps}" + ("-" + "-".join(t.langs) if t.langs else ""))
-    tag = (f"{train_on}-s{seed}" if train_on == "full"  # the data of the partial-spoof CMs are in their tag
-           else f"{train_on}-{splice}-s{seed}-g{t.gain_db}-sh{t.shift_s}-x{t.xfade_s}")
-    tag += f"-n{t.n_utts}-st{t.steps}" + ("-" + "-".join(t.langs) if t.langs else "")
+    # the training's key names what the CM learns from (a partial-spoof CM: its splice condition's data too) ...
+    data = {} if train_on == "full" else dict(splice=splice, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
+                                              xfade_s=cfg.xfade_s)
+    cm = cache.key("spoof-cm", train_on=train_on, seed=seed, **data, n_utts=cfg.n_utts, data_seed=cfg.data_seed,
+                   steps=cfg.steps, langs="+".join(cfg.langs or ()))
+    # ... and the result's key adds what it is evaluated on
+    key = cache.key("spoof-run", cm=cm, splice=splice, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
+                    xfade_s=cfg.xfade_s, tr_width=cfg.tr_width)
 
     def compute():
         sets = tiny_sets(splice, cfg)
-        return run(sets, train_on=train_on, seed=seed, steps=t.steps, tag=tag + f"-v{VERSION}",
-                   ckpt_dir=cache.cache_dir("spoof", "ckpt"))
+        return run(sets, train_on=train_on, seed=seed, steps=cfg.steps, ckpt_path=cache.work_path(cm, VERSION))
 
     res = cache.memo(key, compute, version=VERSION)
     res["eer_ps"] = eer(res["labels_ps"], res["scores_ps"])  # recomputed from the stored scores (cheap)
@@ -269,8 +270,9 @@ def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
 
 # ---- colab: PartialSpoof + ASVspoof 2019 LA subsets, SSL-Res1D on XLSR-53 -------------------------------------------
 def _subset_key(cfg: SpoofConfig) -> str:
-    n = lambda d: "-".join(str(d[k]) for k in ("bona", "partial", "full"))
-    return f"ps-{cfg.eval_split}-tr{n(cfg.n_train)}-ev{n(cfg.n_eval)}-s{cfg.data_seed}"
+    from lib import cache
+    n = lambda d: "+".join(str(d[k]) for k in ("bona", "partial", "full"))
+    return cache.key("ps", split=cfg.eval_split, train=n(cfg.n_train), eval=n(cfg.n_eval), seed=cfg.data_seed)
 
 
 def real_subset(cfg: SpoofConfig) -> tuple:
@@ -366,12 +368,13 @@ def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
     """A CM trained on bona fide + ``train_on`` of the real subset: "partial" = PartialSpoof, "full" = ASVspoof
     2019 LA; evaluated on the PartialSpoof ``eval_split`` subset (memoised; training resumes from its checkpoint)."""
     from lib import cache
-    key = (f"spoof-real-{train_on}-s{seed}-{_subset_key(cfg)}-st{cfg.steps}-b{cfg.batch_size}-lr{cfg.lr}"
-           f"-c{cfg.crop_s}-tr{cfg.tr_width}-{'frozen' if cfg.frozen_ssl else 'ft'}")
+    key = cache.key("spoof-real", train_on=train_on, seed=seed, data=_subset_key(cfg), steps=cfg.steps,
+                    batch_size=cfg.batch_size, lr=cfg.lr, crop_s=cfg.crop_s, tr_width=cfg.tr_width,
+                    frozen_ssl=cfg.frozen_ssl)
 
     def compute():
-        return run(real_sets(cfg), train_on=train_on, seed=seed, steps=cfg.steps, tag=key + f"-v{VERSION}",
-                   ckpt_dir=cache.cache_dir("spoof", "ckpt"), model_fn=model_fn(cfg), batch_size=cfg.batch_size,
+        return run(real_sets(cfg), train_on=train_on, seed=seed, steps=cfg.steps,
+                   ckpt_path=cache.work_path(key, VERSION), model_fn=model_fn(cfg), batch_size=cfg.batch_size,
                    lr=cfg.lr, crop_s=cfg.crop_s, eval_batch=cfg.eval_batch, device=device, progress=True)
 
     return cache.memo(key, compute, version=VERSION)
