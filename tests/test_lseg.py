@@ -491,9 +491,9 @@ def test_to_tensor_images_is_the_one_conversion():
     assert torch.equal(training.to_tensor_images(np.asarray(expected.permute(0, 2, 3, 1))), expected)
 
 
-def test_tiny_results_keeps_the_memo_keys(monkeypatch):
-    """The chapter's evaluation moved into lib; its cache keys did not: ``lseg-eval-<run>-<sha256>``, version 3
-    ('local' for a run without a manifest entry), so the committed runs' numbers come from the same caches."""
+def test_tiny_results_memo_keys(monkeypatch):
+    """The chapter's evaluation is memoised under the run's name and its checkpoint's sha256 ('local' for a run
+    without a manifest entry), version 3: a changed checkpoint is evaluated again."""
     from lib import cache
     from lib.lseg import evaluation
 
@@ -501,8 +501,8 @@ def test_tiny_results_keeps_the_memo_keys(monkeypatch):
     monkeypatch.setattr(cache, "memo", lambda key, fn, version: seen.append((key, version)) or key)
     runs = {"minilm-none-seed1": (None, [], None), "random-bottleneck2-seed0": (None, [], None)}
     out = evaluation.tiny_results(runs, ds=None, manifest={"minilm-none-seed1": {"sha256": "ab" * 32}})
-    assert seen == [(f"lseg-eval-minilm-none-seed1-{'ab' * 32}", "3"),
-                    ("lseg-eval-random-bottleneck2-seed0-local", "3")]
+    assert seen == [(f"lseg-eval-run=minilm-none-seed1-checkpoint={'ab' * 32}", "3"),
+                    ("lseg-eval-run=random-bottleneck2-seed0-checkpoint=local", "3")]
     assert list(out) == list(runs)
 
 

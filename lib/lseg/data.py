@@ -144,4 +144,5 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
                 "train": make_split(n_train, seen, seed, "train", size),
                 "test": make_split(n_test, seen + held + held, seed + 1, "test", size)}
 
-    return cache.memo(f"lseg-tiny-data-{n_train}-{n_test}-{size}-{seed}", build, version=DATA_VERSION)
+    return cache.memo(cache.key("lseg-tiny-data", n_train=n_train, n_test=n_test, size=size, seed=seed), build,
+                      version=DATA_VERSION)

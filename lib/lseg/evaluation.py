@@ -161,7 +161,8 @@ def tiny_results(runs: dict, ds, manifest: dict) -> dict:
         model, _, enc = runs[name]
         return evaluate_tiny_run(model, enc, ds, text_probes=name.startswith("minilm"))
 
-    return {name: cache.memo(f"lseg-eval-{name}-{manifest.get(name, {}).get('sha256', 'local')}",
+    return {name: cache.memo(cache.key("lseg-eval", run=name,
+                                       checkpoint=manifest.get(name, {}).get("sha256", "local")),
                              lambda name=name: one(name), version="3")
             for name in runs}
 

@@ -161,7 +161,6 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
     """The chapter's PASCAL-5i experiment for ``cfg`` (:class:`lib.lseg.chapter.LSegChapterConfig`): every run of
     ``cfg.fold_runs`` trained on the fold's seen classes and evaluated on its held-out ones. ``None`` when the
     configuration names no fold. Each run is cached (``lib.cache.memo``) and its training resumable."""
-    import hashlib
     import time
 
     from lib.lseg import training, weights
@@ -169,14 +168,14 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
     if cfg.fold is None or not cfg.fold_runs:
         return None
     held, seen = fold_classes(cfg.fold)
-    setting = (cfg.fold, cfg.fold_backbone, cfg.fold_size, cfg.fold_steps, cfg.fold_batch, cfg.fold_lr,
-               cfg.fold_train_limit, cfg.fold_val_limit)
-    key = hashlib.sha256(repr(setting).encode()).hexdigest()[:12]
     data = vit = None
     labels = [OTHERS] + CLASSES
     out = {"fold": cfg.fold, "held_out": [CLASSES[c - 1] for c in held], "runs": {}}
     for text, arch, depth, seed in cfg.fold_runs:
-        name = f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
+        name = training.run_name(text, arch, depth, seed)
+        key = cache.key("lseg-pascal5i", run=name, fold=cfg.fold, backbone=cfg.fold_backbone, size=cfg.fold_size,
+                        steps=cfg.fold_steps, batch=cfg.fold_batch, lr=cfg.fold_lr,
+                        train_limit=cfg.fold_train_limit, val_limit=cfg.fold_val_limit)
 
         def run():
             nonlocal data, vit
@@ -190,7 +189,7 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
             t0 = time.time()
             model, history = training.train_fold(
                 cfg, data, T, arch, depth, seed, device, backbone_state=vit, progress=progress,
-                ckpt_path=cache.cache_dir("lseg", "work") / f"pascal5i-{key}-{name}.pt")
+                ckpt_path=cache.work_path(key))
             seconds = time.time() - t0
             eps = episodes(data["val"], held)
             m = evaluate(model, data["val"], eps, T)
@@ -200,5 +199,5 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
                     "n_train_episodes": len(episodes(data["train"], seen)),
                     "n_train_images": len(data["train"]["ids"]), "n_val_images": len(data["val"]["ids"])}
 
-        out["runs"][name] = cache.memo(f"lseg-pascal5i-{key}-{name}", run, version="1")
+        out["runs"][name] = cache.memo(key, run)
     return out

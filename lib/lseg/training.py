@@ -128,7 +128,7 @@ def work_path(name: str, steps: int | None = None):
     finished file from other data must never be resumed)."""
     from lib import cache
 
-    return cache.cache_dir("lseg", "work") / f"{name}-{steps or TINY_RECIPE['steps']}-data{DATA_VERSION}.pt"
+    return cache.work_path(cache.key("lseg-tiny", run=name, steps=steps or TINY_RECIPE["steps"]), DATA_VERSION)
 
 
 def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: int = 2, seed: int = 0,
