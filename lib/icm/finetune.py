@@ -32,6 +32,7 @@ from lib.icm.codec import ICMCodec, ste_clamp
 from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
 
 TRAINABLE = ("g_s.0", "g_s.1")  # first transposed convolution and the inverse GDN after it
+BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")  # write the bytes
 
 
 @dataclass(kw_only=True)
@@ -59,15 +60,19 @@ class FinetuneConfig:
         return "-".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
-def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE) -> list[tuple[str, int]]:
-    """Freeze every parameter except those under ``trainable``; return the trained ``(name, count)`` pairs."""
+def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE
+                          ) -> list[tuple[str, int]]:
+    """Freeze every parameter except those under ``trainable``; return the trained
+    ``(name, count)`` pairs. Refuses a layer that writes the bitstream."""
     names = [n for n, _ in codec.named_parameters()]
     for prefix in trainable:
         if not any(n.startswith(prefix + ".") for n in names):
+            layers = {".".join(n.split(".")[:2]) for n in names if n.startswith("g_s")}
             raise ValueError(f"no parameters under {prefix!r}; decoder layers are named "
-                             f"{sorted({'.'.join(n.split('.')[:2]) for n in names if n.startswith('g_s')})}")
-        if prefix.startswith(("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")):
-            raise ValueError(f"{prefix!r} produces the bitstream: training it would change the bytes")
+                             f"{sorted(layers)}")
+        if prefix.startswith(BITSTREAM):
+            raise ValueError(f"{prefix!r} produces the bitstream: training it would change "
+                             f"the bytes")
     out = []
     for n, p in codec.named_parameters():
         p.requires_grad_(any(n.startswith(t + ".") for t in trainable))

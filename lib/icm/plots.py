@@ -141,9 +141,9 @@ def scores_table(scores: dict, task: str, task_label: str, P: int, more: dict):
     rows = {"bpp": "bpp", "psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
     df = pd.DataFrame({SHORT.get(n, n): {
         **{label: r[k] for k, label in rows.items()},
-        f"{task_label} (%)": 100 * r[task], "Δ task, relative (%)": relative_change(r[task], base),
+        f"{task_label} (%)": 100 * r[task], "Δ task (rel. %)": relative_change(r[task], base),
         **{f"{label} (%)": 100 * r[k] for k, label in more.items()},
-        "feature distance ↓": r["feature"], f"artifact score P={P} ↓": r["artifact"][P]}
+        "feature dist. ↓": r["feature"], f"artifact P={P} ↓": r["artifact"][P]}
         for n, r in scores.items()})
     return df.astype(float)
 
