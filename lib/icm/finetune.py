@@ -62,17 +62,18 @@ class FinetuneConfig:
 
 def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE
                           ) -> list[tuple[str, int]]:
-    """Freeze every parameter except those under ``trainable``; return the trained
-    ``(name, count)`` pairs. Refuses a layer that writes the bitstream."""
+    """Freeze every parameter except those under ``trainable``; return the
+    trained ``(name, count)`` pairs. Refuses a layer that writes the bitstream."""
     names = [n for n, _ in codec.named_parameters()]
     for prefix in trainable:
         if not any(n.startswith(prefix + ".") for n in names):
-            layers = {".".join(n.split(".")[:2]) for n in names if n.startswith("g_s")}
-            raise ValueError(f"no parameters under {prefix!r}; decoder layers are named "
+            layers = {".".join(n.split(".")[:2])
+                      for n in names if n.startswith("g_s")}
+            raise ValueError(f"no parameters under {prefix!r}; decoder layers: "
                              f"{sorted(layers)}")
         if prefix.startswith(BITSTREAM):
-            raise ValueError(f"{prefix!r} produces the bitstream: training it would change "
-                             f"the bytes")
+            raise ValueError(f"{prefix!r} produces the bitstream: training it would "
+                             f"change the bytes")
     out = []
     for n, p in codec.named_parameters():
         p.requires_grad_(any(n.startswith(t + ".") for t in trainable))

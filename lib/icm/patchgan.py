@@ -131,9 +131,9 @@ def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") ->
 
 def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
                    lmbda_adv: float, mode: str = "lsgan") -> dict:
-    """``L_G = MSE(real, fake) + λ_adv · L_GAN(D(fake), real)``. ``D``'s weights enter
-    detached, so ``L_G`` moves only the decoder. ``D=None`` (the MSE-only control): the
-    MSE alone. Returns ``L_G`` and its terms."""
+    """``L_G = MSE(real, fake) + λ_adv · L_GAN(D(fake), real)``. ``D``'s weights
+    enter detached, so ``L_G`` moves only the decoder. ``D=None`` (the MSE-only
+    control): the MSE alone. Returns ``L_G`` and its terms."""
     mse = F.mse_loss(fake, real)
     if D is None:
         return {"L_G": mse, "mse": mse}
@@ -145,7 +145,7 @@ def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
 
 def discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                        mode: str = "lsgan") -> torch.Tensor:
-    """``L_D = ½ [L_GAN(D(real), real) + L_GAN(D(fake), fake)]``. ``fake`` enters
-    detached, so ``L_D`` moves only ``D``."""
+    """``L_D = ½ [L_GAN(D(real), real) + L_GAN(D(fake), fake)]``. ``fake``
+    enters detached, so ``L_D`` moves only ``D``."""
     return 0.5 * (gan_loss(D(real), True, mode)
                   + gan_loss(D(fake.detach()), False, mode))
