@@ -5,8 +5,8 @@ The poster finetunes the ICM decoder against a PatchGAN: ``k`` patches of size `
 positions** from the original ``x`` (real) and the decoded ``x̂`` (fake), and ``D`` returns a map of logits per
 patch. Each logit's convolutional window is 70×70 pixels, 8 px apart (:func:`receptive_field`), clipped by the
 patch's border (:func:`windows`): on our 32-px patches each of the 2×2 logits sees the whole patch; on 64-px patches
-each of the 6×6 logits sees 47 to 63 px of the 64 per side; only on 128-px patches do the inner logits see distinct
-70×70 windows. In training mode its BatchNorm layers also normalise with the statistics of all patches in the batch.
+each of the 6×6 logits sees 47 to 63 px of the 64 per side; only on 128-px patches do logits (the 8×8 inner ones)
+see whole 70×70 windows, each about 30 % of the patch. In training mode its BatchNorm layers also normalise with the statistics of all patches in the batch.
 
 Architecture *(our choice: the pix2pix default, Isola et al., CVPR 2017, ``NLayerDiscriminator``)*::
 
