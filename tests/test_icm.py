@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import lib
 from lib import icm
 from lib.icm import codec as C
 from lib.icm import finetune as FT
+from lib.icm import patchgan
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -91,6 +92,64 @@ def test_gan_losses():
     assert float(icm.gan_loss(logits, True, "bce")) == pytest.approx(float(bce))
     with pytest.raises(ValueError, match="lsgan"):
         icm.gan_loss(logits, True, "wgan")
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_windows_are_what_each_logit_sees(size):
+    """patchgan.windows (the chapter's table of what one logit sees) against the gradient of each logit."""
+    D = icm.PatchDiscriminator(ndf=8).eval()
+    x = torch.rand(1, 3, size, size, requires_grad=True)
+    out = D(x)
+    spans = []
+    for i in range(out.shape[-2]):
+        (grad,) = torch.autograd.grad(out[0, 0, i, 0], x, retain_graph=True)
+        rows = torch.nonzero(grad.abs().sum((0, 1)).sum(1)).flatten()
+        spans.append((int(rows[0]), int(rows[-1])))
+    assert patchgan.windows(D, size) == spans
+    if size == 32:   # on the chapter's smallest patches every logit sees the whole patch
+        assert spans == [(0, 31)] * 2
+
+
+def test_generator_loss_moves_only_the_decoder_and_discriminator_loss_only_D():
+    torch.manual_seed(0)
+    D = icm.PatchDiscriminator(ndf=8)
+    real = torch.rand(2, 3, 32, 32)
+    fake = torch.rand(2, 3, 32, 32, requires_grad=True)
+    gen = patchgan.generator_loss(D, real, fake, lmbda_adv=0.5)
+    assert torch.allclose(gen["L_G"], gen["mse"] + 0.5 * gen["adv"])
+    gen["L_G"].backward()
+    assert fake.grad.abs().sum() > 0 and all(p.grad is None for p in D.parameters())
+    fake.grad = None
+    patchgan.discriminator_loss(D, real, fake).backward()
+    assert fake.grad is None and all(p.grad is not None for p in D.parameters())
+    only_mse = patchgan.generator_loss(None, real, fake, lmbda_adv=0.5)   # the MSE-only control
+    assert set(only_mse) == {"L_G", "mse"} and torch.equal(only_mse["L_G"], only_mse["mse"])
+
+
+def test_training_minimises_the_losses_the_chapter_shows(monkeypatch):
+    """The chapter shows patchgan.generator_loss and discriminator_loss ({literalinclude} :pyobject:); the
+    finetuning loop must call exactly these, once each per step, and log what they return."""
+    chapter = (ROOT / "book" / "01_icm.md").read_text()
+    for name in ("generator_loss", "discriminator_loss"):
+        assert re.search(r"literalinclude\}\s*\.\./lib/icm/patchgan\.py\s*\n:pyobject: " + name, chapter), name
+    calls, logged = [], []
+
+    def spy(name):
+        real_fn = getattr(patchgan, name)
+
+        def wrapped(*args, **kwargs):
+            out = real_fn(*args, **kwargs)
+            calls.append(name)
+            if name == "discriminator_loss":
+                logged.append(out)
+            return out
+        return wrapped
+
+    for name in ("generator_loss", "discriminator_loss"):
+        monkeypatch.setattr(FT, name, spy(name))
+    res = finetune_small(small_codec(3), steps=2)
+    assert calls == ["generator_loss", "discriminator_loss"] * 2
+    assert res["history"][-1]["d_loss"] == pytest.approx(float(logged[-1].detach()))
 
 
 # --- the artifact score -----------------------------------------------------------------------------------------

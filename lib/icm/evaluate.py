@@ -3,8 +3,6 @@ and the periodic-artifact score, on a fixed evaluation set."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim, ssim
@@ -37,9 +35,7 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
     codec.eval()
     if bitstreams is None:
         bitstreams = compress_all(codec, images)
-    t0 = time.perf_counter()
     x_hats = decompress_all(codec, bitstreams)
-    decode_s = time.perf_counter() - t0
     if task_images is None:
         task_images, task_hats, task_bits = images, x_hats, bitstreams
     else:
@@ -56,7 +52,6 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
         "task_bpp": float(np.mean([b["bytes"] * 8 / (x.shape[-1] * x.shape[-2]) for b, x in zip(task_bits, task_images)])),
         **task,
         "artifact": artifact_scores(x_hats, periods),
-        "decode_s": decode_s,
         "x_hat": x_hats,
     }
 

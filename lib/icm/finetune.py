@@ -12,9 +12,10 @@ and the discriminator ``D``. Losses (no task loss)::
 The MSE-only control is the same run with ``adversarial=False``. The LI ("low adversarial impact") setting
 attenuates the adversarial dynamics *(our reading of the project page: lower learning rate, 128-px patches)*.
 
-Both losses are minimised in one backward pass: the generator's adversarial term calls ``D`` through
-``torch.func.functional_call`` with *detached* weights, so it moves only the decoder head, and ``L_D`` sees a
-detached ``x̂``, so it moves only ``D``. That lets :func:`lib.train.fit` (resumable, checkpointed) run the GAN.
+Both losses (:func:`lib.icm.patchgan.generator_loss`, :func:`lib.icm.patchgan.discriminator_loss`) are minimised
+in one backward pass: the generator's adversarial term calls ``D`` through ``torch.func.functional_call`` with
+*detached* weights, so it moves only the decoder head, and ``L_D`` sees a detached ``x̂``, so it moves only ``D``.
+That lets :func:`lib.train.fit` (resumable, checkpointed) run the GAN.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from lib.icm import data as D_
 from lib.icm.codec import ICMCodec, ste_clamp
-from lib.icm.patchgan import PatchDiscriminator, aligned_patches, gan_loss
+from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
 
 TRAINABLE = ("g_s.0", "g_s.1")  # first transposed convolution and the inverse GDN after it
+BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")  # write the bytes
 
 
 @dataclass(kw_only=True)
@@ -60,15 +60,20 @@ class FinetuneConfig:
         return "-".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
-def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE) -> list[tuple[str, int]]:
-    """Freeze every parameter except those under ``trainable``; return the trained ``(name, count)`` pairs."""
+def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE
+                          ) -> list[tuple[str, int]]:
+    """Freeze every parameter except those under ``trainable``; return the
+    trained ``(name, count)`` pairs. Refuses a layer that writes the bitstream."""
     names = [n for n, _ in codec.named_parameters()]
     for prefix in trainable:
         if not any(n.startswith(prefix + ".") for n in names):
-            raise ValueError(f"no parameters under {prefix!r}; decoder layers are named "
-                             f"{sorted({'.'.join(n.split('.')[:2]) for n in names if n.startswith('g_s')})}")
-        if prefix.startswith(("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")):
-            raise ValueError(f"{prefix!r} produces the bitstream: training it would change the bytes")
+            layers = {".".join(n.split(".")[:2])
+                      for n in names if n.startswith("g_s")}
+            raise ValueError(f"no parameters under {prefix!r}; decoder layers: "
+                             f"{sorted(layers)}")
+        if prefix.startswith(BITSTREAM):
+            raise ValueError(f"{prefix!r} produces the bitstream: training it would "
+                             f"change the bytes")
     out = []
     for n, p in codec.named_parameters():
         p.requires_grad_(any(n.startswith(t + ".") for t in trainable))
@@ -86,19 +91,18 @@ class _Finetuned(nn.Module):
 
 
 def make_loss(cfg: FinetuneConfig):
+    """The loss :func:`lib.train.fit` minimises: ``L_G + L_D`` on aligned patches of ``x`` and ``x̂``
+    (:func:`~lib.icm.patchgan.generator_loss`, :func:`~lib.icm.patchgan.discriminator_loss`)."""
     def loss_fn(model, batch):
         step, x, y_hat = batch
         x_hat = ste_clamp(model.g_s(y_hat))
         g = torch.Generator().manual_seed(cfg.seed * 7919 + step)
         real, fake, _ = aligned_patches(x, x_hat, cfg.k, cfg.patch, generator=g)
-        mse = F.mse_loss(fake, real)
+        gen = generator_loss(model.D, real, fake, cfg.lmbda_adv, cfg.gan)
         if model.D is None:
-            return {"loss": mse, "mse": mse.detach()}
-        frozen = {n: p.detach() for n, p in model.D.named_parameters()}
-        frozen.update(dict(model.D.named_buffers()))
-        adv = gan_loss(functional_call(model.D, frozen, (fake,)), True, cfg.gan)
-        d_loss = 0.5 * (gan_loss(model.D(real), True, cfg.gan) + gan_loss(model.D(fake.detach()), False, cfg.gan))
-        return {"loss": mse + cfg.lmbda_adv * adv + d_loss, "mse": mse.detach(), "adv": adv.detach(),
+            return {"loss": gen["L_G"], "mse": gen["mse"].detach()}
+        d_loss = discriminator_loss(model.D, real, fake, cfg.gan)
+        return {"loss": gen["L_G"] + d_loss, "mse": gen["mse"].detach(), "adv": gen["adv"].detach(),
                 "d_loss": d_loss.detach()}
     return loss_fn
 

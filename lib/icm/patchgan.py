@@ -1,14 +1,19 @@
-"""PatchGAN: the discriminator that judges an image patch by patch (Le et al., ICIP 2022, Sec. 2 and Fig. 3).
+"""PatchGAN: the discriminator that judges an image patch by patch, and its losses (Le et al., ICIP 2022, Sec. 2
+and Fig. 3).
 
 The poster finetunes the ICM decoder against a PatchGAN: ``k`` patches of size ``s`` are cropped **at the same
-positions** from the original ``x`` (real) and the decoded ``x̂`` (fake); the discriminator ``D`` scores every
-overlapping 70×70 window of a patch (one logit per window), so it judges local texture, where checkerboards live.
+positions** from the original ``x`` (real) and the decoded ``x̂`` (fake), and ``D`` returns a map of logits per
+patch. Each logit's convolutional window is 70×70 pixels, 8 px apart (:func:`receptive_field`), clipped by the
+patch's border (:func:`windows`): on our 32-px patches each of the 2×2 logits sees the whole patch; on 64-px patches
+each of the 6×6 logits sees 47 to 63 px of the 64 per side; only on 128-px patches do logits (the 8×8 inner ones)
+see whole 70×70 windows, each about 30 % of the patch. In training mode its BatchNorm layers also normalise with the statistics of all patches in the batch.
 
 Architecture *(our choice: the pix2pix default, Isola et al., CVPR 2017, ``NLayerDiscriminator``)*::
 
     Conv4 s2 → LReLU(0.2) → [Conv4 s2 → BN → LReLU] × (n_layers − 1) → Conv4 s1 → BN → LReLU → Conv4 s1 → 1 map
 
-Losses: LSGAN (least squares, ``(D−1)²`` / ``D²``) or BCE with logits.
+Losses: :func:`generator_loss` and :func:`discriminator_loss` (what :mod:`lib.icm.finetune` trains with), on
+:func:`gan_loss`: LSGAN (least squares, ``(D−1)²`` / ``D²``) or BCE with logits.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 
 class PatchDiscriminator(nn.Module):
-    """pix2pix N-layer PatchGAN: ``forward(x) -> (B, 1, h, w)`` logits, one per receptive-field window.
+    """pix2pix N-layer PatchGAN: ``forward(x) -> (B, 1, h, w)`` logits, one per window of :func:`windows`.
 
-    With ``n_layers=3`` each logit sees a 70×70 window; a 32-px patch gives a 2×2 map, 64 px 6×6, 128 px 14×14.
+    With ``n_layers=3``: a 32-px patch gives a 2×2 map, 64 px 6×6, 128 px 14×14.
     """
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
@@ -80,6 +86,14 @@ def receptive_field(n_layers: int = 3) -> int:
     return rf
 
 
+def windows(D: PatchDiscriminator, size: int) -> list[tuple[int, int]]:
+    """The rows (and columns) of a ``size``-px patch that each of ``D``'s logits sees, ``[(first, last), ...]``:
+    its :func:`receptive_field` window, ``2**n_layers`` px apart, clipped by the patch's border."""
+    stride, pad = 2 ** D.n_layers, 2 ** (D.n_layers + 1) - 1 + 2 ** D.n_layers   # each conv pads 1 px
+    rf = receptive_field(D.n_layers)
+    return [(max(0, i * stride - pad), min(size - 1, i * stride - pad + rf - 1)) for i in range(D.output_size(size))]
+
+
 def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``k`` patches of ``size``×``size`` per image, cut at the **same** positions from ``x`` and ``x̂``.
@@ -113,3 +127,25 @@ def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") ->
     if mode == "bce":
         return F.binary_cross_entropy_with_logits(logits, target)
     raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}")
+
+
+def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
+                   lmbda_adv: float, mode: str = "lsgan") -> dict:
+    """``L_G = MSE(real, fake) + λ_adv · L_GAN(D(fake), real)``. ``D``'s weights
+    enter detached, so ``L_G`` moves only the decoder. ``D=None`` (the MSE-only
+    control): the MSE alone. Returns ``L_G`` and its terms."""
+    mse = F.mse_loss(fake, real)
+    if D is None:
+        return {"L_G": mse, "mse": mse}
+    frozen = {n: p.detach() for n, p in D.named_parameters()}
+    frozen.update(dict(D.named_buffers()))
+    adv = gan_loss(functional_call(D, frozen, (fake,)), True, mode)
+    return {"L_G": mse + lmbda_adv * adv, "mse": mse, "adv": adv}
+
+
+def discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                       mode: str = "lsgan") -> torch.Tensor:
+    """``L_D = ½ [L_GAN(D(real), real) + L_GAN(D(fake), fake)]``. ``fake``
+    enters detached, so ``L_D`` moves only ``D``."""
+    return 0.5 * (gan_loss(D(real), True, mode)
+                  + gan_loss(D(fake.detach()), False, mode))
