@@ -51,6 +51,7 @@ def test_paper_chapter_has_its_deck_and_seminar_questions(md):
     assert sum("slide" in t for t in tags) >= 5, f"{md.name}: fewer than 5 cells tagged `slide` (its seminar deck)"
     seminar = [i for i, c in enumerate(cs) if c.cell_type == "markdown" and "## For the seminar" in c.source]
     assert seminar, f"{md.name}: no `## For the seminar` section"
-    questions = "\n".join(c.source for c in cs[seminar[0]:] if c.cell_type == "markdown")
-    assert len(re.findall(r"^\s*\d\.\s", questions, flags=re.M)) >= 3, f"{md.name}: fewer than three numbered questions"
-    assert "slide" in tags[seminar[0]], f"{md.name}: the seminar questions are not on the deck"
+    asked = [i for i in range(seminar[0], len(cs)) if cs[i].cell_type == "markdown"
+             and len(re.findall(r"^\s*\d\.\s", cs[i].source, flags=re.M)) >= 3]
+    assert asked, f"{md.name}: no cell of its seminar section holds three numbered questions"
+    assert any(tags[i] & {"slide", "slide-more"} for i in asked), f"{md.name}: the seminar questions are not on the deck"
