@@ -543,10 +543,11 @@ def test_tiny_config_holds_the_settings_the_chapter_ran_with():
     assert common == dict(steps=150, batch=4, crop=128, pool=256, ndf=32, lr_g=3e-4)
     assert (tiny.base, tiny.eval_sets, tiny.fid_crop, tiny.fid_per_photo, tiny.task_size, tiny.task_per_stamp,
             tiny.confidence) == ("committed", "held-out", 192, 9, 224, 4, 0.5)
-    # the finetuning runs' cache keys, as they were computed before
-    assert FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common).key() == (
-        "steps=150-batch=4-crop=128-pool=256-k=3-patch=64-lmbda_adv=0.01-lr_g=0.0003-lr_d=0.0002-gan=lsgan-ndf=32-"
-        "n_layers=3-adversarial=True-trainable=('g_s.0', 'g_s.1')-seed=0")
+    # a finetuning run's memo key names every field of its configuration
+    assert lib.cache.key("icm-ft", run=FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common)) == (
+        "icm-ft-run.steps=150-run.batch=4-run.crop=128-run.pool=256-run.k=3-run.patch=64-run.lmbda_adv=0.01-"
+        "run.lr_g=0.0003-run.lr_d=0.0002-run.gan=lsgan-run.ndf=32-run.n_layers=3-run.adversarial=True-"
+        "run.trainable=('g_s.0', 'g_s.1')-run.seed=0")
     colab = config.CONFIGS["colab"]
     assert colab.finetune_settings() == dict(steps=1000, batch=8, crop=256, pool=256, ndf=64, lr_g=1e-4)
     assert (tiny.machine, tiny.li_k, tiny.li_patch) == ("efficientnet-lite0", 1, 128)  # the chapter's "LI 1×128"

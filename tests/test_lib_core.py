@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import lib
-from lib import assets, cache, checkpoint, download, provenance, runtime, scale, widgets
+from lib import assets, cache, checkpoint, provenance, runtime, scale, widgets
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "helpers" / "train_toy.py"
@@ -503,3 +503,24 @@ def test_audio_player_embeds_wav():
 def test_png_bytes_rejects_unknown():
     with pytest.raises(TypeError, match="PIL image"):
         widgets.png_bytes(object())
+
+
+def test_one_image_to_tensor_conversion_for_both_image_chapters():
+    """lib.images.to_tensor serves chapter 1 (one (H, W, C) image, RGB or RGBA) and chapter 3 (an (N, H, W, 3) batch,
+    through lib.lseg.training.to_tensor_images); lib.icm has no conversion of its own any more."""
+    from PIL import Image
+
+    from lib import images
+    from lib.icm import data as icm_data
+    from lib.lseg import training
+
+    u8 = np.random.default_rng(0).integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    one = images.to_tensor(Image.fromarray(u8))
+    assert one.shape == (4, 5, 7) and torch.equal(one, torch.from_numpy(u8).permute(2, 0, 1).float() / 255)
+    batch = images.to_tensor(u8[None, ..., :3])
+    assert torch.equal(batch, training.to_tensor_images(u8[None, ..., :3])) and batch.shape == (1, 3, 5, 7)
+    with pytest.raises(ValueError, match="channels-first"):
+        training.to_tensor_images(np.zeros((2, 3, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        images.to_tensor(u8.astype(np.float32))
+    assert not hasattr(icm_data, "to_tensor") or icm_data.to_tensor is images.to_tensor

@@ -1,7 +1,6 @@
 """scripts/prepare.py: the parallel preparation of the book (steps, scheduling, when a notebook is executed again)."""
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -154,9 +153,9 @@ def test_icm_steps_are_the_chapters_finetunings():
     steps = prepare.icm_steps()
     assert all(s.target == "prepare:icm_finetune" and s.needed_by == ["01_icm"] for s in steps)
     assert [s.args for s in steps] == list(grid.values()) and len(steps) == 7
-    assert len({run.key() for run, _ in grid.values()}) == 7          # seven different runs, seven memo keys
+    assert len({lib.cache.key("r", run=run) for run, _ in grid.values()}) == 7   # seven runs, seven memo keys
     text = (prepare.ROOT / "book" / "01_icm.md").read_text()
-    assert "grid_runs = X.finetune_grid(cfg)" in text
-    calls = re.findall(r"X\.run_finetune\(base, train_photos, (\w+), milestones=([^,]+),", text)
-    assert calls == [("run", "grid_runs[name][1]"), ("run", "snaps")], calls
-    assert "runs = {name: grid_runs[name][0] for name in" in text and "run, snaps = grid_runs[" in text
+    assert "grid_runs = experiment.finetune_grid(cfg)" in text
+    calls = re.findall(r"experiment\.run_finetune\(base, train_photos, (\w+), milestones=([^,]+),", text)
+    assert calls == [("run", "snaps"), ("run", "snaps")], calls      # both take a run and its snapshots ...
+    assert text.count("run, snaps = grid_runs[") == 2                   # ... from the grid prepare.py computes

@@ -1,6 +1,5 @@
 """The Colab rehearsal's own parts: the mirror's miniature files are in the real formats, and a run's verdict."""
 
-import json
 import sys
 from pathlib import Path
 

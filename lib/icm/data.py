@@ -15,11 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lib import validate
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """An (H, W, C) uint8 array (or PIL image) as a (C, H, W) float tensor in [0, 1]."""
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+from lib.images import to_tensor
 
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:

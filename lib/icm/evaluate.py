@@ -9,7 +9,7 @@ from pytorch_msssim import ms_ssim, ssim
 
 from lib.icm.checkerboard import checkerboard_score
 from lib.icm.codec import ICMCodec, compress_all, decompress_all
-from lib.icm.data import to_tensor
+from lib.images import to_tensor
 from lib.icm.machine import task_scores
 
 PERIODS = (2, 3, 4, 5, 6, 7, 8)

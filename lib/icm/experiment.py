@@ -141,16 +141,12 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
                  device="cpu") -> dict:
     """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
     interrupted runs resume from their checkpoint."""
-    import hashlib
-
     from lib import cache
 
     base_id = C.state_hashes(base)["g_s.6.weight"][:12]
-    key = f"icm-ft-{tag}-{base_id}-{cfg.key()}-{milestones}"
-    ckpt = cache.cache_dir("icm", "finetune") / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".pt")
-    return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=ckpt, milestones=milestones,
-                                                   device=device),
-                      version="1")
+    key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
+    return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=cache.work_path(key),
+                                                   milestones=milestones, device=device))
 
 
 def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[C.ICMCodec, dict]:
@@ -191,8 +187,8 @@ def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
     base_cfg = base.BaseConfig(N=N, M=M, rd_steps=0, steps=cfg.base_steps, batch=cfg.base_batch,
                                task_crop=cfg.base_crop, lr=cfg.base_lr, lmbda_px=C.COMPRESSAI_LMBDA[q] / 10)
     init = C.pretrained_init(q)
-    run = f"{cfg.scale}-q{q}-{cfg.base_steps}x{cfg.base_batch}x{cfg.base_crop}-lr{cfg.base_lr}"
-    ckpt = cache.cache_dir("icm", "base") / f"{run}.pt"
+    ckpt = cache.work_path(cache.key("icm-base", scale=cfg.scale, quality=q, steps=cfg.base_steps,
+                                     batch=cfg.base_batch, crop=cfg.base_crop, lr=cfg.base_lr))
     codec, hist = base.train_base(base_cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device,
                                    ckpt_every=cfg.base_ckpt_every)
     return codec, hist, base_cfg

@@ -21,7 +21,7 @@ That lets :func:`lib.train.fit` (resumable, checkpointed) run the GAN.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +38,8 @@ BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional") 
 @dataclass(kw_only=True)
 class FinetuneConfig:
     """One finetuning run. The fields without a default change with the scale: take them from the chapter's
-    configuration (``lib.icm.config.ICMConfig.finetune_settings``). The field order is part of :meth:`key`."""
+    configuration (``lib.icm.config.ICMConfig.finetune_settings``). Every field is part of the run's memo key
+    (``lib.cache.key``)."""
 
     steps: int
     batch: int
@@ -55,9 +56,6 @@ class FinetuneConfig:
     adversarial: bool = True  # False: the MSE-only control
     trainable: tuple = TRAINABLE
     seed: int = 0
-
-    def key(self) -> str:
-        return "-".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
 def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE

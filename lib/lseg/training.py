@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as nnF
 
 from lib import validate
+from lib.images import to_tensor
 from lib.download import verify
 from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
@@ -25,15 +26,8 @@ def poly_schedule(optimizer, steps: int, power: float = 0.9):
 
 
 def to_tensor_images(images) -> torch.Tensor:
-    """(N, H, W, 3) images (numpy or torch) → (N, 3, H, W) float in [0, 1]: uint8 divided by 255, floats in [0, 1]
-    as they are. Chapter 3's one image → tensor conversion (tiny data, PASCAL-5i episodes, the demo photos)."""
-    x = torch.as_tensor(images)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        hint = ": it looks channels-first, use x.permute(0, 2, 3, 1)" if x.ndim == 4 and x.shape[1] == 3 else ""
-        raise ValueError(f"images must be (N, H, W, 3), got shape {tuple(x.shape)}{hint}")
-    if x.dtype == torch.uint8:
-        return x.permute(0, 3, 1, 2).float().div(255)
-    return validate.pixels(x, "images").permute(0, 3, 1, 2).float()
+    """(N, H, W, 3) RGB images → (N, 3, H, W) float in [0, 1] (:func:`lib.images.to_tensor`, three channels)."""
+    return to_tensor(images, channels=(3,))
 
 
 def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
