@@ -1,6 +1,6 @@
 """The seminar decks: one reveal.js deck per chapter notebook, and a PDF handout of it, from the executed chapters.
 
-Reads `_build/jupyter_execute/<name>.ipynb` (what `make book` executed, with its outputs), keeps the cells tagged
+Reads `_build/jupyter_execute/<name>.ipynb` (what `make book` executed, its outputs from jupyter-cache), keeps the cells tagged
 `slide` (starts a slide) or `slide-more` (adds to the slide before), in order, after a title slide made from the
 chapter's H1. A code cell shows its code unless it is tagged `hide-input` or `remove-input`, and its outputs but
 stderr (a widget becomes a link to the chapter). Outputs glued without display (myst_nb's `glue`) are shown, once;
@@ -40,6 +40,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 EXECUTED = ROOT / "_build" / "jupyter_execute"
+JCACHE = ROOT / "_build" / ".jupyter_cache"
 HTML = ROOT / "_build" / "html"
 OUT = HTML / "slides"
 STATIC = "../_static"  # the book's static folder, as a deck in slides/ sees it
@@ -385,6 +386,23 @@ def print_pdfs(names: list[str], out: Path = OUT) -> dict[str, int]:
     return pages
 
 
+def executed_notebook(path: Path) -> nbformat.NotebookNode:
+    """The chapter as the book build executed it. myst-nb writes ``_build/jupyter_execute/<name>.ipynb`` without
+    outputs when it renders from jupyter-cache (what `make data` filled): the outputs the cache holds for the
+    notebook's code cells are merged in."""
+    nb = nbformat.read(path, as_version=4)
+    if any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+        return nb
+    from jupyter_cache import get_cache
+
+    try:
+        _, merged = get_cache(str(JCACHE)).merge_match_into_notebook(nb)
+    except KeyError:
+        raise SystemExit(f"slides: {path.name} has no outputs and jupyter-cache ({JCACHE}) holds no execution of its "
+                         f"code: build the book first (`make book`)") from None
+    return merged
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="chapter notebooks (default: all of _toc.yml)")
@@ -401,7 +419,7 @@ def main(argv=None) -> int:
         return 2
     start = time.perf_counter()
     for name in names:
-        nb = nbformat.read(executed / f"{name}.ipynb", as_version=4)
+        nb = executed_notebook(executed / f"{name}.ipynb")
         deck = slide_notebook(nb, name)
         tagged = len([c for c in deck.cells if c.metadata["slideshow"]["slide_type"] == "slide"]) - 1
         write_atomic(out / f"{name}.html", render(nb, name).encode())

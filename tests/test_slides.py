@@ -140,6 +140,14 @@ def decks(tmp_path_factory) -> dict[str, Path]:
 
 DECKS = slides.chapters() + ["tagged_01_icm"]
 
+# a slide shows text, an image or a typeset formula (a tagged code cell whose output is missing shows nothing)
+SHOWS_SOMETHING = """() => {
+  const s = Reveal.getCurrentSlide();
+  const seen = [...s.querySelectorAll('img, svg, mjx-container, canvas')].some(e => {
+    const r = e.getBoundingClientRect(); return r.width > 20 && r.height > 20; });
+  return seen || s.innerText.trim().length > 0;
+}"""
+
 OUTSIDE = """() => {
   const slide = document.querySelector('.reveal .slides').getBoundingClientRect();
   const section = Reveal.getCurrentSlide();
@@ -191,6 +199,7 @@ def test_deck_in_browser(browser, decks, name):  # noqa: F811
             assert page.evaluate("Reveal.getIndices().h") == i, f"{name}: the arrow key did not reach slide {i + 1}"
             assert not page.evaluate(OUTSIDE), f"{name}, slide {i + 1}: outside the slide: {page.evaluate(OUTSIDE)}"
             assert not page.evaluate(RAW_TEX), f"{name}, slide {i + 1}: raw TeX: {page.evaluate(RAW_TEX)}"
+            assert page.evaluate(SHOWS_SOMETHING), f"{name}, slide {i + 1} is empty (a tagged cell without output?)"
             if has_math[i]:
                 typeset = page.evaluate("Reveal.getCurrentSlide().querySelectorAll('mjx-container').length")
                 assert typeset > 0, f"{name}, slide {i + 1}: its math was not typeset"

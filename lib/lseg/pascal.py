@@ -160,7 +160,8 @@ def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) ->
 def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
     """The chapter's PASCAL-5i experiment for ``cfg`` (:class:`lib.lseg.chapter.LSegChapterConfig`): every run of
     ``cfg.fold_runs`` trained on the fold's seen classes and evaluated on its held-out ones. ``None`` when the
-    configuration names no fold. Each run is cached (``lib.cache.memo``) and its training resumable."""
+    configuration names no fold. Each run is cached (``lib.cache.memo``) and its training resumable; a run's
+    training file is deleted once its result is cached."""
     import time
 
     from lib.lseg import training, weights
@@ -200,4 +201,6 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
                     "n_train_images": len(data["train"]["ids"]), "n_val_images": len(data["val"]["ids"])}
 
         out["runs"][name] = cache.memo(key, run)
+        # the result is stored: the run's training file (a ViT-L/16 LSeg, 1.3 GB) is no longer needed to resume
+        cache.work_path(key).unlink(missing_ok=True)
     return out
