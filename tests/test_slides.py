@@ -130,7 +130,7 @@ def decks(tmp_path_factory) -> dict[str, Path]:
     site = tmp_path_factory.mktemp("site")
     (site / "_static").symlink_to(slides.HTML / "_static")
     executed = tmp_path_factory.mktemp("executed")
-    nbformat.write(tagged_copy(nbformat.read(slides.EXECUTED / "01_icm.ipynb", as_version=4)),
+    nbformat.write(tagged_copy(slides.executed_notebook(slides.EXECUTED / "01_icm.ipynb")),
                    executed / "tagged_01_icm.ipynb")
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "slides.py"), "tagged_01_icm", "--executed",
                           str(executed), "--out", str(site / "slides")], cwd=ROOT, capture_output=True, text=True)
