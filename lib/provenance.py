@@ -145,12 +145,14 @@ class Glance:
     >>> g = Glance("What this run shows", config=cfg)
     >>> g.add("finetuning removes the checkerboard", paper="0.225 → 0.038", ours="0.31 → 0.05", held=True)
 
-    ``held`` is True (held), False (did not hold) or None (not tested at this scale)."""
+    ``held`` is True (held), False (did not hold) or None (not tested at this scale). ``note`` (e.g. where the
+    paper's values come from, and whether they are verified) is printed under the table."""
 
     VERDICT = {True: "✓ held", False: "✗ did not hold", None: "– not tested here"}
 
-    def __init__(self, title: str = "Results at a glance", config: scale.ScaleConfig | None = None):
-        self.title = title
+    def __init__(self, title: str = "Results at a glance", config: scale.ScaleConfig | None = None,
+                 note: str = ""):
+        self.title, self.note = title, note
         self.config = scale.picked(config)
         self.rows: list[tuple[str, str, str, bool | None]] = []
 
@@ -160,7 +162,7 @@ class Glance:
 
     def __repr__(self) -> str:
         lines = [self.title] + [f"  {c}: paper {p} | this run {o} | {self.VERDICT[h]}" for c, p, o, h in self.rows]
-        return "\n".join(lines + [f"  ({stamp(self.config)})"])
+        return "\n".join(lines + [f"  {self.note}"] * bool(self.note) + [f"  ({stamp(self.config)})"])
 
     def _repr_html_(self) -> str:
         body = "".join(
@@ -168,14 +170,17 @@ class Glance:
             f"<td>{html.escape(o)}</td><td>{self.VERDICT[h]}</td></tr>" for c, p, o, h in self.rows)
         return ('<div class="course-glance"><table><thead><tr><th>claim</th><th>paper</th><th>this run</th>'
                 f'<th>verdict</th></tr></thead><tbody>{body}</tbody></table>'
+                + (f'<p class="course-stamp"><small>{html.escape(self.note)}</small></p>' if self.note else "") +
                 f'<p class="course-stamp"><small>this run: {html.escape(stamp(self.config))}</small></p></div>')
 
 
-def glue(key: str, obj) -> None:
+def glue(key: str, obj):
     """Store ``obj``'s display under ``key`` for the book's ``{glue}`` references (``myst_nb.glue`` without showing
-    it). Where myst-nb is not installed (Colab), nothing reads glued outputs, and this does nothing."""
+    it); returns ``obj``, so that a cell ending with this call also shows it. Where myst-nb is not installed
+    (Colab), nothing reads glued outputs, and only ``obj`` is returned."""
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        return
+        return obj
     _glue(key, obj, display=False)
+    return obj
