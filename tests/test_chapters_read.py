@@ -25,6 +25,13 @@ def test_no_code_cell_is_longer_than_15_lines(md):
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_no_code_line_is_wider_than_the_code_column(md):
+    """88 characters: what the book's code column holds at 1280 px (the browser test measures the rendered page)."""
+    wide = [line for c in cells(md) if c.cell_type == "code" for line in c.source.splitlines() if len(line) > 88]
+    assert not wide, f"{md.name}: code lines over 88 characters: {wide[:3]}"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
 def test_modules_are_imported_under_their_own_names(md):
     code = "\n".join(c.source for c in cells(md) if c.cell_type == "code")
     aliases = re.findall(r"^\s*(?:from \S+ )?import .*\bas ([A-Z][A-Z0-9]?)\b", code, flags=re.M)

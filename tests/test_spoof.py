@@ -302,18 +302,10 @@ def _chapter_code_cells():
     return text, [[ln for ln in c.strip("\n").split("\n") if not ln.startswith(":tags:")] for c in cells]
 
 
-def test_chapter_reads_as_a_book():
-    text, cells = _chapter_code_cells()
-    head = text[text.index("# Where does"):text.index("```{code-cell}")]
-    assert ":::{admonition} Results at a glance" in head and "{glue} spoof_glance" in head
-    assert "{glue:figure} spoof_glance_fig" in head
-    assert 'glue("spoof_glance", g)' in text and 'glue("spoof_glance_fig", cam_fig)' in text
-    for code in cells[1:]:                        # the first is the Colab set-up, written by make sync
-        while code and not code[0]:
-            code.pop(0)
-        assert len(code) <= 15, code[:2]
-        assert max(len(ln) for ln in code) <= 88, [ln for ln in code if len(ln) > 88]
-    assert not re.search(r"^\s*import \w+ as [A-Z]\b|^\s*from \S+ import .* as [A-Z]\b", text, re.M)
+def test_chapter_shows_the_grad_cam_weights_and_ends_with_the_seminar():
+    """Chapter 2's own layout (tests/test_chapters_read.py checks what every chapter shares): the Grad-CAM weights
+    shown from lib, the seminar questions last, at least seven slides."""
+    text, _ = _chapter_code_cells()
     seminar = text[text.index("## For the seminar"):]
     assert len(re.findall(r"^\d\. ", seminar, re.M)) == 3 and "## " not in seminar[3:]
     include = re.search(r"```\{literalinclude\} \.\./(\S+)\n:language: python\n:pyobject: (\w+)", text)
