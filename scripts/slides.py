@@ -350,6 +350,21 @@ def serve(directory: Path):
         server.server_close()
 
 
+def pdf_page_count(path: Path) -> int:
+    """The pages of a PDF: its ``/Type /Page`` objects, also those in compressed object streams."""
+    import re
+    import zlib
+
+    data = path.read_bytes()
+    parts = [data]
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
+        try:
+            parts.append(zlib.decompressobj().decompress(m.group(1)))
+        except zlib.error:
+            pass
+    return sum(len(re.findall(rb"/Type\s*/Page(?![s\w])", p)) for p in parts)
+
+
 def print_pdfs(names: list[str], out: Path = OUT) -> dict[str, int]:
     """Each deck in ``out`` printed by Chromium (reveal.js's print layout, one page per slide) beside it; returns the
     page counts. ``out``'s parent is served (the decks load ../_static from it)."""
@@ -378,7 +393,15 @@ def print_pdfs(names: list[str], out: Path = OUT) -> dict[str, int]:
             pages[name] = page.locator(".pdf-page").count()
             fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.pdf.")
             os.close(fd)
-            page.pdf(path=tmp, prefer_css_page_size=True, print_background=True)
+            for attempt in range(3):  # a print taken before the print layout settled has too few pages: again
+                page.pdf(path=tmp, prefer_css_page_size=True, print_background=True)
+                if pdf_page_count(Path(tmp)) == pages[name]:
+                    break
+                page.wait_for_timeout(1000)
+            else:
+                got = pdf_page_count(Path(tmp))
+                os.unlink(tmp)
+                raise SystemExit(f"slides: {name}.pdf kept printing {got} pages for {pages[name]} slides")
             os.chmod(tmp, 0o644)
             os.replace(tmp, out / f"{name}.pdf")
             page.close()

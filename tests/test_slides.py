@@ -177,7 +177,7 @@ def pdf_pages(path: Path) -> int:
     try:
         from pypdf import PdfReader
     except ImportError:
-        return len(re.findall(rb"/Type\s*/Page(?![s\w])", path.read_bytes()))
+        return slides.pdf_page_count(path)
     return len(PdfReader(str(path)).pages)
 
 
