@@ -113,18 +113,18 @@ class Scorecard:
     def _repr_html_(self) -> str:
         """Four columns, so that the table fits a phone's width: the metric (with its source and note below it and an
         arrow for the better direction), the paper's value, ours and the difference."""
+        at_scale = self.config is not None and self.config.at_paper_scale
         body = []
         for r in self.rows:
             d = "—" if r["difference"] is None else f"{r['difference']:+.4g}"
             unit = f" ({html.escape(r['unit'])})" if r["unit"] else ""
             arrow = {True: " ↑", False: " ↓"}.get(r["higher_is_better"], "")
             small = " · ".join(html.escape(x) for x in (r["source"] and f"paper: {r['source']}", r["note"]) if x)
-            if r["paper_scale"] != (self.config is not None and self.config.at_paper_scale):
+            if r["paper_scale"] != at_scale:
                 small += (" · " if small else "") + ("at" if r["paper_scale"] else "not at") + " the paper's scale"
             metric = html.escape(r["metric"]) + unit + arrow + (f"<br><small>{small}</small>" if small else "")
             body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
                 metric, self._fmt(r["paper"]), self._fmt(r["ours"]), d)) + "</tr>")
-        at_scale = self.config is not None and self.config.at_paper_scale
         return (f'<div class="course-scorecard"><p><b>{html.escape(self.title)}</b></p>'
                 '<table><thead><tr><th>metric (↑/↓: better)</th><th>paper</th><th>ours</th><th>ours − paper</th>'
                 f'</tr></thead><tbody>{"".join(body)}</tbody></table>'

@@ -352,7 +352,6 @@ def serve(directory: Path):
 
 def pdf_page_count(path: Path) -> int:
     """The pages of a PDF: its ``/Type /Page`` objects, also those in compressed object streams."""
-    import re
     import zlib
 
     data = path.read_bytes()
