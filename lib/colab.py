@@ -1,7 +1,7 @@
 """What a chapter's first cell does on Colab after the install: choose where the course cache lives.
 
 Colab's disk is wiped when the runtime is recycled. With ``use_drive(True)`` (the first cell's ``USE_DRIVE``
-switch) the cache (:mod:`lib.cache`: memoised results, training checkpoints, downloads) goes to Google Drive, so a
+switch) the cache (:mod:`lib.storage.cache`: memoised results, training checkpoints, downloads) goes to Google Drive, so a
 chapter run again after a disconnect resumes its training from the last checkpoint.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from lib.storage import cache
 
 DRIVE = Path("/content/drive")
 CACHE_ON_DRIVE = "MyDrive/repro-course-cache"
@@ -22,8 +24,6 @@ def use_drive(on: bool, drive: str | os.PathLike = DRIVE) -> Path:
     """Point ``$COURSE_CACHE`` at Google Drive (mounting it first) when ``on``; return the cache folder in use."""
     drive = Path(drive)
     if not on:
-        from lib import cache
-
         root = cache.cache_dir()
         print(f"course cache: {root} (this runtime's disk, wiped when it is recycled; set USE_DRIVE = True in the "
               f"first cell to keep training and downloads on Google Drive)")

@@ -26,6 +26,8 @@ import sys
 from collections.abc import Mapping
 from typing import ClassVar
 
+import torch
+
 SCALES = ("tiny", "colab", "paper")
 ENV_VAR = "COURSE_SCALE"
 REHEARSAL_ENV_VAR = "COURSE_REHEARSAL"
@@ -45,8 +47,6 @@ def current() -> str:
         return _override
     if os.environ.get(ENV_VAR):
         return _check(os.environ[ENV_VAR])
-    import torch
-
     return "colab" if torch.cuda.is_available() else "tiny"
 
 
@@ -58,6 +58,11 @@ def explicit() -> bool:
 def rehearsal() -> bool:
     """Whether ``$COURSE_REHEARSAL`` is ``1``: the Colab rehearsal's budget applies (see :meth:`ScaleConfig.rehearsed`)."""
     return os.environ.get(REHEARSAL_ENV_VAR, "").strip() == "1"
+
+
+def label_in_force() -> str:
+    """The scale in force as a stamp shows it: ``tiny``, or ``colab (rehearsal)`` under the rehearsal's budget."""
+    return current() + (" (rehearsal)" if rehearsal() else "")
 
 
 def set_scale(name: str | None) -> None:

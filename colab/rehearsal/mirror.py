@@ -4,7 +4,7 @@
 
 :func:`serve` serves FOLDER on 127.0.0.1 only: ``{mirror}/{host}{path}[?query]`` answers with the miniature of
 ``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "path"}}}``.
-``lib.download`` sends every download there when ``COURSE_MIRROR`` is set and checks each file against the
+``lib.storage.download`` sends every download there when ``COURSE_MIRROR`` is set and checks each file against the
 manifest with the same code that checks a real download against its published checksum.
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
@@ -38,7 +38,7 @@ def local_name(url: str) -> str:
 
 def build(folder: str | Path, urls: list[str] | None = None) -> dict:
     """Make the miniature of each URL (skipping those already made) and write ``manifest.json``."""
-    from lib.download import sha256sum
+    from lib.storage.download import sha256sum
 
     folder = Path(folder)
     files = {}

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from lib import runtime, train
 from lib.icm import codec as C
 from lib.icm import data as D
 from lib.icm.machine import task_distortion
@@ -80,8 +81,6 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
     """Train an :class:`~lib.icm.codec.ICMCodec` for the machine (resumable through ``ckpt_path``), from scratch or
     from ``init`` (CompressAI's pretrained weights at colab/paper scale: pass ``rd_steps=0``); returns
     ``(codec, history)`` with the entropy coder updated (ready for ``compress``)."""
-    from lib import runtime, train
-
     runtime.seed_everything(cfg.seed)
     model = (init if init is not None else C.build_codec(cfg.N, cfg.M)).to(device)
     machine = machine.to(device)

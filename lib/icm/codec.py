@@ -21,6 +21,7 @@ import torch
 from compressai.models import FactorizedPrior
 
 from lib import validate
+from lib.storage import checkpoint, download
 
 STRIDE = 16  # g_a downsamples by 2**4
 
@@ -154,8 +155,6 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
 
     Only an initialisation: those weights were trained for PSNR, not for a machine.
     """
-    from lib import download
-
     url = url or compressai_url(quality)
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                           hash_prefix=None if sha256 else download.hub_prefix(url))
@@ -173,8 +172,6 @@ def from_compressai_checkpoint(path, quality: int):
     from compressai.models import FactorizedPrior
     from compressai.zoo.image import cfgs
     from compressai.zoo.pretrained import load_pretrained
-
-    from lib import checkpoint
 
     sizes = cfgs["bmshj2018-factorized"]
     if quality not in sizes:

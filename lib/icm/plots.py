@@ -1,7 +1,7 @@
 """Chapter 1's figures and tables: drawing and formatting only (every number is measured by the chapter's cells).
 
-Each figure carries :func:`lib.provenance.caption`; each table is a pandas ``Styler`` whose caption carries
-:func:`lib.provenance.stamp`.
+Each figure carries :func:`lib.display.provenance.caption`; each table is a pandas ``Styler`` whose caption carries
+:func:`lib.display.provenance.stamp`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
-from lib import provenance
+from lib.display import provenance
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum
 from lib.icm.experiment import zoom
 

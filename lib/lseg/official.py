@@ -1,9 +1,9 @@
 """Loading the released LSeg checkpoints (github isl-org/lang-seg) into :class:`lib.lseg.LSeg`.
 
 The released files are PyTorch-Lightning ``.ckpt`` pickles on Google Drive, with no published checksum.
-:func:`fetch_official` downloads one with :func:`lib.download.fetch_drive` (its sha256 recorded at the first download
+:func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256 recorded at the first download
 and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with ``torch.load(weights_only=True)``
-and the explicit allow-list :data:`lib.checkpoint.LIGHTNING_ALLOW` (data-only stand-ins for the few non-tensor
+and the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only stand-ins for the few non-tensor
 classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors once as a plain state dict.
 
 The state dict's keys are ``net.`` + the module names of the official ``LSegNet``:
@@ -20,6 +20,7 @@ import torch
 
 from lib.lseg.model import TEMPERATURE, LSeg, config
 from lib.lseg.text import CLIPText
+from lib.storage import cache, checkpoint, download
 
 # tensors of the official checkpoint that LSeg never uses (loaded nowhere, on purpose)
 UNUSED_PREFIXES = ("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head.")
@@ -118,10 +119,8 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
 
 
 def convert_official_checkpoint(src, dst) -> Path:
-    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and :data:`lib.checkpoint.LIGHTNING_ALLOW`,
-    and write its ``state_dict`` (tensors only) to ``dst`` atomically. Load the result with ``lib.checkpoint.load``."""
-    from lib import checkpoint
-
+    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and :data:`lib.storage.checkpoint.LIGHTNING_ALLOW`,
+    and write its ``state_dict`` (tensors only) to ``dst`` atomically. Load the result with ``lib.storage.checkpoint.load``."""
     obj = checkpoint.load(src, allow=checkpoint.LIGHTNING_ALLOW)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
@@ -131,10 +130,8 @@ def convert_official_checkpoint(src, dst) -> Path:
 
 
 def fetch_official(name: str = "demo_e200") -> dict:
-    """Download (:func:`lib.download.fetch_drive`, sha256 recorded at first use), convert once, and return the plain
+    """Download (:func:`lib.storage.download.fetch_drive`, sha256 recorded at first use), convert once, and return the plain
     state dict."""
-    from lib import cache, checkpoint, download
-
     if name not in OFFICIAL_CHECKPOINTS:
         raise ValueError(f"unknown official checkpoint {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
     plain = cache.cache_dir("lseg") / f"{name}.state_dict.pt"

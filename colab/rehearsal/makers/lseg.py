@@ -145,7 +145,7 @@ MAKERS = [
 
 def urls() -> list[str]:
     """Every URL chapter 3's colab configurations download (read from the course's own constants)."""
-    from lib import download
+    from lib.storage import download
     from lib.lseg import chapter, official, pascal, weights
 
     out = []

@@ -1,6 +1,6 @@
 """Downloads for the ``colab`` and ``paper`` scales, verified before use.
 
-``fetch(url, reader=...)`` downloads ``url`` once into ``$COURSE_CACHE/downloads`` (:mod:`lib.cache`) and returns
+``fetch(url, reader=...)`` downloads ``url`` once into ``$COURSE_CACHE/downloads`` (:mod:`lib.storage.cache`) and returns
 its path. HTTP goes through ``torch.hub.download_url_to_file`` (tqdm progress bar), Google Drive through ``gdown``.
 Both write into a private temporary folder beside the final file; the file is moved to its final name only after
 every check passed, so a failed or interrupted download never leaves a file under the final name and the next call
@@ -48,8 +48,8 @@ from urllib.parse import urlparse
 import requests
 import torch.hub
 
-from lib import cache
-from lib.checkpoint import atomic_path
+from lib.storage import cache
+from lib.storage.checkpoint import atomic_path
 
 READERS = frozenset({"PIL", "soundfile", "safetensors", "torch.load(weights_only=True)", "json", "pycocotools",
                      "zip", "tar", "text"})
