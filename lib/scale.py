@@ -87,7 +87,6 @@ class ScaleConfig:
     rehearsal: bool = False   # True on a configuration returned by :meth:`rehearsed`
 
     REHEARSAL: ClassVar[dict] = {}
-    ISSUE: ClassVar[int | None] = None   # the issue that builds this chapter's missing scales (for ScaleNotBuilt)
 
     def __post_init__(self):
         _check(self.scale)
@@ -143,9 +142,7 @@ def pick(configs: Mapping[str, ScaleConfig], chapter: str) -> ScaleConfig:
         cfg = configs[name]
     elif explicit():
         built = ", ".join(f"COURSE_SCALE={s}" for s in SCALES if s in configs)
-        issue = next(iter(configs.values())).ISSUE if configs else None
-        raise ScaleNotBuilt(f"chapter {chapter} has no `{name}` configuration yet"
-                            f"{f' (issue {issue})' if issue else ''}: run it with {built}")
+        raise ScaleNotBuilt(f"chapter {chapter} has no `{name}` configuration yet: run it with {built}")
     else:
         if "tiny" not in configs:
             raise ScaleNotBuilt(f"chapter {chapter} has neither a `{name}` nor a `tiny` configuration")

@@ -578,7 +578,7 @@ def test_chapter_1_at_paper_scale_says_it_is_not_built():
 
     scale.set_scale("paper")
     try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet \(issue 11\): "
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet: "
                                                       r"run it with COURSE_SCALE=tiny, COURSE_SCALE=colab"):
             scale.pick(config.CONFIGS, chapter="1")
     finally:
@@ -617,7 +617,7 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
         X.base_codec(dataclasses.replace(cfg, base="jpeg"), None, None, None)
 
 
-# --- colab: COCO annotations, Mask R-CNN's scores, bad input (issue 11) -------------------------------------------
+# --- colab: COCO annotations, Mask R-CNN's scores, bad input ----------------------------------------------------
 def _coco_site(tmp_path, ids, annotated=None):
     """A folder with stand-in COCO val2017 JPEGs for ``ids`` and an annotations zip for ``annotated`` (default:
     the same ids), made by the rehearsal mirror's makers (COCO's schema)."""

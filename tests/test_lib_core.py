@@ -55,13 +55,12 @@ def test_scale_override_and_bad_name(monkeypatch):
 
 @pytest.fixture
 def configs():
-    """A chapter's configurations: tiny and colab built, paper not (issue 99)."""
+    """A chapter's configurations: tiny and colab built, paper not."""
 
     @dataclasses.dataclass(frozen=True, kw_only=True)
     class ToyConfig(scale.ScaleConfig):
         steps: int
         images: tuple[int, ...]
-        ISSUE: ClassVar[int] = 99
         REHEARSAL: ClassVar[dict] = {"steps": 2, "images": (1,)}
 
     scale.in_force.clear()
@@ -105,7 +104,7 @@ def test_pick_stops_at_an_explicit_scale_that_is_not_built(configs, monkeypatch)
     assert scale.explicit()
     with pytest.raises(scale.ScaleNotBuilt) as err:
         scale.pick(configs, chapter="9")
-    assert str(err.value) == ("chapter 9 has no `paper` configuration yet (issue 99): run it with "
+    assert str(err.value) == ("chapter 9 has no `paper` configuration yet: run it with "
                               "COURSE_SCALE=tiny, COURSE_SCALE=colab")
     assert "9" not in scale.in_force
     monkeypatch.setenv("COURSE_SCALE", "paper")

@@ -1,4 +1,4 @@
-"""Bad input across lib (issue 14): one test per finding, plus a property-based test of each validator."""
+"""Bad input across lib: one test per finding, plus a property-based test of each validator."""
 from __future__ import annotations
 
 import hashlib

@@ -104,7 +104,7 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
     hist = train.fit(model, batches, make_loss(machine, cfg), opt, cfg.rd_steps + cfg.steps, ckpt_path=ckpt_path,
                      ckpt_every=ckpt_every, scheduler=sched, log_every=log_every, progress=progress,
                      before_step=lambda: torch.nn.utils.clip_grad_norm_(main_params, cfg.clip))
-    model = model.cpu().eval()  # the entropy coder runs on the CPU (and CPU/GPU can desync: brief, pitfall 1)
+    model = model.cpu().eval()  # the entropy coder runs on the CPU (CPU and GPU entropy coding can disagree)
     model.update(force=True)
     return model, hist
 

@@ -6,7 +6,7 @@ synthesis transform ``g_s`` is four transposed convolutions (k=5, s=2), the laye
     x ─► g_a ─► y ─► Q ─► y_hat ─► EB (rANS bitstream) ─► y_hat ─► g_s ─► x_hat
                  (frozen during finetuning)                        g_s.0, g_s.1 trained
 
-Two details keep training and real decoding in agreement (the brief's pitfall 2):
+Two details keep training and real decoding in agreement:
 
 - the decoder sees the *rounded* latent ``y_hat = round(y − m) + m`` (``m`` the entropy bottleneck's medians, as in
   ``compress()``), with a straight-through gradient; the rate term still uses CompressAI's noisy likelihoods;

@@ -157,7 +157,7 @@ def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[
         codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)
         machine.to(getattr(machine, "home_device", "cpu"))
         # the codec stays on `device` (its transforms run there; CompressAI's rANS on the CPU): every bitstream of
-        # the chapter is then made and compared on one device (the brief's pitfall 1)
+        # the chapter is then made and compared on one device (CPU and GPU entropy coding can disagree)
         return codec.to(device), {"history": hist, "config": base.config_dict(base_cfg),
                        "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
                                   f"quality {cfg.base_quality} ({cfg.name})"}

@@ -26,7 +26,7 @@ from lib.storage import cache, checkpoint, download
 UNUSED_PREFIXES = ("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head.")
 
 # Released checkpoints (README "Model Zoo" of isl-org/lang-seg): Google Drive ids. The demo's id is the one the
-# README gives since its commit 65c0a09 (2024-05-30); no checksum is published.
+# README gives (since May 2024); no checksum is published.
 OFFICIAL_CHECKPOINTS = {
     "demo_e200": {"drive_id": "1FTuHY1xPUkM-5gaDtMfgCl3D0gR89WV7", "config": "vitl16_384", "arch": "none", "depth": 0},
 }

@@ -212,7 +212,6 @@ class SpoofConfig(ScaleConfig):
     n_eval: dict | None = None     # {"bona", "partial", "full"}: evaluation utterances
     keep_archives: bool = False    # False: delete each archive once its subset is extracted (Drive quota)
 
-    ISSUE: ClassVar[int] = 12
     REHEARSAL: ClassVar[dict] = {"steps": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
                                  "n_train": {"bona": 2, "partial": 2, "full": 2},
                                  "n_eval": {"bona": 2, "partial": 3, "full": 2}}

@@ -10,7 +10,8 @@ their **interior** frames ``frame(start)+1 … frame(end)-1``; non-speech types 
 Two rules map times to frames (``rule=``):
 
 ``"reference"`` (default): what the authors' scoring code (wedefense ``XAI_Score_analysis.py``) computes, the rule
-behind the paper's tables; ``tests/test_spoof.py`` checks it against that script on every kind of input:
+behind the paper's tables; ``tests/test_spoof.py`` checks it on random utterances and on each boundary case
+against a restatement of that script's rules as plain loops (``tests/helpers/reference_scorers.py``):
 
 1. ``frame(t) = clamp(floor((1000 t − 10) / 20), 0, len(cam) − 2)``, floored on the raw float (t = 2.01 s gives 99:
    1000 · 2.01 is 2009.999…);
