@@ -54,8 +54,9 @@ book/_vendor/.installed: node_modules/.package-lock.json
 	touch $@
 
 # The chapters' slow, memoised steps (chapter 2's corpus and countermeasures) and the chapter notebooks themselves, in
-# parallel processes (one per core; COURSE_JOBS=1: one at a time), into lib.storage.cache and the book's jupyter-cache, so that
-# the book build then only renders. A notebook is executed again only when what it depends on changed (scripts/prepare.py).
+# parallel processes (one per core; COURSE_JOBS=1: one at a time), into lib.storage.cache and the book's jupyter-cache,
+# so that the book build then only renders. A notebook is executed again only when what it depends on changed
+# (scripts/prepare.py).
 data: setup
 	$(PY) scripts/prepare.py
 

@@ -1,8 +1,8 @@
 """What a chapter's first cell does on Colab after the install: choose where the course cache lives.
 
 Colab's disk is wiped when the runtime is recycled. With ``use_drive(True)`` (the first cell's ``USE_DRIVE``
-switch) the cache (:mod:`lib.storage.cache`: memoised results, training checkpoints, downloads) goes to Google Drive, so a
-chapter run again after a disconnect resumes its training from the last checkpoint.
+switch) the cache (:mod:`lib.storage.cache`: memoised results, training checkpoints, downloads) goes to Google Drive, so
+a chapter run again after a disconnect resumes its training from the last checkpoint.
 """
 
 from __future__ import annotations

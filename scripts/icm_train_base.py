@@ -70,7 +70,8 @@ def main(argv=None):
 def write_record(out: str, seconds, hardware: str) -> dict:
     """``<out>.json`` beside the checkpoint: its sha256, size, the command that made it, config, time, hardware."""
     state = lib.storage.checkpoint.load(out)
-    record = {"file": os.path.basename(out), "sha256": lib.storage.download.sha256sum(out), "bytes": os.path.getsize(out),
+    record = {"file": os.path.basename(out), "sha256": lib.storage.download.sha256sum(out),
+              "bytes": os.path.getsize(out),
               "command": state["command"], "init_from": state.get("init_from"), "config": state["config"], "seconds": seconds, "hardware": hardware,
               "torch": torch.__version__, "last": {k: round(v, 4) for k, v in state["history"][-1].items()}}
     with lib.storage.checkpoint.atomic_path(os.path.splitext(out)[0] + ".json") as tmp:

@@ -18,8 +18,8 @@ README; and the thread count the serial build used, so the numbers are the same)
   their own cells (memoised there) run inside their notebook step: a copy of that code here could serve a stale
   result under the same key.
 
-Results go through ``lib.storage.cache`` (atomic writes: two processes computing one key both write whole files, the last
-rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
+Results go through ``lib.storage.cache`` (atomic writes: two processes computing one key both write whole files, the
+last rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
 reuses that and resumes the training that was cut short from its checkpoint (``lib.train``).
 
 A notebook is executed again only when something it depends on changed: :func:`inputs_hash` covers the notebook

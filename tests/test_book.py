@@ -1,10 +1,10 @@
 """The built HTML book, as a reader sees it: built with warnings as errors, opened offline in a real browser.
 
-The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.storage.cache make
-a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
-Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error,
-math typeset, nothing wider than the text column (at 1280 px nothing, at a phone's 390 px nothing but code blocks),
-widgets drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/screenshots/.
+The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.storage.cache
+make a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
+Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error, math
+typeset, nothing wider than the text column (at 1280 px nothing, at a phone's 390 px nothing but code blocks), widgets
+drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/screenshots/.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""lib.storage.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's code
-for unsafe ``torch.load`` calls."""
+"""lib.storage.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's
+code for unsafe ``torch.load`` calls."""
 
 from __future__ import annotations
 

@@ -527,7 +527,8 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
         coco = data.coco_val([139], url=url + "/{:012d}.jpg")
         assert coco[0][1].shape == (1, 3, 224, 224) and 0 <= coco[0][1].min() and coco[0][1].max() <= 1
         (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
-        with pytest.raises(lib.storage.download.ChecksumError, match="delete it"):  # re-checked against its first-use record
+        # re-checked against its first-use record
+        with pytest.raises(lib.storage.download.ChecksumError, match="delete it"):
             data.coco_val([139], url=url + "/{:012d}.jpg")
         assert [n for n, _ in data.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
 

@@ -104,8 +104,8 @@ def test_convert_reads_weights_only_and_refuses_code(tmp_path):
 
 
 def test_official_download_goes_through_fetch_drive(tmp_path, monkeypatch):
-    """fetch_official downloads the Drive file through lib.storage.download.fetch_drive (here from a loopback mirror, its
-    sha256 recorded at first use), converts it once and returns the plain state dict."""
+    """fetch_official downloads the Drive file through lib.storage.download.fetch_drive (here from a loopback mirror,
+    its sha256 recorded at first use), converts it once and returns the plain state dict."""
     from lib.storage import download
     from tests.helpers.serve import serve
 

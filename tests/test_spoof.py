@@ -304,8 +304,8 @@ def test_one_sample_rate_and_frame_for_the_chapter():
         names = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
                  if isinstance(t, ast.Name)}
         assert not names & constants, f"{path.name} defines its own {names & constants}: import them from audio"
-        numbers = [(tok.string, tok.start[0]) for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
-                   if tok.type == tokenize.NUMBER]        # code only: docstrings and comments may spell them out
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        numbers = [(tok.string, tok.start[0]) for tok in tokens if tok.type == tokenize.NUMBER]  # code only
         for (a, line), (b, _) in zip(numbers, numbers[1:] + [("", 0)]):
             assert a not in ("16000", "16_000", "320", "20.0") and (a, b) != ("1000", "20"), \
                 f"{path.name}:{line} spells out the sample rate or the frame ({a}): import it from lib.spoof.audio"

@@ -28,8 +28,8 @@ def stamp(config: scale.ScaleConfig | None = None) -> str:
     """``scale tiny · CPU x86_64 (2 cores, 1 torch thread(s)) · torch 2.14.1 · commit abc1234 · 2026-11-26``.
 
     The scale is :func:`scale_label`'s: the configuration that ran (``config``, or the one picked last)."""
-    return (f"scale {scale_label(config)} · {runtime.hardware()} · torch {torch.__version__} · commit {runtime.commit()} · "
-            f"{_dt.date.today().isoformat()}")
+    return (f"scale {scale_label(config)} · {runtime.hardware()} · torch {torch.__version__} · "
+            f"commit {runtime.commit()} · {_dt.date.today().isoformat()}")
 
 
 def caption(fig, extra: str = ""):

@@ -175,7 +175,8 @@ def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: in
 
 
 # --- colab / paper scale: Kodak (fidelity) and COCO val images (task); no checksums are published, so each file's
-# sha256 is recorded at its first download and re-checked afterwards (lib.storage.download, "first use"); read with PIL --
+# sha256 is recorded at its first download and re-checked afterwards (lib.storage.download, "first use"); read with
+# PIL ---------------------------------------------------------------------------------------------------------------
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"   # kodim01-24, 768x512 PNGs
 COCO_VAL_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
 
@@ -187,10 +188,10 @@ STRIDE = 16  # the codec's total stride (lib.icm.codec.STRIDE)
 
 
 def download_images(urls: list[str], size: int | None = None, what: str = "images") -> list[tuple[str, torch.Tensor]]:
-    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.storage.download.fetch` (sha256
-    recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
-    centre-cropped square; otherwise cropped at the bottom and right to a multiple of 16, the codec's stride.
-    ``what`` names the set in errors (and the configuration field that lists it)."""
+    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.storage.download.fetch`
+    (sha256 recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
+    centre-cropped square; otherwise cropped at the bottom and right to a multiple of 16, the codec's stride. ``what``
+    names the set in errors (and the configuration field that lists it)."""
     from PIL import Image
 
     if not urls:

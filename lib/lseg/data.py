@@ -4,7 +4,8 @@ Debian ``tuxpaint-stamps-default`` ships photographic PNG stamps whose alpha cha
 whose ``<stamp>.txt`` starts with an English name ("A sedan car."). Re-coloured (luminance times a colour) and
 pasted onto crops of real photos (:func:`lib.storage.assets.photos`), they give (image, per-pixel label, label text)
 triples with compositional labels "<colour> <object>". Whole labels (colour-object pairs) are held out of training
-for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and cached with ``lib.storage.cache.memo``.
+for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and
+cached with ``lib.storage.cache.memo``.
 """
 
 from __future__ import annotations

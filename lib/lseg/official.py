@@ -1,10 +1,11 @@
 """Loading the released LSeg checkpoints (github isl-org/lang-seg) into :class:`lib.lseg.LSeg`.
 
 The released files are PyTorch-Lightning ``.ckpt`` pickles on Google Drive, with no published checksum.
-:func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256 recorded at the first download
-and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with ``torch.load(weights_only=True)``
-and the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only stand-ins for the few non-tensor
-classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors once as a plain state dict.
+:func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256 recorded at the first
+download and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with
+``torch.load(weights_only=True)`` and the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only
+stand-ins for the few non-tensor classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors
+once as a plain state dict.
 
 The state dict's keys are ``net.`` + the module names of the official ``LSegNet``:
 ``clip_pretrained.*`` (all of CLIP ViT-B/32: the text tower LSeg uses, and the visual tower it never runs),
@@ -119,8 +120,9 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
 
 
 def convert_official_checkpoint(src, dst) -> Path:
-    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and :data:`lib.storage.checkpoint.LIGHTNING_ALLOW`,
-    and write its ``state_dict`` (tensors only) to ``dst`` atomically. Load the result with ``lib.storage.checkpoint.load``."""
+    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and
+    :data:`lib.storage.checkpoint.LIGHTNING_ALLOW`, and write its ``state_dict`` (tensors only) to ``dst`` atomically.
+    Load the result with ``lib.storage.checkpoint.load``."""
     obj = checkpoint.load(src, allow=checkpoint.LIGHTNING_ALLOW)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
@@ -130,8 +132,8 @@ def convert_official_checkpoint(src, dst) -> Path:
 
 
 def fetch_official(name: str = "demo_e200") -> dict:
-    """Download (:func:`lib.storage.download.fetch_drive`, sha256 recorded at first use), convert once, and return the plain
-    state dict."""
+    """Download (:func:`lib.storage.download.fetch_drive`, sha256 recorded at first use), convert once, and return the
+    plain state dict."""
     if name not in OFFICIAL_CHECKPOINTS:
         raise ValueError(f"unknown official checkpoint {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
     plain = cache.cache_dir("lseg") / f"{name}.state_dict.pt"

@@ -1,7 +1,7 @@
 """Chapter 3's figures and tables: they only draw and format what :mod:`lib.lseg.evaluation` measured.
 
-Every figure carries the provenance stamp (:func:`lib.display.provenance.caption`) and is at most 8 inches wide; every table
-is a pandas DataFrame of at most four columns beside its index, values already rounded to what the text quotes,
+Every figure carries the provenance stamp (:func:`lib.display.provenance.caption`) and is at most 8 inches wide; every
+table is a pandas DataFrame of at most four columns beside its index, values already rounded to what the text quotes,
 shown through :func:`compact` (its ``.data`` is the DataFrame).
 """
 

@@ -76,8 +76,8 @@ def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = 
                              f"(divide by 1000)")
         if n_frames is not None and np.floor((round(b * 1000.0, 6) - OFFSET_MS) / FRAME_MS) > n_frames:
             validate.warn_once("segments-past-end", f"{name}[{i}] = {s!r} reaches past the CAM's last frame by "
-                               f"more than one frame: such times count as the last frame, as in the reference scoring code. "
-                      f"Check that the segments belong to this utterance (warned once)")
+                               f"more than one frame: such times count as the last frame, as in the reference "
+                               f"scoring code. Check that the segments belong to this utterance (warned once)")
         if ordered and a < prev_end:
             raise ValueError(f"{name}[{i}] = {s!r} starts before the previous segment ends ({prev_end:g} s): "
                              f"sort the segments by start and remove overlaps")

@@ -229,9 +229,9 @@ def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256
     ``torchaudio.models.wav2vec2_model(**WAV2VEC2_XLSR53._params)``).
 
     ``pretrained=True`` downloads the weights (torchaudio's own file, ``WAV2VEC2_XLSR53._path`` under its model
-    host) through :func:`lib.storage.download.fetch`: checked against ``sha256`` if given, else against the sha256 recorded
-    at their first download (none is published); read with ``torch.load(weights_only=True)``.
-    ``frozen=True``: the SSL weights do not train (see :class:`SSLFrontend`).
+    host) through :func:`lib.storage.download.fetch`: checked against ``sha256`` if given, else against the sha256
+    recorded at their first download (none is published); read with ``torch.load(weights_only=True)``. ``frozen=True``:
+    the SSL weights do not train (see :class:`SSLFrontend`).
     """
     m = SpoofCM(SSLFrontend(params or xlsr53_params(), frozen=frozen), **backend)
     if pretrained:

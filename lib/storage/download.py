@@ -1,10 +1,10 @@
 """Downloads for the ``colab`` and ``paper`` scales, verified before use.
 
-``fetch(url, reader=...)`` downloads ``url`` once into ``$COURSE_CACHE/downloads`` (:mod:`lib.storage.cache`) and returns
-its path. HTTP goes through ``torch.hub.download_url_to_file`` (tqdm progress bar), Google Drive through ``gdown``.
-Both write into a private temporary folder beside the final file; the file is moved to its final name only after
-every check passed, so a failed or interrupted download never leaves a file under the final name and the next call
-starts afresh. The temporary folder is removed on every error; only a killed process can leave one behind.
+``fetch(url, reader=...)`` downloads ``url`` once into ``$COURSE_CACHE/downloads`` (:mod:`lib.storage.cache`) and
+returns its path. HTTP goes through ``torch.hub.download_url_to_file`` (tqdm progress bar), Google Drive through
+``gdown``. Both write into a private temporary folder beside the final file; the file is moved to its final name only
+after every check passed, so a failed or interrupted download never leaves a file under the final name and the next
+call starts afresh. The temporary folder is removed on every error; only a killed process can leave one behind.
 
 Checks, in order: the server's ``Content-Length`` (a truncated transfer), the first bytes (an HTML page instead of
 the file, unless ``reader="text"``), then the sha256, by what is published:

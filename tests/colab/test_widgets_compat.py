@@ -1,4 +1,5 @@
-"""The ipywidgets API the course uses exists in the ipywidgets this interpreter runs, and lib.display.widgets works there.
+"""The ipywidgets API the course uses exists in the ipywidgets this interpreter runs, and lib.display.widgets works
+there.
 
 Run in the main suite, it checks the book's ipywidgets (8.x, pinned in constraints.txt). Run by the Colab rehearsal
 with the Colab-like venv's python and ``COURSE_EXPECT_IPYWIDGETS=7.7.1``, it checks Colab's 7.7.1: a widget class
