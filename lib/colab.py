@@ -29,7 +29,7 @@ def use_drive(on: bool, drive: str | os.PathLike = DRIVE) -> Path:
               f"first cell to keep training and downloads on Google Drive)")
         return root
     if not (drive / "MyDrive").is_dir():
-        from google.colab import drive as colab_drive
+        from google.colab import drive as colab_drive  # exists on Colab only
 
         colab_drive.mount(str(drive))
     if not (drive / "MyDrive").is_dir():

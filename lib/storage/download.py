@@ -281,7 +281,7 @@ def _gdown(url: str, part: Path, progress: bool, timeout: float) -> None:
     """gdown on the Drive ``url``, every request with ``timeout`` (gdown 5, Colab's, passes none). Under
     ``$COURSE_MIRROR`` each request to a Drive host goes to the mirror instead, so gdown meets Drive's own flow
     there (the confirmation page for a large file, then the drive.usercontent.google.com download)."""
-    import gdown
+    import gdown  # deferred: only Google Drive downloads need it, and every chapter imports lib.storage
 
     mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
     plain = requests.Session.request
