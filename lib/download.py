@@ -245,7 +245,7 @@ def _download(sources: list[str], expect: _Expected, *, reader, mirror, progress
             print(f"trying the next source for {expect.dest.name}: {source}")
         try:
             return (*_one_source(source, expect, reader=reader, mirror=mirror, progress=progress,
-                                 timeout=timeout, last=nxt is None), source)
+                                 timeout=timeout), source)
         except NoRoom:
             raise
         except (DownloadError, ChecksumError) as err:
@@ -270,7 +270,7 @@ def _first_sentence(err: Exception, source: str = "") -> str:
     return text.strip()
 
 
-def _one_source(source, expect: _Expected, *, reader, mirror, progress, timeout, last) -> tuple[str, str]:
+def _one_source(source, expect: _Expected, *, reader, mirror, progress, timeout) -> tuple[str, str]:
     """Download one source into the part, check it, move it to ``expect.dest``; (sha256, verified_by)."""
     parts = urlparse(source)
     target = source
@@ -427,8 +427,6 @@ class _BrokeOff(Exception):
 
 def _http(target: str, expect: _Expected, *, source: str, reader: str, progress: bool, timeout: float) -> Path:
     """Download ``target`` into ``<dest>.part``, resuming a part of the same source; returns the complete part."""
-    from tqdm.auto import tqdm
-
     dest = expect.dest
     part, side = dest.with_name(dest.name + ".part"), _sidecar(dest)
     meta = _read_sidecar(side)
@@ -440,8 +438,17 @@ def _http(target: str, expect: _Expected, *, source: str, reader: str, progress:
     elif not have:
         side.unlink(missing_ok=True)
         meta = {}
-    retries, length = 0, meta.get("length")
-    session = requests.Session()
+    length = meta.get("length")
+    with requests.Session() as session:
+        return _range_loop(session, target, part, side, meta, have, length, expect, source=source, reader=reader,
+                           progress=progress, timeout=timeout)
+
+
+def _range_loop(session, target, part, side, meta, have, length, expect, *, source, reader, progress, timeout):
+    """GET ``target`` into ``part`` from byte ``have`` on, retrying a broken connection up to :data:`RETRIES` times."""
+    from tqdm.auto import tqdm
+
+    dest, retries = expect.dest, 0
     while True:
         headers = {"Accept-Encoding": "identity"}
         if have:
@@ -591,7 +598,8 @@ def _explain(err: Exception, url: str, expect: _Expected, timeout: float) -> Exc
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return NoRoom(f"the disk is full at {expect.dest.parent}: free some space and run again; nothing was kept")
     if type(err).__module__.startswith("gdown"):
-        return DownloadError(f"{url}: Google Drive did not hand out the file ({str(err).strip()[:300]}); nothing was "
+        said = " ".join(str(err).split())[:300]
+        return DownloadError(f"{url}: Google Drive did not hand out the file ({said}); nothing was "
                              f"kept. Open the URL in a browser (a permission or quota page?), {by_hand}")
     if isinstance(err, (OSError, http.client.HTTPException, requests.RequestException, ValueError)):
         return DownloadError(f"could not download {url} ({type(err).__name__}: {err}); nothing was kept. This needs "

@@ -527,6 +527,46 @@ def test_size_mismatch_refused(site, tmp_path):
     assert list((tmp_path / "c").iterdir()) == []
 
 
+def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_file(tmp_path, monkeypatch, capsys):
+    """Drive answers its quota page (no download form: gdown gives up); the error names the manual path, and with a
+    second source the file comes from there (everything served by a stand-in mirror)."""
+    page = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body><p>Too many users "
+            b"have viewed or downloaded this file recently.</p></body></html>")
+    drive = download.DRIVE_URL.format("Q")
+    files = {drive: {"sha256": SHA}, "https://example.org/x.ckpt": {"sha256": SHA}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body, kind = {"/manifest.json": (json.dumps({"files": files}).encode(), "application/json"),
+                          "/example.org/x.ckpt": (DATA, "application/octet-stream")}.get(
+                self.path, (page, "text/html; charset=utf-8"))
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("COURSE_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+        c = tmp_path / "c"
+        with pytest.raises(download.DownloadError, match=rf"(?s)Google Drive did not hand out the file.*put the file at "
+                                                         rf"{c / 'x.ckpt'} by hand \(fetched in a browser\), then run again"):
+            download.fetch_drive("Q", reader=READER, filename="x.ckpt", cache_dir=c, progress=False, timeout=5)
+        dest = download.fetch_drive("Q", mirrors=["https://example.org/x.ckpt"], reader=READER, filename="x.ckpt",
+                                    cache_dir=c, progress=False, timeout=5)
+        assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == "https://example.org/x.ckpt"
+        assert "trying the next source for x.ckpt: https://example.org/x.ckpt" in capsys.readouterr().out
+        assert sorted(p.name for p in c.iterdir()) == ["first-use-sha256.json", "x.ckpt"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # --- no pickle: every torch.load in the course's code is weights_only=True ----------------------------------------
 def _code_cells(md: str) -> str:
     cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", md, flags=re.S)
