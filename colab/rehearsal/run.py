@@ -15,7 +15,8 @@ What stands in for Colab:
 Each notebook runs at ``colab`` (a GPU runtime) and at ``tiny`` (a CPU runtime, reusing ``$COURSE_CACHE``, the book
 build's cache). A JSON report per run goes to ``artifacts/colab-rehearsal/``. A run passes when it executed without
 error, took the Colab branch, ran on numpy 2 and ipywidgets 7, used no config of another scale (no silent fall-back
-to ``tiny``) and verified every download; a chapter whose colab path is not built yet passes only by stopping with
+to ``tiny``) and verified every download, each naming what vouches for its file's format (``vouched_by``, from the
+makers' ``FORMATS``: ``README.md``); a chapter whose colab path is not built yet passes only by stopping with
 ``ScaleNotBuilt`` (:data:`PENDING`).
 """
 
