@@ -294,7 +294,7 @@ def _one_source(source, expect: _Expected, *, reader, mirror, progress, timeout)
         if reader != "text":
             _refuse_web_page(done, source, dest)
         digest, how = _check(done, expect, cached=False, source=source)
-    except BaseException:
+    except (DownloadError, ChecksumError):
         _discard(done)
         raise
     os.replace(done, dest)
@@ -458,8 +458,10 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
         headers = {"Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
-            if meta.get("etag") or meta.get("last_modified"):
-                headers["If-Range"] = meta.get("etag") or meta["last_modified"]
+            etag = meta.get("etag") or ""
+            validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")  # If-Range: strong
+            if validator:
+                headers["If-Range"] = validator
         started = False
         try:
             with session.get(target, headers=headers, stream=True, timeout=timeout, allow_redirects=True) as r:
