@@ -453,7 +453,7 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
     """GET ``target`` into ``part`` from byte ``have`` on, retrying a broken connection up to :data:`RETRIES` times."""
     from tqdm.auto import tqdm
 
-    dest, retries = expect.dest, 0
+    dest, retries, started = expect.dest, 0, False  # started: bytes of this call's transfer have been written
     while True:
         headers = {"Accept-Encoding": "identity"}
         if have:
@@ -462,7 +462,6 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
             validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")  # If-Range: strong
             if validator:
                 headers["If-Range"] = validator
-        started = False
         try:
             with session.get(target, headers=headers, stream=True, timeout=timeout, allow_redirects=True) as r:
                 if r.status_code == 416 and have and length == have:
@@ -537,9 +536,9 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
             raise
         except OSError as err:
             if err.errno == errno.ENOSPC:
-                raise NoRoom(f"the disk is full at {dest.parent}: needs {size_text(length or 0)} in all, the "
-                             f"{size_text(have)} so far are kept in {part}. Free some space and run again to resume"
-                             ) from None
+                need = f"needs {size_text(length)} in all, " if length else ""
+                raise NoRoom(f"the disk is full at {dest.parent}: {need}the {size_text(have)} so far are kept in "
+                             f"{part}. Free some space and run again to resume") from None
             raise _explain(err, source, expect, timeout) from None
         except (DownloadError, ChecksumError):
             _discard(part)

@@ -439,6 +439,24 @@ def test_disk_too_small_fails_before_writing(ranged, tmp_path, monkeypatch):
         download._room(c, int(13.2e9), 0)
 
 
+def test_full_disk_during_the_transfer_keeps_the_part(ranged, tmp_path, monkeypatch):
+    url, _ = ranged
+    real_open = open
+
+    class Full(io.FileIO):
+        def write(self, data):
+            if self.tell() > 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(download, "open", lambda p, mode="r", *a, **k: Full(p, mode.replace("b", "")) if
+                        str(p).endswith(".part") else real_open(p, mode, *a, **k), raising=False)
+    with pytest.raises(download.NoRoom, match=rf"disk is full at {tmp_path}: needs 300 kB in all, the \d+ kB so far "
+                                              rf"are kept in .*Free some space and run again to resume"):
+        download.fetch(url, reader="zip", cache_dir=tmp_path, progress=False)
+    assert (tmp_path / "big.bin.part").stat().st_size > 0
+
+
 def shutil_usage(free: int):
     import shutil
 
