@@ -42,8 +42,9 @@ first-use record. A URL missing from the manifest is an error.
 
 Every network wait is bounded by ``timeout`` seconds. Every fetch is appended to :func:`downloads` and, when
 ``$COURSE_DOWNLOAD_LOG`` names a file, written to it as one JSON line (with the ``source`` that gave the file).
-Errors are :class:`DownloadError` (no source could be fetched) or :class:`ChecksumError` (the bytes are not the
-expected ones), each naming the sources tried and saying what to do.
+Errors are :class:`DownloadError` (no source could be fetched; :class:`NoRoom` when the disk is too small) or
+:class:`ChecksumError` (the bytes are not the expected ones), each naming the sources tried, the manual path, and
+what to do.
 """
 
 from __future__ import annotations
