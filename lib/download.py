@@ -404,10 +404,11 @@ def _room(folder: Path, size: int | None, have: int) -> None:
 
 
 # --- HTTP, resumable ------------------------------------------------------------------------------------------------
-# A small requests-based range loop, not huggingface_hub's ``file_download.http_get``: that function is not part of
-# huggingface_hub's public API, its signature differs between the version pinned here and Colab's (proxies=,
-# tqdm_class=, its HTTP client), it raises errors tailored to the Hub and keeps no validator (ETag) for a resume in
-# a later process, which is what a learner's interrupted multi-GB download needs.
+# A small requests-based range loop, not huggingface_hub's ``file_download.http_get``: that function is not exported
+# by huggingface_hub (no stable API; its keyword arguments have changed between major versions, and its HTTP client
+# differs between Colab's 1.27, httpx, and the 2.4 pinned here, httpx2), it raises errors tailored to the Hub, and it
+# keeps no validator (ETag, length) that a later process could check before resuming, which is what a learner's
+# interrupted multi-GB download needs.
 def _sidecar(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part.json")
 
