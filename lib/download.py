@@ -476,7 +476,8 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
                 r.raise_for_status()
                 if have and r.status_code == 206:
                     start, total = _content_range(r.headers.get("Content-Range"))
-                    if start != have or (length and total and total != length):
+                    changed = meta.get("etag") and r.headers.get("ETag") and r.headers["ETag"] != meta["etag"]
+                    if start != have or (length and total and total != length) or changed:
                         print(f"{source}: the server's file changed since {part.name} was begun; starting again "
                               f"from 0")
                         _discard(part)
