@@ -2,7 +2,7 @@
 use.
 
 ``fetch(url, reader=..., mirrors=(...))`` downloads a file once into the download folder (``$COURSE_DOWNLOADS``,
-by default ``$COURSE_CACHE/downloads``: :func:`lib.cache.downloads_dir`) and returns its path there. ``url`` is
+by default ``$COURSE_CACHE/downloads``: :func:`lib.storage.cache.downloads_dir`) and returns its path there. ``url`` is
 tried first, then each of ``mirrors`` (URLs holding the same bytes), until one gives the expected file.
 
 **The manual path.** The final path in the download folder (named in every error) is looked at first: a file
@@ -67,8 +67,8 @@ from urllib.request import url2pathname
 import requests
 import torch.hub
 
-from lib import cache
-from lib.checkpoint import atomic_path
+from lib.storage import cache
+from lib.storage.checkpoint import atomic_path
 
 READERS = frozenset({"PIL", "soundfile", "safetensors", "torch.load(weights_only=True)", "json", "pycocotools",
                      "zip", "tar", "text"})
