@@ -66,6 +66,7 @@ from urllib.request import url2pathname
 
 import requests
 import torch.hub
+from tqdm.auto import tqdm
 
 from lib.storage import cache
 from lib.storage.checkpoint import atomic_path
@@ -453,8 +454,6 @@ def _http(target: str, expect: _Expected, *, source: str, reader: str, progress:
 
 def _range_loop(session, target, part, side, meta, have, length, expect, *, source, reader, progress, timeout):
     """GET ``target`` into ``part`` from byte ``have`` on, retrying a broken connection up to :data:`RETRIES` times."""
-    from tqdm.auto import tqdm
-
     dest, retries, started = expect.dest, 0, False  # started: bytes of this call's transfer have been written
     while True:
         headers = {"Accept-Encoding": "identity"}
