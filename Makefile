@@ -7,7 +7,7 @@ export COURSE_SCALE ?= tiny
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
-# On 2 shared cores one torch thread is fastest for the tiny models (README: measurements).
+# On 2 shared cores one torch thread is fastest for the tiny models (docs/build.md: processes and threads).
 export COURSE_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 

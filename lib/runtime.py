@@ -35,7 +35,7 @@ def setup(seed: int = 0, threads: int | None = None, device: str | None = None) 
     """Seed everything, set the CPU thread count and return the device to use.
 
     On a CPU, ``threads`` defaults to ``$COURSE_THREADS`` or 1: on a shared 2-core machine one thread was several
-    times faster than two for the small networks of the ``tiny`` scale (see the README's measurements).
+    times faster than two for the small networks of the ``tiny`` scale (measured in ``docs/build.md``).
     """
     seed_everything(seed)
     dev = pick_device(device)

@@ -5,8 +5,8 @@
     python scripts/prepare.py --list                       # the steps, what each waits for, nothing run
 
 Two kinds of step, scheduled together on ``--jobs`` worker processes (default: the cores this process may use), each
-worker with ``$COURSE_THREADS`` torch threads (default 1: the fastest for the `tiny` networks on 2 cores, see the
-README; and the thread count the serial build used, so the numbers are the same):
+worker with ``$COURSE_THREADS`` torch threads (default 1: the fastest for the `tiny` networks on 2 cores, see
+docs/build.md; and the thread count the serial build used, so the numbers are the same):
 
 * memoised steps of a chapter's library: chapter 2's corpus and its 18 countermeasures (:func:`memo_steps`) and
   chapter 1's seven finetunings (:func:`icm_steps`, from ``lib.icm.experiment.finetune_grid``), the same calls with the same configuration
