@@ -13,10 +13,11 @@ Chapters import this package; it never imports from ``book/``. The core modules 
 - :mod:`lib.widgets`     widgets that work in the static HTML book (precomputed + ``jslink``) and live on Colab
 - :mod:`lib.validate`    one check per kind of input (images, waveforms, labels, ...), each error saying what to do
 - :mod:`lib.colab`       what a chapter's first cell does on Colab: the course cache on Google Drive or not
+- :mod:`lib.colab_time`  a chapter's time at ``colab`` on a T4: measured on a GPU where recorded, else estimated
 
 Each paper adds a subpackage: :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`.
 """
 
-from lib import assets, cache, checkpoint, download, provenance, runtime, scale, train, widgets  # noqa: F401
+from lib import assets, cache, checkpoint, colab_time, download, provenance, runtime, scale, train, widgets  # noqa: F401
 
 __version__ = "0.1.0"

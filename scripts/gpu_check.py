@@ -1,8 +1,12 @@
-# Launch on a lent GPU machine (one `run` call; the wheels from `make gpu-wheels` carried as `.whl`):
-#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-#     && export PYTHONPATH=/tmp/site || exit; export PYTHONUNBUFFERED=1;
-#   timeout 480 python3 scripts/gpu_check.py --device cuda --out $OUT/gpu-check.json 2>&1 | tee $OUT/gpu-check.log
-# (the whole command, ready to paste, is RUN_COMMAND below; `python scripts/gpu_check.py --print-run-command` prints it)
+# On a lent GPU machine (the device tool's `run`), after `make gpu-wheels` here, one call:
+#   carry: [".whl"], timeout_s: 540, command: the RUN_COMMAND below, as printed by
+#   `python scripts/gpu_check.py --print-run-command`:
+#     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site
+#     .whl/*.whl && export PYTHONPATH=/tmp/site || exit; export PYTHONUNBUFFERED=1 MPLBACKEND=Agg; nvidia-smi ...;
+#     set -o pipefail; timeout 480 python3 scripts/gpu_check.py --device cuda --out $OUT/gpu-check.json 2>&1 | tee
+#     $OUT/gpu-check.log
+#   then copy the returned gpu-check.json to artifacts/gpu-check/gpu-check.json and commit it (git add -f: artifacts/
+#   is ignored); the chapters' colab times (lib.colab_time) read it from there.
 """Check the chapters' colab paths on a GPU, time their steps at the real colab sizes, and write one JSON.
 
     python scripts/gpu_check.py --device cuda          # `make gpu-check`; ARGS="--device cpu" for the CPU dry run
@@ -25,6 +29,12 @@ Three stages, each recorded (pass/fail, seconds, what failed) in ``artifacts/gpu
    on the GPU decode bit-identically on the CPU; ``lib.train.fit`` killed and resumed on CUDA ends with the weights
    of an uninterrupted run (dropout draws from the CUDA generator); automatic mixed precision keeps losses finite
    where a chapter uses it.
+
+Stages 2 and 3 run first (they take a minute or two on a GPU), then the notebooks, each within what is left of
+``--deadline-s``; the JSON is rewritten after each stage and notebook, so a run stopped by its time limit keeps what
+it measured. On CUDA the timed steps run in float32 with TF32 off, as on a T4 (which has no TF32). Chapter 3's
+notebook needs the MiniLM package (an 80 MB wheel, over the GPU machine's carry): where it is missing, stage 1 runs
+that chapter's colab-only calls (the PASCAL-5i fold experiment and the official demo) and says so.
 
 ``--device cuda`` without a usable GPU stops at once with a sentence saying so (exit status 2).
 """
@@ -167,6 +177,21 @@ def run_notebook(name: str, device: str, report: str) -> int:
                       "chapter's colab-only calls (PASCAL-5i fold experiment, official demo) instead of its notebook")
         sources = [LSEG_COLAB_ONLY]
     t0 = time.time()
+    from lib import scale
+
+    def write(finished: bool) -> int:
+        off = modules_off_device(ns, device) if finished and error is None else {}
+        out = {"notebook": name, "substitute": substitute, "seconds": round(time.time() - t0, 1), "cells": cells,
+               "of_cells": len(sources), "finished": finished, "error": error, "modules_off_device": off,
+               "device_in_notebook": str(ns.get("device", "")),
+               "configs": {k: v.name for k, v in scale.in_force.items()},
+               "cuda_max_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None}
+        out["passed"] = finished and error is None and not off
+        tmp = Path(report + ".tmp")
+        tmp.write_text(json.dumps(out, indent=1))
+        tmp.replace(report)
+        return 0 if out["passed"] else 1
+
     for i, src in enumerate(sources):
         if any(line.lstrip().startswith(("%", "!")) for line in src.splitlines()):
             cells.append({"cell": i, "skipped": "IPython magic"})
@@ -180,18 +205,11 @@ def run_notebook(name: str, device: str, report: str) -> int:
             cells.append({"cell": i, "seconds": round(time.time() - t, 2), "error": True})
             break
         cells.append({"cell": i, "seconds": round(time.time() - t, 2)})
-    off = {} if error else modules_off_device(ns, device)
-    from lib import scale
-    out = {"notebook": name, "substitute": substitute, "seconds": round(time.time() - t0, 1), "cells": cells, "error": error,
-           "modules_off_device": off, "device_in_notebook": str(ns.get("device", "")),
-           "configs": {k: v.name for k, v in scale.in_force.items()},
-           "cuda_max_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None}
-    out["passed"] = error is None and not off
-    Path(report).write_text(json.dumps(out, indent=1))
-    return 0 if out["passed"] else 1
+        write(False)  # so far (a notebook stopped at its time limit still says how far it got)
+    return write(True)
 
 
-def stage_chapters(names, device: str, work: Path, timeout: int) -> dict:
+def stage_chapters(names, device: str, work: Path, timeout: int, deadline: float, save=lambda r: None) -> dict:
     """Build the mirror's miniatures for ``names``, serve them, run each notebook in its own process."""
     sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
     import mirror
@@ -206,6 +224,12 @@ def stage_chapters(names, device: str, work: Path, timeout: int) -> dict:
     results = {"mirror": {"files": len(urls), "build_s": round(time.time() - t, 1)}}
     with mirror.serve(mirror_dir) as (base_url, served):
         for name in names:
+            left = int(deadline - time.time())
+            if left < 30:
+                results[name] = {"passed": False, "error": {"message": "not run: the check's time (--deadline-s) "
+                                                                       "was spent before this notebook"}}
+                print(f"  {name}: not run (out of time)", flush=True)
+                continue
             log, report = work / f"downloads-{name}.jsonl", work / f"{name}.json"
             env = {**os.environ, "COURSE_SCALE": "colab", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url,
                    "COURSE_DOWNLOAD_LOG": str(log), "COURSE_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1",
@@ -216,17 +240,18 @@ def stage_chapters(names, device: str, work: Path, timeout: int) -> dict:
             t = time.time()
             try:
                 p = subprocess.run([sys.executable, __file__, "--device", device, "--run-notebook", name,
-                                    "--report", str(report)], env=env, timeout=timeout, text=True,
+                                    "--report", str(report)], env=env, timeout=min(timeout, left), text=True,
                                    capture_output=True)
                 tail, rc = (p.stdout + p.stderr)[-3000:], p.returncode
             except subprocess.TimeoutExpired as exc:
-                tail, rc = f"stopped after {timeout} s (--chapter-timeout)\n{str(exc.stdout or '')[-2000:]}", None
+                tail, rc = f"stopped after {min(timeout, left)} s\n{str(exc.stdout or '')[-2000:]}", None
             r = json.loads(report.read_text()) if report.exists() else {"passed": False, "error": {"message": tail}}
             n_dl = len(log.read_text().splitlines()) if log.exists() else 0
             r.update({"wall_s": round(time.time() - t, 1), "downloads": n_dl, "exit_status": rc})
             if not r["passed"]:
                 r["output_tail"] = tail
             results[name] = r
+            save(results)
             print(f"  {name}: {'passed' if r['passed'] else 'FAILED'} in {r['wall_s']} s, {n_dl} downloads"
                   + ("" if r["passed"] else f": {(r.get('error') or {}).get('message', '')[:300]}"
                      + (f" modules off the device: {r.get('modules_off_device')}" if r.get("modules_off_device")
@@ -284,14 +309,11 @@ def stage_timings(device: str, sizes: Sizes, warmup: int, iters: int) -> dict:
     import torch
 
     out = {"sizes": dataclasses.asdict(sizes)}
-    steps = [("01_icm base training step", icm_base_step), ("01_icm finetuning step", icm_finetune_step),
-             ("01_icm Mask R-CNN inference (COCO-sized image)", maskrcnn_inference),
-             ("01_icm codec transforms (Kodak image)", codec_transforms),
-             ("01_icm entropy coder (Kodak image, CompressAI, CPU)", entropy_coder),
-             ("02_spoof SSL-Res1D training step", spoof_train_step), ("02_spoof batched Grad-CAM", spoof_gradcam),
-             ("03_lseg training step", lseg_train_step), ("03_lseg evaluation inference", lseg_inference),
-             ("03_lseg official demo forward", lseg_demo_forward)]
-    for name, make in steps:
+    if torch.device(device).type == "cuda":  # float32 arithmetic, as on a T4 (no TF32 there)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        out["tf32"] = False
+    for name, make in STEPS:
         t = time.time()
         try:
             torch.manual_seed(0)
@@ -407,6 +429,27 @@ def maskrcnn_inference(device, z: Sizes):
     return step, f"one {z.coco_hw[1]}×{z.coco_hw[0]} image, resized to {z.icm_machine_size} px, 100 detections"
 
 
+def feature_distance(device, z: Sizes):
+    """``lib.icm.machine.task_distortion`` between the machine's outputs on an image and on its decode (FPN maps)."""
+    import torch
+
+    from lib.icm.machine import task_distortion
+
+    det = _detector(z.icm_machine_size, device, z.maskrcnn_limits)
+    mean = torch.tensor(det.transform.image_mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(det.transform.image_std, device=device).view(1, 3, 1, 1)
+    img = torch.rand(1, 3, *z.coco_hw, device=device)
+
+    def feats(x):
+        f = det.backbone((x - mean) / std)
+        return {"logits": None, "features": [f[k] for k in ("0", "1", "2", "3")]}
+
+    def step():
+        with torch.no_grad():
+            task_distortion(feats(img), feats(img.flip(-1)))
+    return step, f"two FPN passes on one {z.coco_hw[1]}×{z.coco_hw[0]} image"
+
+
 def codec_transforms(device, z: Sizes):
     import torch
 
@@ -461,6 +504,19 @@ def spoof_train_step(device, z: Sizes):
         opt.step()
     what = "XLSR-53" if z.spoof_ssl is None else "a 2-layer stand-in of XLSR-53"
     return step, f"{what} (frozen={cfg.frozen_ssl}) + Res1D back-end, batch {z.spoof_batch} × {z.spoof_crop_s} s"
+
+
+def spoof_score(device, z: Sizes):
+    """The countermeasure's scores for a batch of utterances (no gradients), as ``lib.spoof.experiment.score``."""
+    import torch
+
+    model = _spoof_model(device, z).eval()
+    x = torch.randn(z.spoof_cam_batch, int(z.spoof_cam_s * 16000), device=device)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+    return step, f"{z.spoof_cam_batch} utterances of {z.spoof_cam_s} s"
 
 
 def spoof_gradcam(device, z: Sizes):
@@ -528,6 +584,18 @@ def lseg_demo_forward(device, z: Sizes):
         with torch.no_grad():
             model.forward_features(x)
     return step, f"{z.lseg_demo_backbone} at {z.lseg_demo_size}² px (the official demo's model)"
+
+
+# the timed steps: (name in the JSON, maker(device, sizes) -> (step function, what it runs))
+STEPS = [("01_icm base training step", icm_base_step), ("01_icm finetuning step", icm_finetune_step),
+         ("01_icm Mask R-CNN inference (COCO-sized image)", maskrcnn_inference),
+         ("01_icm feature distance (COCO-sized image)", feature_distance),
+         ("01_icm codec transforms (Kodak image)", codec_transforms),
+         ("01_icm entropy coder (Kodak image, CompressAI, CPU)", entropy_coder),
+         ("02_spoof SSL-Res1D training step", spoof_train_step), ("02_spoof batched scoring", spoof_score),
+         ("02_spoof batched Grad-CAM", spoof_gradcam),
+         ("03_lseg training step", lseg_train_step), ("03_lseg evaluation inference", lseg_inference),
+         ("03_lseg official demo forward", lseg_demo_forward)]
 
 
 # ------------------------------------------------------------------------------------ stage 3: CUDA checks
@@ -653,7 +721,7 @@ def device_facts(device: str) -> dict:
 
 
 def passed(section: dict) -> bool:
-    return all(v.get("passed", True) for v in section.values() if isinstance(v, dict) and ("passed" in v))
+    return all(v.get("passed", True) for v in section.values() if isinstance(v, dict))
 
 
 def main(argv=None) -> int:
@@ -663,7 +731,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chapters", default=",".join(CHAPTERS), help="notebooks of stage 1, comma-separated, or none")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--chapter-timeout", type=int, default=240, help="seconds per notebook")
+    ap.add_argument("--chapter-timeout", type=int, default=240, help="seconds per notebook at most")
+    ap.add_argument("--deadline-s", type=int, default=450,
+                    help="seconds for the whole check: notebooks that would start later are not run")
     ap.add_argument("--out", default=None, help="the JSON (default artifacts/gpu-check/gpu-check[-cpu].json)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--print-run-command", action="store_true", help="print the device `run` command and exit")
@@ -690,30 +760,36 @@ def main(argv=None) -> int:
         ap.error(f"unknown chapter(s) {unknown}: choose among {', '.join(CHAPTERS)} (or none)")
     out = Path(a.out) if a.out else OUT_DIR / ("gpu-check.json" if a.device == "cuda" else "gpu-check-cpu.json")
     t0 = time.time()
+    deadline = t0 + a.deadline_s
     record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              **device_facts(a.device), "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:]))}
+              **device_facts(a.device), "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+              "finished": False, "chapters": {}, "timings": {}, "cuda_checks": {}}
+
+    def save(**update) -> None:  # after every stage and notebook: a run stopped by its time limit keeps what it did
+        record.update(update)
+        record["passed"] = {k: passed(record[k]) for k in ("chapters", "timings", "cuda_checks")}
+        record["seconds"] = round(time.time() - t0, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.replace(out)
+
     print(f"gpu-check on {record['device_name']}", flush=True)
     with (contextlib.nullcontext(a.work) if a.work else tempfile.TemporaryDirectory(prefix="gpu-check-")) as w:
         work = Path(w)
         work.mkdir(parents=True, exist_ok=True)
-        t = time.time()
-        print(f"1. chapters at the rehearsal's budget: {', '.join(names) or 'none'}", flush=True)
-        record["chapters"] = stage_chapters(names, a.device, work, a.chapter_timeout) if names else {}
-        record["chapters_s"] = round(time.time() - t, 1)
+        # the measurements first (minutes at most), then the notebooks, which stop at the deadline
         t = time.time()
         sizes = Sizes.real() if a.sizes == "real" else Sizes.tiny()
         print(f"2. timed steps at {sizes.label}", flush=True)
-        record["timings"] = stage_timings(a.device, sizes, a.warmup, a.iters)
-        record["timings_s"] = round(time.time() - t, 1)
+        save(timings=stage_timings(a.device, sizes, a.warmup, a.iters), timings_s=round(time.time() - t, 1))
         print("3. CUDA checks", flush=True)
-        record["cuda_checks"] = stage_cuda_checks(a.device, work)
-    record["passed"] = {"chapters": passed(record["chapters"]), "timings": passed(record["timings"]),
-                        "cuda_checks": passed(record["cuda_checks"])}
-    record["seconds"] = round(time.time() - t0, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(out)
+        save(cuda_checks=stage_cuda_checks(a.device, work))
+        t = time.time()
+        print(f"1. chapters at the rehearsal's budget: {', '.join(names) or 'none'}", flush=True)
+        chapters = (stage_chapters(names, a.device, work, a.chapter_timeout, deadline,
+                                   save=lambda r: save(chapters=r)) if names else {})
+        save(chapters=chapters, chapters_s=round(time.time() - t, 1), finished=True)
     ok = all(record["passed"].values())
     print(f"gpu-check: {'passed' if ok else 'FAILED'} ({record['passed']}) in {record['seconds']} s -> {out}")
     return 0 if ok else 1

@@ -55,7 +55,7 @@ def test_cpu_dry_run_ran_the_notebook_cell_by_cell(dry_run):
 def test_cpu_dry_run_timed_every_step(dry_run):
     _, rec, _ = dry_run
     steps = {k: v for k, v in rec["timings"].items() if k != "sizes"}
-    assert len(steps) == 10 and {k.split()[0] for k in steps} == {"01_icm", "02_spoof", "03_lseg"}
+    assert len(steps) == 12 and {k.split()[0] for k in steps} == {"01_icm", "02_spoof", "03_lseg"}
     for name, r in steps.items():
         assert r["passed"], (name, r.get("error"))
         assert len(r["times_s"]) == r["iters"] == 1 and r["median_s"] > 0, name
@@ -132,3 +132,53 @@ def test_resuming_a_cuda_checkpoint_without_cuda_says_what_to_do(tmp_path, monke
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(checkpoint.CheckpointError, match="resume it on a GPU runtime"):
         train.fit(model, batches, loss_fn, opt, 2, ckpt_path=ckpt, progress=False)
+
+
+def _budget():
+    parts = {"train": {"step": "x train", "unit": "training step", "count": 100, "flops": 6e12, "cpu_s": 50.0},
+             "coder": {"step": "x coder", "unit": "coding", "count": 10, "on_cpu": True, "flops": 0, "cpu_s": 0.5}}
+    return {"chapters": {"9": {"parts": parts, "download_mb": 300}}}
+
+
+def _record(device_type="cuda", label="real (the colab configurations)", name="NVIDIA H100 80GB HBM3"):
+    return {"device_type": device_type, "device_name": name, "date": "2026-12-07T18:00:00+00:00",
+            "timings": {"sizes": {"label": label}, "x train": {"passed": True, "median_s": 0.25},
+                        "x coder": {"passed": True, "median_s": 0.4}}}
+
+
+def test_colab_time_is_an_estimate_without_a_gpu_record():
+    from lib import colab_time as CT
+
+    t = CT.colab_time("9", budget=_budget(), gpu_check={})
+    want = (100 * 6e12 / CT.T4_SUSTAINED + 10 * 0.5 + 300 / CT.DOWNLOAD_MBPS + CT.INSTALL_S) / 60
+    assert t.source == "estimated" and abs(t.minutes - want) < 1e-9
+    assert t.text.startswith("estimated, not measured on a GPU") and f"{CT.T4_SUSTAINED / 1e12:.1f} TFLOP/s" in t.text
+    # a CPU run, or a run at the dry run's sizes, is no measurement of the colab steps
+    for rec in (_record(device_type="cpu"), _record(label="tiny (CPU dry run)"), _record(name="Some Unlisted GPU")):
+        assert CT.colab_time("9", budget=_budget(), gpu_check=rec).source == "estimated"
+
+
+def test_colab_time_from_a_gpu_record_scales_by_the_fp32_peaks():
+    from lib import colab_time as CT
+
+    t = CT.colab_time("9", budget=_budget(), gpu_check=_record())
+    ratio = CT.fp32_peak("NVIDIA H100 80GB HBM3") / CT.T4_FP32_PEAK
+    want = (100 * 0.25 * ratio + 10 * 0.4 + 300 / CT.DOWNLOAD_MBPS + CT.INSTALL_S) / 60
+    assert t.source == "measured" and abs(t.minutes - want) < 1e-9
+    assert "measured on NVIDIA H100 80GB HBM3 (2026-12-07" in t.text and "0.25 s per training step" in t.text
+    assert "H100 80GB HBM3 (2026-12-07)" in t.short
+    rec = _record()
+    rec["timings"]["x train"] = {"passed": False, "error": "boom"}
+    assert CT.colab_time("9", budget=_budget(), gpu_check=rec).source == "partly measured"
+
+
+def test_the_committed_budget_covers_every_chapter_with_its_gpu_check_steps():
+    from lib import colab_time as CT
+
+    budget = json.loads(CT.BUDGET.read_text())
+    steps = {name for name, _ in gpu_check.STEPS}
+    for ch in ("1", "2", "3"):
+        t = CT.colab_time(ch, budget=budget, gpu_check={})
+        assert 1 < t.minutes < 600 and t.source == "estimated"
+        for p in budget["chapters"][ch]["parts"].values():
+            assert p["step"] is None or p["step"] in steps, p["step"]
