@@ -84,7 +84,8 @@ def test_unknown_chapter_is_refused():
 
 
 def test_a_module_left_on_another_device_is_caught():
-    ns = {"model": torch.nn.Linear(2, 2), "x": torch.zeros(1), "_hidden": torch.nn.Linear(1, 1)}
+    ns = {"model": torch.nn.Linear(2, 2), "x": torch.zeros(1), "_hidden": torch.nn.Linear(1, 1),
+          "shapes_only": torch.nn.Linear(2, 2, device="meta")}
     assert gpu_check.modules_off_device(ns, "cuda") == {"model": ["cpu"]}
     assert gpu_check.modules_off_device(ns, "cpu") == {}
     err = RuntimeError("Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!")
