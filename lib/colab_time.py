@@ -111,3 +111,13 @@ def colab_time(chapter: str, budget: dict | None = None, gpu_check: dict | None 
     short = (f"about {minutes:.0f} min on a T4, from times {source} on {gpu_check['device_name']} ({date})"
              if measured else f"about {minutes:.0f} min on a T4, estimated from FLOP counts (not measured on a GPU)")
     return ColabTime(chapter, minutes, source, text, short, parts)
+
+
+def report(chapter: str, glue_key: str) -> str:
+    """What a chapter's configuration cell prints: :func:`colab_time`'s sentence, wrapped; its ``short`` form is
+    glued under ``glue_key`` for the book's Time line and the introduction's scale table."""
+    from lib import provenance
+
+    t = colab_time(chapter)
+    provenance.glue(glue_key, t.short)
+    return t.wrapped()
