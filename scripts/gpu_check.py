@@ -9,8 +9,9 @@
 #   is ignored); the chapters' colab times (lib.colab_time) read it from there.
 """Check the chapters' colab paths on a GPU, time their steps at the real colab sizes, and write one JSON.
 
-    python scripts/gpu_check.py --device cuda          # `make gpu-check`; ARGS="--device cpu" for the CPU dry run
-    python scripts/gpu_check.py --device cpu --sizes tiny --chapters 00_pipeline   # what the test suite runs
+    python scripts/gpu_check.py --device cuda   # `make gpu-check`: every notebook, real sizes, 2 + 5 iterations
+    python scripts/gpu_check.py --device cpu    # `make gpu-check ARGS="--device cpu"`, the dry run the tests run:
+                                                # 00_pipeline, tiny sizes (--sizes tiny), one timed iteration
 
 Three stages, each recorded (pass/fail, seconds, what failed) in ``artifacts/gpu-check/gpu-check.json``
 (``gpu-check-cpu.json`` for ``--device cpu``; ``--out`` elsewhere), with the device's name and the versions:
@@ -732,10 +733,12 @@ def passed(section: dict) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    ap.add_argument("--sizes", choices=("real", "tiny"), default="real", help="timed steps' sizes (default: real)")
-    ap.add_argument("--chapters", default=",".join(CHAPTERS), help="notebooks of stage 1, comma-separated, or none")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--sizes", choices=("real", "tiny"), default=None,
+                    help="timed steps' sizes (default: real on cuda, tiny on cpu)")
+    ap.add_argument("--chapters", default=None, help="notebooks of stage 1, comma-separated, or none (default: "
+                                                     "all on cuda, 00_pipeline on cpu)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed iterations (default: 2 on cuda, 0 on cpu)")
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations (default: 5 on cuda, 1 on cpu)")
     ap.add_argument("--chapter-timeout", type=int, default=240, help="seconds per notebook at most")
     ap.add_argument("--deadline-s", type=int, default=450,
                     help="seconds for the whole check: notebooks that would start later are not run")
@@ -759,6 +762,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(validate.env_int("COURSE_THREADS", 1, minimum=1))
     if a.run_notebook:
         return run_notebook(a.run_notebook, a.device, a.report)
+    gpu = a.device == "cuda"  # the defaults: the full check on a GPU, the quick dry run on a CPU
+    a.sizes = a.sizes or ("real" if gpu else "tiny")
+    a.chapters = a.chapters if a.chapters is not None else (",".join(CHAPTERS) if gpu else "00_pipeline")
+    a.warmup = a.warmup if a.warmup is not None else (2 if gpu else 0)
+    a.iters = a.iters if a.iters is not None else (5 if gpu else 1)
     names = [] if a.chapters.strip() in ("", "none") else [n.strip() for n in a.chapters.split(",")]
     unknown = sorted(set(names) - set(CHAPTERS))
     if unknown:
