@@ -6,7 +6,7 @@ Each part of a chapter's GPU work is one of ``scripts/gpu_check.py``'s timed ste
 the real architectures) at the colab configuration's sizes with the batch shrunk to one item; its FLOPs
 (``torch.utils.flop_counter.FlopCounterMode``) and CPU seconds are scaled back to the real batch. Beside each part:
 how many times the chapter runs it (read from the configurations) and which GPU-check step measures it. The
-chapters' downloads are listed by size. ``lib.colab_time`` turns this record into T4 minutes, with the course's one
+chapters' downloads are listed by size. ``lib.display.colab_time`` turns this record into T4 minutes, with the course's one
 assumed T4 throughput, or from the GPU check's measured step times where that record exists.
 """
 
@@ -28,7 +28,8 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import gpu_check as G  # noqa: E402
-from lib import colab_time, runtime  # noqa: E402
+from lib import runtime  # noqa: E402
+from lib.display import colab_time  # noqa: E402
 
 # chapter 2's archives in MB: PartialSpoof train/dev from their utterance counts (25,380 / 24,844 × ~3.3 s × 32 kB/s,
 # 16-bit 16 kHz wav), LA.zip as the database's page gives it (~7 GB), torchaudio's XLSR-53 file, protocols + .vad

@@ -6,7 +6,7 @@
 #     set -o pipefail; timeout 480 python3 scripts/gpu_check.py --device cuda --out $OUT/gpu-check.json 2>&1 | tee
 #     $OUT/gpu-check.log
 #   then copy the returned gpu-check.json to artifacts/gpu-check/gpu-check.json and commit it (git add -f: artifacts/
-#   is ignored); the chapters' colab times (lib.colab_time) read it from there.
+#   is ignored); the chapters' colab times (lib.display.colab_time) read it from there.
 """Check the chapters' colab paths on a GPU, time their steps at the real colab sizes, and write one JSON.
 
     python scripts/gpu_check.py --device cuda   # `make gpu-check`: every notebook, real sizes, 2 + 5 iterations
@@ -19,7 +19,7 @@ Three stages, each recorded (pass/fail, seconds, what failed) in ``artifacts/gpu
 1. **chapters**: every chapter notebook's code (``book/*.ipynb``, cell by cell, in a fresh process each) at the
    rehearsal's budget (``COURSE_SCALE=colab``, ``COURSE_REHEARSAL=1``) on the chosen device, against the Colab
    rehearsal's mirror (``colab/rehearsal/mirror.py``: miniatures in the real formats, built here and served on
-   127.0.0.1 through ``COURSE_MIRROR``), so every download goes through ``lib.download``'s checks as on Colab. A
+   127.0.0.1 through ``COURSE_MIRROR``), so every download goes through ``lib.storage.download``'s checks as on Colab. A
    cell that mixes devices stops with torch's own error, and the notebook fails, its error marked as device
    placement; after the last cell, the ``torch.nn.Module`` objects it holds elsewhere than on the device are listed
    (a chapter may build small ones on the CPU on purpose, to illustrate: a list to read, not a failure).
@@ -146,7 +146,7 @@ fold = pascal.fold_experiment(cfg, device)
 sd = lib.lseg.fetch_official(cfg.official_demo)
 official = lib.lseg.from_official_state_dict(sd, arch="none").to(device).eval()
 del sd
-photos = dict(lib.assets.photos(include_mate=False))
+photos = dict(lib.storage.assets.photos(include_mate=False))
 demo = evaluation.remove_label_demo(official, photos["skimage-astronaut"], ["person", "flag", "wall", "sky"],
                                     "person", cfg.demo_size)
 """
@@ -233,7 +233,8 @@ def stage_chapters(names, device: str, work: Path, timeout: int, deadline: float
                 print(f"  {name}: not run (out of time)", flush=True)
                 continue
             log, report = work / f"downloads-{name}.jsonl", work / f"{name}.json"
-            env = {**os.environ, "COURSE_SCALE": "colab", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url,
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("COURSE_")},
+                   "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1"), "COURSE_SCALE": "colab", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url,
                    "COURSE_DOWNLOAD_LOG": str(log), "COURSE_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1",
                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false",
                    "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}

@@ -116,7 +116,8 @@ def test_the_wheel_list_is_pinned_and_agrees_with_the_course_pins():
 
 
 def test_resuming_a_cuda_checkpoint_without_cuda_says_what_to_do(tmp_path, monkeypatch):
-    from lib import checkpoint, train
+    from lib import train
+    from lib.storage import checkpoint
 
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -147,7 +148,7 @@ def _record(device_type="cuda", label="real (the colab configurations)", name="N
 
 
 def test_colab_time_is_an_estimate_without_a_gpu_record():
-    from lib import colab_time as CT
+    from lib.display import colab_time as CT
 
     t = CT.colab_time("9", budget=_budget(), gpu_check={})
     want = (100 * 6e12 / CT.T4_SUSTAINED + 10 * 0.5 + 300 / CT.DOWNLOAD_MBPS + CT.INSTALL_S) / 60
@@ -159,7 +160,7 @@ def test_colab_time_is_an_estimate_without_a_gpu_record():
 
 
 def test_colab_time_from_a_gpu_record_scales_by_the_fp32_peaks():
-    from lib import colab_time as CT
+    from lib.display import colab_time as CT
 
     t = CT.colab_time("9", budget=_budget(), gpu_check=_record())
     ratio = CT.fp32_peak("NVIDIA H100 80GB HBM3") / CT.T4_FP32_PEAK
@@ -173,7 +174,7 @@ def test_colab_time_from_a_gpu_record_scales_by_the_fp32_peaks():
 
 
 def test_the_committed_budget_covers_every_chapter_with_its_gpu_check_steps():
-    from lib import colab_time as CT
+    from lib.display import colab_time as CT
 
     budget = json.loads(CT.BUDGET.read_text())
     steps = {name for name, _ in gpu_check.STEPS}
