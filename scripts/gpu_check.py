@@ -693,6 +693,7 @@ def check_amp() -> dict:
 def stage_cuda_checks(device: str, work: Path) -> dict:
     if device != "cuda":
         reason = "needs CUDA (run with --device cuda on a GPU)"
+        print(f"  skipped: {reason}", flush=True)
         return {"bitstreams_gpu_to_cpu": {"skipped": reason}, "resume_on_cuda": {"skipped": reason},
                 "amp_losses_finite": {"skipped": reason}}
     out = {}
