@@ -170,6 +170,28 @@ def read_seglab(path) -> dict[str, np.ndarray]:
     return out
 
 
+# A hand-made utterance in the public format, for the chapter's drawing at the ``tiny`` scale: a spoofed word in
+# bona fide speech, a pause inside the spoofed span, a spoofed ending.
+EXAMPLE_ID = "example (hand-made, public format)"
+EXAMPLE_VAD = [(0.0, 0.25, 2), (0.25, 1.1, 1), (1.1, 1.6, 0), (1.6, 1.75, 2), (1.75, 2.2, 0), (2.2, 2.9, 1),
+               (2.9, 3.1, 2), (3.1, 3.6, 0), (3.6, 3.8, 2)]
+EXAMPLE_SPOOFED = [(1.1, 2.2), (3.1, 3.8)]      # where the example's segment labels say spoof
+
+
+def example_labels() -> tuple[list, np.ndarray]:
+    """The hand-made example's public labels: (``.vad`` spans, 10 ms segment labels)."""
+    lab = np.ones(int(round(EXAMPLE_VAD[-1][1] / SEGLAB_RES)), np.int8)
+    for a, b in EXAMPLE_SPOOFED:
+        lab[int(round(a / SEGLAB_RES)):int(round(b / SEGLAB_RES))] = 0
+    return list(EXAMPLE_VAD), lab
+
+
+def public_labels(root: Path, split: str, utt: str) -> tuple[list, np.ndarray]:
+    """An extracted utterance's public labels: (``.vad`` spans, 10 ms segment labels)."""
+    return (read_public_vad(root / split / "vad" / f"{utt}.vad"),
+            np.load(root / split / "seglab" / f"{utt}.npy", allow_pickle=False))
+
+
 def derive_segments(spans, seglab, tr_width: float, resolution: float = SEGLAB_RES):
     """The five segment types of one utterance from its public labels.
 
