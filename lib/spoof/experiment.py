@@ -302,8 +302,9 @@ def real_subset(cfg: SpoofConfig) -> tuple:
     """Download (once) and extract the utterances ``cfg`` names and their labels: returns (folder, manifest).
 
     The manifest ``{split: {"bona"|"partial"|"full": [utterances]}}`` is written last, atomically: a run that stops
-    earlier extracts again. Archives go through ``lib.download.fetch`` (first-use sha256) into the course cache
-    (Google Drive with ``USE_DRIVE``); with ``keep_archives=False`` each is deleted once its files are out.
+    earlier extracts again. Archives go through ``lib.download.fetch`` (first-use sha256) into the download folder
+    (:func:`lib.cache.downloads_dir`: the runtime's disk, not Drive, with ``USE_DRIVE``), the chosen files into the
+    course cache; with ``keep_archives=False`` each archive is deleted once its files are out.
     """
     import json
 
