@@ -1,5 +1,5 @@
-"""lib.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's code
-for unsafe ``torch.load`` calls."""
+"""lib.storage.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's
+code for unsafe ``torch.load`` calls."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import download
+from lib.storage import download
 from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchaudio
+
+from lib.spoof import partialspoof as P
+from lib.spoof.ssl_res1d import build_ssl_res1d, xlsr53_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +27,6 @@ def _maker():
 @pytest.fixture(scope="session")
 def xlsr53_file(tmp_path_factory):
     """The rehearsal's XLSR-53 miniature (about 1.2 GB), made once per test session."""
-    from lib.spoof.ssl_res1d import xlsr53_url
     path = tmp_path_factory.mktemp("xlsr53") / "wav2vec2_fairseq_large_xlsr53.pth"
     path.write_bytes(_maker().xlsr53_state(xlsr53_url()))
     yield path
@@ -34,9 +37,6 @@ def test_xlsr53_miniature_loads_through_torchaudios_bundle_and_ours_alike(xlsr53
     """torchaudio's ``WAV2VEC2_XLSR53.get_model()`` finds the file where ``torch.hub.load_state_dict_from_url`` keeps
     its downloads (``<hub dir>/checkpoints/<file name of the URL>``) and loads it strictly; ours fetches the same
     file by URL. Same tensor names, shapes and values; same features and front-end output on one input."""
-    import torchaudio
-
-    from lib.spoof.ssl_res1d import build_ssl_res1d, xlsr53_url
     hub = tmp_path / "hub"
     (hub / "checkpoints").mkdir(parents=True)
     placed = hub / "checkpoints" / Path(xlsr53_url()).name
@@ -79,7 +79,6 @@ def _members(blob: bytes) -> dict[str, bytes]:
 def test_public_vad_miniature_is_the_maintainers_format_and_ours_reads_it(tmp_path):
     """The layout and lines the maintainer describes (PartialSpoof issue #2): ``database/vad/{split}/{utt}.vad``,
     ``start end label`` in seconds, labels 0 spoof / 1 bona fide / 2 non-speech; spans tile the utterance."""
-    from lib.spoof import partialspoof as P
     spoof = _maker()
     files = _members(spoof.ps_vad(P.PS_VAD_URL))
     assert files and all(re.fullmatch(r"database/vad/(train|dev|eval)/(CON|LA)_[TDE]_\d{7}\.vad", n) for n in files)
@@ -99,7 +98,6 @@ def test_segment_label_miniature_reads_as_partialspoofs_code_reads_it(tmp_path):
     ``'0' in labels`` marks an utterance spoofed; a coarser resolution is the min over windows of the 10 ms one
     (``lab_in_scale``). Our reader (no pickle beyond numpy arrays) gives the same labels, and they agree with the
     ``.vad`` miniature's spoofed spans."""
-    from lib.spoof import partialspoof as P
     spoof = _maker()
     files = _members(spoof.ps_seglab(P.PS_SEGLAB_URL))
     name = "database/segment_labels/dev_seglab_0.01.npy"

@@ -168,7 +168,7 @@ FORMATS: dict[str, dict] = {
 
 def urls() -> list[str]:
     """Every URL chapter 3's colab configurations download (read from the course's own constants)."""
-    from lib import download
+    from lib.storage import download
     from lib.lseg import chapter, official, pascal, weights
 
     out = []

@@ -2,7 +2,7 @@
 use.
 
 ``fetch(url, reader=..., mirrors=(...))`` downloads a file once into the download folder (``$COURSE_DOWNLOADS``,
-by default ``$COURSE_CACHE/downloads``: :func:`lib.cache.downloads_dir`) and returns its path there. ``url`` is
+by default ``$COURSE_CACHE/downloads``: :func:`lib.storage.cache.downloads_dir`) and returns its path there. ``url`` is
 tried first, then each of ``mirrors`` (URLs holding the same bytes), until one gives the expected file.
 
 **The manual path.** The final path in the download folder (named in every error) is looked at first: a file
@@ -66,9 +66,10 @@ from urllib.request import url2pathname
 
 import requests
 import torch.hub
+from tqdm.auto import tqdm
 
-from lib import cache
-from lib.checkpoint import atomic_path
+from lib.storage import cache
+from lib.storage.checkpoint import atomic_path
 
 READERS = frozenset({"PIL", "soundfile", "safetensors", "torch.load(weights_only=True)", "json", "pycocotools",
                      "zip", "tar", "text"})
@@ -453,8 +454,6 @@ def _http(target: str, expect: _Expected, *, source: str, reader: str, progress:
 
 def _range_loop(session, target, part, side, meta, have, length, expect, *, source, reader, progress, timeout):
     """GET ``target`` into ``part`` from byte ``have`` on, retrying a broken connection up to :data:`RETRIES` times."""
-    from tqdm.auto import tqdm
-
     dest, retries, started = expect.dest, 0, False  # started: bytes of this call's transfer have been written
     while True:
         headers = {"Accept-Encoding": "identity"}
@@ -561,7 +560,7 @@ def _gdown(url: str, dest: Path, expect: _Expected, *, progress: bool, timeout: 
     its ``resume=`` exists), every request with ``timeout`` (gdown 5, Colab's, passes none). Under
     ``$COURSE_MIRROR`` each request to a Drive host goes to the mirror instead, so gdown meets Drive's own flow
     there (the confirmation page for a large file, then the drive.usercontent.google.com download)."""
-    import gdown
+    import gdown  # deferred: only Google Drive downloads need it, and every chapter imports lib.storage
 
     out = dest.with_name(dest.name + ".drive")
     mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
