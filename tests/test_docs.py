@@ -93,7 +93,8 @@ def test_table_newest_first_with_missing_and_failed_stages():
     assert rows[0] == "| stage | run 1: 2026-02-03 | run 2: 2026-01-02 |"
     assert rows[2:6] == ["| `make setup` | 90 s | 100 s |", "| `make data` | not run | 300 s (5.0 min) |",
                          "| `make test` | 7 s, failed | not run |", "| **total** | not recorded | 400 s (6.7 min) |"]
-    many = {"runs": [_run([{"stage": "x", "seconds": i}], date=f"2026-01-{i + 1:02d}") for i in range(timings.SHOWN + 2)]}
+    many = {"runs": [_run([{"stage": "x", "seconds": i}], date=f"2026-01-{i + 1:02d}")
+                     for i in range(timings.SHOWN + 2)]}
     text = timings.table(many)
     assert re.findall(r"run \d+: (\S+)", text.splitlines()[0]) == [f"2026-01-{i:02d}" for i in range(6, 2, -1)]
     assert "2 older runs" in text
