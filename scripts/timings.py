@@ -1,4 +1,4 @@
-"""Stage times of the build: one measurement file (``docs/timings.json``) and the table made from it (``docs/build.md``).
+"""Stage times of the build: one measurement file (``docs/timings.json``) and its table (``docs/build.md``).
 
     python3 scripts/timings.py --write                      # rewrite the table in docs/build.md from docs/timings.json
     python3 scripts/timings.py                              # check that the table matches the file (exit 1 if not)
