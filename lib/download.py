@@ -153,13 +153,46 @@ def fetch(url: str, *, reader: str, sha256: str | None = None, hash_prefix: str 
             os.replace(part, dest)
     if how == "first_use":
         _record_first_use(folder, dest, url, digest)
-    entry = {"url": url, "path": str(dest), "bytes": dest.stat().st_size, "sha256": digest, "verified_by": how,
-             "loaded_with": reader, "mirror": bool(mirror), "cached": cached}
+    _log({"url": url, "path": str(dest), "bytes": dest.stat().st_size, "sha256": digest, "verified_by": how,
+          "loaded_with": reader, "mirror": bool(mirror), "cached": cached})
+    return dest
+
+
+def checked(path: str | os.PathLike, url: str, *, reader: str, sha256: str | None = None, record_as: str,
+            client: str, cached: bool = False, timeout: float = 60) -> Path:
+    """Check a file that the publisher's own client (``client``, e.g. ``huggingface_hub``) downloaded from ``url``
+    as :func:`fetch` checks its downloads (the ``sha256=`` given; without one, the first-use record under the name
+    ``record_as``; under ``$COURSE_MIRROR``, the mirror's manifest), log it like a fetch, and return its path."""
+    if reader not in READERS:
+        raise ValueError(f"reader={reader!r} is not one that cannot run code; use one of {sorted(READERS)}")
+    path, folder = Path(path), cache.cache_dir("downloads")
+    mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
+    truth = _manifest(mirror, timeout).get(url, {}).get("sha256") if mirror else None
+    if mirror and not truth:
+        raise DownloadError(f"{url} is not in the mirror's manifest {mirror}/manifest.json: add it there with its "
+                            f"sha256, or unset COURSE_MIRROR to download from the original host")
+    digest = sha256sum(path)
+    record = _records(folder).get(record_as, {})
+    if sha256:
+        expected, how, where = (truth or sha256).lower(), "sha256", "the sha256 published for it"
+    else:
+        expected, how = (truth or record.get("sha256") or digest).lower(), "first_use"
+        where = "the mirror's manifest" if truth else f"the first-use record {folder / RECORD}"
+    if digest != expected:
+        raise ChecksumError(f"{url} ({client}'s copy at {path}) has sha256 {digest}, not {expected} ({where}): "
+                            f"delete that file and run again to download it afresh")
+    if how == "first_use" and not truth:
+        _record_first_use(folder, path, url, digest, name=record_as)
+    _log({"url": url, "path": str(path), "bytes": path.stat().st_size, "sha256": digest, "verified_by": how,
+          "loaded_with": reader, "mirror": bool(mirror), "cached": cached, "client": client})
+    return path
+
+
+def _log(entry: dict) -> None:
     _LOG.append(entry)
     if os.environ.get("COURSE_DOWNLOAD_LOG"):
         with open(os.environ["COURSE_DOWNLOAD_LOG"], "a") as f:
             f.write(json.dumps(entry) + "\n")
-    return dest
 
 
 # --- the checks ---------------------------------------------------------------------------------------------------
@@ -205,11 +238,12 @@ def _records(folder: Path) -> dict:
         return {}
 
 
-def _record_first_use(folder: Path, dest: Path, url: str, digest: str) -> None:
+def _record_first_use(folder: Path, dest: Path, url: str, digest: str, name: str | None = None) -> None:
     records = _records(folder)
-    if dest.name in records:
+    name = name or dest.name
+    if name in records:
         return
-    records[dest.name] = {"url": url, "sha256": digest, "bytes": dest.stat().st_size}
+    records[name] = {"url": url, "sha256": digest, "bytes": dest.stat().st_size}
     with atomic_path(folder / RECORD) as tmp:
         tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     print(f"first use: recorded sha256 {digest} for {url} (in {folder / RECORD}) — compare it with a colleague's")
