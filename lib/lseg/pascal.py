@@ -28,6 +28,12 @@ from lib.lseg.metrics import EpisodeIoU
 from lib.lseg.training import pixel_loss, to_tensor_images
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+# further sources of the same archive, in order: torchvision's (torchvision/datasets/voc.py), and the copy that
+# darknet's and many detection repositories' instructions download
+VOC_MIRRORS = ("https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+               "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar")
+# the archive's md5, as torchvision publishes it (torchvision/datasets/voc.py, DATASET_YEAR_DICT["2012"])
+VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
 ROOT = "VOCdevkit/VOC2012"
 # VOC's class ids 1..20; the label strings given to the text encoder (VOC's compound names split into words)
 CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "dining table",
