@@ -9,7 +9,10 @@ manifest with the same code that checks a real download against its published ch
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
 allows it. A Google Drive URL is answered as Drive answers a large file (``drive_page``): a confirmation page, then
-the file at ``drive.usercontent.google.com``.
+the file at ``drive.usercontent.google.com``. A Hugging Face hub URL (``huggingface.co/<repo>/resolve/<rev>/<file>``)
+is answered as the hub answers ``huggingface_hub`` (``hub_answer``: HEAD and GET with the hub's metadata headers,
+ranges for a resumed download, at any revision), so ``HF_ENDPOINT={mirror}/huggingface.co`` serves open_clip's
+and timm's own downloads.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's lib
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import drive_page  # noqa: E402
+import hub_answer  # noqa: E402
 from makers import MAKERS, wanted_urls  # noqa: E402
 
 
@@ -74,12 +78,54 @@ def serve(folder: str | Path):
             pages[file_id] = drive_page.page(file_id, Path(path).name, path.stat().st_size)
             routes[drive_page.download_key(file_id)] = path
             named[drive_page.download_key(file_id)] = f"{file_id}.bin"
+    hub = hub_answer.files(manifest)
     served: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        def _hub(self, hit, head: bool):
+            repo, _, name = hit
+            if (repo, name) not in hub:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            entry, commit = hub[(repo, name)]
+            path = folder / entry["path"]
+            size = path.stat().st_size
+            span = None if head else hub_answer.byte_range(self.headers.get("Range"), size)
+            start, end = span or (0, size - 1)
+            self.send_response(206 if span else 200)
+            for k, v in hub_answer.headers(entry, commit, size).items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(end - start + 1))
+            if span:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if not head:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    left = end - start + 1
+                    while left > 0 and (block := f.read(min(left, 1 << 20))):
+                        self.wfile.write(block)
+                        left -= len(block)
+                served.append(f"huggingface.co/{repo}/{name}")
+
+        def do_HEAD(self):
+            hit = hub_answer.parse(unquote(urlsplit(self.path).path.lstrip("/")))
+            if hit:
+                self._hub(hit, head=True)
+            else:
+                self.send_error(405, "HEAD is answered for Hugging Face hub files only")
+
         def do_GET(self):
             parts = urlsplit(self.path)
             key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+            hit = hub_answer.parse(unquote(parts.path.lstrip("/")))
+            if hit:
+                self._hub(hit, head=False)
+                return
             path = routes.get(key)
             drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
             key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
