@@ -3,9 +3,11 @@
     python colab/rehearsal/mirror.py build FOLDER     # make the files and FOLDER/manifest.json (idempotent)
 
 :func:`serve` serves FOLDER on 127.0.0.1 only: ``{mirror}/{host}{path}[?query]`` answers with the miniature of
-``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "path"}}}``.
-``lib.download`` sends every download there when ``COURSE_MIRROR`` is set and checks each file against the
-manifest with the same code that checks a real download against its published checksum.
+``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "md5", "bytes", "path", "file", "vouched_by",
+"verified"}}}`` (the last three from the maker's ``FORMATS``). ``lib.download`` sends every download there when
+``COURSE_MIRROR`` is set and checks each file against the manifest with the same code that checks a real download
+against its published checksum. Like the real hosts, the mirror answers ``HEAD`` and ``Range`` requests (``206``
+with ``Accept-Ranges`` and an ``ETag``), so an interrupted download resumes against it as against them.
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
 allows it. A Google Drive URL is answered as Drive answers a large file (``drive_page``): a confirmation page, then
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import drive_page  # noqa: E402
 import hub_answer  # noqa: E402
-from makers import MAKERS, wanted_urls  # noqa: E402
+from makers import FORMATS, MAKERS, wanted_urls  # noqa: E402
 
 
 def local_name(url: str) -> str:
@@ -42,22 +44,31 @@ def local_name(url: str) -> str:
 
 def build(folder: str | Path, urls: list[str] | None = None) -> dict:
     """Make the miniature of each URL (skipping those already made) and write ``manifest.json``."""
-    from lib.download import sha256sum
+    import hashlib
 
     folder = Path(folder)
     files = {}
     for url in urls if urls is not None else wanted_urls():
-        maker = next((fn for pattern, fn in MAKERS if re.fullmatch(pattern, url)), None)
+        pattern, maker = next(((p, fn) for p, fn in MAKERS if re.fullmatch(p, url)), (None, None))
         if maker is None:
             raise ValueError(f"the mirror has no maker for {url}: add one to colab/rehearsal/makers/")
+        if not FORMATS.get(pattern, {}).get("vouched_by"):
+            raise ValueError(f"the maker of {url} ({pattern}) says nothing vouches for its format: add its entry "
+                             f"to FORMATS in colab/rehearsal/makers/")
         path = folder / "files" / local_name(url).replace("?", "%3F")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(maker(url))
             tmp.replace(path)
-        files[url] = {"sha256": sha256sum(path),
-                      "path": str(path.relative_to(folder))}
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+                md5.update(block)
+        files[url] = {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "bytes": path.stat().st_size,
+                      "path": str(path.relative_to(folder)),
+                      **{k: FORMATS[pattern][k] for k in ("file", "vouched_by", "verified")}}
     manifest = {"files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -78,11 +89,57 @@ def serve(folder: str | Path):
             pages[file_id] = drive_page.page(file_id, Path(path).name, path.stat().st_size)
             routes[drive_page.download_key(file_id)] = path
             named[drive_page.download_key(file_id)] = f"{file_id}.bin"
-    hub = hub_answer.files(manifest)
     served: list[str] = []
 
+    etags = {key: f'"{entry["sha256"][:32]}"' for key, entry in
+             ((local_name(u), e) for u, e in manifest["files"].items())}
+    for key in named:  # the Drive downloads, now routed under their usercontent key
+        etags[key] = f'"{drive_page.uuid(key)[:32]}"'
+
+    hub = hub_answer.files(manifest)
+
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.do_GET(head=True)
+
+        def do_GET(self, head: bool = False):
+            parts = urlsplit(self.path)
+            key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+            hit = hub_answer.parse(unquote(parts.path.lstrip("/")))
+            if hit:
+                self._hub(hit, head)
+                return
+            path = routes.get(key)
+            drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
+            key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
+            if path is None and key not in pages:
+                self.send_error(404, f"not on the mirror: {key}")
+                return
+            body = pages[key] if key in pages else path.read_bytes()
+            start, total = self._range(len(body), etags.get(key)) if key not in pages else (0, len(body))
+            if start is None:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{total}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Length", str(total - start))
+            self.send_header("Content-Type", "text/html; charset=utf-8" if key in pages else "application/octet-stream")
+            if key not in pages:
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", etags.get(key, '"mirror"'))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
+            if key in named:
+                self.send_header("Content-Disposition", f'attachment; filename="{named[key]}"')
+            self.end_headers()
+            if not head:
+                self.wfile.write(body[start:])
+                served.append(key + (f" (from byte {start})" if start else ""))
+
         def _hub(self, hit, head: bool):
+            """A hub file as the hub answers ``huggingface_hub`` (``hub_answer``), or its 404 EntryNotFound."""
             repo, _, name = hit
             if (repo, name) not in hub:
                 self.send_response(404)
@@ -110,37 +167,17 @@ def serve(folder: str | Path):
                     while left > 0 and (block := f.read(min(left, 1 << 20))):
                         self.wfile.write(block)
                         left -= len(block)
-                served.append(f"huggingface.co/{repo}/{name}")
+                served.append(f"huggingface.co/{repo}/{name}" + (f" (from byte {start})" if start else ""))
 
-        def do_HEAD(self):
-            hit = hub_answer.parse(unquote(urlsplit(self.path).path.lstrip("/")))
-            if hit:
-                self._hub(hit, head=True)
-            else:
-                self.send_error(405, "HEAD is answered for Hugging Face hub files only")
-
-        def do_GET(self):
-            parts = urlsplit(self.path)
-            key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
-            hit = hub_answer.parse(unquote(parts.path.lstrip("/")))
-            if hit:
-                self._hub(hit, head=False)
-                return
-            path = routes.get(key)
-            drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
-            key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
-            if path is None and key not in pages:
-                self.send_error(404, f"not on the mirror: {key}")
-                return
-            body = pages[key] if key in pages else path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Type", "text/html; charset=utf-8" if key in pages else "application/octet-stream")
-            if key in named:
-                self.send_header("Content-Disposition", f'attachment; filename="{named[key]}"')
-            self.end_headers()
-            self.wfile.write(body)
-            served.append(key)
+        def _range(self, total: int, etag: str | None) -> tuple[int | None, int]:
+            """(first byte to send, length): a ``Range: bytes=N-`` request is honoured when ``If-Range`` (if sent)
+            names this file's ETag; a start past the end is None (416)."""
+            m = re.fullmatch(r"bytes=(\d+)-", (self.headers.get("Range") or "").strip())
+            if_range = self.headers.get("If-Range")
+            if not m or (if_range is not None and if_range != etag):
+                return 0, total
+            start = int(m.group(1))
+            return (start if start < total else None), total
 
         def log_message(self, *args):
             pass

@@ -144,7 +144,7 @@ def fetch_official(name: str = "demo_e200") -> dict:
         try:
             src = download.fetch_drive(drive_id, reader="torch.load(weights_only=True)", filename=f"{name}.ckpt")
         except download.DownloadError as err:
-            manual = cache.cache_dir("downloads") / f"{name}.ckpt"
+            manual = cache.downloads_dir() / f"{name}.ckpt"
             raise download.DownloadError(
                 f"{err}\nThe checkpoint has no other source (the lang-seg repository is archived and publishes only "
                 f"this Google Drive file). Open https://drive.google.com/file/d/{drive_id}/view in a browser (signed "

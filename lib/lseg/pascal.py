@@ -52,12 +52,13 @@ def fold_classes(fold: int) -> tuple[list[int], list[int]]:
 
 
 def extract(url: str = VOC_URL) -> Path:
-    """Download the VOC2012 archive once (sha256 recorded at first use) and extract its segmentation part
+    """Download the VOC2012 archive once (from the first of its sources that answers; md5 as torchvision publishes
+    it, sha256 recorded at first use) and extract its segmentation part
     (ImageSets/Segmentation, SegmentationClass and those JPEGImages) into the course cache; returns VOC2012/."""
     dest = cache.cache_dir("lseg", "voc")
     done = dest / ROOT / ".extracted"
     if not done.exists():
-        tar_path = download.fetch(url, reader="tar")
+        tar_path = download.fetch(url, reader="tar", md5=VOC_MD5, mirrors=VOC_MIRRORS)
         with tarfile.open(tar_path) as tf:
             members = tf.getmembers()
             sets = [m for m in members if m.name.startswith(f"{ROOT}/ImageSets/Segmentation/") and m.isfile()]

@@ -146,7 +146,7 @@ def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: st
 
     url = hub_url(repo, revision, filename)
     mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
-    folder = cache.cache_dir("downloads") / "huggingface"
+    folder = cache.downloads_dir() / "huggingface"
     try:
         with _hub_online():
             path = hf_hub_download(repo, filename, revision=revision, cache_dir=folder,
@@ -200,7 +200,7 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL, arch: str | None = None):
         return build_clip(_openai_torchscript(url), arch)
     except download.DownloadError as err:
         failed.append(f"{url}: {err}")
-    folder = cache.cache_dir("downloads")
+    folder = cache.downloads_dir()
     raise download.DownloadError(
         "could not get CLIP ViT-B/32 from any source:\n  " + "\n  ".join(failed) + "\nFetch "
         f"{CLIP_HUB_URLS[0]} in a browser and run `hf download {CLIP_HUB_REPO} {CLIP_HUB_FILES[0][0]} "

@@ -242,7 +242,9 @@ MAKERS = [
     (_VOC, voc_tar),
 ]
 
-FORMATS = {
+# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
+# reads it, or the cited public code), and how the real download is checked.
+FORMATS: dict[str, dict] = {
     _HUB_CLIP + r"open_clip_model\.safetensors": {
         "file": "CLIP ViT-B/32 (open_clip_model.safetensors)",
         "vouched_by": "open_clip.create_model_and_transforms('ViT-B-32-quickgelu', pretrained='openai') through "
@@ -278,8 +280,8 @@ FORMATS = {
         "file": "PASCAL VOC 2012 trainval tar",
         "vouched_by": "the devkit layout that torchvision.datasets.VOCSegmentation reads (torchvision/datasets/voc.py:"
                       " VOCdevkit/VOC2012, ImageSets/Segmentation, SegmentationClass PNGs, JPEGImages)",
-        "verified": "md5 6cd6e144f989b92b3379bac3b3de84fd published by torchvision/datasets/voc.py (once "
-                    "lib.download checks md5=), and a sha256 recorded at first use"},
+        "verified": "md5 6cd6e144f989b92b3379bac3b3de84fd as torchvision/datasets/voc.py publishes it, and a sha256 "
+                    "recorded at first use; three sources tried in order (lib.lseg.pascal.VOC_MIRRORS)"},
 }
 
 
