@@ -234,3 +234,17 @@ def test_voc_sources_and_md5_are_torchvisions_and_its_reader_reads_the_miniature
         img, mask = ds[k]
         assert torch.equal(torch.from_numpy(np.array(mask)), ours["full"][k])
         assert img.size == (mask.size[0], mask.size[1])
+
+
+def test_clip_file_put_by_hand_is_checked_like_a_download(tmp_path, monkeypatch):
+    """A CLIP file put in the download folder by hand is used before the hub, and checked against the hub's pinned
+    sha256: a wrong file stops with a checksum error naming it (it is not silently replaced)."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_MIRROR", raising=False)
+    monkeypatch.delenv("COURSE_DOWNLOADS", raising=False)
+    placed = tmp_path / "cache" / "downloads" / weights.CLIP_HUB_FILES[0][0]
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"not the weights")
+    with pytest.raises(download.ChecksumError, match=weights.CLIP_HUB_FILES[0][1]) as err:
+        weights.openai_clip()
+    assert str(placed) in str(err.value)

@@ -188,24 +188,28 @@ def _openai_torchscript(url: str) -> Path:
 def openai_clip(url: str = OPENAI_VIT_B32_URL, arch: str | None = None):
     """OpenAI's CLIP ViT-B/32 as an open_clip model (fp32, eval), from the first source that answers:
     the hub's safetensors, the hub's ``.bin`` (both at :data:`CLIP_HUB_REVISION`, full sha256 checked), then OpenAI's
-    TorchScript file at ``url``. A file that arrives but fails its check stops here (it is not silently replaced)."""
-    failed = []
+    TorchScript file at ``url``. A hub file put by hand in the download folder is used first, checked the same way.
+    A file that arrives but fails its check stops here (it is not silently replaced)."""
+    failed, folder = [], cache.downloads_dir()
     for (name, sha, _), hub in zip(CLIP_HUB_FILES, CLIP_HUB_URLS):
         reader = "safetensors" if name.endswith(".safetensors") else "torch.load(weights_only=True)"
         try:
-            return build_clip(hub_file(CLIP_HUB_REPO, name, CLIP_HUB_REVISION, reader=reader, sha256=sha), arch)
+            if (folder / name).exists():  # put there by hand: checked like a download
+                path = download.checked(folder / name, hub, reader=reader, sha256=sha, client="by hand",
+                                        record_as=name)
+            else:
+                path = hub_file(CLIP_HUB_REPO, name, CLIP_HUB_REVISION, reader=reader, sha256=sha)
+            return build_clip(path, arch)
         except download.DownloadError as err:
             failed.append(f"{hub}: {err}")
     try:
         return build_clip(_openai_torchscript(url), arch)
     except download.DownloadError as err:
         failed.append(f"{url}: {err}")
-    folder = cache.downloads_dir()
     raise download.DownloadError(
-        "could not get CLIP ViT-B/32 from any source:\n  " + "\n  ".join(failed) + "\nFetch "
-        f"{CLIP_HUB_URLS[0]} in a browser and run `hf download {CLIP_HUB_REPO} {CLIP_HUB_FILES[0][0]} "
-        f"--revision {CLIP_HUB_REVISION} --cache-dir {folder / 'huggingface'}`, or put OpenAI's ViT-B-32.pt at "
-        f"{folder / 'ViT-B-32.pt'}; then run again")
+        "could not get CLIP ViT-B/32 from any source:\n  " + "\n  ".join(failed) + "\nDownload "
+        f"{CLIP_HUB_URLS[0]} in a browser and put it at {folder / CLIP_HUB_FILES[0][0]}, or put OpenAI's "
+        f"ViT-B-32.pt at {folder / 'ViT-B-32.pt'}; then run again (either is checked like a download)")
 
 
 def timm_vit() -> dict[str, torch.Tensor]:
