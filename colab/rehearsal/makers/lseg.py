@@ -141,10 +141,11 @@ def official_checkpoint(url: str) -> bytes:
     import torch
 
     shapes = json.loads((ROOT / "tests" / "data" / "lseg_official_state_dict.json").read_text())["vitl16_arch0"]
-    largest = max(math.prod(s) for s in shapes.values())
     g = torch.Generator().manual_seed(0)
-    pool32 = torch.randn(largest, generator=g) * 0.02
-    pools = {torch.float32: pool32, torch.float16: pool32.half()}
+    clip = [math.prod(s) for k, s in shapes.items() if k.startswith("net.clip_pretrained.")]
+    pool32 = torch.randn(max(math.prod(s) for k, s in shapes.items() if not k.startswith("net.clip_pretrained.")),
+                         generator=g) * 0.02
+    pools = {torch.float32: pool32, torch.float16: (torch.randn(max(clip), generator=g) * 0.02).half()}
     sd, trainable = {}, []
     for key, shape in shapes.items():
         dtype = torch.float16 if key.startswith("net.clip_pretrained.") else torch.float32
