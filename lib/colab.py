@@ -1,7 +1,7 @@
 """What a chapter's first cell does on Colab after the install: choose where the course cache lives.
 
 Colab's disk is wiped when the runtime is recycled. With ``use_drive(True)`` (the first cell's ``USE_DRIVE``
-switch) the course cache (:mod:`lib.cache`: memoised results, training checkpoints, the download log and the
+switch) the course cache (:mod:`lib.storage.cache`: memoised results, training checkpoints, the download log and the
 first-use record of each download's sha256) goes to Google Drive, so a chapter run again after a disconnect resumes
 its training from the last checkpoint. Downloaded files and data archives (many GB; Drive's free tier holds 15 GB)
 stay on the runtime's disk, in ``/content/downloads`` (``$COURSE_DOWNLOADS``): a new runtime downloads them again
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from lib.storage import cache
 
 DRIVE = Path("/content/drive")
 CACHE_ON_DRIVE = "MyDrive/repro-course-cache"
@@ -26,8 +28,6 @@ def use_drive(on: bool, drive: str | os.PathLike = DRIVE,
               downloads: str | os.PathLike = DOWNLOADS_ON_RUNTIME) -> Path:
     """Point ``$COURSE_CACHE`` at Google Drive (mounting it first) and ``$COURSE_DOWNLOADS`` at ``downloads`` on the
     runtime's disk when ``on``; return the cache folder in use."""
-    from lib import cache
-
     drive = Path(drive)
     if not on:
         root = cache.cache_dir()

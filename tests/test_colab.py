@@ -33,7 +33,7 @@ def _fake_drive(monkeypatch, mount):
 
 
 def test_use_drive_mounts_and_moves_the_cache_but_not_the_downloads(monkeypatch, tmp_path, capsys):
-    from lib import cache, download
+    from lib.storage import cache, download
 
     mounted = []
     _fake_drive(monkeypatch, lambda path: mounted.append(path) or (Path(path) / "MyDrive").mkdir(parents=True))

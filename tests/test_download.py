@@ -1,5 +1,5 @@
-"""lib.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's code
-for unsafe ``torch.load`` calls."""
+"""lib.storage.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's
+code for unsafe ``torch.load`` calls."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import download
+from lib.storage import download
 from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,11 +417,29 @@ def test_a_part_of_another_version_is_discarded(ranged, tmp_path, monkeypatch, c
     state.update(etag='"v2"', data=BIG[::-1])  # the file changed on the server: If-Range no longer matches
     dest = download.fetch(url, reader="zip", cache_dir=c, progress=False)
     assert dest.read_bytes() == BIG[::-1] and "starting again from 0" in capsys.readouterr().out
+    # a server that ignores If-Range but answers the rest of a file with another ETag: started again
+    state["cut"] = 1
+    with pytest.raises(download.DownloadError, match="broke off"):
+        download.fetch(url, reader="zip", filename="y.bin", cache_dir=c, progress=False)
+    sidecar = json.loads((c / "y.bin.part.json").read_text())
+    (c / "y.bin.part.json").write_text(json.dumps({**sidecar, "etag": '"v0"'}))
+    monkeypatch.setitem(state, "etag", '"v0"')  # If-Range matches, the answer's ETag does not
+    monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "send_header", _etag_to_v2(
+        http.server.BaseHTTPRequestHandler.send_header))
+    assert download.fetch(url, reader="zip", filename="y.bin", cache_dir=c, progress=False).read_bytes() == BIG[::-1]
+    assert "changed since y.bin.part was begun" in capsys.readouterr().out
+    monkeypatch.undo()
     (c / "x.bin.part").write_bytes(b"old")  # a part begun from another URL
     (c / "x.bin.part.json").write_text(json.dumps({"source": "http://elsewhere/x.bin", "length": 9}))
     download.fetch(url, reader="zip", filename="x.bin", cache_dir=c, progress=False)
     assert "discarding" in capsys.readouterr().out and state["seen"][-1]["Range"] is None
     assert (c / "x.bin").read_bytes() == BIG[::-1]
+
+
+def _etag_to_v2(send_header):
+    def send(self, key, value):
+        return send_header(self, key, '"v2"' if key == "ETag" else value)
+    return send
 
 
 def test_disk_too_small_fails_before_writing(ranged, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
 import mirror  # noqa: E402
 from makers import lseg as makers  # noqa: E402
 
-from lib import checkpoint, download  # noqa: E402
+from lib.storage import checkpoint, download  # noqa: E402
 from lib.lseg import official, pascal, weights  # noqa: E402
 
 LABELS = ["others", "dog", "dining table"]

@@ -13,7 +13,7 @@ import makers  # noqa: E402
 import mirror  # noqa: E402
 import run  # noqa: E402
 
-from lib import download  # noqa: E402
+from lib.storage import download  # noqa: E402
 
 KODAK = "https://r0k.us/graphics/kodak/kodak/kodim07.png"
 COCO = "http://images.cocodataset.org/val2017/000000000139.jpg"
@@ -48,7 +48,7 @@ def test_compressai_miniature_has_the_zoo_old_key_layout(built):
     from compressai.models import FactorizedPrior
     from compressai.zoo.pretrained import load_pretrained
 
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     folder, manifest = built
     sd = checkpoint.load(folder / manifest["files"][ZOO]["path"])

@@ -4,7 +4,7 @@
 
 :func:`serve` serves FOLDER on 127.0.0.1 only: ``{mirror}/{host}{path}[?query]`` answers with the miniature of
 ``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "md5", "bytes", "path", "file", "vouched_by",
-"verified"}}}`` (the last three from the maker's ``FORMATS``). ``lib.download`` sends every download there when
+"verified"}}}`` (the last three from the maker's ``FORMATS``). ``lib.storage.download`` sends every download there when
 ``COURSE_MIRROR`` is set and checks each file against the manifest with the same code that checks a real download
 against its published checksum. Like the real hosts, the mirror answers ``HEAD`` and ``Range`` requests (``206``
 with ``Accept-Ranges`` and an ``ETag``), so an interrupted download resumes against it as against them.

@@ -50,7 +50,7 @@ import json, sys, importlib.metadata as _md
 import lib
 _scale = getattr(lib, "scale")
 _in_force = getattr(_scale, "in_force", {})
-_cards = getattr(lib.provenance, "scorecards", [])
+_cards = getattr(lib.display.provenance, "scorecards", [])
 print("REHEARSAL-REPORT " + json.dumps({
     "scale": _scale.current(), "rehearsal": getattr(_scale, "rehearsal", lambda: None)(),
     "python": sys.version.split()[0], "numpy": _md.version("numpy"), "ipywidgets": _md.version("ipywidgets"),

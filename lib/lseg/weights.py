@@ -17,7 +17,8 @@ and collects every tensor under its attribute path (``transformer.resblocks.0.at
 
 **ImageNet ViT.** timm's ``vit_base_patch32_384.augreg_in21k_ft_in1k`` comes from timm's own Hugging Face repository
 (``model.safetensors``, what ``timm.create_model(..., pretrained=True)`` downloads), also through
-``hf_hub_download``; no checksum is published for it, so its sha256 is recorded at first use (:mod:`lib.download`).
+``hf_hub_download``; no checksum is published for it, so its sha256 is recorded at first use
+(:mod:`lib.storage.download`).
 
 Hub files are kept in ``huggingface_hub``'s cache layout inside the course's download folder; it resumes an
 interrupted transfer. With ``$COURSE_MIRROR`` set, the hub client is pointed at ``{mirror}/huggingface.co``.
@@ -34,9 +35,11 @@ from pathlib import Path
 
 import torch
 
-from lib import cache, checkpoint, download
+from lib.storage import cache, checkpoint, download
 
 HUB = "https://huggingface.co"
+# open_clip's name of CLIP ViT-B/32 with QuickGELU, as OpenAI trained it (plain "ViT-B-32" uses nn.GELU)
+CLIP_ARCH = "ViT-B-32-quickgelu"
 # open_clip's source for ViT-B-32 "openai" (pretrained.py, _VITB32), at the commit whose files are pinned below
 CLIP_HUB_REPO = "timm/vit_base_patch32_clip_224.openai"
 CLIP_HUB_REVISION = "a6f597a30f7b82c51704746581f9a4e41421e878"
@@ -120,16 +123,26 @@ def torchscript_state_dict(path) -> dict[str, torch.Tensor]:
     return sd
 
 
+_OFFLINE_SET_HERE = False  # whether this course switched huggingface_hub to offline mode for this process
+
+
+def hub_offline_for_bundled_model() -> None:
+    """Switch ``huggingface_hub`` to offline mode for this process unless the learner chose (``HF_HUB_OFFLINE``), for
+    a model that is bundled in a package (the tiny scale's text encoder); :func:`hub_file` still reaches the hub."""
+    global _OFFLINE_SET_HERE
+    if "HF_HUB_OFFLINE" not in os.environ:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        _OFFLINE_SET_HERE = True
+
+
 @contextlib.contextmanager
 def _hub_online():
-    """Let ``huggingface_hub`` reach the network although the tiny scale's text encoder switched it to offline mode
-    for this process (:class:`lib.lseg.text.MiniLMText`), or, under ``$COURSE_MIRROR``, reach the mirror (the only
-    host asked then); otherwise a learner's own ``HF_HUB_OFFLINE`` is left alone."""
+    """Let ``huggingface_hub`` reach the network although this course switched it to offline mode for this process
+    (:func:`hub_offline_for_bundled_model`), or, under ``$COURSE_MIRROR``, reach the mirror (the only host asked
+    then); otherwise a learner's own ``HF_HUB_OFFLINE`` is left alone."""
     from huggingface_hub import constants
 
-    from lib.lseg import text
-
-    forced = (text.OFFLINE_SET_HERE or bool(os.environ.get("COURSE_MIRROR"))) and constants.HF_HUB_OFFLINE
+    forced = (_OFFLINE_SET_HERE or bool(os.environ.get("COURSE_MIRROR"))) and constants.HF_HUB_OFFLINE
     if forced:
         constants.HF_HUB_OFFLINE = False
     try:
@@ -141,7 +154,7 @@ def _hub_online():
 
 def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: str | None = None) -> Path:
     """One file of a Hugging Face repository, downloaded (or found in the cache) by ``huggingface_hub`` and checked by
-    :func:`lib.download.checked` (``sha256`` when published, else the first-use record). Its path."""
+    :func:`lib.storage.download.checked` (``sha256`` when published, else the first-use record). Its path."""
     from huggingface_hub import hf_hub_download
 
     url = hub_url(repo, revision, filename)
@@ -158,17 +171,15 @@ def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: st
 
 
 def build_clip(path, arch: str | None = None):
-    """open_clip's CLIP ``arch`` (default ``ViT-B-32-quickgelu``) with the weights in ``path`` (safetensors, or a
-    state dict read with ``torch.load(weights_only=True)``), loaded strictly by open_clip's ``load_checkpoint``."""
+    """open_clip's CLIP ``arch`` (default :data:`CLIP_ARCH`) with the weights in ``path`` (safetensors, or a state
+    dict read with ``torch.load(weights_only=True)``), loaded strictly by open_clip's ``load_checkpoint``."""
     import open_clip
 
-    from lib.lseg.text import CLIPText
-
-    model = open_clip.create_model(arch or CLIPText.ARCH, pretrained=None)
+    model = open_clip.create_model(arch or CLIP_ARCH, pretrained=None)
     try:
         open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
     except (KeyError, RuntimeError) as err:
-        raise WeightsError(f"{path} does not fit open_clip's {arch or CLIPText.ARCH} ({str(err)[:300]}): delete it "
+        raise WeightsError(f"{path} does not fit open_clip's {arch or CLIP_ARCH} ({str(err)[:300]}): delete it "
                            f"and run again") from None
     return model.float().eval()
 

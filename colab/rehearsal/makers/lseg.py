@@ -276,7 +276,7 @@ FORMATS: dict[str, dict] = {
                       "(isl-org/lang-seg utils.py, modules/lsegmentation_module.py); keys and shapes of the official "
                       "module tree (tests/data/lseg_official_state_dict.json)",
         "verified": "sha256 recorded at first use (no published checksum); read with weights_only=True and "
-                    "lib.checkpoint.LIGHTNING_ALLOW"},
+                    "lib.storage.checkpoint.LIGHTNING_ALLOW"},
     _VOC: {
         "file": "PASCAL VOC 2012 trainval tar",
         "vouched_by": "the devkit layout that torchvision.datasets.VOCSegmentation reads (torchvision/datasets/voc.py:"
@@ -289,7 +289,7 @@ FORMATS: dict[str, dict] = {
 def urls() -> list[str]:
     """Every URL chapter 3's colab configurations download first (read from the course's own constants); the further
     sources of each file are made on demand (tests)."""
-    from lib import download
+    from lib.storage import download
     from lib.lseg import chapter, official, pascal, weights
 
     out = []

@@ -2,7 +2,7 @@
 use.
 
 ``fetch(url, reader=..., mirrors=(...))`` downloads a file once into the download folder (``$COURSE_DOWNLOADS``,
-by default ``$COURSE_CACHE/downloads``: :func:`lib.cache.downloads_dir`) and returns its path there. ``url`` is
+by default ``$COURSE_CACHE/downloads``: :func:`lib.storage.cache.downloads_dir`) and returns its path there. ``url`` is
 tried first, then each of ``mirrors`` (URLs holding the same bytes), until one gives the expected file.
 
 **The manual path.** The final path in the download folder (named in every error) is looked at first: a file
@@ -42,8 +42,9 @@ first-use record. A URL missing from the manifest is an error.
 
 Every network wait is bounded by ``timeout`` seconds. Every fetch is appended to :func:`downloads` and, when
 ``$COURSE_DOWNLOAD_LOG`` names a file, written to it as one JSON line (with the ``source`` that gave the file).
-Errors are :class:`DownloadError` (no source could be fetched) or :class:`ChecksumError` (the bytes are not the
-expected ones), each naming the sources tried and saying what to do.
+Errors are :class:`DownloadError` (no source could be fetched; :class:`NoRoom` when the disk is too small) or
+:class:`ChecksumError` (the bytes are not the expected ones), each naming the sources tried, the manual path, and
+what to do.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ from urllib.request import url2pathname
 import requests
 import torch.hub
 
-from lib import cache
-from lib.checkpoint import atomic_path
+from lib.storage import cache
+from lib.storage.checkpoint import atomic_path
 
 READERS = frozenset({"PIL", "soundfile", "safetensors", "torch.load(weights_only=True)", "json", "pycocotools",
                      "zip", "tar", "text"})
@@ -442,10 +443,11 @@ def _room(folder: Path, size: int | None, have: int) -> None:
 
 
 # --- HTTP, resumable ------------------------------------------------------------------------------------------------
-# A small requests-based range loop, not huggingface_hub's ``file_download.http_get``: that function is not part of
-# huggingface_hub's public API, its signature differs between the version pinned here and Colab's (proxies=,
-# tqdm_class=, its HTTP client), it raises errors tailored to the Hub and keeps no validator (ETag) for a resume in
-# a later process, which is what a learner's interrupted multi-GB download needs.
+# A small requests-based range loop, not huggingface_hub's ``file_download.http_get``: that function is not exported
+# by huggingface_hub (no stable API; its keyword arguments have changed between major versions, and its HTTP client
+# differs between Colab's 1.27, httpx, and the 2.4 pinned here, httpx2), it raises errors tailored to the Hub, and it
+# keeps no validator (ETag, length) that a later process could check before resuming, which is what a learner's
+# interrupted multi-GB download needs.
 def _sidecar(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part.json")
 
@@ -513,7 +515,8 @@ def _range_loop(session, target, part, side, meta, have, length, expect, *, sour
                 r.raise_for_status()
                 if have and r.status_code == 206:
                     start, total = _content_range(r.headers.get("Content-Range"))
-                    if start != have or (length and total and total != length):
+                    changed = meta.get("etag") and r.headers.get("ETag") and r.headers["ETag"] != meta["etag"]
+                    if start != have or (length and total and total != length) or changed:
                         print(f"{source}: the server's file changed since {part.name} was begun; starting again "
                               f"from 0")
                         _discard(part)

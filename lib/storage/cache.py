@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib import checkpoint
+from lib.storage import checkpoint
 
 
 def cache_dir(*parts: str) -> Path:
