@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from lib.storage import cache, checkpoint, download
 
@@ -140,7 +141,7 @@ def _hub_online():
     """Let ``huggingface_hub`` reach the network although this course switched it to offline mode for this process
     (:func:`hub_offline_for_bundled_model`), or, under ``$COURSE_MIRROR``, reach the mirror (the only host asked
     then); otherwise a learner's own ``HF_HUB_OFFLINE`` is left alone."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # deferred: it reads HF_HUB_OFFLINE once, when first imported
 
     forced = (_OFFLINE_SET_HERE or bool(os.environ.get("COURSE_MIRROR"))) and constants.HF_HUB_OFFLINE
     if forced:
@@ -155,7 +156,7 @@ def _hub_online():
 def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: str | None = None) -> Path:
     """One file of a Hugging Face repository, downloaded (or found in the cache) by ``huggingface_hub`` and checked by
     :func:`lib.storage.download.checked` (``sha256`` when published, else the first-use record). Its path."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download  # deferred: it reads HF_HUB_OFFLINE once, when first imported
 
     url = hub_url(repo, revision, filename)
     mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
@@ -173,7 +174,7 @@ def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: st
 def build_clip(path, arch: str | None = None):
     """open_clip's CLIP ``arch`` (default :data:`CLIP_ARCH`) with the weights in ``path`` (safetensors, or a state
     dict read with ``torch.load(weights_only=True)``), loaded strictly by open_clip's ``load_checkpoint``."""
-    import open_clip
+    import open_clip  # deferred: over ten seconds to import
 
     model = open_clip.create_model(arch or CLIP_ARCH, pretrained=None)
     try:
@@ -226,6 +227,4 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL, arch: str | None = None):
 def timm_vit() -> dict[str, torch.Tensor]:
     """timm's ImageNet ViT-B/32 (384) state dict, from timm's Hugging Face repository (sha256 recorded at first
     use)."""
-    from safetensors.torch import load_file
-
     return load_file(hub_file(TIMM_HUB_REPO, TIMM_HUB_FILE, TIMM_HUB_REVISION, reader="safetensors"))
