@@ -83,6 +83,44 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     return fig
 
 
+PUBLIC_COLORS = {0: COLORS["SS"], 1: COLORS["BS"], 2: "0.8"}
+PUBLIC_NAMES = {0: "0 spoof", 1: "1 bona fide", 2: "2 non-speech"}
+
+
+def derivation_figure(spans, seglab, segments, *, resolution=0.01, title=""):
+    """One utterance's labels as three strips on one time axis: the public ``.vad`` spans (0 spoof, 1 bona fide,
+    2 non-speech), the segment labels (one per ``resolution`` s: 1 bona fide, 0 spoof) and the five segment types
+    derived from them."""
+    end = max(spans[-1][1], len(seglab) * resolution)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 2.6), sharex=True)
+    for a, b, c in spans:
+        axes[0].axvspan(a, b, color=PUBLIC_COLORS[int(c)], lw=0)
+        if b - a > 0.12:
+            axes[0].text((a + b) / 2, 0.5, str(int(c)), ha="center", va="center", fontsize=8,
+                         transform=axes[0].get_xaxis_transform())
+    seglab = np.asarray(seglab)
+    t = np.arange(len(seglab) + 1) * resolution
+    axes[1].imshow(seglab[None, :].astype(float), aspect="auto", cmap="RdYlGn", vmin=-0.3, vmax=1.3,
+                   extent=[0, t[-1], 0, 1], interpolation="nearest")
+    draw_segments(axes[2], segments)
+    names = (".vad label", f"segment labels\n({resolution * 1000:g} ms)", "derived type")
+    for ax, name in zip(axes, names):
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    for a, b, k in segments:
+        if k == "TR":
+            for ax in axes:
+                ax.axvline((a + b) / 2, color="k", lw=0.6, ls=":")
+    axes[-1].set_xlim(0, end)
+    axes[-1].set_xlabel("time (s)")
+    handles = ([Patch(color=PUBLIC_COLORS[c], label=f".vad {PUBLIC_NAMES[c]}") for c in PUBLIC_COLORS]
+               + legend_handles())
+    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=6.5, frameon=False,
+               title=title or None, title_fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.72))
+    return fig
+
+
 def cam_figure(panels, title=""):
     """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)]; at the top,
     ``title`` over the legend of the segment types."""
