@@ -362,43 +362,6 @@ def test_committed_removal_goes_to_text_nearest_and_other_captures_little():
     assert evaluation.with_other(model, I, T, enc(["other"])[0], ds)["share_all"] < 0.05
 
 
-# ------------------------------------------------------------------------------------------------ colab weights
-def test_openai_torchscript_archive_read_without_jit(tmp_path, monkeypatch):
-    """OpenAI's CLIP file is a TorchScript archive: lib.lseg.weights reads its tensors with weights_only=True (no
-    torch.jit.load), equal to what torch.jit.load's state_dict() gives, and open_clip builds the model from them;
-    it is downloaded through lib.storage.download with the sha256 that is the URL's folder name."""
-    import sys
-
-    from lib.storage import download
-    from lib.lseg import weights
-    from tests.helpers.serve import serve
-
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    from colab.rehearsal.makers.lseg import openai_clip
-
-    data = openai_clip(weights.OPENAI_VIT_B32_URL)
-    (tmp_path / "a.pt").write_bytes(data)
-    sd = weights.torchscript_state_dict(tmp_path / "a.pt")
-    ref = torch.jit.load(tmp_path / "a.pt").state_dict()
-    assert set(ref) - set(sd) == {"attn_mask"} and all(torch.equal(ref[k], sd[k]) for k in sd)
-    with pytest.raises(weights.WeightsError, match="not a TorchScript"):
-        torch.save({"a": torch.ones(1)}, tmp_path / "plain.pt")
-        weights.torchscript_state_dict(tmp_path / "plain.pt")
-    # the whole path: download (sha256 from the URL), convert once, build with open_clip, encode
-    sha = sha256sum(tmp_path / "a.pt")
-    url = f"https://example.org/clip/models/{sha}/ViT-B-32.pt"
-    site = tmp_path / "site" / "clip" / "models" / sha
-    site.mkdir(parents=True)
-    (site / "ViT-B-32.pt").write_bytes(data)
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    with serve(tmp_path / "site") as base:
-        model = weights.openai_clip(url.replace("https://example.org", base))
-    assert download.downloads()[-1]["verified_by"] == "sha256"
-    enc = lib.lseg.CLIPText(model=model)
-    assert enc(["others", "dog"]).shape == (2, 512)
-    assert not any(p.requires_grad for p in enc.model.parameters())
-
-
 # ------------------------------------------------------------------------------------------------ PASCAL-5i
 def test_pascal5i_folds_episodes_and_targets():
     """HSNet's class splits (fold i holds out VOC ids 5i+1..5i+5), one episode per (image, class present), the

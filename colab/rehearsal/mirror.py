@@ -11,7 +11,10 @@ with ``Accept-Ranges`` and an ``ETag``), so an interrupted download resumes agai
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
 allows it. A Google Drive URL is answered as Drive answers a large file (``drive_page``): a confirmation page, then
-the file at ``drive.usercontent.google.com``.
+the file at ``drive.usercontent.google.com``. A Hugging Face hub URL (``huggingface.co/<repo>/resolve/<rev>/<file>``)
+is answered as the hub answers ``huggingface_hub`` (``hub_answer``: HEAD and GET with the hub's metadata headers,
+ranges for a resumed download, at any revision), so ``HF_ENDPOINT={mirror}/huggingface.co`` serves open_clip's
+and timm's own downloads.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's lib
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import drive_page  # noqa: E402
+import hub_answer  # noqa: E402
 from makers import FORMATS, MAKERS, wanted_urls  # noqa: E402
 
 
@@ -92,6 +96,8 @@ def serve(folder: str | Path):
     for key in named:  # the Drive downloads, now routed under their usercontent key
         etags[key] = f'"{drive_page.uuid(key)[:32]}"'
 
+    hub = hub_answer.files(manifest)
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):
             self.do_GET(head=True)
@@ -99,6 +105,10 @@ def serve(folder: str | Path):
         def do_GET(self, head: bool = False):
             parts = urlsplit(self.path)
             key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+            hit = hub_answer.parse(unquote(parts.path.lstrip("/")))
+            if hit:
+                self._hub(hit, head)
+                return
             path = routes.get(key)
             drive_id = parse_qs(parts.query).get("id", [None])[0] if parts.path == "/drive.google.com/uc" else None
             key = drive_id if drive_id in pages else key  # Drive's page, whatever else the query holds (gdown 6: ?id=)
@@ -127,6 +137,37 @@ def serve(folder: str | Path):
             if not head:
                 self.wfile.write(body[start:])
                 served.append(key + (f" (from byte {start})" if start else ""))
+
+        def _hub(self, hit, head: bool):
+            """A hub file as the hub answers ``huggingface_hub`` (``hub_answer``), or its 404 EntryNotFound."""
+            repo, _, name = hit
+            if (repo, name) not in hub:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            entry, commit = hub[(repo, name)]
+            path = folder / entry["path"]
+            size = path.stat().st_size
+            span = None if head else hub_answer.byte_range(self.headers.get("Range"), size)
+            start, end = span or (0, size - 1)
+            self.send_response(206 if span else 200)
+            for k, v in hub_answer.headers(entry, commit, size).items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(end - start + 1))
+            if span:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if not head:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    left = end - start + 1
+                    while left > 0 and (block := f.read(min(left, 1 << 20))):
+                        self.wfile.write(block)
+                        left -= len(block)
+                served.append(f"huggingface.co/{repo}/{name}" + (f" (from byte {start})" if start else ""))
 
         def _range(self, total: int, etag: str | None) -> tuple[int | None, int]:
             """(first byte to send, length): a ``Range: bytes=N-`` request is honoured when ``If-Range`` (if sent)

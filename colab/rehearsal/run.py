@@ -252,7 +252,7 @@ def write_report(name: str, scale: str, facts: dict, downloads: list[dict], prob
            "pending": PENDING.get(name) if scale == "colab" else None,
            "cells": facts["cells"], "errors": facts["errors"], "seconds": facts["seconds"],
            "downloads": [{k: d.get(k) for k in ("url", "source", "sha256", "verified_by", "vouched_by", "loaded_with",
-                                                "bytes", "cached")} for d in downloads],
+                                                "bytes", "cached", "client")} for d in downloads],
            "passed": not problems, "problems": problems}
     REPORTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if scale == "colab" else ".cpu-tiny"

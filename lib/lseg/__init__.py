@@ -9,7 +9,7 @@
 - :mod:`lib.lseg.training` CE over the offered labels, ignore index, poly schedule (``lib.train.fit``); tiny runs
 - :mod:`lib.lseg.evaluation` the chapter's experiments: protocols, controls, label removal, "other", coarse labels
 - :mod:`lib.lseg.plots`    the chapter's figures, tables, scorecard and results at a glance (drawing only)
-- :mod:`lib.lseg.weights`  colab: OpenAI's CLIP (TorchScript file read with weights_only=True), timm's ImageNet ViT
+- :mod:`lib.lseg.weights`  colab: OpenAI's CLIP from open_clip's Hugging Face source (safetensors), timm's ImageNet ViT
 - :mod:`lib.lseg.pascal`   colab: PASCAL-5i folds from VOC2012, episodes {others, class}, the fold experiment
 - :mod:`lib.lseg.chapter`  the chapter's settings per scale
 """

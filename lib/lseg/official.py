@@ -1,11 +1,11 @@
 """Loading the released LSeg checkpoints (github isl-org/lang-seg) into :class:`lib.lseg.LSeg`.
 
-The released files are PyTorch-Lightning ``.ckpt`` pickles on Google Drive, with no published checksum.
-:func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256 recorded at the first
-download and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with
-``torch.load(weights_only=True)`` and the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only
-stand-ins for the few non-tensor classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors
-once as a plain state dict.
+The released files are PyTorch-Lightning ``.ckpt`` pickles on Google Drive, with no published checksum and no
+other source. :func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256
+recorded at the first download and re-checked afterwards; a file fetched in a browser and put where the error says
+is checked the same way) and :func:`convert_official_checkpoint` reads it with ``torch.load(weights_only=True)`` and
+the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only stand-ins for the few non-tensor
+classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors once as a plain state dict.
 
 The state dict's keys are ``net.`` + the module names of the official ``LSegNet``:
 ``clip_pretrained.*`` (all of CLIP ViT-B/32: the text tower LSeg uses, and the visual tower it never runs),
@@ -138,7 +138,15 @@ def fetch_official(name: str = "demo_e200") -> dict:
         raise ValueError(f"unknown official checkpoint {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
     plain = cache.cache_dir("lseg") / f"{name}.state_dict.pt"
     if not plain.exists():
-        src = download.fetch_drive(OFFICIAL_CHECKPOINTS[name]["drive_id"], reader="torch.load(weights_only=True)",
-                                   filename=f"{name}.ckpt")
+        drive_id = OFFICIAL_CHECKPOINTS[name]["drive_id"]
+        try:
+            src = download.fetch_drive(drive_id, reader="torch.load(weights_only=True)", filename=f"{name}.ckpt")
+        except download.DownloadError as err:
+            manual = cache.downloads_dir() / f"{name}.ckpt"
+            raise download.DownloadError(
+                f"{err}\nThe checkpoint has no other source (the lang-seg repository is archived and publishes only "
+                f"this Google Drive file). Open https://drive.google.com/file/d/{drive_id}/view in a browser (signed "
+                f"in to Google, if Drive answers with a quota or permission page), download it, and put it at "
+                f"{manual}; then run again: it is checked like a download.") from None
         convert_official_checkpoint(src, plain)
     return checkpoint.load(plain)

@@ -34,6 +34,12 @@ from lib.lseg.training import pixel_loss, to_tensor_images
 from lib.storage import cache, checkpoint, download
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+# further sources of the same archive, in order: torchvision's (torchvision/datasets/voc.py), and the copy that
+# darknet's and many detection repositories' instructions download
+VOC_MIRRORS = ("https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+               "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar")
+# the archive's md5, as torchvision publishes it (torchvision/datasets/voc.py, DATASET_YEAR_DICT["2012"])
+VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
 ROOT = "VOCdevkit/VOC2012"
 # VOC's class ids 1..20; the label strings given to the text encoder (VOC's compound names split into words)
 CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "dining table",
@@ -52,12 +58,13 @@ def fold_classes(fold: int) -> tuple[list[int], list[int]]:
 
 
 def extract(url: str = VOC_URL) -> Path:
-    """Download the VOC2012 archive once (sha256 recorded at first use) and extract its segmentation part
+    """Download the VOC2012 archive once (from the first of its sources that answers; md5 as torchvision publishes
+    it, sha256 recorded at first use) and extract its segmentation part
     (ImageSets/Segmentation, SegmentationClass and those JPEGImages) into the course cache; returns VOC2012/."""
     dest = cache.cache_dir("lseg", "voc")
     done = dest / ROOT / ".extracted"
     if not done.exists():
-        tar_path = download.fetch(url, reader="tar")
+        tar_path = download.fetch(url, reader="tar", md5=VOC_MD5, mirrors=VOC_MIRRORS)
         with tarfile.open(tar_path) as tf:
             members = tf.getmembers()
             sets = [m for m in members if m.name.startswith(f"{ROOT}/ImageSets/Segmentation/") and m.isfile()]

