@@ -120,6 +120,10 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
     "history": [...]}`` (plain tensors and lists, so :func:`lib.cache.memo` can store it)."""
     from lib import checkpoint, runtime, train
 
+    from lib import validate
+
+    validate.integer(cfg.batch, "cfg.batch", minimum=1, maximum=validate.integer(cfg.pool, "cfg.pool", minimum=1),
+                     hint="each step draws batch crops from the pool of cfg.pool crops; raise pool or lower batch")
     train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)

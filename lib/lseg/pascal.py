@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnF
 
-from lib import cache, download
+from lib import cache, download, validate
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
 from lib.lseg.training import pixel_loss, to_tensor_images
@@ -54,6 +54,8 @@ def extract(url: str = VOC_URL) -> Path:
         tar_path = download.fetch(url, reader="tar")
         with tarfile.open(tar_path) as tf:
             members = tf.getmembers()
+            for m in members:
+                validate.inside(dest, m.name, f"the member {m.name!r} of {tar_path.name}")
             sets = [m for m in members if m.name.startswith(f"{ROOT}/ImageSets/Segmentation/") and m.isfile()]
             tf.extractall(dest, members=sets, filter="data")
             ids = set()

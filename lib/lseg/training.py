@@ -32,6 +32,7 @@ def to_tensor_images(images) -> torch.Tensor:
 
 def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
     """Global label ids → positions in the offered label list; ids not offered (and IGNORE) → IGNORE."""
+    offered = validate.distinct(offered, "offered")
     lut = torch.full((256,), IGNORE, dtype=torch.long)
     lut[torch.as_tensor(offered)] = torch.arange(len(offered))
     return lut[labels.long()]
@@ -63,6 +64,7 @@ def pixel_loss(logits: torch.Tensor, target: torch.Tensor) -> dict:
 
 def lseg_loss(T: torch.Tensor, offered: list[int]):
     """``loss_fn(model, (x, y))``: CE (ignore_index) of the logits over the ``offered`` labels' embeddings ``T``."""
+    offered = validate.distinct(offered, "offered")
     if len(offered) < 2:
         raise ValueError("training needs at least two offered labels (with one, every pixel is that label and "
                          "the cross-entropy is zero)")

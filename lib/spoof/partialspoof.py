@@ -143,6 +143,12 @@ def segment_labels(segments, duration_s: float, resolution: float = 0.02):
     Segment k covers [k·res, (k+1)·res); it is 0 if any spoofed or transition span overlaps it (the database's
     coarser resolutions are the min over windows, the same rule).
     """
+    from lib import validate
+
+    duration_s = validate.number(duration_s, "duration_s", positive=True, hint="the utterance's length in seconds")
+    resolution = validate.number(resolution, "resolution", positive=True, hint="seconds per label, e.g. 0.02")
+    segments = validate.segments(segments, kinds=("BS", "SS", "TR", "BN", "SN"), duration_s=duration_s,
+                                 slack_s=resolution)
     n = int(np.ceil(round(duration_s / resolution, 6)))
     lab = np.ones(n, dtype=np.int64)
     for a, b, k in segments:
@@ -169,8 +175,11 @@ def extract(archive, wanted: dict[str, Path]) -> None:
     import tarfile
     import zipfile
 
+    from lib import validate
     from lib.checkpoint import atomic_path
     todo = dict(wanted)
+    for key in todo:
+        validate.file_name(key[1:] if isinstance(key, str) and key.startswith("/") else key, f"wanted key {key!r}")
 
     def take(name, read):
         key = "/" + name.rsplit("/", 1)[-1]
