@@ -120,21 +120,21 @@ DISK = st.sampled_from([errno.ENOSPC, errno.EROFS, errno.EACCES])
 
 
 def _save_under_fault(code):
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     with _patched(torch, "save", _failing(code)):
         return checkpoint.save({"a": 1}, TMP / "w" / "x.pt")
 
 
 def _memo_under_fault(code):
-    from lib import cache
+    from lib.storage import cache
 
     with _patched(torch, "save", _failing(code)):
         return cache.memo(f"hostile-{code}", lambda: 1)
 
 
 def _atomic_under_fault(code):
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     with _patched(tempfile, "mkstemp", _failing(code)):
         with checkpoint.atomic_path(TMP / "w" / "y.pt") as tmp:
@@ -186,9 +186,8 @@ CAM = np.linspace(0, 1, 150)
 def _sweep():
     from importlib import import_module as m
 
-    cache, checkpoint, IM, validate, widgets = (m(f"lib.{n}") for n in ("cache", "checkpoint", "images", "validate",
-                                                                        "widgets"))
-    download, runtime, scale = m("lib.download"), m("lib.runtime"), m("lib.scale")
+    cache, checkpoint, download = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "download"))
+    IM, widgets, runtime, scale = m("lib.images"), m("lib.display.widgets"), m("lib.runtime"), m("lib.scale")
     CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "finetune",
                                                           "patchgan"))
     LM, LMOD, LT = m("lib.lseg.metrics"), m("lib.lseg.model"), m("lib.lseg.training")
@@ -199,22 +198,22 @@ def _sweep():
     s = {}
 
     # storage ----------------------------------------------------------------------------------------------------
-    s["lib.cache.cache_dir"] = [Case("path", "parts", names_leaving(), lambda v: cache.cache_dir(v),
+    s["lib.storage.cache.cache_dir"] = [Case("path", "parts", names_leaving(), lambda v: cache.cache_dir(v),
                                      _inside(_cache_root))]
-    s["lib.cache.key"] = [Case("path", "key", names_leaving(), lambda v: cache.work_path(cache.key(v, part=v)),
+    s["lib.storage.cache.key"] = [Case("path", "key", names_leaving(), lambda v: cache.work_path(cache.key(v, part=v)),
                                _inside(lambda: _cache_root() / "work"))]
-    s["lib.cache.work_path"] = [Case("path", "key", names_leaving(), lambda v: cache.work_path(v),
+    s["lib.storage.cache.work_path"] = [Case("path", "key", names_leaving(), lambda v: cache.work_path(v),
                                      _inside(lambda: _cache_root() / "work"))]
-    s["lib.cache.memo"] = [Case("disk", "memo", DISK, _memo_under_fault),
+    s["lib.storage.cache.memo"] = [Case("disk", "memo", DISK, _memo_under_fault),
                            Case("path", "key", names_leaving(),
                                 lambda v: (cache.memo(v, lambda: 3), cache._path(v, "1")),
                                 lambda r, v: r[0] == 3 and r[1].resolve().is_relative_to(_cache_root()))]
-    s["lib.checkpoint.save"] = [Case("disk", "x.pt", DISK, _save_under_fault)]
-    s["lib.checkpoint.atomic_path"] = [Case("disk", "y.pt", DISK, _atomic_under_fault)]
-    s["lib.checkpoint.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()), lambda p: checkpoint.load(p))]
-    s["lib.download.sha256sum"] = [Case("file", "no-such-file", st.just(TMP / "no-such-file" / "x"),
+    s["lib.storage.checkpoint.save"] = [Case("disk", "x.pt", DISK, _save_under_fault)]
+    s["lib.storage.checkpoint.atomic_path"] = [Case("disk", "y.pt", DISK, _atomic_under_fault)]
+    s["lib.storage.checkpoint.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()), lambda p: checkpoint.load(p))]
+    s["lib.storage.download.sha256sum"] = [Case("file", "no-such-file", st.just(TMP / "no-such-file" / "x"),
                                         lambda p: download.sha256sum(p))]
-    s["lib.download.hub_prefix"] = [Case("type", lambda u: u, st.sampled_from(["https://example.org/a.bin", "x.pt"]),
+    s["lib.storage.download.hub_prefix"] = [Case("type", lambda u: u, st.sampled_from(["https://example.org/a.bin", "x.pt"]),
                                          lambda u: download.hub_prefix(u))]
     s["lib.lseg.pascal.extract"] = [Case("path", "member", names_leaving().filter(lambda n: n and "\0" not in n),
                                          _pascal_extract)]
@@ -276,7 +275,7 @@ def _sweep():
              lambda cfg: FT.finetune(codec(), [("a", IMG64[0])], cfg)),
         Case("dtype", "train_photos[0]", images("dtype", 48, batch=False),
              lambda x: FT.finetune(codec(), [("a", x)], _ft_cfg()))]
-    s["lib.widgets.png_bytes"] = [Case(k, "image", images(k, 16, batch=False), widgets.png_bytes)
+    s["lib.display.widgets.png_bytes"] = [Case(k, "image", images(k, 16, batch=False), widgets.png_bytes)
                                   for k in ("range", "nan")]
 
     # audio ------------------------------------------------------------------------------------------------------
@@ -364,8 +363,19 @@ def _sweep():
     s["lib.scale.set_scale"] = [Case("type", "scale", st.sampled_from(["big", " TINY", "", 3]),
                                      lambda v: (scale.set_scale(v), scale.current(), scale.set_scale(None))[1],
                                      lambda r, v: v == " TINY" and r == "tiny")]
-    s["lib.validate.waveform"] = [Case("range", "sr", sample_rates(),
-                                       lambda r: validate.waveform(np.ones(4000, np.float32) * .1, r))]
+    s["lib.spoof.audio.check_waveform"] = [
+        Case("range", "sr", sample_rates(), lambda r: SA.check_waveform(np.ones(4000, np.float32) * .1, r)),
+        *[Case(k, "wave", waves(k), SA.check_waveform) for k in ("dtype", "nan")],
+        Case("shape", "stereo", waves("shape"), SA.check_waveform),
+        Case("empty", "wave", waves("empty"), SA.check_waveform)]
+    s["lib.spoof.audio.check_waveform_batch"] = [Case(k, "wave", wave_batch(k), SA.check_waveform_batch)
+                                                 for k in ("dtype", "nan", "shape")]
+    s["lib.spoof.rcq.check_segments"] = [
+        Case(k, "segments", segments(k), lambda seg: R.check_segments(seg, kinds=R.KINDS, n_frames=150))
+        for k in ("units", "nan", "type")]
+    s["lib.spoof.rcq.check_cam"] = [Case("nan", "cam", st.sampled_from([NAN_, INF_]).map(
+        lambda v: np.where(np.arange(150) == 3, v, CAM)), R.check_cam),
+        Case("empty", "cam", st.just(np.zeros(0)), R.check_cam)]
     return s
 
 
@@ -427,15 +437,20 @@ _READER = ("reads a file in a published format; tests/test_formats_*.py and the 
 
 EXCLUDED = {
     # storage, environment, provenance
-    **dict.fromkeys(["lib.assets.AssetMissing", "lib.checkpoint.CheckpointError", "lib.colab.DriveNotMounted",
-                     "lib.download.DownloadError", "lib.download.BadURLError", "lib.download.ChecksumError",
+    **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError", "lib.colab.DriveNotMounted",
+                     "lib.storage.download.DownloadError", "lib.storage.download.BadURLError", "lib.storage.download.ChecksumError",
                      "lib.lseg.official.OfficialCheckpointError", "lib.lseg.weights.WeightsError",
-                     "lib.scale.ScaleNotBuilt", "lib.validate.StorageError"], _ERROR),
-    **dict.fromkeys(["lib.assets.tuxpaint_stamps_dir", "lib.assets.mate_nature_photos", "lib.assets.photos",
-                     "lib.assets.require", "lib.download.downloads", "lib.provenance.commit",
-                     "lib.runtime.versions", "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit",
-                     "lib.scale.rehearsal", "lib.train.distributed", "lib.widgets.is_live"], _NOARG),
-    **dict.fromkeys(["lib.download.fetch", "lib.download.fetch_drive", "lib.download.verify",
+                     "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.download.NoRoom"], _ERROR),
+    **dict.fromkeys(["lib.lseg.metrics.check_class_indices", "lib.lseg.text.check_labels",
+                     "lib.spoof.experiment.check_trials", "lib.storage.checkpoint.load_state"], _VALIDATOR),
+    **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner"], _PLOT),
+    **dict.fromkeys(["lib.lseg.pascal.fold_text_encoder", "lib.lseg.pascal.train_fold"], _RUN),
+    **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
+    "lib.storage.download.size_text": _INTERNAL,
+    **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos", "lib.storage.assets.photos",
+                     "lib.storage.assets.require", "lib.storage.download.downloads", "lib.runtime.versions", "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit",
+                     "lib.scale.rehearsal", "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
+    **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.download.verify",
                      "lib.lseg.weights.openai_clip", "lib.lseg.weights.timm_vit", "lib.lseg.official.fetch_official",
                      "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.data.kodak",
                      "lib.icm.data.coco_val", "lib.icm.data.coco_train", "lib.icm.data.coco_annotations",
@@ -444,12 +459,11 @@ EXCLUDED = {
                      "lib.lseg.text.CLIPText", "lib.lseg.text.MiniLMText", "lib.colab.use_drive"], _NET),
     **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.",
                                                                "lib.spoof.plots."))], _PLOT),
-    **dict.fromkeys(["lib.provenance.scale_label", "lib.provenance.stamp", "lib.provenance.caption",
-                     "lib.provenance.Scorecard", "lib.provenance.Glance", "lib.provenance.glue",
-                     "lib.runtime.Banner", "lib.runtime.banner", "lib.widgets.switcher", "lib.widgets.live",
-                     "lib.widgets.explore", "lib.widgets.audio"], _PLOT),
-    **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.") and n not in (
-        "lib.validate.waveform",)], _VALIDATOR),
+    **dict.fromkeys(["lib.display.provenance.scale_label", "lib.display.provenance.stamp", "lib.display.provenance.caption",
+                     "lib.display.provenance.Scorecard", "lib.display.provenance.Glance", "lib.display.provenance.glue",
+                     "lib.display.widgets.switcher", "lib.display.widgets.live",
+                     "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
+    **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
                      "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
                      "lib.lseg.model.LSegConfig", "lib.spoof.experiment.SpoofConfig", "lib.icm.base.config_dict",
@@ -479,8 +493,7 @@ EXCLUDED = {
                      "lib.lseg.pascal.fold_experiment", "lib.lseg.training.batch_sampler",
                      "lib.lseg.training.text_encoder", "lib.lseg.training.run_name", "lib.lseg.training.work_path",
                      "lib.lseg.training.train_tiny", "lib.lseg.training.pack", "lib.lseg.training.manifest",
-                     "lib.lseg.training.load_tiny", "lib.lseg.training.fold_text_encoder",
-                     "lib.lseg.training.train_fold", "lib.spoof.data.tuxpaint_clips", "lib.spoof.data.vad_regions",
+                     "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips", "lib.spoof.data.vad_regions",
                      "lib.spoof.data.vocode", "lib.spoof.data.build_base", "lib.spoof.data.make_partial",
                      "lib.spoof.data.build_sets", "lib.spoof.experiment.make_batches",
                      "lib.spoof.experiment.loss_fn", "lib.spoof.experiment.train_cm", "lib.spoof.experiment.score",
@@ -733,7 +746,7 @@ def test_lseg_config_unknown_keyword_names_the_near_one():
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_full_disk_and_read_only_cache_name_the_path(code):
-    from lib import cache, checkpoint
+    from lib.storage import cache, checkpoint
     from lib.validate import StorageError
 
     target = TMP / "fault" / "x.pt"
@@ -745,7 +758,7 @@ def test_full_disk_and_read_only_cache_name_the_path(code):
 
 
 def test_names_that_become_paths_stay_in_their_folder():
-    from lib import cache
+    from lib.storage import cache
     from lib.spoof.partialspoof import extract
 
     root = _cache_root()
@@ -757,3 +770,15 @@ def test_names_that_become_paths_stay_in_their_folder():
         extract(_tar_with("a/x.wav"), {"/../x.wav": TMP / "o.wav"})
     with pytest.raises(ValueError, match=r"member '\.\./\.\./evil'.*would leave the folder"):
         _pascal_extract("../../evil")
+
+
+def test_download_file_name_stays_in_the_download_folder():
+    from lib.storage import download
+
+    src = TMP / "src.bin"
+    src.write_bytes(b"payload")
+    folder = TMP / "downloads"
+    for name in ("../x.bin", "/tmp/abs.bin", "a/b.bin", ".."):
+        with pytest.raises(ValueError, match=r"filename=.* must be a plain file name"):
+            download.fetch(src.as_uri(), reader="text", filename=name, cache_dir=folder, progress=False)
+    assert not (TMP / "x.bin").exists()

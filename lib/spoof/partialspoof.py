@@ -16,11 +16,15 @@ was readable here); none has a published sha256 in this course, so each is check
 from __future__ import annotations
 
 import math
+import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from lib.validate import SR
+from lib.storage.checkpoint import atomic_path
+
+from .audio import FRAME_MS, FRAME_S, SR
 
 ZENODO = "https://zenodo.org/record/5766198/files/database_{part}.tar.gz?download=1"
 PS_URLS = {part: ZENODO.format(part=part) for part in ("train", "dev", "eval", "protocols")}
@@ -137,7 +141,7 @@ def widen_transitions(segments, width: float):
     return out
 
 
-def segment_labels(segments, duration_s: float, resolution: float = 0.02):
+def segment_labels(segments, duration_s: float, resolution: float = FRAME_S):
     """PartialSpoof-style segment labels: one per ``resolution`` seconds, 1 = bona fide, 0 = spoof.
 
     Segment k covers [k·res, (k+1)·res); it is 0 if any spoofed or transition span overlaps it (the database's
@@ -147,8 +151,9 @@ def segment_labels(segments, duration_s: float, resolution: float = 0.02):
 
     duration_s = validate.number(duration_s, "duration_s", positive=True, hint="the utterance's length in seconds")
     resolution = validate.number(resolution, "resolution", positive=True, hint="seconds per label, e.g. 0.02")
-    segments = validate.segments(segments, kinds=("BS", "SS", "TR", "BN", "SN"), duration_s=duration_s,
-                                 slack_s=resolution)
+    from .rcq import KINDS, check_segments
+
+    segments = check_segments(segments, kinds=KINDS, duration_s=duration_s, slack_s=resolution)
     n = int(np.ceil(round(duration_s / resolution, 6)))
     lab = np.ones(n, dtype=np.int64)
     for a, b, k in segments:
@@ -172,11 +177,8 @@ def choose(utts, n: int, seed: int) -> list[str]:
 def extract(archive, wanted: dict[str, Path]) -> None:
     """Copy the members of a tar(.gz) or zip ``archive`` whose names end with a key of ``wanted`` (``"/name"``) to
     the paths it maps to (written atomically); one pass through the archive. A member missing is an error."""
-    import tarfile
-    import zipfile
-
     from lib import validate
-    from lib.checkpoint import atomic_path
+
     todo = dict(wanted)
     for key in todo:
         validate.file_name(key[1:] if isinstance(key, str) and key.startswith("/") else key, f"wanted key {key!r}")
@@ -230,4 +232,4 @@ def items(root: Path, split: str, utts, labels, *, vad: bool, tr_width: float = 
 
 def n_label_frames(segments) -> int:
     """``ceil(1000 · end / 20)``: the frames the labels span (the reference's trimming length)."""
-    return math.ceil(float(segments[-1][1]) * 1000 / 20) if segments else 0
+    return math.ceil(float(segments[-1][1]) * 1000 / FRAME_MS) if segments else 0
