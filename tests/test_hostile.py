@@ -210,10 +210,12 @@ def _sweep():
                                 lambda r, v: r[0] == 3 and r[1].resolve().is_relative_to(_cache_root()))]
     s["lib.storage.checkpoint.save"] = [Case("disk", "x.pt", DISK, _save_under_fault)]
     s["lib.storage.checkpoint.atomic_path"] = [Case("disk", "y.pt", DISK, _atomic_under_fault)]
-    s["lib.storage.checkpoint.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()), lambda p: checkpoint.load(p))]
+    s["lib.storage.checkpoint.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()),
+                                             lambda p: checkpoint.load(p))]
     s["lib.storage.download.sha256sum"] = [Case("file", "no-such-file", st.just(TMP / "no-such-file" / "x"),
                                         lambda p: download.sha256sum(p))]
-    s["lib.storage.download.hub_prefix"] = [Case("type", lambda u: u, st.sampled_from(["https://example.org/a.bin", "x.pt"]),
+    s["lib.storage.download.hub_prefix"] = [Case("type", lambda u: u,
+                                                 st.sampled_from(["https://example.org/a.bin", "x.pt"]),
                                          lambda u: download.hub_prefix(u))]
     s["lib.lseg.pascal.extract"] = [Case("path", "member", names_leaving().filter(lambda n: n and "\0" not in n),
                                          _pascal_extract)]
@@ -437,8 +439,9 @@ _READER = ("reads a file in a published format; tests/test_formats_*.py and the 
 
 EXCLUDED = {
     # storage, environment, provenance
-    **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError", "lib.colab.DriveNotMounted",
-                     "lib.storage.download.DownloadError", "lib.storage.download.BadURLError", "lib.storage.download.ChecksumError",
+    **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError",
+                     "lib.colab.DriveNotMounted", "lib.storage.download.DownloadError",
+                     "lib.storage.download.BadURLError", "lib.storage.download.ChecksumError",
                      "lib.lseg.official.OfficialCheckpointError", "lib.lseg.weights.WeightsError",
                      "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.download.NoRoom"], _ERROR),
     **dict.fromkeys(["lib.lseg.metrics.check_class_indices", "lib.lseg.text.check_labels",
@@ -447,8 +450,9 @@ EXCLUDED = {
     **dict.fromkeys(["lib.lseg.pascal.fold_text_encoder", "lib.lseg.pascal.train_fold"], _RUN),
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
     "lib.storage.download.size_text": _INTERNAL,
-    **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos", "lib.storage.assets.photos",
-                     "lib.storage.assets.require", "lib.storage.download.downloads", "lib.runtime.versions", "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit",
+    **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos",
+                     "lib.storage.assets.photos", "lib.storage.assets.require", "lib.storage.download.downloads",
+                     "lib.runtime.versions", "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit",
                      "lib.scale.rehearsal", "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
     **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.download.verify",
                      "lib.lseg.weights.openai_clip", "lib.lseg.weights.timm_vit", "lib.lseg.official.fetch_official",
@@ -459,10 +463,10 @@ EXCLUDED = {
                      "lib.lseg.text.CLIPText", "lib.lseg.text.MiniLMText", "lib.colab.use_drive"], _NET),
     **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.",
                                                                "lib.spoof.plots."))], _PLOT),
-    **dict.fromkeys(["lib.display.provenance.scale_label", "lib.display.provenance.stamp", "lib.display.provenance.caption",
-                     "lib.display.provenance.Scorecard", "lib.display.provenance.Glance", "lib.display.provenance.glue",
-                     "lib.display.widgets.switcher", "lib.display.widgets.live",
-                     "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
+    **dict.fromkeys(["lib.display.provenance.scale_label", "lib.display.provenance.stamp",
+                     "lib.display.provenance.caption", "lib.display.provenance.Scorecard",
+                     "lib.display.provenance.Glance", "lib.display.provenance.glue", "lib.display.widgets.switcher",
+                     "lib.display.widgets.live", "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
                      "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
@@ -479,28 +483,25 @@ EXCLUDED = {
                      "lib.icm.data.fixed_scenes", "lib.icm.data.split", "lib.icm.data.split_stamps",
                      "lib.icm.data.grid_crops", "lib.icm.machine.build", "lib.lseg.data.load_stamps",
                      "lib.lseg.data.backgrounds", "lib.lseg.data.label_names", "lib.lseg.data.compose",
-                     "lib.lseg.data.make_split", "lib.lseg.data.tiny_dataset",
-                     "lib.lseg.evaluation.pixel_embeddings", "lib.lseg.evaluation.segment_with",
-                     "lib.lseg.evaluation.all_labels_protocol", "lib.lseg.evaluation.binary_protocol",
-                     "lib.lseg.evaluation.best_constant_label", "lib.lseg.evaluation.removal",
-                     "lib.lseg.evaluation.with_other", "lib.lseg.evaluation.coarse",
+                     "lib.lseg.data.make_split", "lib.lseg.data.tiny_dataset", "lib.lseg.evaluation.pixel_embeddings",
+                     "lib.lseg.evaluation.segment_with", "lib.lseg.evaluation.all_labels_protocol",
+                     "lib.lseg.evaluation.binary_protocol", "lib.lseg.evaluation.best_constant_label",
+                     "lib.lseg.evaluation.removal", "lib.lseg.evaluation.with_other", "lib.lseg.evaluation.coarse",
                      "lib.lseg.evaluation.evaluate_tiny_run", "lib.lseg.evaluation.tiny_results",
                      "lib.lseg.evaluation.seed_stats", "lib.lseg.evaluation.removal_per_run",
                      "lib.lseg.evaluation.nearest_same", "lib.lseg.evaluation.remove_label_demo",
                      "lib.lseg.pascal.fold_classes", "lib.lseg.pascal.load_split", "lib.lseg.pascal.episodes",
-                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler",
-                     "lib.lseg.pascal.episode_loss", "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate",
-                     "lib.lseg.pascal.fold_experiment", "lib.lseg.training.batch_sampler",
-                     "lib.lseg.training.text_encoder", "lib.lseg.training.run_name", "lib.lseg.training.work_path",
-                     "lib.lseg.training.train_tiny", "lib.lseg.training.pack", "lib.lseg.training.manifest",
-                     "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips", "lib.spoof.data.vad_regions",
-                     "lib.spoof.data.vocode", "lib.spoof.data.build_base", "lib.spoof.data.make_partial",
-                     "lib.spoof.data.build_sets", "lib.spoof.experiment.make_batches",
+                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler", "lib.lseg.pascal.episode_loss",
+                     "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate", "lib.lseg.pascal.fold_experiment",
+                     "lib.lseg.training.batch_sampler", "lib.lseg.training.text_encoder", "lib.lseg.training.run_name",
+                     "lib.lseg.training.work_path", "lib.lseg.training.train_tiny", "lib.lseg.training.pack",
+                     "lib.lseg.training.manifest", "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips",
+                     "lib.spoof.data.vad_regions", "lib.spoof.data.vocode", "lib.spoof.data.build_base",
+                     "lib.spoof.data.make_partial", "lib.spoof.data.build_sets", "lib.spoof.experiment.make_batches",
                      "lib.spoof.experiment.loss_fn", "lib.spoof.experiment.train_cm", "lib.spoof.experiment.score",
                      "lib.spoof.experiment.cams", "lib.spoof.experiment.run", "lib.spoof.experiment.tiny_base",
-                     "lib.spoof.experiment.tiny_sets", "lib.spoof.experiment.tiny_run",
-                     "lib.spoof.experiment.tiny_all", "lib.spoof.experiment.real_subset",
-                     "lib.spoof.experiment.real_sets", "lib.spoof.experiment.sets",
+                     "lib.spoof.experiment.tiny_sets", "lib.spoof.experiment.tiny_run", "lib.spoof.experiment.tiny_all",
+                     "lib.spoof.experiment.real_subset", "lib.spoof.experiment.real_sets", "lib.spoof.experiment.sets",
                      "lib.spoof.experiment.chapter_run", "lib.spoof.experiment.real_run",
                      "lib.spoof.experiment.load_cm", "lib.spoof.partialspoof.items",
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
@@ -512,35 +513,36 @@ EXCLUDED = {
                      "lib.icm.finetune.latent_pool", "lib.icm.finetune.head_state", "lib.icm.finetune.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
-                     "lib.icm.patchgan.windows", "lib.icm.patchgan.aligned_patches",
-                     "lib.icm.patchgan.generator_loss", "lib.icm.patchgan.discriminator_loss",
-                     "lib.lseg.training.poly_schedule", "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of",
-                     "lib.spoof.rcq.front_trim", "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums",
-                     "lib.spoof.gradcam.temporal_cam", "lib.spoof.gradcam.gradcam_reference",
-                     "lib.spoof.ssl_res1d.n_frames", "lib.spoof.ssl_res1d.tiny_cm", "lib.lseg.text.TextEncoder",
-                     "lib.lseg.text.RandomText", "lib.icm.data.CocoSubset"], _INTERNAL),
+                     "lib.icm.patchgan.windows", "lib.icm.patchgan.aligned_patches", "lib.icm.patchgan.generator_loss",
+                     "lib.icm.patchgan.discriminator_loss", "lib.lseg.training.poly_schedule",
+                     "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of", "lib.spoof.rcq.front_trim",
+                     "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
+                     "lib.spoof.gradcam.gradcam_reference", "lib.spoof.ssl_res1d.n_frames",
+                     "lib.spoof.ssl_res1d.tiny_cm", "lib.lseg.text.TextEncoder", "lib.lseg.text.RandomText",
+                     "lib.icm.data.CocoSubset"], _INTERNAL),
     **dict.fromkeys(["lib.lseg.official.split_official_state_dict", "lib.lseg.official.from_official_state_dict",
                      "lib.lseg.official.convert_official_checkpoint", "lib.lseg.weights.torchscript_state_dict",
                      "lib.spoof.partialspoof.read_protocol", "lib.spoof.partialspoof.read_audio",
                      "lib.spoof.partialspoof.read_vad", "lib.spoof.partialspoof.kind_of_code",
                      "lib.spoof.partialspoof.widen_transitions", "lib.spoof.partialspoof.n_label_frames"], _READER),
     "lib.train.fit": "tested for bad checkpoints, NaN losses and step counts in tests/test_validate.py",
-    "lib.runtime.setup": "tested for COURSE_THREADS in tests/test_validate.py; its other arguments come from the chapter's first cell",
+    "lib.runtime.setup": ("tested for COURSE_THREADS in tests/test_validate.py; its other arguments come from the "
+                          "chapter's first cell"),
     "lib.runtime.pick_device": "picks cuda or cpu; a device name torch does not know is torch's own clear error",
     "lib.lseg.training.to_tensor_images": "tested for layout and dtype in tests/test_validate.py",
     "lib.lseg.training.predict": "tested for 0-255 floats and uint8 in tests/test_validate.py",
-    "lib.icm.machine.EfficientNetLite0": "its input comes from lib.icm.machine.outputs, which the chapters feed decoded images",
+    "lib.icm.machine.EfficientNetLite0": ("its input comes from lib.icm.machine.outputs, which the chapters feed "
+                                          "decoded images"),
     "lib.icm.machine.outputs": "sees only images the codec decoded (clamped to [0, 1])",
     "lib.icm.machine.task_fidelity": "sees only images the codec decoded (clamped to [0, 1])",
     "lib.icm.machine.top1_agreement": "sees only images the codec decoded (clamped to [0, 1])",
     "lib.icm.machine.task_scores": "sees only images the codec decoded (clamped to [0, 1])",
     "lib.icm.machine.pseudo_map": "scores detections lib's Mask R-CNN made; tested in tests/test_icm.py",
     **dict.fromkeys(["lib.icm.codec.ste_round", "lib.icm.codec.ste_clamp", "lib.lseg.model.ProjectReadout",
-                     "lib.lseg.model.Transpose", "lib.lseg.model.ResidualConvUnit",
-                     "lib.lseg.model.FeatureFusionBlock", "lib.lseg.spatial_regularization.SpatialRegularization",
-                     "lib.spoof.ssl_res1d.LogSpecFrontend", "lib.spoof.ssl_res1d.SSLFrontend",
-                     "lib.spoof.ssl_res1d.SEBlock1D", "lib.spoof.ssl_res1d.Res1DBlock",
-                     "lib.spoof.ssl_res1d.P2SGradHead"], _MODULE),
+                     "lib.lseg.model.Transpose", "lib.lseg.model.ResidualConvUnit", "lib.lseg.model.FeatureFusionBlock",
+                     "lib.lseg.spatial_regularization.SpatialRegularization", "lib.spoof.ssl_res1d.LogSpecFrontend",
+                     "lib.spoof.ssl_res1d.SSLFrontend", "lib.spoof.ssl_res1d.SEBlock1D",
+                     "lib.spoof.ssl_res1d.Res1DBlock", "lib.spoof.ssl_res1d.P2SGradHead"], _MODULE),
 }
 
 API = public_api()
@@ -567,12 +569,13 @@ def test_every_public_function_has_an_entry(capsys):
     swept = sum(n in SWEEP for n in API)
     text = "\n".join([f"hostile-input sweep: {swept} of {len(API)} public names swept, "
                       f"{len(API) - swept - len(missing)} excluded with a reason", *lines])
-    out = Path("artifacts") / "hostile-coverage.txt"
+    out = Path(__file__).resolve().parent.parent / "artifacts" / "hostile-coverage.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text(text + "\n")
     with capsys.disabled():
         print("\n" + text)
-    assert not missing, f"public functions with no entry in the sweep (sweep them or exclude them with a reason): {missing}"
+    assert not missing, (f"public functions with no entry in the sweep (sweep them or exclude them with a "
+                         f"reason): {missing}")
     assert not (set(SWEEP) - set(API)), f"sweep entries for names lib no longer has: {sorted(set(SWEEP) - set(API))}"
     stale = sorted(set(EXCLUDED) - set(API))
     assert not stale, f"exclusions for names lib no longer has: {stale}"
