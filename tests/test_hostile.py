@@ -378,6 +378,21 @@ def _sweep():
     s["lib.spoof.rcq.check_cam"] = [Case("nan", "cam", st.sampled_from([NAN_, INF_]).map(
         lambda v: np.where(np.arange(150) == 3, v, CAM)), R.check_cam),
         Case("empty", "cam", st.just(np.zeros(0)), R.check_cam)]
+    s["lib.spoof.partialspoof.choose"] = [Case("range", "n", whole_numbers(0, 3), lambda n: PS.choose(["a", "b", "c"],
+                                                                                                   n, 0))]
+    s["lib.train.shard"] = [Case("range", "world", st.sampled_from([0, -2, 2.5, None, "2"]),
+                                 lambda w: m("lib.train").shard(torch.zeros(4, 2), 0, w)),
+                            Case("range", "rank", st.sampled_from([-1, 2, 5, 0.5, None]),
+                                 lambda r: m("lib.train").shard(torch.zeros(4, 2), r, 2))]
+    s["lib.icm.patchgan.aligned_patches"] = [
+        Case("shape", "x_hat", images("shape", 64), lambda x: PG.aligned_patches(IMG64, x, 1, 32)),
+        Case("range", "k", whole_numbers(1), lambda k: PG.aligned_patches(IMG64, IMG64, k, 32)),
+        Case("range", "size", whole_numbers(1, 64), lambda v: PG.aligned_patches(IMG64, IMG64, 1, v))]
+    s["lib.lseg.training.to_tensor_images"] = [
+        Case("shape", "images", st.sampled_from([(2, 3, 16, 16), (16, 16), (2, 16, 16, 4)]).map(
+            lambda sh: np.zeros(sh, np.uint8)), LT.to_tensor_images)]
+    s["lib.storage.assets.photos"] = [Case("range", "min_side", whole_numbers(1), lambda v: m(
+        "lib.storage.assets").photos(min_side=v))]
     return s
 
 
@@ -451,7 +466,7 @@ EXCLUDED = {
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
     "lib.storage.download.size_text": _INTERNAL,
     **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos",
-                     "lib.storage.assets.photos", "lib.storage.assets.require", "lib.storage.download.downloads",
+                     "lib.storage.assets.require", "lib.storage.download.downloads",
                      "lib.runtime.versions", "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit",
                      "lib.scale.rehearsal", "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
     **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.download.verify",
@@ -506,14 +521,13 @@ EXCLUDED = {
                      "lib.spoof.experiment.load_cm", "lib.spoof.partialspoof.items",
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
                      "lib.spoof.partialspoof.choose"], _RUN),
-    **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint", "lib.train.shard",
-                     "lib.icm.codec.codec_from_state_dict", "lib.icm.codec.from_compressai_checkpoint",
+    **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint", "lib.icm.codec.codec_from_state_dict", "lib.icm.codec.from_compressai_checkpoint",
                      "lib.icm.codec.build_codec", "lib.icm.codec.state_hashes",
                      "lib.icm.finetune.freeze_for_finetuning", "lib.icm.finetune.make_loss",
                      "lib.icm.finetune.latent_pool", "lib.icm.finetune.head_state", "lib.icm.finetune.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
-                     "lib.icm.patchgan.windows", "lib.icm.patchgan.aligned_patches", "lib.icm.patchgan.generator_loss",
+                     "lib.icm.patchgan.windows", "lib.icm.patchgan.generator_loss",
                      "lib.icm.patchgan.discriminator_loss", "lib.lseg.training.poly_schedule",
                      "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of", "lib.spoof.rcq.front_trim",
                      "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
@@ -529,7 +543,6 @@ EXCLUDED = {
     "lib.runtime.setup": ("tested for COURSE_THREADS in tests/test_validate.py; its other arguments come from the "
                           "chapter's first cell"),
     "lib.runtime.pick_device": "picks cuda or cpu; a device name torch does not know is torch's own clear error",
-    "lib.lseg.training.to_tensor_images": "tested for layout and dtype in tests/test_validate.py",
     "lib.lseg.training.predict": "tested for 0-255 floats and uint8 in tests/test_validate.py",
     "lib.icm.machine.EfficientNetLite0": ("its input comes from lib.icm.machine.outputs, which the chapters feed "
                                           "decoded images"),

@@ -106,9 +106,16 @@ def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
     Returns ``(real, fake, positions)`` with ``real``/``fake`` of shape (B·k, C, size, size) and ``positions``
     (B, k, 2) top-left corners.
     """
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    from lib import validate
+
+    validate.same_shape(x, x_hat, "x", "x_hat")
+    if x.dim() != 4:
+        raise ValueError(f"x and x_hat must be (B, C, H, W) image batches, got shape {tuple(x.shape)}: add a batch "
+                         f"dimension, x[None]")
     B, C, H, W = x.shape
+    k = validate.integer(k, "k", minimum=1, hint="patches per image")
+    size = validate.integer(size, "size", minimum=1, maximum=min(H, W),
+                            hint=f"the patch side in pixels, at most the images' {min(H, W)}")
     if size > H or size > W or size < 1:
         raise ValueError(f"patch size {size} does not fit images of {H}x{W}: use a size <= {min(H, W)}")
     if k < 1:

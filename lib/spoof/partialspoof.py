@@ -167,6 +167,9 @@ def segment_labels(segments, duration_s: float, resolution: float = FRAME_S):
 # ---- subsets of the real archives ------------------------------------------------------------------------------
 def choose(utts, n: int, seed: int) -> list[str]:
     """``n`` utterances drawn without replacement (seeded), in protocol order."""
+    from lib import validate
+
+    n = validate.integer(n, "n", minimum=0, hint="how many utterances to draw")
     if n > len(utts):
         raise ValueError(f"asked for {n} utterances but the protocol lists only {len(utts)}: lower the count in "
                          f"the configuration")
