@@ -115,7 +115,7 @@ def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
     B, C, H, W = x.shape
     k = validate.integer(k, "k", minimum=1, hint="patches per image")
     size = validate.integer(size, "size", minimum=1, maximum=min(H, W),
-                            hint=f"the patch side in pixels, at most the images' {min(H, W)}")
+                            hint=f"the patch side in pixels; a larger one does not fit images of {H}x{W}")
     if size > H or size > W or size < 1:
         raise ValueError(f"patch size {size} does not fit images of {H}x{W}: use a size <= {min(H, W)}")
     if k < 1:
