@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
 
 from lib import train
 from lib.scale import ScaleConfig
@@ -57,7 +59,6 @@ def eer(labels, scores, return_threshold: bool = False):
     ROC point here (all of them on one side of the threshold); the ASVspoof scorer splits a tie in input order.
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
-    from sklearn.metrics import roc_curve
     labels, scores = check_trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
@@ -281,7 +282,6 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
 def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
     """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
-    from tqdm.auto import tqdm
     jobs = [(tr, sp, s) for s in cfg.seeds for sp in SPLICES for tr in ("full", "partial")]
     return {j: tiny_run(*j, cfg) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
 

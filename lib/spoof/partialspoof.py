@@ -21,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
 
 from lib.storage.checkpoint import atomic_path
 
@@ -107,7 +109,6 @@ def read_protocol(path, audio_dir=None, ext: str = ".wav") -> list[tuple[str, in
 
 def read_audio(path) -> np.ndarray:
     """A database file (wav/flac) as float32 at 16 kHz, mono; anything else is refused with what to do."""
-    import soundfile as sf
     if not Path(path).is_file():
         raise FileNotFoundError(f"no audio file at {path}: extract the archive of its split again")
     info = sf.info(str(path))
@@ -222,7 +223,6 @@ def la_protocol_name(split: str) -> str:
 
 def items(root: Path, split: str, utts, labels, *, vad: bool, tr_width: float = 0.0, ext: str = ".wav"):
     """Loaded utterances ``{"id", "wave", "label", "segments"}`` of one extracted subset (see ``experiment``)."""
-    import torch
     out = []
     for u, y in zip(utts, labels):
         wave = torch.from_numpy(read_audio(root / split / "audio" / f"{u}{ext}"))

@@ -6,7 +6,12 @@ import base64
 import html
 import io
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+import torchaudio
+from IPython.display import HTML
+from matplotlib.patches import Patch
 
 from lib.display import provenance, widgets
 
@@ -29,7 +34,6 @@ def draw_segments(ax, segments, *, y=0.0, height=1.0, labels=True):
 
 
 def legend_handles():
-    from matplotlib.patches import Patch
     return [Patch(color=c, label=f"{k}: {NAMES[k]}") for k, c in COLORS.items()]
 
 
@@ -39,10 +43,6 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     ``cams``: {label: 1-D array, one value per 20 ms frame}; frame n is drawn at its window centre 20 n + 12.5 ms.
     ``fig``: draw into this (sub)figure instead of a new one.
     """
-    import matplotlib.pyplot as plt
-    import torch
-    import torchaudio
-
     wave = np.asarray(wave, dtype=np.float32)
     t = np.arange(len(wave)) / sr
     dur = len(wave) / sr
@@ -86,7 +86,6 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
 def cam_figure(panels, title=""):
     """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)]; at the top,
     ``title`` over the legend of the segment types."""
-    import matplotlib.pyplot as plt
     fig = plt.figure(figsize=(8, 3.1 * len(panels)), layout="constrained")
     for sub, (wave, segments, cams, name) in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
         utterance_figure(wave, segments, cams, spec=False, title=name, fig=sub)
@@ -98,7 +97,6 @@ def cam_figure(panels, title=""):
 
 def training_curves(results, splice, seeds):
     """Loss and batch accuracy per step of both CMs of ``splice``, one line per seed."""
-    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for tr, name, color in (("full", "trained on fully spoofed", "C0"), ("partial", "trained on partial spoofs", "C3")):
         for s in seeds:
@@ -116,8 +114,6 @@ def training_curves(results, splice, seeds):
 
 def stamp():
     """The provenance stamp (``lib.display.provenance.stamp``) as a small HTML line that wraps on a phone."""
-    from IPython.display import HTML
-
     return HTML(f'<p class="course-stamp"><small>{html.escape(provenance.stamp())}</small></p>')
 
 
@@ -130,8 +126,6 @@ def mean_sd(vals) -> str:
 def cam_panel_html(model, name, item, target, rcq_of) -> str:
     """The utterance browser's panel: audio player and Grad-CAM of ``model`` on ``item`` for ``target``, titled
     with the utterance's own RCQ per type (``rcq_of(cam, segments)``), as HTML."""
-    import matplotlib.pyplot as plt
-
     cam = gradcam(model, model.fc, [item["wave"]], target=target)[0].cpu().numpy()
     r = rcq_of(cam, item["segments"])
     title = f"{item['id']}: " + " ".join(f"{k} {v:+.0f}%" for k, v in r.items() if np.isfinite(v))
