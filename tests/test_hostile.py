@@ -393,6 +393,8 @@ def _sweep():
             lambda sh: np.zeros(sh, np.uint8)), LT.to_tensor_images)]
     s["lib.storage.assets.photos"] = [Case("range", "min_side", whole_numbers(1), lambda v: m(
         "lib.storage.assets").photos(min_side=v))]
+    s["lib.display.colab_time.colab_time"] = [Case("type", "chapter", st.sampled_from(["4", "01_icm", 1, None, ""]),
+                                                    lambda c: m("lib.display.colab_time").colab_time(c))]
     return s
 
 
@@ -461,7 +463,9 @@ EXCLUDED = {
                      "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.download.NoRoom"], _ERROR),
     **dict.fromkeys(["lib.lseg.metrics.check_class_indices", "lib.lseg.text.check_labels",
                      "lib.spoof.experiment.check_trials", "lib.storage.checkpoint.load_state"], _VALIDATOR),
-    **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner"], _PLOT),
+    **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner",
+                     "lib.display.colab_time.ColabTime", "lib.display.colab_time.report"], _PLOT),
+    "lib.display.colab_time.fp32_peak": "looks a GPU name (torch.cuda.get_device_name) up in a table; None if absent",
     **dict.fromkeys(["lib.lseg.pascal.fold_text_encoder", "lib.lseg.pascal.train_fold"], _RUN),
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
     "lib.storage.download.size_text": _INTERNAL,
