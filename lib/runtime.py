@@ -19,6 +19,9 @@ _REPO = Path(__file__).resolve().parent.parent
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices)."""
+    from lib import validate
+
+    seed = validate.integer(seed, "seed", hint="any whole number, e.g. 0")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

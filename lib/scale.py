@@ -35,6 +35,8 @@ _override: str | None = None
 
 
 def _check(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"scale must be a name such as 'tiny', got {name!r}: use one of {', '.join(SCALES)}")
     name = name.strip().lower()
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: use one of {', '.join(SCALES)} (set {ENV_VAR}=tiny, for example)")

@@ -37,6 +37,8 @@ def distributed() -> tuple[int, int]:
 
 def shard(batch, rank: int, world: int):
     """This process's contiguous slice of a global batch (tensor, or tuple/list/dict of tensors)."""
+    world = validate.integer(world, "world", minimum=1, hint="the number of processes (lib.train.distributed())")
+    rank = validate.integer(rank, "rank", minimum=0, maximum=world - 1, hint="this process's index, below world")
     if world == 1:
         return batch
     if isinstance(batch, torch.Tensor):

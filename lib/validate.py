@@ -47,7 +47,10 @@ def pixels(x, name: str = "x"):
     if not floating:
         raise ValueError(f"{name} must be a float tensor in [0, 1], got {dtype}: use x.float() / 255 "
                          f"(numpy: x.astype(np.float32) / 255)")
-    if not known or 0 in a.shape:
+    if 0 in a.shape:
+        raise ValueError(f"{name} is empty (shape {tuple(a.shape)}): give at least one image with at least one "
+                         f"pixel")
+    if not known:
         return x
     bad = int((~xp.isfinite(a)).sum())
     if bad:
@@ -123,3 +126,188 @@ def same_length(a, b, what_a: str, what_b: str) -> None:
     """Refuse two per-item lists of different lengths."""
     if len(a) != len(b):
         raise ValueError(f"{len(a)} {what_a} but {len(b)} {what_b}: give one of each per utterance")
+
+
+# --- numbers -------------------------------------------------------------------------------------------------------
+def integer(value, name: str, *, minimum: int | None = None, maximum: int | None = None, hint: str = "") -> int:
+    """A whole number (an ``int``, a NumPy integer, or a float that holds a whole number) as an ``int``, within
+    ``[minimum, maximum]`` where given. ``hint`` ends the message (what the number is, what to give)."""
+    import numbers
+
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok and isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        ok = True
+    if not ok:
+        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})"
+                        + (f": {hint}" if hint else ""))
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        span = (f"at least {minimum}" if maximum is None else f"at most {maximum}" if minimum is None
+                else f"between {minimum} and {maximum}")
+        raise ValueError(f"{name} must be {span}, got {value}" + (f": {hint}" if hint else ""))
+    return value
+
+
+def number(value, name: str, *, minimum: float | None = None, positive: bool = False, hint: str = "") -> float:
+    """A finite real number (not a bool or a string) as a ``float``; ``positive`` refuses 0 and below, ``minimum``
+    what is below it."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})"
+                        + (f": {hint}" if hint else ""))
+    value = float(value)
+    if not np.isfinite(value) or (positive and value <= 0) or (minimum is not None and value < minimum):
+        need = "a finite number > 0" if positive else f"a finite number >= {minimum}" if minimum is not None \
+            else "a finite number"
+        raise ValueError(f"{name} must be {need}, got {value!r}" + (f": {hint}" if hint else ""))
+    return value
+
+
+def sample_rate(sr, name: str = "sr") -> int:
+    """A sample rate in Hz: a whole number > 0."""
+    return integer(sr, name, minimum=1, hint="the sample rate in Hz, e.g. 16000 (soundfile.read returns it)")
+
+
+def choice(value, options, name: str):
+    """``value`` if it is one of ``options``."""
+    if value not in tuple(options):
+        raise ValueError(f"{name}={value!r} is not one of {tuple(options)}: pick one of those")
+    return value
+
+
+def keywords(given, allowed, what: str) -> None:
+    """Refuse keyword names that ``what`` does not have (a typo would otherwise be a cryptic TypeError)."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        import difflib
+
+        near = {u: difflib.get_close_matches(u, list(allowed), n=1) for u in unknown}
+        tips = ", ".join(f"{u!r}" + (f" (did you mean {near[u][0]!r}?)" if near[u] else "") for u in unknown)
+        raise TypeError(f"unknown keyword(s) {tips} for {what}: use one of {sorted(allowed)}")
+
+
+# --- tensors in general --------------------------------------------------------------------------------------------
+def finite(t, name: str, hint: str = "find where they come from and recompute it"):
+    """Refuse a tensor or array holding NaN or inf; returned as given."""
+    a = _tensor(t, name).detach() if not isinstance(t, np.ndarray) else torch.from_numpy(t)
+    if a.is_floating_point() and _values_known(a) and a.numel():
+        bad = int((~torch.isfinite(a)).sum())
+        if bad:
+            raise ValueError(f"{name} holds {bad} NaN or inf value(s) of {a.numel()}: {hint}")
+    return t
+
+
+def same_shape(a, b, name_a: str, name_b: str) -> None:
+    """Refuse two tensors of different shapes (elementwise comparisons would broadcast them)."""
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if sa != sb:
+        raise ValueError(f"{name_a} {sa} and {name_b} {sb} must have the same shape: compare an image with its own "
+                         f"reconstruction (crop or resize one to the other first)")
+
+
+def float_input(x, name: str, what: str = "the model"):
+    """A floating-point tensor for a model's first layer: float64 is cast to float32, integer dtypes refused."""
+    x = _tensor(x, name)
+    if not x.is_floating_point():
+        raise ValueError(f"{name} holds {str(x.dtype).replace('torch.', '')} values, but {what} takes float32: "
+                         f"convert first, e.g. x.float() (and scale integers to the range the model expects)")
+    return x.float() if x.dtype == torch.float64 else x
+
+
+def class_labels(y, n_classes: int, name: str = "labels") -> torch.Tensor:
+    """Integer class labels in ``[0, n_classes)`` as a long tensor."""
+    t = torch.as_tensor(y)
+    if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must hold integer class indices in [0, {n_classes}), got {t.dtype}: use "
+                         f"torch.as_tensor(labels, dtype=torch.long) (0 = bona fide, 1 = spoof)")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got values in [{int(t.min())}, {int(t.max())}]: "
+                         f"one class index per item")
+    return t.long()
+
+
+def lengths(lens, batch: int, n_samples: int, name: str = "lengths") -> torch.Tensor:
+    """One valid length per batch item, each in ``[1, n_samples]``, as a long tensor."""
+    t = torch.as_tensor(lens)
+    if t.is_floating_point() or t.dim() != 1 or t.numel() != batch:
+        raise ValueError(f"{name} must be one whole number of samples per utterance ({batch}), got "
+                         f"{t.dtype} of shape {tuple(t.shape)}: lib.spoof.batch_waveforms returns them")
+    if t.numel() and (int(t.min()) < 1 or int(t.max()) > n_samples):
+        raise ValueError(f"{name} must lie in [1, {n_samples}] (the batch holds {n_samples} samples per row), got "
+                         f"values in [{int(t.min())}, {int(t.max())}]: give each utterance's own length")
+    return t
+
+
+def distinct(items, name: str) -> list:
+    """A list without repeated entries."""
+    items = list(items)
+    seen, dups = set(), []
+    for v in items:
+        k = v.item() if hasattr(v, "item") else v
+        if k in seen:
+            dups.append(k)
+        seen.add(k)
+    if dups:
+        raise ValueError(f"{name} repeats {sorted(set(dups))[:5]}: each entry must appear once (a repeated one "
+                         f"would take the place of the first); remove the repeats")
+    return items
+
+
+# --- paths ---------------------------------------------------------------------------------------------------------
+def file_name(name, arg: str = "filename") -> str:
+    """A plain file name (no folder part, not ``.``/``..``, no NUL): a file with it stays inside its folder."""
+    if not isinstance(name, str):
+        raise TypeError(f"{arg} must be a file name (a string), got {type(name).__name__}")
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+            or (os.altsep and os.altsep in name)):
+        raise ValueError(f"{arg}={name!r} must be a plain file name (no folders, no '..', not empty): the file "
+                         f"stays in its folder; give just the name, e.g. {os.path.basename(name) or 'data.bin'!r}")
+    return name
+
+
+def inside(folder, relative, arg: str = "name"):
+    """``folder / relative`` if that path stays inside ``folder`` (archive members, cache parts), else ValueError."""
+    from pathlib import Path, PurePosixPath
+
+    folder = Path(folder)
+    rel = str(relative)
+    parts = PurePosixPath(rel.replace("\\", "/")).parts
+    if (not rel or "\0" in rel or PurePosixPath(rel.replace("\\", "/")).is_absolute() or ".." in parts
+            or not parts):
+        raise ValueError(f"{arg}={rel!r} would leave the folder {folder}: only relative names without '..' are "
+                         f"allowed; if this comes from a downloaded archive, the archive is not the expected one "
+                         f"(delete it and download it again)")
+    return folder.joinpath(*parts)
+
+
+# --- writing files -------------------------------------------------------------------------------------------------
+class StorageError(OSError):
+    """A file could not be written: the disk is full, or the folder is read-only or not ours."""
+
+
+def writing(path):
+    """A context manager around writing ``path``: a full disk, a read-only or forbidden folder become a
+    :class:`StorageError` that names the path and what to do."""
+    import contextlib
+    import errno
+
+    @contextlib.contextmanager
+    def _ctx():
+        try:
+            yield
+        except StorageError:
+            raise
+        except OSError as err:
+            folder = os.path.dirname(os.path.abspath(path))
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                what = (f"the disk holding {folder} is full: free space (e.g. delete old runs under "
+                        f"$COURSE_CACHE) or set COURSE_CACHE to a folder on a larger disk, and run again")
+            elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                what = (f"{folder} cannot be written ({os.strerror(err.errno)}): set COURSE_CACHE to a folder "
+                        f"you can write (e.g. export COURSE_CACHE=/tmp/course-cache), or fix its permissions")
+            else:
+                raise
+            raise StorageError(err.errno, f"cannot write {path}: {what}") from None
+
+    return _ctx()

@@ -60,7 +60,7 @@ def test_receptive_field_is_70_pixels():
 
 def test_discriminator_rejects_bad_inputs():
     D = icm.PatchDiscriminator(ndf=8)
-    with pytest.raises(ValueError, match="expects"):
+    with pytest.raises(ValueError, match=r"x must be \(B >= 1, 3, H, W\) patches"):
         D(torch.rand(1, 4, 64, 64))
     with pytest.raises(ValueError, match="too small"):
         D(torch.rand(1, 3, 16, 16))

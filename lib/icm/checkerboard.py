@@ -36,8 +36,7 @@ def _as_hwc(image) -> np.ndarray:
 def residual(image, period: int) -> np.ndarray:
     """High-pass residual of the luma: ``Y − box_{2P+1}(Y)``, with a border of ``P`` pixels cut off."""
     img = _as_hwc(image)
-    if int(period) != period or period < 2:
-        raise ValueError(f"period must be an integer >= 2, got {period}")
+    period = validate.integer(period, "period", minimum=2, hint="the artifact period in pixels, e.g. 4")
     if min(img.shape[:2]) < 4 * period:
         raise ValueError(f"image of {img.shape[0]}x{img.shape[1]} px is too small for period {period}: "
                          f"use at least {4 * period} px")
@@ -49,6 +48,7 @@ def residual(image, period: int) -> np.ndarray:
 def phase_means(image, period: int) -> np.ndarray:
     """The P×P map of the residual's mean over each phase ``(i mod P, j mod P)`` (phase 0 = the image origin)."""
     r = residual(image, period)
+    period = int(period)
     H, W = (r.shape[0] // period) * period, (r.shape[1] // period) * period
     r = r[:H, :W].reshape(H // period, period, W // period, period)
     return r.mean(axis=(0, 2))

@@ -69,7 +69,27 @@ class ICMCodec(FactorizedPrior):
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y_hat": y_hat}
 
     def compress(self, x):
+        _check_ready(self)
         return super().compress(check_images(x))
+
+    def decompress(self, strings, shape):
+        _check_ready(self)
+        return super().decompress(strings, shape)
+
+
+def _coder(codec) -> str:
+    """A fingerprint of the codec's entropy-coder tables (what a bitstream can only be decoded with)."""
+    eb, h = codec.entropy_bottleneck, hashlib.sha256()
+    for t in (eb._quantized_cdf, eb._cdf_length, eb._offset):
+        h.update(str(tuple(t.shape)).encode() + t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_ready(codec) -> None:
+    """Refuse a codec whose entropy coder has no tables yet (CompressAI's "Uninitialized CDFs")."""
+    if codec.entropy_bottleneck._quantized_cdf.numel() == 0:
+        raise ValueError("codec has no entropy-coder tables yet (a codec built or trained here needs them before "
+                         "it can write or read bitstreams): call codec.update(force=True) once, after training")
 
 
 def build_codec(N: int, M: int) -> ICMCodec:
@@ -87,17 +107,20 @@ def codec_from_state_dict(state_dict: dict) -> ICMCodec:
 
 def bpp_from_likelihoods(likelihoods: dict, num_pixels: int) -> torch.Tensor:
     """Rate estimate in bits per pixel: ``Σ −log2 p(ŷ) / (B·H·W)``."""
+    num_pixels = validate.integer(num_pixels, "num_pixels", minimum=1, hint="B·H·W of the coded batch")
     return sum(-torch.log2(l).sum() for l in likelihoods.values()) / num_pixels
 
 
 @torch.no_grad()
 def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
     """Real bitstreams (one ``compress()`` per image, its transform on the codec's device):
-    ``[{"strings", "shape", "bytes", "sha256"}]``.
+    ``[{"strings", "shape", "bytes", "sha256", "coded_by"}]`` (``coded_by``: a fingerprint of the entropy coder's
+    tables and the latent shape, which :func:`decompress_all` checks before decoding).
 
     Each item of ``images`` is one image, (3, H, W) or (1, 3, H, W); a batch of several is refused."""
     codec.eval()
-    out = []
+    _check_ready(codec)
+    out, coder = [], None
     for i, x in enumerate(images):
         x = check_images(x, name=f"images[{i}]")
         if x.shape[0] != 1:
@@ -105,8 +128,10 @@ def compress_all(codec: ICMCodec, images: list[torch.Tensor]) -> list[dict]:
                              f"one image per item and would report only the first; pass list(batch) instead")
         enc = codec.compress(x.to(next(codec.parameters()).device))
         data = b"".join(s[0] for s in enc["strings"])
-        out.append({"strings": enc["strings"], "shape": tuple(enc["shape"]), "bytes": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()})
+        shape = tuple(enc["shape"])
+        coder = coder if i else _coder(codec)
+        out.append({"strings": enc["strings"], "shape": shape, "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(), "coded_by": f"{coder}/{shape[0]}x{shape[1]}"})
     return out
 
 
@@ -115,13 +140,43 @@ def decompress_all(codec: ICMCodec, bitstreams: list[dict]) -> list[torch.Tensor
     """Decoded images (on the CPU) of :func:`compress_all`'s bitstreams; each one's bytes are first checked against the
     ``sha256`` stored beside them (a damaged bitstream decodes to garbage without any error of its own)."""
     codec.eval()
+    _check_ready(codec)
+    out, coder = [], None
     for i, b in enumerate(bitstreams):
+        if not isinstance(b, dict) or not {"strings", "shape", "coded_by"} <= set(b):
+            raise ValueError(f"bitstreams[{i}] must be a dict as compress_all returns it (with 'strings', 'shape' and "
+                             f"'coded_by'); got {type(b).__name__} {sorted(b) if isinstance(b, dict) else ''}: "
+                             f"encode the images with compress_all")
         data = b"".join(s[0] for s in b["strings"])
         if "sha256" in b and hashlib.sha256(data).hexdigest() != b["sha256"]:
             raise ValueError(f"bitstreams[{i}] is damaged: its {len(data)} bytes do not match the sha256 stored with "
                              f"it ({b['sha256'][:12]}…; {b.get('bytes', '?')} bytes when coded). Re-encode the image "
                              f"with compress_all, or reload the bitstream from where it was saved")
-    return [codec.decompress(b["strings"], b["shape"])["x_hat"].cpu() for b in bitstreams]
+        shape = b["shape"]
+        if not isinstance(shape, (tuple, list)) or len(shape) != 2 or \
+                not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+            raise ValueError(f"bitstreams[{i}]['shape'] must be the latent's (height, width), two whole numbers > 0, "
+                             f"as compress_all stores it; got {shape!r}")
+        coder = coder or _coder(codec)                       # decoding at a wrong shape may never end: check first
+        if str(b["coded_by"]).split("/")[0] != coder:
+            raise ValueError(f"bitstreams[{i}] was written by another codec (or quality) than this one: its "
+                             f"entropy-coder tables differ. Decode it with the codec that wrote it, or re-encode "
+                             f"the image with this codec")
+        if b["coded_by"] != f"{coder}/{shape[0]}x{shape[1]}":
+            raise ValueError(f"bitstreams[{i}]['shape'] is {tuple(shape)}, but it was coded at latent shape "
+                             f"{str(b['coded_by']).split('/')[-1]}: restore the shape compress_all stored")
+        y_hat = codec.entropy_bottleneck.decompress(b["strings"][0], tuple(shape))
+        # the entropy coder reads any bytes at any shape: coding the latents again must give the bytes back
+        if not torch.isfinite(y_hat).all() or codec.entropy_bottleneck.compress(y_hat) != list(b["strings"][0]):
+            raise ValueError(f"bitstreams[{i}] was not written by this codec at shape {tuple(shape)}: its latents do "
+                             f"not code back to its bytes (another codec's or quality's bitstream, or a wrong "
+                             f"'shape'). Decode it with the codec that wrote it, or re-encode the image")
+        x_hat = codec.g_s(y_hat).clamp_(0, 1)
+        if not torch.isfinite(x_hat).all():
+            raise ValueError(f"bitstreams[{i}] decodes to NaN or inf pixels: the codec's weights are not finite; "
+                             f"reload its checkpoint")
+        out.append(x_hat.cpu())
+    return out
 
 
 def state_hashes(module: torch.nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, str]:
@@ -143,8 +198,8 @@ COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
 def compressai_url(quality: int) -> str:
     """The URL of CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality``, from CompressAI's own zoo
     table; the 8 hex digits in its file name are the start of its sha256 (torch.hub's convention)."""
-    if quality not in COMPRESSAI_LMBDA:
-        raise ValueError(f"quality must be one of {sorted(COMPRESSAI_LMBDA)}, got {quality}")
+    quality = validate.integer(quality, "quality", minimum=min(COMPRESSAI_LMBDA), maximum=max(COMPRESSAI_LMBDA),
+                               hint="the course uses CompressAI's qualities 1-4 as an initialisation")
     return model_urls["bmshj2018-factorized"]["mse"][quality]
 
 

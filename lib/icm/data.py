@@ -77,6 +77,14 @@ def check_photos(photos, size: int, name: str = "train_photos") -> list[tuple[st
 
 def random_crops(photos: list, n: int, size: int, seed: int) -> torch.Tensor:
     """``n`` random ``size``×``size`` crops (with random horizontal flips), reproducible from ``seed``."""
+    from lib import validate
+
+    n = validate.integer(n, "n", minimum=1, hint="how many crops to draw")
+    if not photos:
+        raise ValueError("photos is empty: give at least one (name, image) pair to crop from")
+    smallest = min(min(img.shape[-2:]) for _, img in photos)
+    size = validate.integer(size, "size", minimum=1, maximum=smallest,
+                            hint=f"the crop side in pixels, at most the smallest photo's side ({smallest})")
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):

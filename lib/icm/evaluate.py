@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from pytorch_msssim import ms_ssim, ssim
 
+from lib import validate
 from lib.icm.checkerboard import checkerboard_score
 from lib.icm.codec import ICMCodec, compress_all, decompress_all
 from lib.icm.machine import task_scores
@@ -19,11 +20,16 @@ PERIODS = (2, 3, 4, 5, 6, 7, 8)
 
 
 def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """PSNR in dB of ``x_hat`` against ``x``: images of the same shape with values in [0, 1]."""
+    validate.same_shape(x, x_hat, "x", "x_hat")
+    validate.pixels(x, "x"), validate.pixels(x_hat, "x_hat")
     return float(10 * torch.log10(1 / torch.mean((x - x_hat) ** 2).clamp_min(1e-12)))
 
 
 def artifact_scores(images, periods=PERIODS) -> dict:
     """Mean checkerboard score over ``images`` at each period: ``{P: score}``."""
+    periods = [validate.integer(P, "period", minimum=2, hint="artifact periods in pixels, e.g. (2, 4, 8)")
+               for P in periods]
     return {int(P): float(np.mean([checkerboard_score(im[0], P) for im in images])) for P in periods}
 
 
@@ -61,8 +67,10 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
 
 def jpeg(images: list[torch.Tensor], quality: int) -> tuple[list[torch.Tensor], float]:
     """A classical reference: PIL's JPEG at ``quality``; returns the decoded images and their mean bpp."""
+    quality = validate.integer(quality, "quality", minimum=1, maximum=95, hint="PIL's JPEG quality, e.g. 75")
     out, bits = [], []
-    for x in images:
+    for i, x in enumerate(images):
+        x = validate.images(x, name=f"images[{i}]")
         buf = io.BytesIO()
         Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(buf, "JPEG", quality=quality)
         dec = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))

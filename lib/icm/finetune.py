@@ -121,6 +121,10 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
              progress: bool = False, device: torch.device | str = "cpu") -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
     "history": [...]}`` (plain tensors and lists, so :func:`lib.storage.cache.memo` can store it)."""
+    from lib import validate
+
+    validate.integer(cfg.batch, "cfg.batch", minimum=1, maximum=validate.integer(cfg.pool, "cfg.pool", minimum=1),
+                     hint="each step draws batch crops from the pool of cfg.pool crops; raise pool or lower batch")
     train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)

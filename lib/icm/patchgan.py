@@ -57,8 +57,13 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"PatchDiscriminator expects (B, {self.in_channels}, H, W) patches, got {tuple(x.shape)}")
+        from lib import validate
+
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[0] == 0:
+            raise ValueError(f"x must be (B >= 1, {self.in_channels}, H, W) patches for the PatchDiscriminator, got "
+                             f"{tuple(x.shape)}: cut patches with aligned_patches")
+        x = validate.finite(validate.float_input(x, "x", "the PatchDiscriminator"), "x",
+                            "the patches hold NaN/inf: check the images they were cut from")
         if min(x.shape[-2:]) < self.min_size():
             raise ValueError(f"patches of {x.shape[-2]}x{x.shape[-1]} px are too small for a {self.n_layers}-layer "
                              f"PatchGAN: use at least {self.min_size()} px (or fewer layers)")
@@ -101,9 +106,16 @@ def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
     Returns ``(real, fake, positions)`` with ``real``/``fake`` of shape (B·k, C, size, size) and ``positions``
     (B, k, 2) top-left corners.
     """
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    from lib import validate
+
+    validate.same_shape(x, x_hat, "x", "x_hat")
+    if x.dim() != 4:
+        raise ValueError(f"x and x_hat must be (B, C, H, W) image batches, got shape {tuple(x.shape)}: add a batch "
+                         f"dimension, x[None]")
     B, C, H, W = x.shape
+    k = validate.integer(k, "k", minimum=1, hint="patches per image")
+    size = validate.integer(size, "size", minimum=1, maximum=min(H, W),
+                            hint=f"the patch side in pixels; a larger one does not fit images of {H}x{W}")
     if size > H or size > W or size < 1:
         raise ValueError(f"patch size {size} does not fit images of {H}x{W}: use a size <= {min(H, W)}")
     if k < 1:
@@ -126,7 +138,7 @@ def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") ->
         return F.mse_loss(logits, target)
     if mode == "bce":
         return F.binary_cross_entropy_with_logits(logits, target)
-    raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}")
+    raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}: pick one of those (FinetuneConfig.gan)")
 
 
 def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,

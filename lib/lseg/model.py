@@ -18,7 +18,7 @@ released ViT-L/16, the ViT-B/32 ablation size and a ``tiny`` CPU configuration (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import timm
 import torch
@@ -63,6 +63,7 @@ def config(name: str, **overrides) -> LSegConfig:
     """A named configuration with some fields replaced (``config("tiny", arch="bottleneck", depth=2)``)."""
     if name not in CONFIGS:
         raise ValueError(f"unknown LSeg configuration {name!r}; choose one of {sorted(CONFIGS)}")
+    validate.keywords(overrides, [f.name for f in fields(LSegConfig)], "lib.lseg.config")
     return replace(CONFIGS[name], **overrides)
 
 
@@ -240,6 +241,8 @@ class LSeg(nn.Module):
     # -- both ----------------------------------------------------------------------------------------------------
     def logits_from(self, I: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         """F = t · I Tᵀ per pixel: (B, C, h, w), (N, C) -> (B, N, h, w)."""
+        validate.finite(T, "T", "the text embeddings hold NaN/inf: re-encode the labels (is the text encoder's "
+                                "checkpoint damaged?)")
         return self.temperature * torch.einsum("bchw,nc->bnhw", I, T)
 
     def forward(self, x: torch.Tensor, labels) -> torch.Tensor:

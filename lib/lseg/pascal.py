@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as nnF
 from PIL import Image
 
-from lib import runtime, train
+from lib import runtime, train, validate
 from lib.lseg import training, weights
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
@@ -67,6 +67,8 @@ def extract(url: str = VOC_URL) -> Path:
         tar_path = download.fetch(url, reader="tar", md5=VOC_MD5, mirrors=VOC_MIRRORS)
         with tarfile.open(tar_path) as tf:
             members = tf.getmembers()
+            for m in members:
+                validate.inside(dest, m.name, f"the member {m.name!r} of {tar_path.name}")
             sets = [m for m in members if m.name.startswith(f"{ROOT}/ImageSets/Segmentation/") and m.isfile()]
             tf.extractall(dest, members=sets, filter="data")
             ids = set()

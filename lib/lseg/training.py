@@ -14,7 +14,7 @@ import os
 import torch
 import torch.nn.functional as nnF
 
-from lib import runtime, train
+from lib import runtime, train, validate
 from lib.images import to_tensor
 from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
@@ -35,6 +35,7 @@ def to_tensor_images(images) -> torch.Tensor:
 
 def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
     """Global label ids → positions in the offered label list; ids not offered (and IGNORE) → IGNORE."""
+    offered = validate.distinct(offered, "offered")
     lut = torch.full((256,), IGNORE, dtype=torch.long)
     lut[torch.as_tensor(offered)] = torch.arange(len(offered))
     return lut[labels.long()]
@@ -66,6 +67,7 @@ def pixel_loss(logits: torch.Tensor, target: torch.Tensor) -> dict:
 
 def lseg_loss(T: torch.Tensor, offered: list[int]):
     """``loss_fn(model, (x, y))``: CE (ignore_index) of the logits over the ``offered`` labels' embeddings ``T``."""
+    offered = validate.distinct(offered, "offered")
     if len(offered) < 2:
         raise ValueError("training needs at least two offered labels (with one, every pixel is that label and "
                          "the cross-entropy is zero)")

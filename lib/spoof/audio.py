@@ -11,6 +11,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from lib import validate
+
 SR = 16000           # samples per second
 WIN = 400            # 25 ms: one analysis window, the countermeasures' receptive field for one frame
 HOP = 320            # 20 ms: one frame (wav2vec 2.0's conv stack), one CAM value
@@ -21,6 +23,7 @@ FRAME_MS = 1000 * HOP / SR   # 20.0 ms
 
 def load_audio(path, sr: int = SR) -> np.ndarray:
     """Read any file soundfile can read (wav/flac/ogg), downmix to mono, resample to ``sr`` with torchaudio."""
+    validate.sample_rate(sr)
     if not Path(path).is_file():
         raise FileNotFoundError(f"no audio file at {path}: check the path (relative paths start from "
                                 f"{Path.cwd()})")
@@ -29,10 +32,19 @@ def load_audio(path, sr: int = SR) -> np.ndarray:
     except sf.LibsndfileError as err:
         raise ValueError(f"cannot read the audio file {path} ({err}): give a wav, flac or ogg file, or convert "
                          f"it first (e.g. ffmpeg -i in.mp3 out.wav)") from None
+    import re
+
+    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", sf.info(str(path)).extra_info, re.M)
+    if short and int(short.group(2)) < int(short.group(1)):   # libsndfile's own note: fewer bytes than declared
+        raise ValueError(f"the audio file {path} is truncated (its header declares {short.group(1)} bytes of "
+                         f"samples, it holds {short.group(2)}): a download or extraction was cut short; fetch or "
+                         f"extract it again")
     return resample(x.mean(axis=1), file_sr, sr)
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SR) -> np.ndarray:
+    """``x`` (float samples) from ``sr_in`` to ``sr_out`` Hz with torchaudio."""
+    sr_in, sr_out = validate.sample_rate(sr_in, "sr_in"), validate.sample_rate(sr_out, "sr_out")
     if sr_in == sr_out:
         return np.ascontiguousarray(x, dtype=np.float32)
     return AF.resample(torch.as_tensor(x, dtype=torch.float32), int(sr_in), int(sr_out)).numpy()
@@ -57,6 +69,7 @@ def check_waveform(wave, sr: int = SR, *, min_samples: int = MIN_SAMPLES, name: 
                          "(wave.mean(axis=0) for channels-first, wave.mean(axis=1) for soundfile's (samples, channels))")
     if x.numel() and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf: check how it was decoded")
+    sr = validate.sample_rate(sr)
     if sr != SR:
         x = torch.as_tensor(resample(x.numpy(), sr, SR))
     if x.numel() == 0:
@@ -70,7 +83,7 @@ def check_waveform(wave, sr: int = SR, *, min_samples: int = MIN_SAMPLES, name: 
 
 
 def check_waveform_batch(wave, name: str = "wave") -> torch.Tensor:
-    """A (batch, samples) float tensor of finite samples; returned as given."""
+    """A (batch, samples) float tensor of finite samples; returned as given (float64 as float32)."""
     if not isinstance(wave, torch.Tensor) or wave.dim() != 2:
         got = tuple(wave.shape) if hasattr(wave, "shape") else type(wave).__name__
         raise ValueError(f"expected a (batch, samples) mono waveform at 16 kHz as a torch tensor, got {got}: "
@@ -79,11 +92,14 @@ def check_waveform_batch(wave, name: str = "wave") -> torch.Tensor:
         raise ValueError(f"{name} holds {wave.dtype} samples: give float samples in [-1, 1] (16-bit PCM / 32768)")
     if wave.device.type != "meta" and not torch.isfinite(wave.detach()).all():
         raise ValueError(f"{name} contains NaN or inf samples: check how it was decoded or computed")
-    return wave
+    return wave.float() if wave.dtype == torch.float64 else wave
 
 
 def pad_repeat(x: torch.Tensor, length: int) -> torch.Tensor:
     """Pad a 1-D signal to ``length`` by repeating it (zeros would corrupt BatchNorm and mean statistics)."""
+    length = validate.integer(length, "length", minimum=1, hint="the padded length in samples")
+    if x.numel() == 0:
+        raise ValueError("x is an empty signal: there is nothing to repeat; drop the utterance")
     reps = -(-length // x.numel())
     return x.repeat(reps)[:length]
 

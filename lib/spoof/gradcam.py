@@ -46,6 +46,9 @@ def gradcam(model, layer, inputs, target, lengths=None) -> torch.Tensor:
     try:
         with torch.enable_grad():
             out = model(inputs, lengths) if lengths is not None else model(inputs)
+            if "A" not in store:
+                raise ValueError(f"layer {type(layer).__name__} was not run by the model's forward pass, so it has no "
+                                 f"activations to explain: give a layer the model uses, e.g. model.fc")
             A = store["A"]  # (B, C, T)
             tgt = torch.as_tensor(target, device=out.device)
             if tgt.is_floating_point() or tgt.dim() > 1 or tgt.numel() not in (1, out.shape[0]) or \

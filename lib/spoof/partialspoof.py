@@ -315,6 +315,13 @@ def segment_labels(segments, duration_s: float, resolution: float = FRAME_S):
     Segment k covers [k·res, (k+1)·res); it is 0 if any spoofed or transition span overlaps it (the database's
     coarser resolutions are the min over windows, the same rule).
     """
+    from lib import validate
+
+    duration_s = validate.number(duration_s, "duration_s", positive=True, hint="the utterance's length in seconds")
+    resolution = validate.number(resolution, "resolution", positive=True, hint="seconds per label, e.g. 0.02")
+    from .rcq import KINDS, check_segments
+
+    segments = check_segments(segments, kinds=KINDS, duration_s=duration_s, slack_s=resolution)
     n = int(np.ceil(round(duration_s / resolution, 6)))
     lab = np.ones(n, dtype=np.int64)
     for a, b, k in segments:
@@ -328,6 +335,9 @@ def segment_labels(segments, duration_s: float, resolution: float = FRAME_S):
 # ---- subsets of the real archives ------------------------------------------------------------------------------
 def choose(utts, n: int, seed: int) -> list[str]:
     """``n`` utterances drawn without replacement (seeded), in protocol order."""
+    from lib import validate
+
+    n = validate.integer(n, "n", minimum=0, hint="how many utterances to draw")
     if n > len(utts):
         raise ValueError(f"asked for {n} utterances but the protocol lists only {len(utts)}: lower the count in "
                          f"the configuration")
@@ -338,7 +348,11 @@ def choose(utts, n: int, seed: int) -> list[str]:
 def extract(archive, wanted: dict[str, Path]) -> None:
     """Copy the members of a tar(.gz) or zip ``archive`` whose names end with a key of ``wanted`` (``"/name"``) to
     the paths it maps to (written atomically); one pass through the archive. A member missing is an error."""
+    from lib import validate
+
     todo = dict(wanted)
+    for key in todo:
+        validate.file_name(key[1:] if isinstance(key, str) and key.startswith("/") else key, f"wanted key {key!r}")
 
     def take(name, read):
         key = "/" + name.rsplit("/", 1)[-1]

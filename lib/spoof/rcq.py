@@ -45,13 +45,15 @@ def _rule(rule: str) -> str:
     return rule
 
 
-def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = False, name: str = "segments") -> list:
+def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = False, duration_s: float | None = None,
+                   slack_s: float = 0.02, name: str = "segments") -> list:
     """One utterance's ``(start_s, end_s, kind)`` list, times in seconds; returned as given.
 
     Refuses unknown kinds, non-finite or negative times, a segment that ends before it starts and, with
     ``n_frames`` (the CAM's length), times past twice the CAM's span plus one second (only milliseconds give
     those). Times more than one frame past the CAM's last frame warn once (RCQ clamps them to that frame, as the
-    reference does). ``ordered=True`` also refuses unsorted or overlapping segments.
+    reference does). ``ordered=True`` also refuses unsorted or overlapping segments; ``duration_s`` (the utterance's
+    length) refuses a segment that ends more than ``slack_s`` after it. Times given as text are refused.
     """
     segs = list(segs)
     limit = None if n_frames is None else 2 * n_frames * FRAME_S + 1.0
@@ -62,6 +64,9 @@ def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = 
         a, b, k = s
         if k not in kinds:
             raise ValueError(f"unknown segment kind {k!r} in {name}[{i}]: use one of {tuple(kinds)}")
+        if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in (a, b)):
+            raise ValueError(f"{name}[{i}] = {s!r}: start and end must be numbers of seconds, not text; convert "
+                             f"them when reading the file, e.g. float(field)")
         try:
             a, b = float(a), float(b)
         except (TypeError, ValueError):
@@ -74,6 +79,9 @@ def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = 
             raise ValueError(f"{name}[{i}] = {s!r} ends at {b:g} s, far past the end of its {n_frames}-frame CAM "
                              f"({n_frames * FRAME_S:.2f} s): are the times in milliseconds? Give seconds "
                              f"(divide by 1000)")
+        if duration_s is not None and b > duration_s + slack_s:
+            raise ValueError(f"{name}[{i}] = {s!r} ends at {b:g} s, after the end of the {duration_s:g} s utterance: "
+                             f"the segments belong to another utterance or duration_s is wrong; check both")
         if n_frames is not None and np.floor((round(b * 1000.0, 6) - OFFSET_MS) / FRAME_MS) > n_frames:
             validate.warn_once("segments-past-end", f"{name}[{i}] = {s!r} reaches past the CAM's last frame by "
                                f"more than one frame: such times count as the last frame, as in the reference "

@@ -20,6 +20,7 @@ import torchaudio
 from torch import nn
 from torchaudio.models import wav2vec2_model
 
+from lib import validate
 from lib.storage import checkpoint, download
 
 from .audio import HOP, WIN, check_waveform_batch
@@ -194,11 +195,21 @@ class SpoofCM(nn.Module):
         return _mean_t(self.fc(x), mask)
 
     def forward(self, wave, lengths=None):
-        return self.head(self.embed(check_waveform_batch(wave), lengths))
+        wave = check_waveform_batch(wave)
+        if lengths is not None:
+            lengths = validate.lengths(lengths, wave.shape[0], wave.shape[1]).to(wave.device)
+        return self.head(self.embed(wave, lengths))
 
 
 def p2sgrad_loss(scores, labels):
     """P2SGrad-MSE: mean squared error between the cosine scores and the one-hot labels."""
+    scores = validate.float_input(validate.finite(scores, "scores"), "scores", "the loss")
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be (batch, classes), got shape {tuple(scores.shape)}: pass the model's output")
+    labels = validate.class_labels(labels, scores.shape[-1], "labels").to(scores.device)
+    if labels.shape != scores.shape[:1]:
+        raise ValueError(f"labels {tuple(labels.shape)} must hold one class index per row of scores "
+                         f"{tuple(scores.shape)}")
     return F.mse_loss(scores, F.one_hot(labels, scores.shape[-1]).to(scores.dtype))
 
 

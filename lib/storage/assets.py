@@ -56,6 +56,11 @@ def photos(min_side: int = 256, max_side: int | None = None, include_mate: bool 
     images (china, flower), matplotlib's grace_hopper, and Debian ``mate-backgrounds`` nature photos. Photos with a
     shorter side below ``min_side`` are skipped; ``max_side`` downsizes large ones.
     """
+    from lib import validate
+
+    min_side = validate.integer(min_side, "min_side", minimum=1, hint="the shortest side a photo may have, in pixels")
+    if max_side is not None:
+        max_side = validate.integer(max_side, "max_side", minimum=1, hint="larger photos are downsized to it")
     # deferred: these three take seconds to import together, and every chapter imports lib.storage
     import matplotlib.cbook
     from sklearn.datasets import load_sample_images

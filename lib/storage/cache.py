@@ -25,9 +25,12 @@ from lib.storage import checkpoint
 
 def cache_dir(*parts: str) -> Path:
     """``$COURSE_CACHE/<parts...>``, created."""
+    from lib import validate
+
     root = Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "repro-course")
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    path = validate.inside(root, "/".join(parts), "parts") if parts else root
+    with validate.writing(path / "."):
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

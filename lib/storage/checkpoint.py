@@ -30,9 +30,12 @@ class CheckpointError(RuntimeError):
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    from lib import validate
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with validate.writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -66,8 +69,11 @@ LIGHTNING_ALLOW = (
 
 
 def save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save(obj, path)``, atomically."""
-    with atomic_path(path) as tmp:
+    """``torch.save(obj, path)``, atomically; a full disk or a read-only folder raise
+    :class:`lib.validate.StorageError` naming the path."""
+    from lib import validate
+
+    with validate.writing(path), atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 
