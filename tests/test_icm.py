@@ -728,14 +728,12 @@ def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotat
     import hashlib
     import shutil
 
-    import torchvision
-
     from lib.icm import config, data, machine as Mm
     from tests.helpers.serve import serve
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    sd = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    sd = Mm.maskrcnn_coco().state_dict()   # the trained-weights model's keys (FrozenBatchNorm2d)
     tmp = tmp_path / "m.pth"
     torch.save(sd, tmp)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
