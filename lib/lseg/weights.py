@@ -1,5 +1,5 @@
 """Pretrained weights for the ``colab`` scale: OpenAI's CLIP ViT-B/32 (the frozen text encoder) and an ImageNet
-ViT-B/32 for the image side, each downloaded with :func:`lib.download.fetch` and read without running a pickle.
+ViT-B/32 for the image side, each downloaded with :func:`lib.storage.download.fetch` and read without running a pickle.
 
 OpenAI publishes CLIP as a **TorchScript archive** (``ViT-B-32.pt``; the URL's folder is the file's sha256).
 open_clip's ``load_openai_model`` reads it with ``torch.jit.load`` and then builds an ordinary open_clip model from
@@ -12,7 +12,7 @@ named like the archive's ``__torch__.*`` classes (nothing in the file runs, and 
 compiled), then collects every tensor under its attribute path (``transformer.resblocks.0.attn.in_proj_weight``).
 
 The ImageNet ViT comes from timm's own Hugging Face repository as ``model.safetensors`` (no published checksum: its
-sha256 is recorded at first use, :mod:`lib.download`).
+sha256 is recorded at first use, :mod:`lib.storage.download`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from lib import cache, checkpoint, download
+from lib.storage import cache, checkpoint, download
 
 OPENAI_VIT_B32_URL = ("https://openaipublic.azureedge.net/clip/models/"
                       "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
@@ -92,7 +93,7 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL):
     """OpenAI's CLIP as an open_clip model (fp32, eval): downloaded once (its sha256 is the URL's folder name),
     converted once to a plain state dict in the course cache, built with open_clip's
     ``build_model_from_openai_state_dict`` (QuickGELU, as OpenAI trained it)."""
-    from open_clip.model import build_model_from_openai_state_dict
+    from open_clip.model import build_model_from_openai_state_dict  # deferred: over ten seconds to import
 
     sha = Path(url).parent.name
     plain = cache.cache_dir("lseg") / f"openai-clip-{sha[:16]}.state_dict.pt"
@@ -110,7 +111,5 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL):
 
 def timm_vit(url: str = TIMM_VIT_B32_URL) -> dict[str, torch.Tensor]:
     """The timm ViT state dict at ``url`` (safetensors; sha256 recorded at first use)."""
-    from safetensors.torch import load_file
-
     name = url.split("/")[-5] + ".safetensors" if "huggingface.co" in url else None
     return load_file(download.fetch(url, reader="safetensors", filename=name))

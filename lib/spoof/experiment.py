@@ -2,25 +2,52 @@
 
 ``SpoofConfig`` holds the settings per scale (``CONFIGS``): ``tiny`` on the offline corpus of ``data.py``, ``colab``
 on subsets of PartialSpoof and ASVspoof 2019 LA with the SSL-Res1D. The chapter calls ``sets`` and
-``chapter_run``; every run is memoised on disk (``lib.cache.memo``), and training resumes from its checkpoint
+``chapter_run``; every run is memoised on disk (``lib.storage.cache.memo``), and training resumes from its checkpoint
 (``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
 
-from lib import validate
+from lib import train
 from lib.scale import ScaleConfig
+from lib.storage import cache, checkpoint, download
+from lib.storage.checkpoint import atomic_path
 
+from . import partialspoof as P
 from .audio import SR, pad_repeat
+from .data import LANGS, build_base, build_sets
 from .gradcam import gradcam
-from .rcq import rcq_sums, rcq_from_sums
-from .ssl_res1d import p2sgrad_loss, tiny_cm
+from .rcq import rcq_from_sums, rcq_sums
+from .ssl_res1d import build_ssl_res1d, p2sgrad_loss, tiny_cm
+
+
+def check_trials(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """``(np.asarray(labels), scores as float64)`` for 1-D labels in {0 = bona fide, 1 = spoof} and as many
+    finite scores."""
+    y = np.asarray(labels)
+    if y.dtype.kind in "USO":
+        example = next((v for v in y.reshape(-1) if isinstance(v, (str, bytes))), y.reshape(-1)[:1])
+        raise ValueError(f"labels must be numbers, 0 = bona fide and 1 = spoof; got {y.dtype.kind == 'O' and 'objects' or 'strings'} "
+                         f"such as {example!r}. Map them first, e.g. (np.asarray(labels) == 'spoof').astype(int)")
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1 or len(y) != len(s):
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must be 1-D and of the same length: one label "
+                         f"and one score per trial")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels must be 0 (bona fide) or 1 (spoof); got the values {sorted(set(y.tolist()))[:5]}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores hold {int((~np.isfinite(s)).sum())} NaN or inf value(s): the model that produced "
+                         f"them diverged or got NaN input; recompute them")
+    return y, s
 
 
 def eer(labels, scores, return_threshold: bool = False):
@@ -32,8 +59,7 @@ def eer(labels, scores, return_threshold: bool = False):
     ROC point here (all of them on one side of the threshold); the ASVspoof scorer splits a tie in input order.
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
-    from sklearn.metrics import roc_curve
-    labels, scores = validate.trials(labels, scores)
+    labels, scores = check_trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold (decreasing)
@@ -78,7 +104,6 @@ def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None
              crop_s: float = 3.0, device="cpu", progress=False):
     """Train a countermeasure with P2SGrad-MSE and Adam (the parameters that require gradients); returns
     (model, history)."""
-    from lib import train
     torch.manual_seed(seed)
     model = model_fn().to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -187,8 +212,19 @@ class SpoofConfig(ScaleConfig):
     n_train: dict | None = None    # {"bona", "partial", "full"}: training utterances drawn from each protocol
     n_eval: dict | None = None     # {"bona", "partial", "full"}: evaluation utterances
     keep_archives: bool = False    # False: delete each archive once its subset is extracted (Drive quota)
+    labels: str = "public"         # "public": five types derived from database_vad + segment labels (derive_segments);
+    #                                "authors": the authors' five-code .vad files, read from authors_vad/{split}/
+    authors_vad: str | None = None
 
-    ISSUE: ClassVar[int] = 12
+    def __post_init__(self):
+        super().__post_init__()
+        if self.labels not in P.LABEL_FORMATS:
+            raise ValueError(f"labels must be one of {P.LABEL_FORMATS} ('public': derived from the public label "
+                             f"archives; 'authors': the authors' five-code files), not {self.labels!r}")
+        if self.labels == "authors" and not self.authors_vad:
+            raise ValueError("labels='authors' needs authors_vad, the folder holding {split}/{utterance}.vad in the "
+                             "authors' five-code format (as wedefense's XAI_Score_analysis.py reads them)")
+
     REHEARSAL: ClassVar[dict] = {"steps": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
                                  "n_train": {"bona": 2, "partial": 2, "full": 2},
                                  "n_eval": {"bona": 2, "partial": 3, "full": 2}}
@@ -209,9 +245,6 @@ BASE_VERSION = "1"     # of the corpus (bona fide + vocoded copies + VAD)
 
 def tiny_base(cfg: SpoofConfig = TINY):
     """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
-    from lib import cache
-    from .data import build_base
-    from .data import LANGS
     langs = cfg.langs or LANGS
     key = cache.key("spoof-base", n_utts=cfg.n_utts, data_seed=cfg.data_seed, langs="+".join(langs))
     return cache.memo(key, lambda: build_base(cfg.data_seed, n_utts=cfg.n_utts, langs=langs), version=BASE_VERSION)
@@ -224,7 +257,6 @@ SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross
 
 def tiny_sets(splice: str = "hard", cfg: SpoofConfig = TINY):
     """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
-    from .data import build_sets
     if splice not in SPLICES:
         raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
     clean = splice == "clean"
@@ -238,7 +270,6 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
     The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
     """
-    from lib import cache
     # the training's key names what the CM learns from (a partial-spoof CM: its splice condition's data too) ...
     data = {} if train_on == "full" else dict(splice=splice, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
                                               xfade_s=cfg.xfade_s)
@@ -263,48 +294,45 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
 def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
     """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
-    from tqdm.auto import tqdm
     jobs = [(tr, sp, s) for s in cfg.seeds for sp in SPLICES for tr in ("full", "partial")]
     return {j: tiny_run(*j, cfg) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
 
 
 # ---- colab: PartialSpoof + ASVspoof 2019 LA subsets, SSL-Res1D on XLSR-53 -------------------------------------------
 def _subset_key(cfg: SpoofConfig) -> str:
-    from lib import cache
     n = lambda d: "+".join(str(d[k]) for k in ("bona", "partial", "full"))
     return cache.key("ps", split=cfg.eval_split, train=n(cfg.n_train), eval=n(cfg.n_eval), seed=cfg.data_seed)
 
 
+def _fetched(url, reader):
+    return download.fetch(url, reader=reader, filename=url.split("/")[-1].split("?")[0])
+
+
+def _done(cfg: SpoofConfig, path) -> None:
+    if not cfg.keep_archives:
+        path.unlink(missing_ok=True)
+
+
 def real_subset(cfg: SpoofConfig) -> tuple:
-    """Download (once) and extract the utterances ``cfg`` names: returns (folder, manifest).
+    """Download (once) and extract the utterances ``cfg`` names and their labels: returns (folder, manifest).
 
     The manifest ``{split: {"bona"|"partial"|"full": [utterances]}}`` is written last, atomically: a run that stops
-    earlier extracts again. Archives go through ``lib.download.fetch`` (first-use sha256) into the course cache
-    (Google Drive with ``USE_DRIVE``); with ``keep_archives=False`` each is deleted once its files are out.
+    earlier extracts again. Archives go through ``lib.storage.download.fetch`` (first-use sha256) into the download folder
+    (:func:`lib.storage.cache.downloads_dir`: the runtime's disk, not Drive, with ``USE_DRIVE``), the chosen files into the
+    course cache; with ``keep_archives=False`` each archive is deleted once its files are out.
     """
-    import json
-
-    from lib import cache, download
-    from lib.checkpoint import atomic_path
-    from . import partialspoof as P
     root = cache.cache_dir("spoof", "data", _subset_key(cfg))
     manifest_path = root / "subset.json"
     if manifest_path.exists():
-        return root, json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
+        _labels(cfg, root, manifest[cfg.eval_split]["partial"])
+        return root, manifest
     splits = ("train", cfg.eval_split)
-
-    def fetched(url, reader):
-        return download.fetch(url, reader=reader, filename=url.split("/")[-1].split("?")[0])
-
-    def done(path):
-        if not cfg.keep_archives:
-            path.unlink(missing_ok=True)
-
     # protocols: PartialSpoof's, then LA's (the LA zip also holds the fully spoofed audio)
-    arch = fetched(P.PS_URLS["protocols"], "tar")
+    arch = _fetched(P.PS_URLS["protocols"], "tar")
     P.extract(arch, {f"/PartialSpoof.LA.cm.{s}.trl.txt": P.ps_protocol_path(root, s) for s in splits})
-    done(arch)
-    la = fetched(P.LA_URL, "zip")
+    _done(cfg, arch)
+    la = _fetched(P.LA_URL, "zip")
     P.extract(la, {"/" + P.la_protocol_name(s): root / "protocols" / P.la_protocol_name(s) for s in splits})
     manifest = {}
     for split, n in (("train", cfg.n_train), (cfg.eval_split, cfg.n_eval)):
@@ -315,24 +343,58 @@ def real_subset(cfg: SpoofConfig) -> tuple:
             "partial": P.choose([u for u, y in ps if y == 1 and u.startswith("CON_")], n["partial"], cfg.data_seed),
             "full": P.choose([u for u, y in la_prot if y == 1], n["full"], cfg.data_seed)}
     P.extract(la, {f"/{u}.flac": root / s / "audio" / f"{u}.flac" for s, m in manifest.items() for u in m["full"]})
-    done(la)
+    _done(cfg, la)
     for split, m in manifest.items():
-        arch = fetched(P.PS_URLS[split], "tar")
+        arch = _fetched(P.PS_URLS[split], "tar")
         P.extract(arch, {f"/{u}.wav": root / split / "audio" / f"{u}.wav" for u in m["bona"] + m["partial"]})
-        done(arch)
-    arch = fetched(P.PS_VAD_URL, "tar")
-    ev = manifest[cfg.eval_split]["partial"]
-    P.extract(arch, {f"/{u}.vad": root / cfg.eval_split / "vad" / f"{u}.vad" for u in ev})
-    done(arch)
+        _done(cfg, arch)
+    _labels(cfg, root, manifest[cfg.eval_split]["partial"])
     with atomic_path(manifest_path) as tmp:
         Path(tmp).write_text(json.dumps(manifest))
     return root, manifest
 
 
+def _labels(cfg: SpoofConfig, root: Path, utts) -> None:
+    """The label files of the evaluation's partial spoofs ``utts``. ``labels="public"``: each one's ``.vad`` file
+    from ``database_vad.tar.gz`` and its 10 ms segment labels from the segment-label archive (one small ``.npy``
+    each), fetched only if some are missing; ``"authors"``: checks every ``authors_vad/{split}/{utt}.vad`` is there."""
+    split = cfg.eval_split
+    if cfg.labels == "authors":
+        missing = [u for u in utts if not (Path(cfg.authors_vad) / split / f"{u}.vad").is_file()]
+        if missing:
+            raise FileNotFoundError(f"labels='authors': {len(missing)} of {len(utts)} label files missing, the first "
+                                    f"{Path(cfg.authors_vad) / split / (missing[0] + '.vad')}. Put the authors' "
+                                    f"five-code .vad files under authors_vad/{split}/, or use labels='public'")
+        return
+    vad = {f"/{u}.vad": root / split / "vad" / f"{u}.vad" for u in utts}
+    vad = {k: v for k, v in vad.items() if not v.exists()}
+    if vad:
+        arch = _fetched(P.PS_VAD_URL, "tar")
+        P.extract(arch, vad)
+        _done(cfg, arch)
+    missing = [u for u in utts if not (root / split / "seglab" / f"{u}.npy").exists()]
+    if missing:
+        arch = _fetched(P.PS_SEGLAB_URL, "tar")
+        name = f"{split}_seglab_{P.SEGLAB_RES:g}.npy"
+        big = root / split / name
+        P.extract(arch, {"/" + name: big})
+        _done(cfg, arch)
+        table = P.read_seglab(big)
+        absent = [u for u in missing if u not in table]
+        if absent:
+            raise ValueError(f"{name} has no segment labels for {len(absent)} drawn utterance(s), the first "
+                             f"{absent[0]!r}: the label archive does not match the audio; delete both and download "
+                             f"again")
+        for u in missing:
+            with atomic_path(root / split / "seglab" / f"{u}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, table[u], allow_pickle=False)
+        big.unlink()
+
+
 def real_sets(cfg: SpoofConfig) -> dict:
     """{"train"|"eval": {"bona", "partial", "full": items}} of the real subset (eval = ``cfg.eval_split``),
-    every protocol line checked against its file, TR spans widened to ``cfg.tr_width``."""
-    from . import partialspoof as P
+    every protocol line checked against its file; the evaluation's partial spoofs carry their five-type segments
+    (``cfg.labels``: derived from the public labels, or the authors' files; TR spans ``cfg.tr_width`` wide)."""
     root, manifest = real_subset(cfg)
     out = {}
     for name, split in (("train", "train"), ("eval", cfg.eval_split)):
@@ -341,14 +403,13 @@ def real_sets(cfg: SpoofConfig) -> dict:
         out[name] = {
             "bona": P.items(root, split, m["bona"], [0] * len(m["bona"]), vad=False),
             "partial": P.items(root, split, m["partial"], [1] * len(m["partial"]), vad=name == "eval",
-                               tr_width=cfg.tr_width or 0.0),
+                               tr_width=cfg.tr_width or 0.0, label_format=cfg.labels, authors_vad=cfg.authors_vad),
             "full": P.items(root, split, m["full"], [1] * len(m["full"]), vad=False, ext=".flac")}
     return out
 
 
 def model_fn(cfg: SpoofConfig):
     """The countermeasure of ``cfg``: built corpus → ``tiny_cm``; real data → SSL-Res1D on pretrained XLSR-53."""
-    from .ssl_res1d import build_ssl_res1d
     if cfg.data == "built":
         return tiny_cm
     return lambda: build_ssl_res1d(pretrained=True, frozen=cfg.frozen_ssl)
@@ -367,10 +428,9 @@ def chapter_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig, device=
 def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
     """A CM trained on bona fide + ``train_on`` of the real subset: "partial" = PartialSpoof, "full" = ASVspoof
     2019 LA; evaluated on the PartialSpoof ``eval_split`` subset (memoised; training resumes from its checkpoint)."""
-    from lib import cache
     key = cache.key("spoof-real", train_on=train_on, seed=seed, data=_subset_key(cfg), steps=cfg.steps,
                     batch_size=cfg.batch_size, lr=cfg.lr, crop_s=cfg.crop_s, tr_width=cfg.tr_width,
-                    frozen_ssl=cfg.frozen_ssl)
+                    frozen_ssl=cfg.frozen_ssl, labels=cfg.labels)
 
     def compute():
         return run(real_sets(cfg), train_on=train_on, seed=seed, steps=cfg.steps,
@@ -382,7 +442,6 @@ def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
 
 def load_cm(cfg: SpoofConfig, res: dict, device="cpu"):
     """The trained CM of a result, in eval mode (a frozen front-end keeps its downloaded weights)."""
-    from lib import validate as V
     m = model_fn(cfg)()
-    V.load_state(m, res["state"], "the cached result")
+    checkpoint.load_state(m, res["state"], "the cached result")
     return m.to(device).eval()

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import nn
+from torchaudio.models import wav2vec2_model
 
-from lib import validate
+from lib.storage import checkpoint, download
 
-WIN, HOP = 400, 320  # 25 ms receptive field, 20 ms hop (wav2vec 2.0's conv stack)
+from .audio import HOP, WIN, check_waveform_batch
 
 
 def n_frames(n_samples):
@@ -46,7 +48,6 @@ class LogSpecFrontend(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import torchaudio
         self.spec = torchaudio.transforms.Spectrogram(n_fft=WIN, hop_length=HOP, center=False, power=2.0)
         self.out_dim = WIN // 2 + 1
 
@@ -69,7 +70,6 @@ class SSLFrontend(nn.Module):
 
     def __init__(self, params: dict, normalize_waveform: bool = True, frozen: bool = False):
         super().__init__()
-        from torchaudio.models import wav2vec2_model
         self.ssl = wav2vec2_model(**params)
         self.normalize_waveform = normalize_waveform
         n_layers = params["encoder_num_layers"]
@@ -194,7 +194,7 @@ class SpoofCM(nn.Module):
         return _mean_t(self.fc(x), mask)
 
     def forward(self, wave, lengths=None):
-        return self.head(self.embed(validate.waveform_batch(wave), lengths))
+        return self.head(self.embed(check_waveform_batch(wave), lengths))
 
 
 def p2sgrad_loss(scores, labels):
@@ -213,13 +213,11 @@ XLSR53_URL = "https://download.pytorch.org/torchaudio/models/wav2vec2_fairseq_la
 
 def xlsr53_url() -> str:
     """``WAV2VEC2_XLSR53._path`` under torchaudio's model host (the URL its ``get_model()`` downloads)."""
-    import torchaudio
     return "https://download.pytorch.org/torchaudio/models/" + torchaudio.pipelines.WAV2VEC2_XLSR53._path
 
 
 def xlsr53_params() -> dict:
     """The XLSR-53 architecture (24 layers, 1024-d), built offline from torchaudio's bundle description."""
-    import torchaudio
     return dict(torchaudio.pipelines.WAV2VEC2_XLSR53._params)
 
 
@@ -229,13 +227,12 @@ def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256
     ``torchaudio.models.wav2vec2_model(**WAV2VEC2_XLSR53._params)``).
 
     ``pretrained=True`` downloads the weights (torchaudio's own file, ``WAV2VEC2_XLSR53._path`` under its model
-    host) through :func:`lib.download.fetch`: checked against ``sha256`` if given, else against the sha256 recorded
-    at their first download (none is published); read with ``torch.load(weights_only=True)``.
-    ``frozen=True``: the SSL weights do not train (see :class:`SSLFrontend`).
+    host) through :func:`lib.storage.download.fetch`: checked against ``sha256`` if given, else against the sha256
+    recorded at their first download (none is published); read with ``torch.load(weights_only=True)``. ``frozen=True``:
+    the SSL weights do not train (see :class:`SSLFrontend`).
     """
     m = SpoofCM(SSLFrontend(params or xlsr53_params(), frozen=frozen), **backend)
     if pretrained:
-        from lib import checkpoint, download
         state = checkpoint.load(download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256))
-        validate.load_state(m.frontend.ssl, state, url)
+        checkpoint.load_state(m.frontend.ssl, state, url)
     return m

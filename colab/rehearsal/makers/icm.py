@@ -174,8 +174,10 @@ MAKERS = [
     (COCO_ZIP, coco_val_zip),
 ]
 
-# For each URL pattern: the real file, what vouches for the miniature's format, and how the download is verified.
-FORMATS = {
+# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (the publisher's own
+# loader, run on the miniature by tests/test_formats_icm.py, or the public source that defines it), and how the real
+# download is checked.
+FORMATS: dict[str, dict] = {
     KODAK: {
         "file": "Kodak Lossless True Color Image Suite, kodim01-24: 24-bit RGB PNGs, 768x512, six of them portrait "
                 "512x768 (kodim04, 09, 10, 17, 18, 19)",
@@ -224,6 +226,7 @@ FORMATS = {
         "verified": "first-use sha256 (no checksum is published)",
     },
 }
+
 
 
 def urls() -> list[str]:
