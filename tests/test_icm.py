@@ -609,7 +609,7 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
     monkeypatch.setattr(X, "top_probability", lambda images, machine: torch.tensor([0.9, 0.1, 0.8, 0.2][:len(images)]))
     fid, task = X.eval_sets(dataclasses.replace(cfg, confidence=0.5), None, None, machine=None)
     assert asked["kodak"] == (cfg.kodak_ids, cfg.kodak_url) and asked["coco"] == (cfg.coco_ids, 32, cfg.coco_url)
-    assert [n for n, _ in fid] == ["kodim01", "kodim02", "kodim03"]
+    assert [n for n, _ in fid] == [f"kodim{i:02d}" for i in cfg.kodak_ids]
     assert [n for n, _ in task] == [f"{cfg.coco_ids[0]:012d}", f"{cfg.coco_ids[2]:012d}"]
     assert "3 Kodak images" in X.describe_eval_sets(cfg, fid, task, ([], []), ([], []))
     with pytest.raises(ValueError, match="unknown eval_sets"):
@@ -729,14 +729,12 @@ def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotat
     import hashlib
     import shutil
 
-    import torchvision
-
     from lib.icm import config, data, machine as Mm
     from tests.helpers.serve import serve
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    sd = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    sd = Mm.maskrcnn_coco().state_dict()   # the trained-weights model's keys (FrozenBatchNorm2d)
     tmp = tmp_path / "m.pth"
     torch.save(sd, tmp)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
@@ -770,20 +768,19 @@ def test_rehearsal_miniatures_of_the_colab_files_have_the_real_formats():
     import re
     import zipfile
 
-    import torchvision
     from pycocotools.coco import COCO
 
     sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
     makers = importlib.import_module("makers")
     icm_maker = importlib.import_module("makers.icm")
-    from lib.icm.machine import maskrcnn_url
+    from lib.icm import machine as Mm
 
-    url = maskrcnn_url()
+    url = Mm.maskrcnn_url()
     assert url.endswith("/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth") and url in icm_maker.urls()
     for u in icm_maker.urls():
         assert any(re.fullmatch(p, u) for p, _ in makers.MAKERS), u
     sd = torch.load(io.BytesIO(icm_maker.maskrcnn_state_dict(url)), weights_only=True)
-    real = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    real = Mm.maskrcnn_coco().state_dict()   # torchvision's model for trained weights (FrozenBatchNorm2d)
     assert {k: tuple(v.shape) for k, v in sd.items()} == {k: tuple(v.shape) for k, v in real.items()}
     with zipfile.ZipFile(io.BytesIO(icm_maker.coco_annotations_zip(""))) as z:
         data = json.loads(z.read("annotations/instances_val2017.json"))

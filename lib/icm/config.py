@@ -78,7 +78,7 @@ class ICMConfig(ScaleConfig):
     # 128-px crops; confidence 0 keeps every task image, since stand-in images need not look like anything).
     # Mask R-CNN sees 128-px images there, its real architecture and code path.
     REHEARSAL: ClassVar[dict] = dict(base_steps=12, base_ckpt_every=3, base_batch=2, base_crop=64, ft_steps=6, ft_batch=2, ft_crop=128,
-                                     ft_pool=8, ft_ndf=8, kodak_ids=(1, 2, 3), coco_ids=COCO_TASK_IDS[:4],
+                                     ft_pool=8, ft_ndf=8, kodak_ids=(1, 2, 4), coco_ids=COCO_TASK_IDS[:4],
                                      confidence=0.0, coco_train_images=4, machine_size=128)
 
     def finetune_settings(self) -> dict:

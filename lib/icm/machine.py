@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
+from torchvision.models import resnet50
+from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+from torchvision.models.detection._utils import overwrite_eps
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, _validate_trainable_layers
+from torchvision.ops import FrozenBatchNorm2d
 
 from lib.storage import checkpoint, download
 
@@ -131,33 +135,56 @@ def maskrcnn_url() -> str:
     return MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
 
 
+def maskrcnn_coco(min_size: int = 800, max_size: int | None = None, **kwargs):
+    """An empty torchvision Mask R-CNN (ResNet-50 FPN, 91 COCO classes) built as
+    ``torchvision.models.detection.maskrcnn_resnet50_fpn`` builds it for trained weights, with torchvision's own
+    pieces: a ResNet-50 with ``FrozenBatchNorm2d``, its FPN extractor with the first two stages frozen (3 trainable
+    layers, the builder's default for trained weights), ``MaskRCNN`` with the given sizes (``kwargs`` as for it).
+    Load the COCO weights into it with :func:`load_coco_weights`."""
+    categories = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+    backbone = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _resnet_fpn_extractor(backbone, _validate_trainable_layers(True, None, 5, 3))
+    return TorchvisionMaskRCNN(backbone, num_classes=len(categories), min_size=min_size,
+                               max_size=max_size if max_size is not None else round(min_size * 1333 / 800), **kwargs)
+
+
+def load_coco_weights(model: nn.Module, state: dict, path) -> nn.Module:
+    """``model`` (from :func:`maskrcnn_coco`) with the COCO_V1 state dict loaded, then every ``FrozenBatchNorm2d``'s
+    eps set to 0, as torchvision does for these weights (they were trained with eps 0)."""
+    checkpoint.load_state(model, state, path)
+    overwrite_eps(model, 0.0)
+    return model
+
+
 class MaskRCNN(nn.Module):
-    """torchvision's Mask R-CNN (ResNet-50 FPN, COCO weights), frozen.
+    """torchvision's Mask R-CNN (ResNet-50 FPN, COCO weights), frozen, numerically the model
+    ``maskrcnn_resnet50_fpn(weights=MaskRCNN_ResNet50_FPN_Weights.COCO_V1)`` returns (:func:`maskrcnn_coco`,
+    :func:`load_coco_weights`).
 
     ``forward(x in [0, 1])`` gives the FPN's four feature maps (strides 4-32) of the normalised image at its own
     size (the training loss's feature distance; no class posteriors). :meth:`detect` runs the whole detector, which
     resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.data.CocoSubset`,
-    set by :func:`lib.icm.experiment.eval_sets`) gives the real-annotation mAP. Inference runs on ``device``.
+    set by :func:`lib.icm.experiment.eval_sets`) gives the real-annotation mAP. Inference runs on ``device``;
+    ``kwargs`` go to torchvision's ``MaskRCNN`` (e.g. ``box_score_thresh``).
     """
 
     task_key, task_label = "map_segm", "mask mAP"
     task_note = ("ours: Mask R-CNN mask mAP against COCO val2017 annotations (COCO images); paper: mAP of a Mask "
                  "R-CNN-type network (Open Images)")
 
-    def __init__(self, min_size: int = 800, device: str | torch.device = "cpu", sha256: str | None = None):
+    def __init__(self, min_size: int = 800, device: str | torch.device = "cpu", sha256: str | None = None, **kwargs):
         super().__init__()
         url = maskrcnn_url()
-        self.model = torchvision.models.detection.maskrcnn_resnet50_fpn(
-            weights=None, weights_backbone=None, min_size=min_size, max_size=round(min_size * 1333 / 800))
+        self.model = maskrcnn_coco(min_size=min_size, **kwargs)
         path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                               hash_prefix=None if sha256 else download.hub_prefix(url))
-        checkpoint.load_state(self.model, checkpoint.load(path), path)
+        load_coco_weights(self.model, checkpoint.load(path), path)
         self.model.eval().requires_grad_(False)
         self.ground_truth = None
         self.home_device = torch.device(device)
         self.to(self.home_device)
 
-    def train(self, mode: bool = True):  # always frozen, BatchNorm frozen anyway
+    def train(self, mode: bool = True):  # always frozen (FrozenBatchNorm2d has no training mode anyway)
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> dict:

@@ -1,9 +1,14 @@
-"""Chapter 1's files: Kodak-named 768×512 PNGs, COCO val2017-named JPEGs (640 px wide, 480 or 427 high), CompressAI
-zoo checkpoints of the real architecture with random weights in the zoo's old key layout
-(``entropy_bottleneck._biases.N``, ``_matrices.N``, ``_factors.N``), torchvision's Mask R-CNN state dict (the real
-architecture, key names and shapes, random weights) under its real file name, ``annotations_trainval2017.zip`` with
-an ``annotations/instances_val2017.json`` in COCO's schema for the chapter's images, and a ``val2017.zip`` holding
-those images and a few more."""
+"""Chapter 1's files: Kodak-named PNGs (768×512, and 512×768 for the Kodak suite's portrait images), COCO
+val2017-named JPEGs (640 px wide, 480 or 427 high), CompressAI zoo checkpoints of the real architecture with random
+weights in the zoo's old key layout (``entropy_bottleneck._biases.N``, ``_matrices.N``, ``_factors.N``),
+torchvision's Mask R-CNN state dict as its COCO_V1 file holds it (the model with ``FrozenBatchNorm2d`` that
+torchvision trains with a pretrained backbone: key names and shapes, random weights, BatchNorm statistics measured on
+pictures) under its real file name, ``annotations_trainval2017.zip`` with an ``annotations/instances_val2017.json``
+in COCO's schema for the chapter's images, and a ``val2017.zip`` holding those images and a few more.
+
+:data:`FORMATS` says, for each URL pattern, what the real file is, what vouches for the miniature's format (the
+publisher's own loader, which ``tests/test_formats_icm.py`` runs on the miniature, or the public source that defines
+it) and how the course verifies the download."""
 
 from __future__ import annotations
 
@@ -13,8 +18,17 @@ import re
 from .common import image_bytes, smooth_image
 
 
+# the Kodak suite's portrait images (512 wide, 768 high; the others are 768x512), as the suite's page lists them
+KODAK_PORTRAIT = (4, 9, 10, 17, 18, 19)
+
+
+def kodak_size(image_id: int) -> tuple[int, int]:
+    """(width, height) of Kodak image ``image_id``: 512×768 for the portrait ones, 768×512 for the others."""
+    return (512, 768) if image_id in KODAK_PORTRAIT else (768, 512)
+
+
 def kodak_png(url: str) -> bytes:
-    return image_bytes(smooth_image(url, 768, 512), "PNG")
+    return image_bytes(smooth_image(url, *kodak_size(int(re.search(r"kodim(\d\d)\.png$", url).group(1)))), "PNG")
 
 
 def coco_size(image_id: int) -> tuple[int, int]:
@@ -95,12 +109,30 @@ def coco_annotations_zip(url: str) -> bytes:
 
 
 def maskrcnn_state_dict(url: str) -> bytes:
-    """``maskrcnn_resnet50_fpn_coco-<hash>.pth``: torchvision's Mask R-CNN ResNet-50 FPN, random weights."""
+    """``maskrcnn_resnet50_fpn_coco-<hash>.pth``: torchvision's Mask R-CNN ResNet-50 FPN with random weights, as the
+    COCO_V1 file holds it: the model torchvision builds for trained weights (``FrozenBatchNorm2d``, so no
+    ``num_batches_tracked``), its BatchNorm statistics measured on a few pictures, so that each layer's variance is
+    as uneven as a trained network's and the eps the model runs with shows in its outputs."""
+    import numpy as np
     import torch
     import torchvision
+    from torch import nn
+
+    from lib.icm.machine import maskrcnn_coco
 
     torch.manual_seed(0)
-    model = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    trained = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    body = trained.backbone.body
+    for m in body.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None   # a plain average over the batches below
+    pictures = np.stack([smooth_image(f"{url}#{k}", 160, 128) for k in range(4)])
+    x = torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        body.train()((x - 0.45) / 0.225)
+    state = {k: v for k, v in trained.state_dict().items() if not k.endswith("num_batches_tracked")}
+    model = maskrcnn_coco()
+    model.load_state_dict(state)   # strict: the trained-weights model's keys, no more, no fewer
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getvalue()
@@ -126,46 +158,75 @@ def compressai_checkpoint(url: str) -> bytes:
     return buf.getvalue()
 
 
+KODAK = r"https?://r0k\.us/graphics/kodak/kodak/kodim\d\d\.png"
+COCO_IMAGE = r"https?://images\.cocodataset\.org/val2017/\d{12}\.jpg"
+COMPRESSAI = r"https://compressai\.s3\.amazonaws\.com/models/v1/bmshj2018-factorized-prior-\d-[0-9a-f]{8}\.pth\.tar"
+MASKRCNN = r"https://download\.pytorch\.org/models/maskrcnn_resnet50_fpn_coco-[0-9a-f]{8}\.pth"
+COCO_ANNOTATIONS = r"https?://images\.cocodataset\.org/annotations/annotations_trainval2017\.zip"
+COCO_ZIP = r"https?://images\.cocodataset\.org/zips/val2017\.zip"
+
 MAKERS = [
-    (r"https?://r0k\.us/graphics/kodak/kodak/kodim\d\d\.png", kodak_png),
-    (r"https?://images\.cocodataset\.org/val2017/\d{12}\.jpg", coco_jpeg),
-    (r"https://compressai\.s3\.amazonaws\.com/models/v1/bmshj2018-factorized-prior-\d-[0-9a-f]{8}\.pth\.tar",
-     compressai_checkpoint),
-    (r"https://download\.pytorch\.org/models/maskrcnn_resnet50_fpn_coco-[0-9a-f]{8}\.pth", maskrcnn_state_dict),
-    (r"https?://images\.cocodataset\.org/annotations/annotations_trainval2017\.zip", coco_annotations_zip),
-    (r"https?://images\.cocodataset\.org/zips/val2017\.zip", coco_val_zip),
+    (KODAK, kodak_png),
+    (COCO_IMAGE, coco_jpeg),
+    (COMPRESSAI, compressai_checkpoint),
+    (MASKRCNN, maskrcnn_state_dict),
+    (COCO_ANNOTATIONS, coco_annotations_zip),
+    (COCO_ZIP, coco_val_zip),
 ]
 
-
-# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
-# reads it, or the cited public code or maintainer's words), and how the real download is checked.
+# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (the publisher's own
+# loader, run on the miniature by tests/test_formats_icm.py, or the public source that defines it), and how the real
+# download is checked.
 FORMATS: dict[str, dict] = {
-    r"https?://r0k\.us/graphics/kodak/kodak/kodim\d\d\.png": {
-        "file": "kodimNN.png",
-        "vouched_by": "our own reader only (not yet evidence): PIL reads a 768x512 RGB PNG; the real set also has 512x768 portraits",
-        "verified": "first-use sha256 record (the host publishes no checksum)"},
-    r"https?://images\.cocodataset\.org/val2017/\d{12}\.jpg": {
-        "file": "NNNNNNNNNNNN.jpg (COCO val2017)",
-        "vouched_by": "our own reader only (not yet evidence): PIL reads a 640-wide JPEG",
-        "verified": "first-use sha256 record (COCO publishes no per-image checksum)"},
-    r"https://compressai\.s3\.amazonaws\.com/models/v1/bmshj2018-factorized-prior-\d-[0-9a-f]{8}\.pth\.tar": {
-        "file": "bmshj2018-factorized-prior-Q-<hash>.pth.tar",
-        "vouched_by": "our own reader only (not yet evidence): CompressAI's compressai.zoo.pretrained.load_pretrained converts its keys "
-                      "(tests/test_rehearsal.py); the zoo's own download path is not yet exercised",
-        "verified": "sha256 prefix in the file name (torch.hub's convention)"},
-    r"https://download\.pytorch\.org/models/maskrcnn_resnet50_fpn_coco-[0-9a-f]{8}\.pth": {
-        "file": "maskrcnn_resnet50_fpn_coco-<hash>.pth",
-        "vouched_by": "our own reader only (not yet evidence): a state dict saved from a plain-BatchNorm maskrcnn_resnet50_fpn",
-        "verified": "sha256 prefix in the file name (torch.hub's convention)"},
-    r"https?://images\.cocodataset\.org/annotations/annotations_trainval2017\.zip": {
-        "file": "annotations_trainval2017.zip",
-        "vouched_by": "our own reader only (not yet evidence): COCO's instances schema as lib.icm.data reads it with pycocotools",
-        "verified": "first-use sha256 record"},
-    r"https?://images\.cocodataset\.org/zips/val2017\.zip": {
-        "file": "val2017.zip",
-        "vouched_by": "our own reader only (not yet evidence): a zip of val2017/NNNNNNNNNNNN.jpg",
-        "verified": "first-use sha256 record"},
+    KODAK: {
+        "file": "Kodak Lossless True Color Image Suite, kodim01-24: 24-bit RGB PNGs, 768x512, six of them portrait "
+                "512x768 (kodim04, 09, 10, 17, 18, 19)",
+        "vouched_by": "no library loads Kodak (torchvision has no Kodak data set): the suite's page "
+                      "http://r0k.us/graphics/kodak/ defines the files and sizes; CompressAI's published results for "
+                      "its zoo (InterDigitalInc/CompressAI, results/image/kodak/compressai-bmshj2018-factorized_"
+                      "mse_cpu.json) are on these 24 images; read with PIL",
+        "verified": "first-use sha256 (no checksum is published)",
+    },
+    COCO_IMAGE: {
+        "file": "COCO 2017 val image, JPEG, <= 640 px on its longer side",
+        "vouched_by": "cocodataset.org's download page and the file names and sizes in instances_val2017.json "
+                      "(images[].file_name, width, height, coco_url); read with PIL",
+        "verified": "first-use sha256 (no checksum is published)",
+    },
+    COMPRESSAI: {
+        "file": "CompressAI model zoo, bmshj2018-factorized (MSE), quality 1-8: a torch.save'd flat state dict in "
+                "the zoo's old key layout (entropy_bottleneck._biases.N, _matrices.N, _factors.N)",
+        "vouched_by": "CompressAI's own loader: compressai.zoo.bmshj2018_factorized(quality=q, pretrained=True) "
+                      "(compressai/zoo/image.py: torch.hub.load_state_dict_from_url, load_pretrained, "
+                      "FactorizedPrior.from_state_dict) reads the miniature and gives the tensors the course's "
+                      "loader gives (tests/test_formats_icm.py)",
+        "verified": "sha256 prefix in the file name (torch.hub's convention)",
+    },
+    MASKRCNN: {
+        "file": "torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1: a torch.save'd state dict of Mask R-CNN "
+                "ResNet-50 FPN with FrozenBatchNorm2d buffers (no num_batches_tracked), 91 classes",
+        "vouched_by": "torchvision's own loader: maskrcnn_resnet50_fpn(weights=MaskRCNN_ResNet50_FPN_Weights.COCO_V1) "
+                      "(torchvision/models/detection/mask_rcnn.py: FrozenBatchNorm2d, overwrite_eps(model, 0.0)) "
+                      "reads the miniature from torch.hub's cache and gives the state, detections and FPN features "
+                      "the course's model gives (tests/test_formats_icm.py)",
+        "verified": "sha256 prefix in the file name (torch.hub's convention)",
+    },
+    COCO_ANNOTATIONS: {
+        "file": "COCO 2017 annotations_trainval2017.zip, annotations/instances_val2017.json in COCO's detection "
+                "schema (polygons, crowd regions in uncompressed RLE)",
+        "vouched_by": "the publisher's loader: pycocotools.coco.COCO(path) reads the miniature's "
+                      "instances_val2017.json, and its masks, boxes and categories are those the course's "
+                      "evaluation reads (tests/test_formats_icm.py); schema: cocodataset.org/#format-data",
+        "verified": "first-use sha256 (no checksum is published)",
+    },
+    COCO_ZIP: {
+        "file": "COCO 2017 val2017.zip: val2017/<12-digit id>.jpg, 5,000 JPEGs",
+        "vouched_by": "cocodataset.org's download page; the member names are the file_name fields of "
+                      "instances_val2017.json under val2017/; read with zipfile and PIL",
+        "verified": "first-use sha256 (no checksum is published)",
+    },
 }
+
 
 
 def urls() -> list[str]:
