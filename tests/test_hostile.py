@@ -181,6 +181,16 @@ def _same_as_int(fn):
 IMG64 = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 IMG32 = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 CAM = np.linspace(0, 1, 150)
+BAD_VADS = [b"0.0 1.0\n", b"0 1 x\n", b"0 1 101\n", b"1 0.5 1\n", b"0 1 1\n0.5 2 0\n", b"0 1 -1\n"]
+
+
+def _vad_file(name: str, body: bytes) -> Path:
+    path = TMP / f"{name}.vad"
+    path.write_bytes(body)
+    return path
+
+
+SPANS = [(0.0, 0.3, 2), (0.3, 1.2, 1), (1.2, 1.9, 0)]   # public .vad spans: pause, bona fide, spoofed
 
 
 def _sweep():
@@ -219,6 +229,20 @@ def _sweep():
                                          lambda u: download.hub_prefix(u))]
     s["lib.lseg.pascal.extract"] = [Case("path", "member", names_leaving().filter(lambda n: n and "\0" not in n),
                                          _pascal_extract)]
+    s["lib.spoof.partialspoof.derive_segments"] = [
+        Case("range", "tr_width", st.sampled_from([-0.1, NAN_, float("inf"), "0.06", None]),
+             lambda w: PS.derive_segments(SPANS, np.ones(200, np.int8), w)),
+        Case("range", "spans", st.sampled_from([[], [(0.0, 1.0, 3)], [(0.0, 1.0, 101)], [(1.0, 0.5, 1)],
+                                                [(0.0, NAN_, 1)], [(0.0, "1", 1)], [(0.0, 1.0, 1), (0.5, 2.0, 0)],
+                                                [(0.0, 1.0)], "0 1 1"]),
+             lambda sp: PS.derive_segments(sp, np.ones(200, np.int8), 0.06)),
+        Case("shape", "seglab", st.sampled_from([np.ones(3), np.ones((2, 200)), np.full(200, 7), np.zeros(0)]),
+             lambda sl: PS.derive_segments(SPANS, sl, 0.06))]
+    s["lib.spoof.partialspoof.read_public_vad"] = [
+        Case("file", lambda p: p.name, st.one_of(files(TMP, _vad_file("good", b"0 0.3 2\n0.3 1.2 1\n")),
+                                                  st.sampled_from([_vad_file(f"bad{i}", body) for i, body in
+                                                                   enumerate(BAD_VADS)])),
+             lambda p: PS.read_public_vad(p))]
     s["lib.spoof.partialspoof.extract"] = [Case("path", "wanted", names_leaving().filter(lambda n: n not in ("",)),
                                                 lambda n: PS.extract(_tar_with("a/b.wav"), {"/" + n: TMP / "o"}))]
 
@@ -455,6 +479,16 @@ _READER = ("reads a file in a published format; tests/test_formats_*.py and the 
            "damaged files")
 
 EXCLUDED = {
+    **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
+    "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
+    "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,
+    "lib.spoof.partialspoof.example_labels": _NOARG,
+    "lib.icm.machine.maskrcnn_coco": _MODULE,
+    "lib.icm.machine.load_coco_weights": ("loads a checked download's state dict through checkpoint.load_state (swept "
+                                          "through lib.storage.checkpoint.load; tests/test_formats_icm.py feeds it "
+                                          "the publisher's layout)"),
+    **dict.fromkeys(["lib.spoof.partialspoof.read_seglab", "lib.storage.download.checked"], _READER),
+    **dict.fromkeys(["lib.spoof.partialspoof.public_labels", "lib.spoof.partialspoof.utterance_segments"], _INTERNAL),
     # storage, environment, provenance
     **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError",
                      "lib.colab.DriveNotMounted", "lib.storage.download.DownloadError",

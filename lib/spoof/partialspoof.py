@@ -39,6 +39,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from lib import validate
 from lib.storage.checkpoint import atomic_path
 
 from .audio import FRAME_MS, FRAME_S, SR
@@ -72,8 +73,16 @@ def kind_of_code(code: int) -> str:
 
 def _read_spans(path, code_of, other: str) -> list:
     """Lines ``start end code`` of a label file → [(start, end, code_of(code))], checked: numbers, order, overlap."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no label file at {path}: extract it again from the label archive")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text label file (lines 'start end code'): it is damaged or another "
+                         f"file; extract it again from the label archive") from None
     segs = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -198,6 +207,28 @@ def public_labels(root: Path, split: str, utt: str) -> tuple[list, np.ndarray]:
             np.load(root / split / "seglab" / f"{utt}.npy", allow_pickle=False))
 
 
+def _check_public_spans(spans) -> list[tuple[float, float, int]]:
+    """``spans`` as read by :func:`read_public_vad`: (start_s, end_s, label 0/1/2), finite, in order, no overlap."""
+    if isinstance(spans, (str, bytes)) or not hasattr(spans, "__len__") or len(spans) == 0:
+        raise ValueError(f"spans must be a non-empty list of (start_s, end_s, label) from read_public_vad, got "
+                         f"{spans!r:.80}: read the utterance's .vad file with read_public_vad")
+    out = []
+    for i, span in enumerate(spans):
+        if not isinstance(span, (tuple, list)) or len(span) != 3:
+            raise ValueError(f"spans[{i}] must be (start_s, end_s, label), got {span!r:.80}")
+        a = validate.number(span[0], f"spans[{i}] start", minimum=0, hint="seconds from the utterance's start")
+        b = validate.number(span[1], f"spans[{i}] end", minimum=a, hint="a span ends after it starts")
+        code = span[2]
+        if isinstance(code, bool) or code not in PUBLIC_CODES:
+            raise ValueError(f"spans[{i}] label must be 0 (spoof), 1 (bona fide) or 2 (non-speech), got {code!r}: "
+                             f"authors' five-code labels are read with labels='authors', not derived")
+        if out and a < out[-1][1] - 1e-6:
+            raise ValueError(f"spans[{i}] starts at {a:g} s, inside the span before it (ends {out[-1][1]:g} s): "
+                             f"spans must be in time order and must not overlap")
+        out.append((a, b, int(code)))
+    return out
+
+
 def derive_segments(spans, seglab, tr_width: float, resolution: float = SEGLAB_RES):
     """The five segment types of one utterance from its public labels.
 
@@ -212,15 +243,17 @@ def derive_segments(spans, seglab, tr_width: float, resolution: float = SEGLAB_R
 
     Returns ``[(start_s, end_s, kind)]`` in time order, contiguous where the labels were.
     """
+    spans = _check_public_spans(spans)
+    tr_width = validate.number(tr_width, "tr_width", minimum=0, hint="the transition width in seconds, e.g. 0.06")
     seglab = np.asarray(seglab)
-    if not spans:
-        raise ValueError("no label spans: the utterance's .vad file is empty; extract it again")
-    if tr_width < 0:
-        raise ValueError(f"tr_width must be ≥ 0 seconds, not {tr_width}")
+    if seglab.ndim != 1 or not np.isin(seglab, (0, 1)).all():
+        raise ValueError(f"seglab must be one utterance's segment labels, a 1-D sequence of 0 (spoof) and 1 (bona "
+                         f"fide), got an array of shape {seglab.shape}: read them with read_seglab and pass one "
+                         f"utterance's entry")
     end = spans[-1][1]
     if seglab.size * resolution < end - resolution - 1e-6:
-        raise ValueError(f"the segment labels cover {seglab.size * resolution:g} s but the .vad labels run to {end:g} "
-                         f"s: they are not the same utterance's (or not at {resolution:g} s resolution); use the "
+        raise ValueError(f"seglab: the segment labels cover {seglab.size * resolution:g} s but the .vad labels run "
+                         f"to {end:g} s: they are not the same utterance's (or not at {resolution:g} s resolution); use the "
                          f"{resolution:g} s file of the same split")
     typed = []
     for a, b, code in spans:
