@@ -253,7 +253,8 @@ def derive_segments(spans, seglab, tr_width: float, resolution: float = SEGLAB_R
     end = spans[-1][1]
     if seglab.size * resolution < end - resolution - 1e-6:
         raise ValueError(f"seglab: the segment labels cover {seglab.size * resolution:g} s but the .vad labels run "
-                         f"to {end:g} s: they are not the same utterance's (or not at {resolution:g} s resolution); use the "
+                         f"to {end:g} s: they are not the same utterance's (or not at {resolution:g} s resolution); "
+                         f"use the "
                          f"{resolution:g} s file of the same split")
     typed = []
     for a, b, code in spans:
