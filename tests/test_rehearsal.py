@@ -212,3 +212,14 @@ def test_a_drive_download_resumes_through_gdown_against_the_mirror(tmp_path, mon
                                     cache_dir=c, progress=False)
     assert path.read_bytes() == data and any(s.endswith("(from byte 200000)") for s in served)
     assert sorted(p.name for p in c.iterdir()) == ["first-use-sha256.json", "x.ckpt"]
+
+
+def test_mirror_makes_a_file_again_when_its_maker_code_changed(tmp_path, monkeypatch):
+    first = mirror.build(tmp_path, [KODAK])["files"][KODAK]["sha256"]
+    assert mirror.build(tmp_path, [KODAK])["files"][KODAK]["sha256"] == first      # same code: kept
+    path = tmp_path / "files" / mirror.local_name(KODAK)
+    stamp = path.with_name(path.name + ".maker")
+    path.write_bytes(b"made by an older maker")
+    assert mirror.build(tmp_path, [KODAK])["files"][KODAK]["sha256"] != first      # stamp still matches: kept
+    stamp.write_text("older maker code")
+    assert mirror.build(tmp_path, [KODAK])["files"][KODAK]["sha256"] == first      # stamp differs: made again

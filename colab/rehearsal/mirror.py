@@ -20,6 +20,8 @@ and timm's own downloads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import http.server
 import json
 import re
@@ -42,10 +44,18 @@ def local_name(url: str) -> str:
     return parts.netloc + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def build(folder: str | Path, urls: list[str] | None = None) -> dict:
-    """Make the miniature of each URL (skipping those already made) and write ``manifest.json``."""
-    import hashlib
+def maker_stamp(maker) -> str:
+    """The sha256 of the code that makes a miniature (its maker's module and the makers' shared helpers): a file made
+    by older code is made again."""
+    source = Path(inspect.getsourcefile(maker))
+    h = hashlib.sha256(source.read_bytes())
+    h.update((source.parent / "common.py").read_bytes())
+    return h.hexdigest()
 
+
+def build(folder: str | Path, urls: list[str] | None = None) -> dict:
+    """Make the miniature of each URL (skipping those already made by the same maker code) and write
+    ``manifest.json``."""
     folder = Path(folder)
     files = {}
     for url in urls if urls is not None else wanted_urls():
@@ -56,11 +66,13 @@ def build(folder: str | Path, urls: list[str] | None = None) -> dict:
             raise ValueError(f"the maker of {url} ({pattern}) says nothing vouches for its format: add its entry "
                              f"to FORMATS in colab/rehearsal/makers/")
         path = folder / "files" / local_name(url).replace("?", "%3F")
-        if not path.exists():
+        stamp, want = path.with_name(path.name + ".maker"), maker_stamp(maker)
+        if not path.exists() or not stamp.exists() or stamp.read_text() != want:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(maker(url))
             tmp.replace(path)
+            stamp.write_text(want)
         sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
