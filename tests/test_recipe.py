@@ -93,3 +93,18 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_whole_batch(tm
     assert [e[0] for e in b["eval"]["per_episode"]] == [e[0] for e in a["eval"]["per_episode"]]
     assert b["eval"]["miou"] == pytest.approx(a["eval"]["miou"], abs=1e-3)
     assert b["eval"]["reduced_equals_gathered"] and b["eval"]["world"] == 2
+
+
+def test_paper_rehearsal_changes_sizes_and_data_never_the_algorithm():
+    from lib.lseg import chapter
+
+    paper = chapter.CONFIGS["paper"]
+    r = paper.rehearsed()
+    changed = {f for f in paper.describe() if paper.describe()[f] != r.describe()[f]}
+    assert changed == set(chapter.LSegPaperConfig.REHEARSAL) | {"rehearsal"}
+    algorithm = ("lr", "base_lr", "head_lr_mult", "momentum", "weight_decay", "poly_power", "sync_bn", "seed")
+    assert not changed & set(algorithm)
+    assert paper.lr == pytest.approx(paper.base_lr / 16)   # the official rule with one image per process
+    fields = set(paper.describe())
+    assert all(name in fields or " " in name for name, _ in paper.course_choices)
+    assert paper.at_paper_scale and not r.at_paper_scale
