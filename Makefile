@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides paper-rehearsal
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports paper-rehearsal
 
 course: setup book slides
 
@@ -30,10 +30,13 @@ system-packages:
 
 .venv/.installed: requirements.txt constraints.txt pyproject.toml
 	python3 -m venv .venv
-	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, torchaudio, compressai, open_clip, pytorch_grad_cam, jupyter_book, nbval, playwright"
 	touch $@
+
+# The book's JavaScript (widgets, MathJax, reveal.js) from npm into book/_vendor/, served from the book, never a CDN.
+vendor: book/_vendor/.installed
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
@@ -51,8 +54,9 @@ book/_vendor/.installed: node_modules/.package-lock.json
 	touch $@
 
 # The chapters' slow, memoised steps (chapter 2's corpus and countermeasures) and the chapter notebooks themselves, in
-# parallel processes (one per core; COURSE_JOBS=1: one at a time), into lib.cache and the book's jupyter-cache, so that
-# the book build then only renders. A notebook is executed again only when what it depends on changed (scripts/prepare.py).
+# parallel processes (one per core; COURSE_JOBS=1: one at a time), into lib.storage.cache and the book's jupyter-cache,
+# so that the book build then only renders. A notebook is executed again only when what it depends on changed
+# (scripts/prepare.py).
 data: setup
 	$(PY) scripts/prepare.py
 
@@ -92,5 +96,12 @@ paper-rehearsal: setup
 sync:
 	$(PY) scripts/sync_notebooks.py
 
+# The import picture of lib/ (module graph, cycles, imports inside functions) and the layers contract in pyproject.toml.
+imports:
+	$(PY) scripts/imports.py
+	.venv/bin/lint-imports --no-cache
+
+# What the build writes: the book, the decks and the executed notebooks with their jupyter-cache (_build/). The course
+# cache ($$COURSE_CACHE, default ~/.cache/repro-course: downloads, trained models) is kept: delete it by hand.
 clean:
-	rm -rf book/_build
+	rm -rf _build

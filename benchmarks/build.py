@@ -10,7 +10,7 @@ time: chapter 2's corpus and countermeasures, then each notebook, as ``make book
 process per core. Then: the HTML render from the parallel run's stored executions (``jupyter-book build``, nothing
 executed), and ``scripts/prepare.py`` again with nothing changed. Finally the chapters' printed results of the two
 runs are compared (every text output, with the lines that report a duration masked) and so are the memoised results
-(every tensor, array and number in ``lib.cache``'s files but measured durations such as ``decode_s``), and the
+(every tensor, array and number in ``lib.storage.cache``'s files but measured durations such as ``decode_s``), and the
 differences are listed. The printed results are
 also written to ``artifacts/build-benchmark/<serial|parallel>-printed.json``.
 """
@@ -92,7 +92,7 @@ def same(a, b, where="") -> list[str]:
 
 
 def compare_memo(serial: Path, parallel: Path) -> list[str]:
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     a, b = ({p.name for p in (d / "memo").glob("*.pt")} for d in (serial, parallel))
     diffs = [f"only in the serial cache: {n}" for n in sorted(a - b)] + [f"only in the parallel cache: {n}"
@@ -175,7 +175,7 @@ def main(argv=None):
     ok = compare_printed(outputs["serial"], outputs["parallel"])
     diffs, n_same = compare_memo(caches["serial"], caches["parallel"])
     ok &= not diffs
-    print(f"lib.cache: {n_same} memoised results in both; " + ("all identical" if not diffs else
+    print(f"lib.storage.cache: {n_same} memoised results in both; " + ("all identical" if not diffs else
                                                                   f"{len(diffs)} differences:\n  " + "\n  ".join(diffs[:30])))
     print("same numbers in every chapter:", "yes" if ok else "NO")
     return stages

@@ -1,22 +1,25 @@
-"""The course's shared runtime.
+"""The course's shared code, in layers: a module imports only from the layers below its own (``lint-imports``
+checks this against ``[tool.importlinter]`` in pyproject.toml; ``tests/test_architecture.py`` runs it).
 
-Chapters import this package; it never imports from ``book/``. The core modules are small and do one thing each:
-
-- :mod:`lib.scale`       which scale runs (``tiny`` / ``colab`` / ``paper``) and each chapter's configuration for it
-- :mod:`lib.runtime`     device, seeding, threads, and the banner a chapter shows first
-- :mod:`lib.download`    a cached, verified fetch (sha256, hash prefix or first-use record) with clear errors
-- :mod:`lib.checkpoint`  atomic save, ``weights_only`` load
-- :mod:`lib.cache`       on-disk memoisation, so a chapter executed twice trains once
-- :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)
-- :mod:`lib.provenance`  where a number came from, and the paper-vs-ours scorecard
-- :mod:`lib.assets`      the offline data installed from Debian/PyPI, with errors that name the package
-- :mod:`lib.widgets`     widgets that work in the static HTML book (precomputed + ``jslink``) and live on Colab
-- :mod:`lib.validate`    one check per kind of input (images, waveforms, labels, ...), each error saying what to do
-- :mod:`lib.colab`       what a chapter's first cell does on Colab: the course cache on Google Drive or not
-
-Each paper adds a subpackage: :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`.
+=========  ===========================================================================================================
+layer      modules
+=========  ===========================================================================================================
+Colab      :mod:`lib.colab`       what a chapter's first cell does on Colab: the course cache on Google Drive or not
+papers     :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`: one per chapter, independent of each other
+display    :mod:`lib.display.provenance`  the banner, the stamp under every figure, the paper-vs-ours scorecard, the
+           results at a glance; :mod:`lib.display.widgets`  widgets for the static book and live on Colab
+recipes    :mod:`lib.recipe`      what the ``paper`` recipes share under ``torchrun``: set-up, sharding by rank,
+           evaluation split over the ranks and gathered, results in the course cache
+training   :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)
+storage    :mod:`lib.storage.download` (a cached, verified fetch), :mod:`lib.storage.checkpoint` (atomic save,
+           ``weights_only`` load), :mod:`lib.storage.cache` (on-disk memoisation), :mod:`lib.storage.assets` (the
+           offline data installed from Debian/PyPI)
+basics     :mod:`lib.scale` (which scale runs, each chapter's configuration for it), :mod:`lib.runtime` (device,
+           seeds, threads, versions, hardware, commit), :mod:`lib.images` (images as the tensors the models take)
+checks     :mod:`lib.validate`    checks of input that more than one chapter takes, each error saying what to do
+=========  ===========================================================================================================
 """
 
-from lib import assets, cache, checkpoint, download, provenance, runtime, scale, train, widgets  # noqa: F401
+from lib import display, runtime, scale, storage, train  # noqa: F401
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@
 - :func:`all_reduce_sum` and :func:`gather_in_order`: evaluation split over the ranks, sums reduced, per-item
   results gathered back into the order of the items.
 - :func:`write_result` / :func:`read_result`: the recipe's results in the course cache under a
-  ``lib.cache.key`` of the configuration, written atomically by rank 0; the chapter reads them from there.
+  ``lib.storage.cache.key`` of the configuration, written atomically by rank 0; the chapter reads them from there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from lib import cache, train, validate
+from lib import train, validate
+from lib.storage import cache
 
 RESULTS_VERSION = "1"
 

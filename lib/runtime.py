@@ -1,15 +1,20 @@
-"""Device, determinism and threads, plus the banner each chapter shows first."""
+"""Facts about the environment a chapter runs in: device, seeds, threads, library versions, hardware, commit."""
 
 from __future__ import annotations
 
 import os
 import platform
 import random
+import subprocess
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from lib import scale, validate
+from lib import validate
+
+_REPO = Path(__file__).resolve().parent.parent
 
 
 def seed_everything(seed: int) -> None:
@@ -42,8 +47,6 @@ def setup(seed: int = 0, threads: int | None = None, device: str | None = None) 
 
 def versions(*extra: str) -> dict[str, str]:
     """Versions of Python, torch and any further importable packages named in ``extra``."""
-    from importlib import metadata
-
     out = {"python": platform.python_version(), "torch": torch.__version__}
     for name in extra:
         try:
@@ -60,31 +63,15 @@ def hardware() -> str:
     return f"CPU {platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s))"
 
 
-class Banner:
-    """What runs where: scale, hardware, versions, commit. Renders as HTML in a notebook and as text elsewhere.
-
-    With ``config`` (what :func:`lib.scale.pick` returned) the scale shown is the configuration's, with its name and
-    whether it is the rehearsal's budget; without one, the scale in force.
-    """
-
-    def __init__(self, config: scale.ScaleConfig | None = None, **extra):
-        from lib import provenance
-
-        self.config = config
-        head = ({"scale": config.label, "config": config.name} if config is not None
-                else {"scale": scale.current() + (" (rehearsal)" if scale.rehearsal() else "")})
-        self.rows = {**head, "hardware": hardware(), **versions(),
-                     "commit": provenance.commit(), **{k: str(v) for k, v in extra.items()}}
-
-    def __repr__(self) -> str:
-        return " · ".join(f"{k} {v}" for k, v in self.rows.items())
-
-    def _repr_html_(self) -> str:
-        cells = "".join(f"<td><b>{k}</b><br>{v}</td>" for k, v in self.rows.items())
-        return f'<table class="course-banner"><tr>{cells}</tr></table>'
-
-
-def banner(config: scale.ScaleConfig | None = None, **extra) -> Banner:
-    """The chapter's first output: return it as the cell's last expression so it renders. Pass the chapter's
-    configuration (``lib.scale.pick(...)``) so the banner shows the one that runs."""
-    return Banner(config, **extra)
+def commit() -> str:
+    """The short commit hash of the code in use (``$COURSE_COMMIT`` overrides; ``+dirty`` marks local edits)."""
+    if os.environ.get("COURSE_COMMIT"):
+        return os.environ["COURSE_COMMIT"]
+    try:
+        sha = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no", "--",
+                                "lib"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

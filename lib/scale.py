@@ -26,6 +26,8 @@ import sys
 from collections.abc import Mapping
 from typing import ClassVar
 
+import torch
+
 SCALES = ("tiny", "colab", "paper")
 ENV_VAR = "COURSE_SCALE"
 REHEARSAL_ENV_VAR = "COURSE_REHEARSAL"
@@ -45,8 +47,6 @@ def current() -> str:
         return _override
     if os.environ.get(ENV_VAR):
         return _check(os.environ[ENV_VAR])
-    import torch
-
     return "colab" if torch.cuda.is_available() else "tiny"
 
 
@@ -58,6 +58,11 @@ def explicit() -> bool:
 def rehearsal() -> bool:
     """Whether ``$COURSE_REHEARSAL`` is ``1``: the Colab rehearsal's budget applies (see :meth:`ScaleConfig.rehearsed`)."""
     return os.environ.get(REHEARSAL_ENV_VAR, "").strip() == "1"
+
+
+def label_in_force() -> str:
+    """The scale in force as a stamp shows it: ``tiny``, or ``colab (rehearsal)`` under the rehearsal's budget."""
+    return current() + (" (rehearsal)" if rehearsal() else "")
 
 
 def set_scale(name: str | None) -> None:
@@ -82,7 +87,6 @@ class ScaleConfig:
     rehearsal: bool = False   # True on a configuration returned by :meth:`rehearsed`
 
     REHEARSAL: ClassVar[dict] = {}
-    ISSUE: ClassVar[int | None] = None   # the issue that builds this chapter's missing scales (for ScaleNotBuilt)
 
     def __post_init__(self):
         _check(self.scale)
@@ -138,9 +142,7 @@ def pick(configs: Mapping[str, ScaleConfig], chapter: str) -> ScaleConfig:
         cfg = configs[name]
     elif explicit():
         built = ", ".join(f"COURSE_SCALE={s}" for s in SCALES if s in configs)
-        issue = next(iter(configs.values())).ISSUE if configs else None
-        raise ScaleNotBuilt(f"chapter {chapter} has no `{name}` configuration yet"
-                            f"{f' (issue {issue})' if issue else ''}: run it with {built}")
+        raise ScaleNotBuilt(f"chapter {chapter} has no `{name}` configuration yet: run it with {built}")
     else:
         if "tiny" not in configs:
             raise ScaleNotBuilt(f"chapter {chapter} has neither a `{name}` nor a `tiny` configuration")

@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from lib import checkpoint, validate
+from lib import validate
+from lib.storage import checkpoint
 
 
 def distributed() -> tuple[int, int]:
@@ -80,8 +81,8 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
             raise ValueError(f"the checkpoint {ckpt_path} holds a run of {state['step']} steps, more than the "
                              f"steps={steps} asked: pass steps={state['step']} to use it, or delete it "
                              f"(rm '{ckpt_path}') to train {steps} steps afresh")
-        validate.load_state(_unwrap(model), state["model"], ckpt_path)
-        validate.load_state(optimizer, state["optimizer"], ckpt_path)
+        checkpoint.load_state(_unwrap(model), state["model"], ckpt_path)
+        checkpoint.load_state(optimizer, state["optimizer"], ckpt_path)
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lib import provenance, runtime  # noqa: E402
+from lib import runtime  # noqa: E402
 from lib.lseg import chapter, pascal  # noqa: E402
 from lib.lseg.model import LSeg, config  # noqa: E402
 
@@ -66,7 +66,7 @@ def main():
     n_eps, n_demo = 450, 8  # about 450 fold-0 episodes in VOC2012 val; the demo: 2 photos x 4 label sets, 1 forward each
     per_step_t4 = f_train * B / b / T4_FLOPS
     out = {
-        "measured_on": runtime.hardware(), "commit": provenance.commit(), "threads": torch.get_num_threads(),
+        "measured_on": runtime.hardware(), "commit": runtime.commit(), "threads": torch.get_num_threads(),
         "note": "2 shared cores under other jobs' load: CPU seconds are inflated",
         "fold_size": S, "fold_batch": B, "fold_steps": steps, "fold_runs": runs, "demo_size": cfg.demo_size,
         "cpu_train_step_s_batch2": round(s_train, 2), "train_step_gflop_batch2": round(f_train / 1e9, 1),

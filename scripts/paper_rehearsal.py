@@ -65,7 +65,7 @@ def in_process(fn, argv: list[str], env: dict) -> float:
 def weights_difference(a: Path, b: Path) -> float:
     import torch
 
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     sa, sb = checkpoint.load(a)["model"], checkpoint.load(b)["model"]
     if sa.keys() != sb.keys():

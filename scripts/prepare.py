@@ -10,7 +10,7 @@ README; and the thread count the serial build used, so the numbers are the same)
 
 * memoised steps of a chapter's library: chapter 2's corpus and its 18 countermeasures (:func:`memo_steps`) and
   chapter 1's seven finetunings (:func:`icm_steps`, from ``lib.icm.experiment.finetune_grid``), the same calls with the same configuration
-  (``lib.scale.pick``) as the chapter makes, so the same ``lib.cache`` keys (tests/test_prepare.py checks both
+  (``lib.scale.pick``) as the chapter makes, so the same ``lib.storage.cache`` keys (tests/test_prepare.py checks both
   lists against the chapters);
 * the chapter notebooks themselves (:data:`BOOK`): each is executed (with nbclient, as myst-nb does) and stored in
   the book's jupyter-cache (``_build/.jupyter_cache``), which ``jupyter-book build`` then reads instead of
@@ -18,8 +18,8 @@ README; and the thread count the serial build used, so the numbers are the same)
   their own cells (memoised there) run inside their notebook step: a copy of that code here could serve a stale
   result under the same key.
 
-Results go through ``lib.cache`` (atomic writes: two processes computing one key both write whole files, the last
-rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
+Results go through ``lib.storage.cache`` (atomic writes: two processes computing one key both write whole files, the
+last rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
 reuses that and resumes the training that was cut short from its checkpoint (``lib.train``).
 
 A notebook is executed again only when something it depends on changed: :func:`inputs_hash` covers the notebook
@@ -155,7 +155,7 @@ def _files_digest(paths) -> str:
 
 
 def _commit() -> str:
-    """What lib.provenance.commit() prints (the notebooks show it): HEAD, +dirty when lib/ has local edits."""
+    """What lib.runtime.commit() prints (the notebooks show it): HEAD, +dirty when lib/ has local edits."""
     if os.environ.get("COURSE_COMMIT"):
         return os.environ["COURSE_COMMIT"]
     try:
@@ -265,7 +265,7 @@ def store_execution(notebook: str, executed: str, seconds: float, inputs: str) -
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     cache = get_cache(str(JCACHE))
     nb = nbformat.read(executed, as_version=4)
@@ -313,7 +313,7 @@ def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
     finish and, every 30 s, the steps running. Returns {step: seconds} of those that ran; raises if any failed."""
     import lib
 
-    times_path = lib.cache.cache_dir() / TIMES
+    times_path = lib.storage.cache.cache_dir() / TIMES
     try:
         guess = {**GUESS, **json.loads(times_path.read_text())}
     except (OSError, ValueError):
@@ -397,7 +397,7 @@ def _interrupt(signum, frame):
 
 
 def _save_times(path: Path, guess: dict, done: dict) -> None:
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     with checkpoint.atomic_path(path) as tmp:
         tmp.write_text(json.dumps({**guess, **{k: round(v, 1) for k, v in done.items()}}, indent=1) + "\n")

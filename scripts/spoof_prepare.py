@@ -1,4 +1,4 @@
-"""Build the chapter-2 corpus and train every countermeasure of the chapter into the cache (lib.cache).
+"""Build the chapter-2 corpus and train every countermeasure of the chapter into the cache (lib.storage.cache).
 
     COURSE_SCALE=tiny python scripts/spoof_prepare.py     # ~8 min on 2 busy cores the first time, seconds afterwards
 
@@ -36,7 +36,7 @@ def main(argv=None):
     for (tr, sp, s), r in res.items():
         print(f"{tr:8s} {sp:6s} seed {s}: EER(PS eval) {r['eer_ps']:5.1f} %  "
               + " ".join(f"{k} {v:+6.1f}" for k, v in r["rcq_spoof"].items()))
-    print(f"done in {time.time() - t0:.0f} s; cache in {lib.cache.cache_dir()}")
+    print(f"done in {time.time() - t0:.0f} s; cache in {lib.storage.cache.cache_dir()}")
     return res
 
 

@@ -1,10 +1,10 @@
 """The built HTML book, as a reader sees it: built with warnings as errors, opened offline in a real browser.
 
-The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.cache make
-a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
-Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error,
-math typeset, nothing wider than the text column (at 1280 px nothing, at a phone's 390 px nothing but code blocks),
-widgets drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/screenshots/.
+The session fixture builds the book (`make book`: chapters execute at `tiny` scale; jupyter-cache and lib.storage.cache
+make a second build cheap). The browser test serves the HTML on 127.0.0.1, opens every page in Debian's Chromium through
+Playwright, refuses every request that would leave the machine, and checks what a reader would: no page error, math
+typeset, nothing wider than the text column (at 1280 px nothing, at a phone's 390 px nothing but code blocks), widgets
+drawn and switching, Colab links pointing at notebooks. Screenshots go to artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def test_widgets_render_and_switch_offline(browser, server):
         for i in range(switchers.count()):
             box = switchers.nth(i)
             box.scroll_into_view_if_needed()
-            deck = box.locator(".widget-tab-contents").first  # lib.widgets.switcher's Tab of panels
+            deck = box.locator(".widget-tab-contents").first  # lib.display.widgets.switcher's Tab of panels
             assert not box.locator(".widget-tab-bar").first.is_visible(), f"{name}: switcher {i} shows its tab bar"
             before = deck.inner_html()
             handle = box.locator(".noUi-handle")

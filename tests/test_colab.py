@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_use_drive_off_keeps_the_cache_and_says_where(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_DOWNLOADS", raising=False)
     assert colab.use_drive(False, drive=tmp_path / "drive") == tmp_path / "cache"
-    assert "USE_DRIVE = True" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "USE_DRIVE = True" in out and f"downloads: {tmp_path / 'cache' / 'downloads'}" in out
 
 
 def _fake_drive(monkeypatch, mount):
@@ -30,14 +32,30 @@ def _fake_drive(monkeypatch, mount):
     monkeypatch.setitem(sys.modules, "google.colab", module)
 
 
-def test_use_drive_mounts_and_moves_the_cache(monkeypatch, tmp_path):
+def test_use_drive_mounts_and_moves_the_cache_but_not_the_downloads(monkeypatch, tmp_path, capsys):
+    from lib.storage import cache, download
+
     mounted = []
     _fake_drive(monkeypatch, lambda path: mounted.append(path) or (Path(path) / "MyDrive").mkdir(parents=True))
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "local"))
-    root = colab.use_drive(True, drive=tmp_path / "drive")
+    monkeypatch.delenv("COURSE_DOWNLOADS", raising=False)
+    monkeypatch.delenv("COURSE_MIRROR", raising=False)
+    root = colab.use_drive(True, drive=tmp_path / "drive", downloads=tmp_path / "content" / "downloads")
     assert mounted == [str(tmp_path / "drive")]
     assert root == tmp_path / "drive" / "MyDrive" / "repro-course-cache" and root.is_dir()
     assert os.environ["COURSE_CACHE"] == str(root)
+    assert cache.downloads_dir() == tmp_path / "content" / "downloads"
+    out = capsys.readouterr().out
+    assert f"downloads: {tmp_path / 'content' / 'downloads'}" in out and "record" in out
+    # a file fetched now lands on the runtime's disk, its first-use record on Drive; a recycled runtime (the disk
+    # wiped) finds the record and checks the file it gets again against it
+    (tmp_path / "content" / "downloads" / "a.bin").write_bytes(b"the file")
+    download.fetch("http://127.0.0.1:9/a.bin", reader="zip")
+    record = root / "downloads" / download.RECORD
+    assert "a.bin" in record.read_text() and not (tmp_path / "content" / "downloads" / download.RECORD).exists()
+    (tmp_path / "content" / "downloads" / "a.bin").write_bytes(b"another file")
+    with pytest.raises(download.ChecksumError, match="first-use record"):
+        download.fetch("http://127.0.0.1:9/a.bin", reader="zip")
 
 
 def test_use_drive_when_drive_does_not_mount_says_what_to_do(monkeypatch, tmp_path):

@@ -1,5 +1,5 @@
-"""lib.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's code
-for unsafe ``torch.load`` calls."""
+"""lib.storage.download against loopback servers on 127.0.0.1 (every network wait bounded), and a scan of the course's
+code for unsafe ``torch.load`` calls."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import download
+from lib.storage import download
 from tests.helpers.serve import serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,11 +113,12 @@ def test_sha256_then_cached(site, tmp_path):
     dest = download.fetch(f"{url}/w.bin", reader=READER, sha256=SHA, cache_dir=tmp_path / "c", progress=False)
     assert dest.read_bytes() == DATA and dest.name == "w.bin"
     log = download.downloads()[-1]
-    assert log == {"url": f"{url}/w.bin", "path": str(dest), "bytes": len(DATA), "sha256": SHA,
+    assert log == {"url": f"{url}/w.bin", "source": f"{url}/w.bin", "path": str(dest), "bytes": len(DATA), "sha256": SHA,
                    "verified_by": "sha256", "loaded_with": READER, "mirror": False, "cached": False}
     # served from the folder now (the port is closed), re-verified
     again = download.fetch("http://127.0.0.1:9/w.bin", reader=READER, sha256=SHA, cache_dir=tmp_path / "c")
     assert again == dest and download.downloads()[-1]["cached"] is True
+    assert download.downloads()[-1]["source"] == "local"
 
 
 def test_hash_prefix_from_the_file_name(site, tmp_path):
@@ -247,10 +248,11 @@ def test_web_page_instead_of_the_file(odd_server, tmp_path):
                           progress=False).read_text().startswith("<!DOCTYPE")
 
 
-def test_truncated_download(odd_server, tmp_path):
-    with pytest.raises(download.DownloadError, match=r"broke off \(10 of 1000 bytes\)"):
+def test_truncated_download_keeps_the_part(odd_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "RETRIES", 1)
+    with pytest.raises(download.DownloadError, match=r"broke off \(\d+ of 1000 bytes, after 1 retries\).*resume"):
         download.fetch(f"{odd_server}/short", reader="zip", filename="s.zip", cache_dir=tmp_path, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zip.part", "s.zip.part.json"]
 
 
 def test_checksum_mismatch_keeps_nothing(site, tmp_path):
@@ -290,41 +292,315 @@ def test_drive_server_that_never_answers(silent_server, tmp_path, monkeypatch):
         assert list((tmp_path / "c").iterdir()) == []
 
 
-def test_full_disk(site, tmp_path, monkeypatch):
-    _, url = site
+# --- resume, several sources, the manual path, free space -----------------------------------------------------------
+BIG = os.urandom(300_000)
+BIG_SHA = hashlib.sha256(BIG).hexdigest()
+BIG_MD5 = hashlib.md5(BIG).hexdigest()
 
-    class Full(io.FileIO):  # the file torch.hub writes to: every write fails as on a full disk
-        def __init__(self, path, mode):
-            super().__init__(path, mode.replace("+b", "+").replace("b", ""))
 
+@pytest.fixture
+def ranged():
+    """A server of BIG at /big.bin that answers Range requests with 206 (ETag, If-Range) unless ``ranges`` is off,
+    and cuts the connection half-way through the next ``cut`` answers. ``seen`` holds each request's headers."""
+    state = {"ranges": True, "cut": 0, "etag": '"v1"', "data": BIG, "seen": []}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            state["seen"].append({k: self.headers.get(k) for k in ("Range", "If-Range")})
+            data, start = state["data"], 0
+            m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            if_range = self.headers.get("If-Range")
+            if state["ranges"] and m and (if_range is None or if_range == state["etag"]):
+                start = int(m.group(1))
+            body = data[start:]
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", state["etag"])
+            if state["ranges"]:
+                self.send_header("Accept-Ranges", "bytes")
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.end_headers()
+            if state["cut"]:
+                state["cut"] -= 1
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/big.bin", state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_cut_mid_file_then_resumed_in_the_next_call(ranged, tmp_path, monkeypatch, capsys):
+    url, state = ranged
+    c = tmp_path / "c"
+    monkeypatch.setattr(download, "RETRIES", 0)
+    state["cut"] = 1
+    with pytest.raises(download.DownloadError, match=r"broke off.*kept in .*big\.bin\.part\. Run again to resume"):
+        download.fetch(url, reader="zip", sha256=BIG_SHA, cache_dir=c, progress=False)
+    have = (c / "big.bin.part").stat().st_size
+    assert 0 < have < len(BIG) and not (c / "big.bin").exists()
+    assert json.loads((c / "big.bin.part.json").read_text())["etag"] == '"v1"'
+    dest = download.fetch(url, reader="zip", sha256=BIG_SHA, cache_dir=c, progress=False)
+    assert state["seen"][-1] == {"Range": f"bytes={have}-", "If-Range": '"v1"'}
+    assert dest.read_bytes() == BIG and download.sha256sum(dest) == BIG_SHA
+    assert f"resuming big.bin at {download.size_text(have)}" in capsys.readouterr().out
+    assert sorted(p.name for p in c.iterdir()) == ["big.bin"]
+
+
+def test_killed_process_then_resumed(ranged, tmp_path, monkeypatch):
+    """A KeyboardInterrupt (as a stopped cell or a killed process leaves it): the part and its sidecar stay."""
+    url, state = ranged
+    c = tmp_path / "c"
+    real_open = open
+
+    class Killed(io.FileIO):
         def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
+            if self.tell() > 0:
+                raise KeyboardInterrupt
+            return super().write(data)
 
-    monkeypatch.setattr(torch.hub, "open", Full, raising=False)
-    with pytest.raises(download.DownloadError, match=rf"disk is full at {tmp_path / 'c'}: free 1 MB"):
-        download.fetch(f"{url}/w.bin", reader="zip", cache_dir=tmp_path / "c", progress=False)
+    monkeypatch.setattr(download, "open", lambda p, mode="r", *a, **k: Killed(p, mode.replace("b", "")) if
+                        str(p).endswith(".part") else real_open(p, mode, *a, **k), raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        download.fetch(url, reader="zip", md5=BIG_MD5, cache_dir=c, progress=False)
+    monkeypatch.undo()
+    have = (c / "big.bin.part").stat().st_size
+    assert have > 0 and (c / "big.bin.part.json").exists()
+    dest = download.fetch(url, reader="zip", md5=BIG_MD5, cache_dir=c, progress=False)
+    assert state["seen"][-1]["Range"] == f"bytes={have}-" and dest.read_bytes() == BIG
+    assert download.downloads()[-1]["verified_by"] == "md5"
+
+
+def test_broken_connection_is_retried_within_the_call(ranged, tmp_path, capsys):
+    url, state = ranged
+    state["cut"] = 1
+    dest = download.fetch(url, reader="zip", sha256=BIG_SHA, cache_dir=tmp_path, progress=True)
+    assert dest.read_bytes() == BIG and len(state["seen"]) == 2 and state["seen"][1]["Range"].startswith("bytes=")
+    out, err = capsys.readouterr()
+    assert "retrying (1 of 3)" in out and "B/s" in err  # tqdm's bar in bytes with a rate
+
+
+def test_server_without_range_support_restarts(ranged, tmp_path, monkeypatch, capsys):
+    url, state = ranged
+    c = tmp_path / "c"
+    monkeypatch.setattr(download, "RETRIES", 0)
+    state.update(cut=1, ranges=False)
+    with pytest.raises(download.DownloadError, match="broke off"):
+        download.fetch(url, reader="zip", cache_dir=c, progress=False)
+    dest = download.fetch(url, reader="zip", cache_dir=c, progress=False)
+    assert state["seen"][-1]["Range"] is not None  # asked to resume, got the whole file
+    assert "starting again from 0" in capsys.readouterr().out
+    assert dest.read_bytes() == BIG and download.downloads()[-1]["sha256"] == BIG_SHA
+
+
+def test_a_part_of_another_version_is_discarded(ranged, tmp_path, monkeypatch, capsys):
+    url, state = ranged
+    c = tmp_path / "c"
+    monkeypatch.setattr(download, "RETRIES", 0)
+    state["cut"] = 1
+    with pytest.raises(download.DownloadError, match="broke off"):
+        download.fetch(url, reader="zip", cache_dir=c, progress=False)
+    state.update(etag='"v2"', data=BIG[::-1])  # the file changed on the server: If-Range no longer matches
+    dest = download.fetch(url, reader="zip", cache_dir=c, progress=False)
+    assert dest.read_bytes() == BIG[::-1] and "starting again from 0" in capsys.readouterr().out
+    # a server that ignores If-Range but answers the rest of a file with another ETag: started again
+    state["cut"] = 1
+    with pytest.raises(download.DownloadError, match="broke off"):
+        download.fetch(url, reader="zip", filename="y.bin", cache_dir=c, progress=False)
+    sidecar = json.loads((c / "y.bin.part.json").read_text())
+    (c / "y.bin.part.json").write_text(json.dumps({**sidecar, "etag": '"v0"'}))
+    monkeypatch.setitem(state, "etag", '"v0"')  # If-Range matches, the answer's ETag does not
+    monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "send_header", _etag_to_v2(
+        http.server.BaseHTTPRequestHandler.send_header))
+    assert download.fetch(url, reader="zip", filename="y.bin", cache_dir=c, progress=False).read_bytes() == BIG[::-1]
+    assert "changed since y.bin.part was begun" in capsys.readouterr().out
+    monkeypatch.undo()
+    (c / "x.bin.part").write_bytes(b"old")  # a part begun from another URL
+    (c / "x.bin.part.json").write_text(json.dumps({"source": "http://elsewhere/x.bin", "length": 9}))
+    download.fetch(url, reader="zip", filename="x.bin", cache_dir=c, progress=False)
+    assert "discarding" in capsys.readouterr().out and state["seen"][-1]["Range"] is None
+    assert (c / "x.bin").read_bytes() == BIG[::-1]
+
+
+def _etag_to_v2(send_header):
+    def send(self, key, value):
+        return send_header(self, key, '"v2"' if key == "ETag" else value)
+    return send
+
+
+def test_disk_too_small_fails_before_writing(ranged, tmp_path, monkeypatch):
+    url, state = ranged
+    c = tmp_path / "c"
+    c.mkdir()
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: shutil_usage(999))
+    with pytest.raises(download.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):
+        download.fetch(url, reader="zip", cache_dir=c, progress=False)  # from the server's Content-Length
+    with pytest.raises(download.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):  # from size=, for Drive
+        download.fetch_drive("ID", reader="zip", filename="d.zip", size=len(BIG), cache_dir=c, progress=False)
+    assert list(c.iterdir()) == [] and len(state["seen"]) == 1
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: shutil_usage(int(9.8e9)))
+    with pytest.raises(download.NoRoom, match="needs 13.2 GB, 9.8 GB free"):
+        download._room(c, int(13.2e9), 0)
+
+
+def test_full_disk_during_the_transfer_keeps_the_part(ranged, tmp_path, monkeypatch):
+    url, _ = ranged
+    real_open = open
+
+    class Full(io.FileIO):
+        def write(self, data):
+            if self.tell() > 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(download, "open", lambda p, mode="r", *a, **k: Full(p, mode.replace("b", "")) if
+                        str(p).endswith(".part") else real_open(p, mode, *a, **k), raising=False)
+    with pytest.raises(download.NoRoom, match=rf"disk is full at {tmp_path}: needs 300 kB in all, the \d+ kB so far "
+                                              rf"are kept in .*Free some space and run again to resume"):
+        download.fetch(url, reader="zip", cache_dir=tmp_path, progress=False)
+    assert (tmp_path / "big.bin.part").stat().st_size > 0
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(10 * free, 9 * free, free)
+
+
+def test_quota_page_then_a_good_second_source(odd_server, site, tmp_path, monkeypatch, capsys):
+    _, url = site
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("COURSE_DOWNLOAD_LOG", str(log))
+    dest = download.fetch(f"{odd_server}/html", mirrors=[f"{url}/w.bin"], reader="zip", sha256=SHA,
+                          filename="w.zip", cache_dir=tmp_path / "c", progress=False)
+    assert dest.read_bytes() == DATA
+    entry = json.loads(log.read_text())
+    assert entry["source"] == f"{url}/w.bin" and entry["url"] == f"{odd_server}/html"
+    out = capsys.readouterr().out
+    assert "web page" in out and f"trying the next source for w.zip: {url}/w.bin" in out
+
+
+def test_all_sources_dead_names_each_and_the_manual_path(odd_server, silent_server, tmp_path):
+    c = tmp_path / "c"
+    sources = ["http://127.0.0.1:9/v.tar", f"{silent_server}/v.tar", f"{odd_server}/error"]
+    with pytest.raises(download.DownloadError) as err:
+        download.fetch(sources[0], mirrors=sources[1:], reader="tar", cache_dir=c, progress=False, timeout=1)
+    text = str(err.value)
+    assert "any of its 3 sources" in text
+    for source, why in zip(sources, ("ConnectionError", "no answer within 1 s", "HTTP 500")):
+        assert re.search(rf"- {re.escape(source)}: .*{why}", text), (source, text)
+    assert f"put the file at {c / 'v.tar'} by hand (fetched in a browser), then run again" in text
+    assert list(c.iterdir()) == []
+
+
+def test_a_checksum_error_moves_on_and_is_reported(site, tmp_path):
+    root, url = site
+    (root / "bad.bin").write_bytes(b"not it")
+    dest = download.fetch(f"{url}/bad.bin", mirrors=[f"{url}/w.bin"], reader="zip", sha256=SHA, filename="w.bin",
+                          cache_dir=tmp_path / "c", progress=False)
+    assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == f"{url}/w.bin"
+    with pytest.raises(download.ChecksumError, match=r"(?s)any of its 2 sources.*bad.bin: its sha256 .*gone.bin: .*HTTP 404"):
+        download.fetch(f"{url}/bad.bin", mirrors=[f"{url}/gone.bin"], reader="zip", sha256=SHA, filename="v.bin",
+                       cache_dir=tmp_path / "c", progress=False)
+
+
+def test_a_file_put_there_by_hand_is_checked_like_a_download(tmp_path, capsys):
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "VOC.tar").write_bytes(BIG)  # nothing listens on port 9: the file must come from the folder
+    dest = download.fetch("http://127.0.0.1:9/VOC.tar", reader="tar", md5=BIG_MD5, cache_dir=c)
+    entry = download.downloads()[-1]
+    assert dest == c / "VOC.tar" and entry["verified_by"] == "md5" and entry["source"] == "local"
+    assert json.loads((c / download.RECORD).read_text())["VOC.tar"]["sha256"] == BIG_SHA
+    assert "first use: recorded" in capsys.readouterr().out
+    (c / "w.pt").write_bytes(DATA)
+    download.fetch("http://127.0.0.1:9/w.pt", reader=READER, sha256=SHA, cache_dir=c)
+    assert download.downloads()[-1]["verified_by"] == "sha256"
+    (c / "x.pt").write_bytes(b"something else")
+    with pytest.raises(download.ChecksumError, match=rf"{c / 'x.pt'}.*put the file at {c / 'x.pt'} by hand.*run again"):
+        download.fetch("http://127.0.0.1:9/x.pt", reader=READER, sha256=SHA, cache_dir=c)
+    (c / "p.tar").write_bytes(b"<!DOCTYPE html><html>quota exceeded</html>")
+    with pytest.raises(download.DownloadError, match=rf"file at {c / 'p.tar'} is a web page"):
+        download.fetch("http://127.0.0.1:9/p.tar", reader="tar", cache_dir=c)
+
+
+def test_filename_stays_in_its_folder(tmp_path):
+    for bad in ("../x", "/etc/x", "a/b", "..", "", "a\\b"):
+        with pytest.raises(ValueError, match="plain file name"):
+            download.fetch("http://127.0.0.1:9/x", reader="zip", filename=bad, cache_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="plain file name"):
+        download.fetch("http://127.0.0.1:9/..", reader="zip", cache_dir=tmp_path / "c")
+    assert not (tmp_path / "x").exists()
+
+
+def test_md5_mismatch_refused(site, tmp_path):
+    _, url = site
+    with pytest.raises(download.ChecksumError, match=r"md5 .*not the published 0{32}.*nothing was kept"):
+        download.fetch(f"{url}/w.bin", reader="zip", md5="0" * 32, cache_dir=tmp_path / "c", progress=False)
+    assert list((tmp_path / "c").iterdir()) == []
+    with pytest.raises(ValueError, match="32 hex"):
+        download.fetch(f"{url}/w.bin", reader="zip", md5="abc", cache_dir=tmp_path / "c")
+
+
+def test_size_mismatch_refused(site, tmp_path):
+    _, url = site
+    with pytest.raises(download.ChecksumError, match=rf"offers {len(DATA)} bytes, not the 7 expected"):
+        download.fetch(f"{url}/w.bin", reader="zip", size=7, cache_dir=tmp_path / "c", progress=False)
     assert list((tmp_path / "c").iterdir()) == []
 
 
-def test_interrupted_download_restarts_cleanly(site, tmp_path, monkeypatch):
-    _, url = site
-    calls = []
+def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_file(tmp_path, monkeypatch, capsys):
+    """Drive answers its quota page (no download form: gdown gives up); the error names the manual path, and with a
+    second source the file comes from there (everything served by a stand-in mirror)."""
+    page = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body><p>Too many users "
+            b"have viewed or downloaded this file recently.</p></body></html>")
+    drive = download.DRIVE_URL.format("Q")
+    files = {drive: {"sha256": SHA}, "https://example.org/x.ckpt": {"sha256": SHA}}
 
-    class Interrupted(io.FileIO):
-        def __init__(self, path, mode):
-            super().__init__(path, mode.replace("+b", "+").replace("b", ""))
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
 
-        def write(self, data):
-            calls.append(len(data))
-            raise KeyboardInterrupt
+        def do_GET(self):
+            body, kind = {"/manifest.json": (json.dumps({"files": files}).encode(), "application/json"),
+                          "/example.org/x.ckpt": (DATA, "application/octet-stream")}.get(
+                self.path, (page, "text/html; charset=utf-8"))
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    monkeypatch.setattr(torch.hub, "open", Interrupted, raising=False)
-    with pytest.raises(KeyboardInterrupt):
-        download.fetch(f"{url}/w.bin", reader="zip", sha256=SHA, cache_dir=tmp_path / "c", progress=False)
-    assert calls and list((tmp_path / "c").iterdir()) == []
-    monkeypatch.undo()
-    assert download.fetch(f"{url}/w.bin", reader="zip", sha256=SHA, cache_dir=tmp_path / "c",
-                          progress=False).read_bytes() == DATA
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("COURSE_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+        c = tmp_path / "c"
+        with pytest.raises(download.DownloadError, match=rf"(?s)Google Drive did not hand out the file.*put the file at "
+                                                         rf"{c / 'x.ckpt'} by hand \(fetched in a browser\), then run again"):
+            download.fetch_drive("Q", reader=READER, filename="x.ckpt", cache_dir=c, progress=False, timeout=5)
+        dest = download.fetch_drive("Q", mirrors=["https://example.org/x.ckpt"], reader=READER, filename="x.ckpt",
+                                    cache_dir=c, progress=False, timeout=5)
+        assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == "https://example.org/x.ckpt"
+        assert "trying the next source for x.ckpt: https://example.org/x.ckpt" in capsys.readouterr().out
+        assert sorted(p.name for p in c.iterdir()) == ["first-use-sha256.json", "x.ckpt"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # --- no pickle: every torch.load in the course's code is weights_only=True ----------------------------------------

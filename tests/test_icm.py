@@ -274,8 +274,8 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     small = ["--batch", "2", "--crop", "64", "--task-crop", "64", "--N", "8", "--M", "12", "--quiet"]
     digest = icm_train_base.main(["--rd-steps", "2", "--steps", "2", *small, "--out", str(out)])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["sha256"] == digest == lib.download.sha256sum(out)
-    state = lib.checkpoint.load(out)
+    assert report["sha256"] == digest == lib.storage.download.sha256sum(out)
+    state = lib.storage.checkpoint.load(out)
     codec = C.codec_from_state_dict(state["state_dict"])
     assert state["config"]["rd_steps"] == 2 and state["config"]["steps"] == 2
     first, last = state["history"][0], state["history"][-1]
@@ -286,7 +286,7 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     # continuing from a committed codec (stage 2 only), as colab does from CompressAI's weights
     out2 = tmp_path / "base2.pt"
     digest2 = icm_train_base.main(["--steps", "2", "--lr", "1e-3", *small, "--init-from", str(out), "--out", str(out2)])
-    state2 = lib.checkpoint.load(out2)
+    state2 = lib.storage.checkpoint.load(out2)
     assert state2["init_from"] == {"file": "base.pt", "sha256": digest} and digest2 != digest
     assert state2["config"]["rd_steps"] == 0   # an initialisation replaces stage 1 unless --rd-steps says otherwise
     assert state2["config"]["lr"] == 1e-3 and all(r["stage"] == 2 for r in state2["history"])
@@ -378,7 +378,7 @@ def test_committed_checkpoint_matches_its_recorded_sha256():
     ckpt = ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.pt"
     record = json.loads((ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.json").read_text())
     assert ckpt.stat().st_size < 5 * 2 ** 20
-    assert lib.download.sha256sum(ckpt) == record["sha256"]
+    assert lib.storage.download.sha256sum(ckpt) == record["sha256"]
     assert "scripts/icm_train_base.py" in record["command"]
 
 
@@ -457,15 +457,15 @@ def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     tmp = tmp_path / "tmp.pth.tar"
     torch.save(old_layout(zoo_q1.state_dict()), tmp)    # a zoo file: flat, the old key layout
-    digest = lib.download.sha256sum(tmp)
+    digest = lib.storage.download.sha256sum(tmp)
     src = tmp.rename(tmp_path / f"bmshj2018-factorized-prior-2-{digest[:8]}.pth.tar")
     codec = C.pretrained_init(2, url=src.as_uri())  # checked against the prefix in the file name
     assert isinstance(codec, C.ICMCodec) and C.state_hashes(codec) == C.state_hashes(zoo_q1)
-    assert lib.download.downloads()[-1]["verified_by"] == "hash_prefix"
+    assert lib.storage.download.downloads()[-1]["verified_by"] == "hash_prefix"
     wrong = src.rename(tmp_path / "bmshj2018-factorized-prior-2-00000000.pth.tar")
-    with pytest.raises(lib.download.ChecksumError):
+    with pytest.raises(lib.storage.download.ChecksumError):
         C.pretrained_init(2, url=wrong.as_uri())
-    with pytest.raises(lib.download.ChecksumError):
+    with pytest.raises(lib.storage.download.ChecksumError):
         C.pretrained_init(2, url=wrong.as_uri(), sha256="0" * 64)
     assert C.compressai_url(2).endswith("/bmshj2018-factorized-prior-2-87279a02.pth.tar")
     with pytest.raises(ValueError, match="quality"):
@@ -482,7 +482,7 @@ def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
     assert isinstance(codec, C.ICMCodec) and "command" in rec
     record["sha256"] = "0" * 64
     (tmp_path / "icm_base_tiny.json").write_text(json.dumps(record))
-    with pytest.raises(lib.download.ChecksumError, match="retrain"):
+    with pytest.raises(lib.storage.download.ChecksumError, match="retrain"):
         X.load_base(tmp_path / "icm_base_tiny.pt")
 
 
@@ -522,12 +522,13 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
         kodak = data.kodak(url=url + "/kodim{:02d}.png")
         assert len(kodak) == 24 and kodak[0][0] == "kodim01"
         assert kodak[0][1].shape == (1, 3, 32, 48)   # cropped to the codec's stride (16)
-        assert lib.download.downloads()[-1]["verified_by"] == "first_use"
-        assert lib.download.downloads()[-1]["loaded_with"] == "PIL"
+        assert lib.storage.download.downloads()[-1]["verified_by"] == "first_use"
+        assert lib.storage.download.downloads()[-1]["loaded_with"] == "PIL"
         coco = data.coco_val([139], url=url + "/{:012d}.jpg")
         assert coco[0][1].shape == (1, 3, 224, 224) and 0 <= coco[0][1].min() and coco[0][1].max() <= 1
         (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
-        with pytest.raises(lib.download.ChecksumError, match="delete it"):  # re-checked against its first-use record
+        # re-checked against its first-use record
+        with pytest.raises(lib.storage.download.ChecksumError, match="delete it"):
             data.coco_val([139], url=url + "/{:012d}.jpg")
         assert [n for n, _ in data.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
 
@@ -544,7 +545,7 @@ def test_tiny_config_holds_the_settings_the_chapter_ran_with():
     assert (tiny.base, tiny.eval_sets, tiny.fid_crop, tiny.fid_per_photo, tiny.task_size, tiny.task_per_stamp,
             tiny.confidence) == ("committed", "held-out", 192, 9, 224, 4, 0.5)
     # a finetuning run's memo key names every field of its configuration
-    assert lib.cache.key("icm-ft", run=FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common)) == (
+    assert lib.storage.cache.key("icm-ft", run=FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common)) == (
         "icm-ft-run.steps=150-run.batch=4-run.crop=128-run.pool=256-run.k=3-run.patch=64-run.lmbda_adv=0.01-"
         "run.lr_g=0.0003-run.lr_d=0.0002-run.gan=lsgan-run.ndf=32-run.n_layers=3-run.adversarial=True-"
         "run.trainable=('g_s.0', 'g_s.1')-run.seed=0")
@@ -578,7 +579,7 @@ def test_chapter_1_at_paper_scale_says_it_is_not_built():
 
     scale.set_scale("paper")
     try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet \(issue 11\): "
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet: "
                                                       r"run it with COURSE_SCALE=tiny, COURSE_SCALE=colab"):
             scale.pick(config.CONFIGS, chapter="1")
     finally:
@@ -617,7 +618,7 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
         X.base_codec(dataclasses.replace(cfg, base="jpeg"), None, None, None)
 
 
-# --- colab: COCO annotations, Mask R-CNN's scores, bad input (issue 11) -------------------------------------------
+# --- colab: COCO annotations, Mask R-CNN's scores, bad input ----------------------------------------------------
 def _coco_site(tmp_path, ids, annotated=None):
     """A folder with stand-in COCO val2017 JPEGs for ``ids`` and an annotations zip for ``annotated`` (default:
     the same ids), made by the rehearsal mirror's makers (COCO's schema)."""
@@ -652,7 +653,7 @@ def test_coco_annotations_are_cut_with_the_images_and_score_perfect_detections_1
         images = data.coco_val([139, 632], size=None, url=url + "/{:012d}.jpg")
         assert [tuple(x.shape[-2:]) for _, x in images] == [(416, 640), (480, 640)]
         gt = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
-        assert lib.download.downloads()[-1]["loaded_with"] == "zip"
+        assert lib.storage.download.downloads()[-1]["loaded_with"] == "zip"
     assert len(gt) == 2 and "000000000139" in gt and "000000000285" not in gt
     anns = gt.coco.loadAnns(gt.coco.getAnnIds(imgIds=[139]))
     crowd = [a for a in anns if a["iscrowd"]][0]
@@ -708,7 +709,7 @@ def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do
         Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(site / f"kodim{i:02d}.png")
     Image.fromarray(np.full((12, 40, 3), 128, np.uint8)).save(site / "000000000139.jpg")
     with serve(site) as url:
-        with pytest.raises(lib.download.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
+        with pytest.raises(lib.storage.download.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
                                                               r"HTTP 404.*leave its id out of kodak_ids"):
             data.kodak((1, 2, 3), url=url + "/kodim{:02d}.png")
         with pytest.raises(ValueError, match=r"000000000139\.jpg is 40x12 pixels, smaller than the codec's stride "
@@ -723,7 +724,7 @@ def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do
 
 def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotations(tmp_path, monkeypatch):
     """The colab machine on a state dict of the real architecture (random weights) under its real file name,
-    fetched through lib.download with the hash prefix: features for the loss, detections, scores, a config."""
+    fetched through lib.storage.download with the hash prefix: features for the loss, detections, scores, a config."""
     import dataclasses
     import hashlib
     import shutil
@@ -745,7 +746,7 @@ def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotat
         monkeypatch.setattr(Mm, "maskrcnn_url", lambda: f"{url}/maskrcnn_resnet50_fpn_coco-{digest[:8]}.pth")
         cfg = dataclasses.replace(config.CONFIGS["colab"].rehearsed(), machine_size=96)
         m = Mm.build(cfg)
-        assert lib.download.downloads()[-1]["verified_by"] == "hash_prefix"
+        assert lib.storage.download.downloads()[-1]["verified_by"] == "hash_prefix"
         assert not any(p.requires_grad for p in m.parameters())
         images = data.coco_val([139], size=None, url=url + "/{:012d}.jpg")
         m.ground_truth = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")

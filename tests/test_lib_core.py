@@ -15,7 +15,9 @@ import pytest
 import torch
 
 import lib
-from lib import assets, cache, checkpoint, provenance, runtime, scale, widgets
+from lib import runtime, scale
+from lib.storage import assets, cache, checkpoint
+from lib.display import provenance, widgets
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "helpers" / "train_toy.py"
@@ -53,13 +55,12 @@ def test_scale_override_and_bad_name(monkeypatch):
 
 @pytest.fixture
 def configs():
-    """A chapter's configurations: tiny and colab built, paper not (issue 99)."""
+    """A chapter's configurations: tiny and colab built, paper not."""
 
     @dataclasses.dataclass(frozen=True, kw_only=True)
     class ToyConfig(scale.ScaleConfig):
         steps: int
         images: tuple[int, ...]
-        ISSUE: ClassVar[int] = 99
         REHEARSAL: ClassVar[dict] = {"steps": 2, "images": (1,)}
 
     scale.in_force.clear()
@@ -103,7 +104,7 @@ def test_pick_stops_at_an_explicit_scale_that_is_not_built(configs, monkeypatch)
     assert scale.explicit()
     with pytest.raises(scale.ScaleNotBuilt) as err:
         scale.pick(configs, chapter="9")
-    assert str(err.value) == ("chapter 9 has no `paper` configuration yet (issue 99): run it with "
+    assert str(err.value) == ("chapter 9 has no `paper` configuration yet: run it with "
                               "COURSE_SCALE=tiny, COURSE_SCALE=colab")
     assert "9" not in scale.in_force
     monkeypatch.setenv("COURSE_SCALE", "paper")
@@ -155,7 +156,7 @@ def test_scorecard_and_banner_follow_the_config_that_ran(configs, monkeypatch):
     monkeypatch.setenv("COURSE_SCALE", "paper")
     assert provenance.Scorecard("t").add("m", 1.0).rows[0]["paper_scale"] is False
     assert provenance.stamp().startswith("scale tiny ·")
-    b = runtime.banner(rehearsed, chapter="x")
+    b = provenance.banner(rehearsed, chapter="x")
     glance = provenance.Glance(config=tiny).add("c", paper="1", ours="2", held=False).add("d", paper="x", ours="–",
                                                                                      held=None)
     assert "✗ did not hold" in glance._repr_html_() and "not tested" in repr(glance) and "scale tiny ·" in repr(glance)
@@ -203,10 +204,10 @@ def test_setup_seeds_and_threads():
 
 
 def test_banner_shows_scale_device_versions_commit():
-    html = runtime.banner(chapter="x")._repr_html_()
+    html = provenance.banner(chapter="x")._repr_html_()
     for key in ("scale", "hardware", "torch", "python", "commit", "chapter"):
         assert f"<b>{key}</b>" in html
-    assert scale.current() in repr(runtime.banner())
+    assert scale.current() in repr(provenance.banner())
 
 
 # --- downloads: tests/test_download.py ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lib.lseg
-from lib.download import ChecksumError, sha256sum
+from lib.storage.download import ChecksumError, sha256sum
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 
 MANIFEST = Path(__file__).parent / "data" / "lseg_official_state_dict.json"  # copy of shared/papers/...
@@ -94,7 +94,7 @@ def test_convert_reads_weights_only_and_refuses_code(tmp_path):
     src = tmp_path / "demo.ckpt"
     torch.save({"state_dict": {"net.a": torch.ones(2)}, "epoch": 3, "hparams": {"x": object.__name__}}, src)
     out = lib.lseg.convert_official_checkpoint(src, tmp_path / "out.pt")
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     assert torch.equal(checkpoint.load(out)["net.a"], torch.ones(2))  # weights_only=True load
     torch.save({"state_dict": {"net.a": torch.ones(2)}, "x": _RunsCode()}, tmp_path / "evil.ckpt")
@@ -104,9 +104,9 @@ def test_convert_reads_weights_only_and_refuses_code(tmp_path):
 
 
 def test_official_download_goes_through_fetch_drive(tmp_path, monkeypatch):
-    """fetch_official downloads the Drive file through lib.download.fetch_drive (here from a loopback mirror, its
-    sha256 recorded at first use), converts it once and returns the plain state dict."""
-    from lib import download
+    """fetch_official downloads the Drive file through lib.storage.download.fetch_drive (here from a loopback mirror,
+    its sha256 recorded at first use), converts it once and returns the plain state dict."""
+    from lib.storage import download
     from tests.helpers.serve import serve
 
     mirror = tmp_path / "mirror"
@@ -366,10 +366,10 @@ def test_committed_removal_goes_to_text_nearest_and_other_captures_little():
 def test_openai_torchscript_archive_read_without_jit(tmp_path, monkeypatch):
     """OpenAI's CLIP file is a TorchScript archive: lib.lseg.weights reads its tensors with weights_only=True (no
     torch.jit.load), equal to what torch.jit.load's state_dict() gives, and open_clip builds the model from them;
-    it is downloaded through lib.download with the sha256 that is the URL's folder name."""
+    it is downloaded through lib.storage.download with the sha256 that is the URL's folder name."""
     import sys
 
-    from lib import download
+    from lib.storage import download
     from lib.lseg import weights
     from tests.helpers.serve import serve
 
@@ -452,7 +452,7 @@ def test_mirror_serves_drive_large_file_flow_to_gdown(tmp_path, monkeypatch):
     file at drive.usercontent.google.com), and fetch_drive gets the file through gdown's own handling of it."""
     import sys
 
-    from lib import download
+    from lib.storage import download
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "colab" / "rehearsal"))
     import drive_page
@@ -494,7 +494,7 @@ def test_to_tensor_images_is_the_one_conversion():
 def test_tiny_results_memo_keys(monkeypatch):
     """The chapter's evaluation is memoised under the run's name and its checkpoint's sha256 ('local' for a run
     without a manifest entry), version 3: a changed checkpoint is evaluated again."""
-    from lib import cache
+    from lib.storage import cache
     from lib.lseg import evaluation
 
     seen = []

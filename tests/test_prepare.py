@@ -114,7 +114,7 @@ def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
 
 
 def _slow_memo(key, value):
-    from lib import cache
+    from lib.storage import cache
 
     def compute():
         time.sleep(1)
@@ -123,7 +123,7 @@ def _slow_memo(key, value):
 
 
 def test_two_processes_computing_one_memo_key(tmp_path, monkeypatch):
-    """Two worker processes compute the same lib.cache key at once: both get their result, and the file left is
+    """Two worker processes compute the same lib.storage.cache key at once: both get their result, and the file left is
     whole and reads back (writes are atomic: each goes to its own temporary file, then one rename)."""
     import concurrent.futures as cf
     import multiprocessing
@@ -134,7 +134,7 @@ def test_two_processes_computing_one_memo_key(tmp_path, monkeypatch):
     assert results[0] == results[1] == {"x": [7] * 100_000}
     files = list((tmp_path / "memo").iterdir())
     assert len(files) == 1, files   # no temporary file left behind
-    from lib import cache
+    from lib.storage import cache
 
     assert cache.memo("same-key", lambda: pytest.fail("should read back, not recompute")) == {"x": [7] * 100_000}
 
@@ -153,7 +153,7 @@ def test_icm_steps_are_the_chapters_finetunings():
     steps = prepare.icm_steps()
     assert all(s.target == "prepare:icm_finetune" and s.needed_by == ["01_icm"] for s in steps)
     assert [s.args for s in steps] == list(grid.values()) and len(steps) == 7
-    assert len({lib.cache.key("r", run=run) for run, _ in grid.values()}) == 7   # seven runs, seven memo keys
+    assert len({lib.storage.cache.key("r", run=run) for run, _ in grid.values()}) == 7   # seven runs, seven memo keys
     text = (prepare.ROOT / "book" / "01_icm.md").read_text()
     assert "grid_runs = experiment.finetune_grid(cfg)" in text
     calls = re.findall(r"experiment\.run_finetune\(base, train_photos, (\w+), milestones=([^,]+),", text)

@@ -3,6 +3,7 @@ import dataclasses
 import importlib.util
 import math
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -280,20 +281,34 @@ def test_gradcam_with_lengths_needs_a_model_that_states_its_framing():
     assert gradcam(m, m.fc, torch.randn(2, 8000) * 0.1, 1).shape == (2, int(n_frames(8000)))
 
 
-def test_one_sample_rate_for_the_chapter():
+def test_one_sample_rate_and_frame_for_the_chapter():
+    """The sampling rate and the 20 ms frame are defined once, in lib/spoof/audio.py; every other module of the
+    chapter imports them (no second definition, no literal 16000 or 0.02 / 20 ms frame arithmetic elsewhere)."""
     import ast
+    import io
+    import tokenize
 
     import lib.spoof
-    from lib import validate
-    from lib.spoof import audio, partialspoof, plots
-    assert lib.spoof.SR == audio.SR == partialspoof.SR == validate.SR == 16000
-    assert plots.utterance_figure.__kwdefaults__["sr"] == validate.SR
-    for path in sorted((ROOT / "lib" / "spoof").glob("*.py")):         # nobody defines a second one
+    from lib.spoof import audio, partialspoof, plots, ssl_res1d
+    rcq_module = sys.modules["lib.spoof.rcq"]
+    assert lib.spoof.SR == audio.SR == partialspoof.SR == 16000
+    assert plots.utterance_figure.__kwdefaults__["sr"] == audio.SR
+    assert (ssl_res1d.HOP, ssl_res1d.WIN) == (audio.HOP, audio.WIN) == (320, 400)
+    assert audio.FRAME_S == 0.02 and audio.FRAME_MS == rcq_module.FRAME_MS == 20.0 and rcq_module.OFFSET_MS == 10.0
+    assert partialspoof.segment_labels.__defaults__[-1] == audio.FRAME_S
+    constants = {"SR", "WIN", "HOP", "MIN_SAMPLES", "FRAME_S", "FRAME_MS"}
+    for path in sorted((ROOT / "lib" / "spoof").glob("*.py")):
+        if path.name == "audio.py":
+            continue
         tree = ast.parse(path.read_text())
-        names = [t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
-                 if isinstance(t, ast.Name)]
-        assert "SR" not in names, f"{path.name} defines its own SR: import lib.validate.SR"
-        assert "16000" not in re.sub(r"-ar 16000", "", path.read_text()), path.name
+        names = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name)}
+        assert not names & constants, f"{path.name} defines its own {names & constants}: import them from audio"
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        numbers = [(tok.string, tok.start[0]) for tok in tokens if tok.type == tokenize.NUMBER]  # code only
+        for (a, line), (b, _) in zip(numbers, numbers[1:] + [("", 0)]):
+            assert a not in ("16000", "16_000", "320", "20.0") and (a, b) != ("1000", "20"), \
+                f"{path.name}:{line} spells out the sample rate or the frame ({a}): import it from lib.spoof.audio"
 
 
 def _chapter_code_cells():
@@ -461,7 +476,7 @@ def test_load_audio_downmixes_and_resamples():
 
 # ---------------------------------------------------------------- pretrained weights path (local file)
 def test_pretrained_weights_go_through_fetch_first_use_or_sha256(tmp_path, monkeypatch):
-    from lib import checkpoint, download
+    from lib.storage import checkpoint, download
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(1)
     src = build_ssl_res1d(_tiny_ssl_params()).frontend.ssl.state_dict()
@@ -558,7 +573,7 @@ def test_tiny_config_holds_the_chapters_old_settings():
     assert set(experiment.CONFIGS) == {"tiny", "colab"} and cfg.data == "built" and cfg.splices[0] == "hard"
     scale.set_scale("paper")
     try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `paper` configuration yet \(issue 12\)"):
+        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `paper` configuration yet: "):
             scale.pick(experiment.CONFIGS, chapter="2")
     finally:
         scale.set_scale(None)
@@ -646,7 +661,7 @@ def test_widen_transitions_keeps_segments_contiguous():
 def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
     """The colab configuration's data path (download, extract, read) and a CM run on PartialSpoof- and LA-style
     archives made by the rehearsal's makers, with a small wav2vec 2.0 in place of XLSR-53."""
-    from lib import download
+    from lib.storage import download
     from lib.spoof import partialspoof as P
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     spoof = _maker()

@@ -1,4 +1,4 @@
-"""Bad input across lib (issue 14): one test per finding, plus a property-based test of each validator."""
+"""Bad input across lib: one test per finding, plus a property-based test of each validator."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lib import validate
+from lib.lseg.metrics import check_class_indices
+from lib.lseg.text import check_labels
+from lib.spoof.audio import MIN_SAMPLES, check_waveform
+from lib.spoof.experiment import check_trials
+from lib.spoof.rcq import check_cam, check_segments
 
 torch.set_num_threads(1)
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -196,15 +201,15 @@ def test_waveform_property(a, corrupt):
     bad = not np.isfinite(a).all()
     if bad:
         with pytest.raises(ValueError, match="NaN or inf"):
-            validate.waveform(a)
-    elif a.size < validate.MIN_SAMPLES or np.abs(a).max() < 1e-5:
+            check_waveform(a)
+    elif a.size < MIN_SAMPLES or np.abs(a).max() < 1e-5:
         with pytest.raises(ValueError, match="empty|receptive field|all-silence"):
-            validate.waveform(a)
+            check_waveform(a)
     else:
-        assert torch.equal(validate.waveform(a), torch.from_numpy(a))
-        assert torch.equal(validate.waveform(a[None]), torch.from_numpy(a))
+        assert torch.equal(check_waveform(a), torch.from_numpy(a))
+        assert torch.equal(check_waveform(a[None]), torch.from_numpy(a))
     with pytest.raises(ValueError, match="int16 samples.*32768"):
-        validate.waveform((a.clip(-1, 1) * 30000).astype(np.int16) if not bad else np.zeros(5, np.int16))
+        check_waveform((a.clip(-1, 1) * 30000).astype(np.int16) if not bad else np.zeros(5, np.int16))
 
 
 # --- label sets ---------------------------------------------------------------------------------------------------
@@ -212,7 +217,7 @@ def test_labels_equal_up_to_spaces_or_case_are_duplicates(lseg):
     with pytest.raises(ValueError, match=r"duplicate labels in labels: 'car' and 'car '"):
         lseg(torch.rand(1, 3, 64, 64), ["car", "car "])
     with pytest.raises(ValueError, match="duplicate"):
-        validate.labels(["sky", "Sky"])
+        check_labels(["sky", "Sky"])
 
 
 def test_a_generator_of_labels_is_read_once(lseg):
@@ -228,10 +233,10 @@ def test_labels_property(ls):
     keys = [" ".join(l.split()).casefold() for l in ls]
     ok = bool(ls) and all(keys) and len(set(keys)) == len(keys)
     if ok:
-        assert validate.labels(iter(ls)) == ls
+        assert check_labels(iter(ls)) == ls
     else:
         with pytest.raises(ValueError, match="empty|non-empty string|duplicate"):
-            validate.labels(ls)
+            check_labels(ls)
 
 
 # --- segment lists and CAMs -----------------------------------------------------------------------------------------
@@ -289,10 +294,10 @@ def test_segments_property(segs, n, ordered):
     if ok:
         with __import__("warnings").catch_warnings():
             __import__("warnings").simplefilter("ignore")
-            assert validate.segments(segs, kinds=kinds, n_frames=n, ordered=ordered) == segs
+            assert check_segments(segs, kinds=kinds, n_frames=n, ordered=ordered) == segs
     else:
         with pytest.raises(ValueError, match="unknown segment kind|>= 0|ends before|milliseconds|starts before"):
-            validate.segments(segs, kinds=kinds, n_frames=n, ordered=ordered)
+            check_segments(segs, kinds=kinds, n_frames=n, ordered=ordered)
 
 
 @FAST
@@ -302,12 +307,12 @@ def test_cam_property(a, corrupt):
         a[corrupt[0] % a.size] = corrupt[1]
     if a.size == 0:
         with pytest.raises(ValueError, match="empty"):
-            validate.cam(a)
+            check_cam(a)
     elif not np.isfinite(a).all():
         with pytest.raises(ValueError, match="NaN or inf"):
-            validate.cam(a)
+            check_cam(a)
     else:
-        assert np.array_equal(validate.cam(a), a) and np.array_equal(validate.cam(torch.from_numpy(a)), a)
+        assert np.array_equal(check_cam(a), a) and np.array_equal(check_cam(torch.from_numpy(a)), a)
 
 
 # --- score / label arrays -------------------------------------------------------------------------------------------
@@ -328,12 +333,12 @@ def test_trials_property(pairs):
     labels, scores = [p[0] for p in pairs], [p[1] for p in pairs]
     if any(isinstance(l, str) for l in labels):
         with pytest.raises(ValueError, match="strings"):
-            validate.trials(labels, scores)
+            check_trials(labels, scores)
     elif any(l == 2 for l in labels):
         with pytest.raises(ValueError, match="0 .bona fide. or 1 .spoof."):
-            validate.trials(labels, scores)
+            check_trials(labels, scores)
     else:
-        y, s = validate.trials(labels, scores)
+        y, s = check_trials(labels, scores)
         assert np.array_equal(y, np.asarray(labels)) and s.dtype == np.float64 and np.array_equal(s, scores)
 
 
@@ -368,10 +373,10 @@ def test_mask_and_class_indices_property(a):
         with pytest.raises(ValueError, match="boolean mask"):
             validate.mask(t)
     if (torch.isfinite(t) & (t == t.round())).all():
-        assert torch.equal(validate.class_indices(t), t.long())
+        assert torch.equal(check_class_indices(t), t.long())
     else:
         with pytest.raises(ValueError, match="class indices"):
-            validate.class_indices(t)
+            check_class_indices(t)
 
 
 # --- environment variables ------------------------------------------------------------------------------------------
@@ -424,13 +429,13 @@ def _fit(ckpt, steps, model=None, lr=0.1, x=None):
 
 
 def test_zero_byte_checkpoint_says_delete_it(tmp_path):
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     p = tmp_path / "run.pt"
     p.write_bytes(b"")
     with pytest.raises(checkpoint.CheckpointError, match=r"is empty \(0 bytes.*delete it \(rm '.*run.pt'\)"):
         _fit(p, 2)
-    from lib import cache
+    from lib.storage import cache
 
     calls = []
     key_path = cache._path("zero-byte-test", "1")
@@ -440,7 +445,7 @@ def test_zero_byte_checkpoint_says_delete_it(tmp_path):
 
 
 def test_checkpoint_of_another_model_names_the_file(tmp_path):
-    from lib import checkpoint
+    from lib.storage import checkpoint
 
     p = tmp_path / "run.pt"
     _fit(p, 1)
@@ -491,7 +496,7 @@ def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path):
 def test_memo_refuses_a_result_it_cannot_read_back():
     from pathlib import Path
 
-    from lib import cache
+    from lib.storage import cache
 
     with pytest.raises(TypeError, match=r"result\['where'\] is a pathlib.PosixPath.*str\(path\)"):
         cache.memo("path-result-test", lambda: {"where": Path("/tmp")})
@@ -505,7 +510,7 @@ def test_memo_refuses_a_result_it_cannot_read_back():
                     max_leaves=8))
 def test_memo_values_round_trip_property(value):
     """Every value the cache accepts reads back equal (the checkpoint validator's counterpart: nothing is dropped)."""
-    from lib import cache
+    from lib.storage import cache
 
     key = f"prop-{hashlib.sha256(repr(value).encode()).hexdigest()[:8]}"
     cache.memo(key, lambda: value)

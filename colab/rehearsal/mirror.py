@@ -3,9 +3,11 @@
     python colab/rehearsal/mirror.py build FOLDER     # make the files and FOLDER/manifest.json (idempotent)
 
 :func:`serve` serves FOLDER on 127.0.0.1 only: ``{mirror}/{host}{path}[?query]`` answers with the miniature of
-``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "path"}}}``.
-``lib.download`` sends every download there when ``COURSE_MIRROR`` is set and checks each file against the
-manifest with the same code that checks a real download against its published checksum.
+``https://{host}{path}[?query]``, and ``{mirror}/manifest.json`` lists ``{"files": {url: {"sha256", "md5", "bytes", "path", "file", "vouched_by",
+"verified"}}}`` (the last three from the maker's ``FORMATS``). ``lib.storage.download`` sends every download there when
+``COURSE_MIRROR`` is set and checks each file against the manifest with the same code that checks a real download
+against its published checksum. Like the real hosts, the mirror answers ``HEAD`` and ``Range`` requests (``206``
+with ``Accept-Ranges`` and an ``ETag``), so an interrupted download resumes against it as against them.
 
 Each maker (``makers/``, one module per chapter) writes what the real file is, at a small size where the format
 allows it. A Google Drive URL is answered as Drive answers a large file (``drive_page``): a confirmation page, then
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's lib
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import drive_page  # noqa: E402
-from makers import MAKERS, wanted_urls  # noqa: E402
+from makers import FORMATS, MAKERS, wanted_urls  # noqa: E402
 
 
 def local_name(url: str) -> str:
@@ -38,22 +40,31 @@ def local_name(url: str) -> str:
 
 def build(folder: str | Path, urls: list[str] | None = None) -> dict:
     """Make the miniature of each URL (skipping those already made) and write ``manifest.json``."""
-    from lib.download import sha256sum
+    import hashlib
 
     folder = Path(folder)
     files = {}
     for url in urls if urls is not None else wanted_urls():
-        maker = next((fn for pattern, fn in MAKERS if re.fullmatch(pattern, url)), None)
+        pattern, maker = next(((p, fn) for p, fn in MAKERS if re.fullmatch(p, url)), (None, None))
         if maker is None:
             raise ValueError(f"the mirror has no maker for {url}: add one to colab/rehearsal/makers/")
+        if not FORMATS.get(pattern, {}).get("vouched_by"):
+            raise ValueError(f"the maker of {url} ({pattern}) says nothing vouches for its format: add its entry "
+                             f"to FORMATS in colab/rehearsal/makers/")
         path = folder / "files" / local_name(url).replace("?", "%3F")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(maker(url))
             tmp.replace(path)
-        files[url] = {"sha256": sha256sum(path),
-                      "path": str(path.relative_to(folder))}
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+                md5.update(block)
+        files[url] = {"sha256": sha.hexdigest(), "md5": md5.hexdigest(), "bytes": path.stat().st_size,
+                      "path": str(path.relative_to(folder)),
+                      **{k: FORMATS[pattern][k] for k in ("file", "vouched_by", "verified")}}
     manifest = {"files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -76,8 +87,16 @@ def serve(folder: str | Path):
             named[drive_page.download_key(file_id)] = f"{file_id}.bin"
     served: list[str] = []
 
+    etags = {key: f'"{entry["sha256"][:32]}"' for key, entry in
+             ((local_name(u), e) for u, e in manifest["files"].items())}
+    for key in named:  # the Drive downloads, now routed under their usercontent key
+        etags[key] = f'"{drive_page.uuid(key)[:32]}"'
+
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
+        def do_HEAD(self):
+            self.do_GET(head=True)
+
+        def do_GET(self, head: bool = False):
             parts = urlsplit(self.path)
             key = unquote(parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
             path = routes.get(key)
@@ -87,14 +106,37 @@ def serve(folder: str | Path):
                 self.send_error(404, f"not on the mirror: {key}")
                 return
             body = pages[key] if key in pages else path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+            start, total = self._range(len(body), etags.get(key)) if key not in pages else (0, len(body))
+            if start is None:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{total}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Length", str(total - start))
             self.send_header("Content-Type", "text/html; charset=utf-8" if key in pages else "application/octet-stream")
+            if key not in pages:
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", etags.get(key, '"mirror"'))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
             if key in named:
                 self.send_header("Content-Disposition", f'attachment; filename="{named[key]}"')
             self.end_headers()
-            self.wfile.write(body)
-            served.append(key)
+            if not head:
+                self.wfile.write(body[start:])
+                served.append(key + (f" (from byte {start})" if start else ""))
+
+        def _range(self, total: int, etag: str | None) -> tuple[int | None, int]:
+            """(first byte to send, length): a ``Range: bytes=N-`` request is honoured when ``If-Range`` (if sent)
+            names this file's ETag; a start past the end is None (416)."""
+            m = re.fullmatch(r"bytes=(\d+)-", (self.headers.get("Range") or "").strip())
+            if_range = self.headers.get("If-Range")
+            if not m or (if_range is not None and if_range != etag):
+                return 0, total
+            start = int(m.group(1))
+            return (start if start < total else None), total
 
         def log_message(self, *args):
             pass

@@ -15,7 +15,8 @@ What stands in for Colab:
 Each notebook runs at ``colab`` (a GPU runtime) and at ``tiny`` (a CPU runtime, reusing ``$COURSE_CACHE``, the book
 build's cache). A JSON report per run goes to ``artifacts/colab-rehearsal/``. A run passes when it executed without
 error, took the Colab branch, ran on numpy 2 and ipywidgets 7, used no config of another scale (no silent fall-back
-to ``tiny``) and verified every download; a chapter whose colab path is not built yet passes only by stopping with
+to ``tiny``) and verified every download, each naming what vouches for its file's format (``vouched_by``, from the
+makers' ``FORMATS``: ``README.md``); a chapter whose colab path is not built yet passes only by stopping with
 ``ScaleNotBuilt`` (:data:`PENDING`).
 """
 
@@ -42,14 +43,14 @@ CONTENT = Path("/content")
 REPORTS = ROOT / "artifacts" / "colab-rehearsal"
 # Chapters whose colab path is not built yet: at `colab` they must stop with ScaleNotBuilt (never run tiny instead).
 PENDING: dict[str, str] = {}   # notebook -> the issue that builds its colab path (none left)
-VERIFIED_BY = {"sha256", "hash_prefix", "first_use"}
+VERIFIED_BY = {"sha256", "hash_prefix", "md5", "first_use"}
 
 REPORT_CELL = r'''
 import json, sys, importlib.metadata as _md
 import lib
 _scale = getattr(lib, "scale")
 _in_force = getattr(_scale, "in_force", {})
-_cards = getattr(lib.provenance, "scorecards", [])
+_cards = getattr(lib.display.provenance, "scorecards", [])
 print("REHEARSAL-REPORT " + json.dumps({
     "scale": _scale.current(), "rehearsal": getattr(_scale, "rehearsal", lambda: None)(),
     "python": sys.version.split()[0], "numpy": _md.version("numpy"), "ipywidgets": _md.version("ipywidgets"),
@@ -170,10 +171,14 @@ def _span(start, end):
     return round((f(end) - f(start)).total_seconds(), 2)
 
 
-def read_downloads(path: Path) -> list[dict]:
+def read_downloads(path: Path, manifest: dict | None = None) -> list[dict]:
+    """The download log's entries, each with what vouches for its file's format (``vouched_by``, from the mirror's
+    manifest; None for a URL the manifest does not vouch for)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    files = (manifest or {}).get("files", {})
+    return [{**entry, "vouched_by": files.get(entry.get("url"), {}).get("vouched_by")}
+            for entry in (json.loads(line) for line in path.read_text().splitlines() if line.strip())]
 
 
 def check(name: str, scale: str, facts: dict, downloads: list[dict]) -> list[str]:
@@ -208,6 +213,9 @@ def check(name: str, scale: str, facts: dict, downloads: list[dict]) -> list[str
             problems.append(f"download not verified: {d}")
         if not d.get("mirror"):
             problems.append(f"download did not go to the mirror: {d.get('url')}")
+        if not d.get("vouched_by"):
+            problems.append(f"nothing vouches for the format of {d.get('url')}: add its entry to FORMATS in "
+                            f"colab/rehearsal/makers/")
     return problems
 
 
@@ -243,8 +251,8 @@ def write_report(name: str, scale: str, facts: dict, downloads: list[dict], prob
            "configs": rep.get("configs"), "numbers": rep.get("numbers"),
            "pending": PENDING.get(name) if scale == "colab" else None,
            "cells": facts["cells"], "errors": facts["errors"], "seconds": facts["seconds"],
-           "downloads": [{k: d.get(k) for k in ("url", "sha256", "verified_by", "loaded_with", "bytes", "cached")}
-                         for d in downloads],
+           "downloads": [{k: d.get(k) for k in ("url", "source", "sha256", "verified_by", "vouched_by", "loaded_with",
+                                                "bytes", "cached")} for d in downloads],
            "passed": not problems, "problems": problems}
     REPORTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if scale == "colab" else ".cpu-tiny"
@@ -272,13 +280,14 @@ def main() -> int:
     subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(HERE / "mirror.py"), "build", str(mirror_dir)],
                    check=True)
     results = []
+    manifest = json.loads((mirror_dir / "manifest.json").read_text())
     with mirror.serve(mirror_dir) as (base_url, served):
         for scale in args.scales.split(","):
             for name in names:
                 log = work / f"downloads-{name}-{scale}.jsonl"
                 env = environment(scale, work, base_url, gitconfig, work / "drive", log)
                 facts = execute(name, scale, env)
-                downloads = read_downloads(log)
+                downloads = read_downloads(log, manifest)
                 problems = check(name, scale, facts, downloads)
                 out = write_report(name, scale, facts, downloads, problems)
                 results.append(out)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from lib import runtime, train
 from lib.icm import codec as C
 from lib.icm import data as D
 from lib.icm.machine import task_distortion
@@ -80,8 +81,6 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
     """Train an :class:`~lib.icm.codec.ICMCodec` for the machine (resumable through ``ckpt_path``), from scratch or
     from ``init`` (CompressAI's pretrained weights at colab/paper scale: pass ``rd_steps=0``); returns
     ``(codec, history)`` with the entropy coder updated (ready for ``compress``)."""
-    from lib import runtime, train
-
     runtime.seed_everything(cfg.seed)
     model = (init if init is not None else C.build_codec(cfg.N, cfg.M)).to(device)
     machine = machine.to(device)
@@ -105,7 +104,7 @@ def train_base(cfg: BaseConfig, train_photos, train_stamps, machine, ckpt_path, 
     hist = train.fit(model, batches, make_loss(machine, cfg), opt, cfg.rd_steps + cfg.steps, ckpt_path=ckpt_path,
                      ckpt_every=ckpt_every, scheduler=sched, log_every=log_every, progress=progress,
                      before_step=lambda: torch.nn.utils.clip_grad_norm_(main_params, cfg.clip))
-    model = model.cpu().eval()  # the entropy coder runs on the CPU (and CPU/GPU can desync: brief, pitfall 1)
+    model = model.cpu().eval()  # the entropy coder runs on the CPU (CPU and GPU entropy coding can disagree)
     model.update(force=True)
     return model, hist
 

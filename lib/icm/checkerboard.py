@@ -1,4 +1,4 @@
-"""A number for "checkerboard artifacts": the periodic-artifact score (course brief; our measure, not the paper's).
+"""A number for "checkerboard artifacts": the periodic-artifact score (the course's measure, not the paper's).
 
 For a period ``P``: take the luma ``Y``, remove its local mean with a (2P+1)×(2P+1) box blur (the residual
 ``r = Y − box(Y)`` keeps texture and artifacts), then average ``r`` separately over each of the P×P *phases*
@@ -7,8 +7,8 @@ that repeats every ``P`` pixels does not. The score is
 
     score(P) = std_{phases}( mean r over the phase ) / std(r)
 
-≈ 0 for a photo (up to sampling noise), large for a pattern of period P. On the project page's crops the brief
-measured 0.225 at P=4 for the base codec and 0.038 after finetuning (course brief; unverified here).
+≈ 0 for a photo (up to sampling noise), large for a pattern of period P. On the project page's crops it was
+measured at 0.225 at P=4 for the base codec and 0.038 after finetuning while the course was prepared (not here).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ synthesis transform ``g_s`` is four transposed convolutions (k=5, s=2), the laye
     x ─► g_a ─► y ─► Q ─► y_hat ─► EB (rANS bitstream) ─► y_hat ─► g_s ─► x_hat
                  (frozen during finetuning)                        g_s.0, g_s.1 trained
 
-Two details keep training and real decoding in agreement (the brief's pitfall 2):
+Two details keep training and real decoding in agreement:
 
 - the decoder sees the *rounded* latent ``y_hat = round(y − m) + m`` (``m`` the entropy bottleneck's medians, as in
   ``compress()``), with a straight-through gradient; the rate term still uses CompressAI's noisy likelihoods;
@@ -21,6 +21,7 @@ import torch
 from compressai.models import FactorizedPrior
 
 from lib import validate
+from lib.storage import checkpoint, download
 
 STRIDE = 16  # g_a downsamples by 2**4
 
@@ -154,8 +155,6 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
 
     Only an initialisation: those weights were trained for PSNR, not for a machine.
     """
-    from lib import download
-
     url = url or compressai_url(quality)
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                           hash_prefix=None if sha256 else download.hub_prefix(url))
@@ -173,8 +172,6 @@ def from_compressai_checkpoint(path, quality: int):
     from compressai.models import FactorizedPrior
     from compressai.zoo.image import cfgs
     from compressai.zoo.pretrained import load_pretrained
-
-    from lib import checkpoint
 
     sizes = cfgs["bmshj2018-factorized"]
     if quality not in sizes:

@@ -16,7 +16,7 @@ is given. Two fields name *how* a part is made (the library dispatches on them, 
                val2017 images ``coco_ids`` where the machine is confident (task), downloaded, with their
                annotations from ``coco_annotations_url`` when the machine scores against them.
 
-Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet (issue 11): at
+Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet: at
 ``COURSE_SCALE=paper`` the chapter stops at its configuration cell with :class:`lib.scale.ScaleNotBuilt`.
 """
 
@@ -74,7 +74,6 @@ class ICMConfig(ScaleConfig):
     coco_ids: tuple[int, ...] | None
     coco_annotations_url: str | None
 
-    ISSUE: ClassVar[int] = 11
     # The Colab rehearsal's budget: a few steps and images, every code path (the ablation's 128-px patches need
     # 128-px crops; confidence 0 keeps every task image, since stand-in images need not look like anything).
     # Mask R-CNN sees 128-px images there, its real architecture and code path.

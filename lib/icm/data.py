@@ -1,6 +1,6 @@
 """Data for the ICM chapter at ``tiny`` scale, all real and offline.
 
-* **Photos** (``lib.assets.photos``: scikit-image, scikit-learn, matplotlib, Debian ``mate-backgrounds``): the
+* **Photos** (``lib.storage.assets.photos``: scikit-image, scikit-learn, matplotlib, Debian ``mate-backgrounds``): the
   fidelity set, our stand-in for Kodak. A fixed split by name: every ``holdout``-th photo (sorted by name) is held
   out; training uses random crops of the others, evaluation fixed crops of the held-out ones.
 * **Object scenes** (the task set, our stand-in for COCO): a Tux Paint photo cut-out (``tuxpaint-stamps-default``;
@@ -10,19 +10,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
+import zipfile
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lib import validate
 from lib.images import to_tensor
+from lib.storage import assets, download
 
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
     """``(name, (3, H, W) float tensor in [0, 1])`` with the shorter side resized to ``short_side`` (antialiased)."""
     from PIL import Image
-
-    from lib import assets
 
     out = []
     for name, img in assets.photos(min_side=256):
@@ -105,8 +110,6 @@ def load_stamps(max_side: int = 256) -> list[tuple[str, torch.Tensor]]:
     96 px on their shorter side whose object covers 15-90 % of the picture, cartoons left out."""
     from PIL import Image
 
-    from lib import assets
-
     root = assets.tuxpaint_stamps_dir()
     out = []
     for path in sorted(root.rglob("*.png")):
@@ -172,7 +175,8 @@ def fixed_scenes(photos: list, stamps: list, size: int, per_stamp: int, seed: in
 
 
 # --- colab / paper scale: Kodak (fidelity) and COCO val images (task); no checksums are published, so each file's
-# sha256 is recorded at its first download and re-checked afterwards (lib.download, "first use"); read with PIL --
+# sha256 is recorded at its first download and re-checked afterwards (lib.storage.download, "first use"); read with
+# PIL ---------------------------------------------------------------------------------------------------------------
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"   # kodim01-24, 768x512 PNGs
 COCO_VAL_URL = "http://images.cocodataset.org/val2017/{:012d}.jpg"
 
@@ -184,13 +188,11 @@ STRIDE = 16  # the codec's total stride (lib.icm.codec.STRIDE)
 
 
 def download_images(urls: list[str], size: int | None = None, what: str = "images") -> list[tuple[str, torch.Tensor]]:
-    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.download.fetch` (sha256
-    recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
-    centre-cropped square; otherwise cropped at the bottom and right to a multiple of 16, the codec's stride.
-    ``what`` names the set in errors (and the configuration field that lists it)."""
+    """``(name, (1, 3, H, W) tensor in [0, 1])`` for each URL, fetched once with :func:`lib.storage.download.fetch`
+    (sha256 recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
+    centre-cropped square; otherwise cropped at the bottom and right to a multiple of 16, the codec's stride. ``what``
+    names the set in errors (and the configuration field that lists it)."""
     from PIL import Image
-
-    from lib import download
 
     if not urls:
         raise ValueError("no images given: name them by id (lib/icm/config.py: kodak_ids, coco_ids) or pass them")
@@ -236,13 +238,7 @@ def coco_train(n: int, exclude=(), *, url: str = COCO_ZIP_URL, short_side: int =
     """The first ``n`` images of COCO val2017 (sorted by id) that are not in ``exclude`` (the evaluation ids), read
     from ``val2017.zip`` (fetched once, sha256 recorded at the first download), shorter side resized to
     ``short_side``: the training images of the base codec at colab scale."""
-    import io
-    import re
-    import zipfile
-
     from PIL import Image
-
-    from lib import download
 
     path = download.fetch(url, reader="zip")
     exclude = {int(i) for i in exclude}
@@ -269,9 +265,6 @@ class CocoSubset:
     detections against them with pycocotools' ``COCOeval``."""
 
     def __init__(self, dataset: dict):
-        import contextlib
-        import io
-
         from pycocotools.coco import COCO
 
         self.coco = COCO()
@@ -289,9 +282,6 @@ class CocoSubset:
     def mean_ap(self, names: list[str], detections: list[dict]) -> dict:
         """``{"map_segm", "map_bbox"}``: COCO AP@[.5:.95] of ``detections`` (Mask R-CNN's outputs, one per name) on
         the images ``names``."""
-        import contextlib
-        import io
-
         from pycocotools import mask as mask_utils
         from pycocotools.cocoeval import COCOeval
 
@@ -319,12 +309,7 @@ def coco_annotations(images: list[tuple[str, torch.Tensor]], *, url: str = COCO_
     """The COCO val2017 annotations of ``images`` (:func:`coco_val` with ``size=None``), from
     ``annotations_trainval2017.zip`` (fetched once, sha256 recorded at the first download): only those images'
     entries are kept, cropped as the images were. A file that does not describe these images is refused."""
-    import json
-    import zipfile
-
     from pycocotools import mask as mask_utils
-
-    from lib import download
 
     path = download.fetch(url, reader="zip")
     with zipfile.ZipFile(path) as z:

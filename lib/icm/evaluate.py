@@ -3,14 +3,16 @@ and the periodic-artifact score, on a fixed evaluation set."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim, ssim
 
 from lib.icm.checkerboard import checkerboard_score
 from lib.icm.codec import ICMCodec, compress_all, decompress_all
-from lib.images import to_tensor
 from lib.icm.machine import task_scores
+from lib.images import to_tensor
 
 PERIODS = (2, 3, 4, 5, 6, 7, 8)
 
@@ -58,8 +60,6 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
 
 def jpeg(images: list[torch.Tensor], quality: int) -> tuple[list[torch.Tensor], float]:
     """A classical reference: PIL's JPEG at ``quality``; returns the decoded images and their mean bpp."""
-    import io
-
     from PIL import Image
 
     out, bits = [], []

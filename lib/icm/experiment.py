@@ -17,9 +17,11 @@ from pathlib import Path
 
 import torch
 
-from lib.icm import codec as C
+from lib.icm import base, codec as C
 from lib.icm import data
 from lib.icm import finetune as FT
+from lib.icm.machine import outputs, task_key, task_scores
+from lib.storage import cache, checkpoint, download
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 BASE_TINY = CHECKPOINTS / "icm_base_tiny.pt"
@@ -28,8 +30,6 @@ BASE_TINY = CHECKPOINTS / "icm_base_tiny.pt"
 def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
     """The base ICM codec and its record (config, training history, command); sha256-checked against the JSON
     record committed beside it."""
-    from lib import checkpoint, download
-
     record_path = Path(path).with_suffix(".json")
     record = {}
     if record_path.exists():
@@ -57,8 +57,6 @@ def stamps_split():
 def top_probability(images: list[torch.Tensor], machine) -> torch.Tensor:
     """How sure the machine is on each image (``machine.confidence``): the classifier's top class probability,
     Mask R-CNN's highest detection score (any other module: its top class probability)."""
-    from lib.icm.machine import outputs
-
     if hasattr(machine, "confidence"):
         return machine.confidence(images)
     return outputs(machine, images)["logits"].softmax(-1).max(-1).values
@@ -66,8 +64,6 @@ def top_probability(images: list[torch.Tensor], machine) -> torch.Tensor:
 
 def task_score(machine, originals, decoded, names=None) -> float:
     """The machine's headline task score (``machine.task_key``) of ``decoded`` (:func:`lib.icm.machine.task_scores`)."""
-    from lib.icm.machine import task_key, task_scores
-
     return task_scores(machine, originals, decoded, names)[task_key(machine)]
 
 
@@ -141,8 +137,6 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
                  device="cpu") -> dict:
     """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
     interrupted runs resume from their checkpoint."""
-    from lib import cache
-
     base_id = C.state_hashes(base)["g_s.6.weight"][:12]
     key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
     return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=cache.work_path(key),
@@ -156,8 +150,6 @@ def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[
     if cfg.base == "committed":
         return load_base()
     if cfg.base == "compressai":
-        from lib.icm import base
-
         if cfg.coco_train_url:  # crops of COCO images in place of the offline photos and scenes
             train_photos = data.coco_train(cfg.coco_train_images, cfg.coco_ids, url=cfg.coco_train_url,
                                            short_side=cfg.base_crop + 32)
@@ -165,7 +157,7 @@ def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[
         codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)
         machine.to(getattr(machine, "home_device", "cpu"))
         # the codec stays on `device` (its transforms run there; CompressAI's rANS on the CPU): every bitstream of
-        # the chapter is then made and compared on one device (the brief's pitfall 1)
+        # the chapter is then made and compared on one device (CPU and GPU entropy coding can disagree)
         return codec.to(device), {"history": hist, "config": base.config_dict(base_cfg),
                        "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
                                   f"quality {cfg.base_quality} ({cfg.name})"}
@@ -177,9 +169,6 @@ def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
     stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised by its
     checkpoint). Returns ``(codec, history, BaseConfig)``."""
     from compressai.zoo.image import cfgs
-
-    from lib import cache
-    from lib.icm import base
 
     q = cfg.base_quality
     N, M = cfgs["bmshj2018-factorized"][q]

@@ -21,15 +21,18 @@ That lets :func:`lib.train.fit` (resumable, checkpointed) run the GAN.
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from lib import runtime, train
 from lib.icm import data as D_
 from lib.icm.codec import ICMCodec, ste_clamp
 from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
+from lib.storage import checkpoint
 
 TRAINABLE = ("g_s.0", "g_s.1")  # first transposed convolution and the inverse GDN after it
 BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")  # write the bytes
@@ -39,7 +42,7 @@ BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional") 
 class FinetuneConfig:
     """One finetuning run. The fields without a default change with the scale: take them from the chapter's
     configuration (``lib.icm.config.ICMConfig.finetune_settings``). Every field is part of the run's memo key
-    (``lib.cache.key``)."""
+    (``lib.storage.cache.key``)."""
 
     steps: int
     batch: int
@@ -117,9 +120,7 @@ def latent_pool(codec: ICMCodec, train_photos, cfg: FinetuneConfig, device="cpu"
 def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, milestones=None,
              progress: bool = False, device: torch.device | str = "cpu") -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
-    "history": [...]}`` (plain tensors and lists, so :func:`lib.cache.memo` can store it)."""
-    from lib import checkpoint, runtime, train
-
+    "history": [...]}`` (plain tensors and lists, so :func:`lib.storage.cache.memo` can store it)."""
     train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)
@@ -138,8 +139,6 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
 
     snapshots, hist = {}, []
     if ckpt_path is None and milestones:  # the milestones resume from one another: they need a checkpoint
-        import tempfile
-
         ckpt_path = Path(tempfile.mkdtemp(prefix="icm-ft-")) / "run.pt"
     # the milestone snapshots are kept beside the checkpoint, so a run killed past a milestone resumes with them
     snap_path = Path(f"{ckpt_path}.milestones.pt") if milestones else None

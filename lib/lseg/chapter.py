@@ -40,7 +40,6 @@ class LSegChapterConfig(ScaleConfig):
     fold_val_limit: int | None = None     # first N VOC2012 val images (None: all 1,449)
     demo_size: int = 480              # the official demo's input size (the paper's 480×480)
 
-    ISSUE: ClassVar[int] = 13
     # the rehearsal: the same code path on the mirror's miniature files, small sizes and a few steps
     REHEARSAL: ClassVar[dict] = {"fold_size": 64, "fold_steps": 3, "fold_batch": 2, "fold_train_limit": 6,
                                  "fold_val_limit": 6, "demo_size": 64}

@@ -2,9 +2,10 @@
 
 Debian ``tuxpaint-stamps-default`` ships photographic PNG stamps whose alpha channel is an exact object mask and
 whose ``<stamp>.txt`` starts with an English name ("A sedan car."). Re-coloured (luminance times a colour) and
-pasted onto crops of real photos (:func:`lib.assets.photos`), they give (image, per-pixel label, label text)
+pasted onto crops of real photos (:func:`lib.storage.assets.photos`), they give (image, per-pixel label, label text)
 triples with compositional labels "<colour> <object>". Whole labels (colour-object pairs) are held out of training
-for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and cached with ``lib.cache.memo``.
+for the zero-shot evaluation: every word was seen in training, never the pair. Everything is generated from a seed and
+cached with ``lib.storage.cache.memo``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from lib.storage import assets, cache
 
 IGNORE = 255
 # bump when the data change: it keys the data cache and the resumable training work files
@@ -54,8 +57,6 @@ def load_stamps(size: int = 48) -> list[dict]:
     """Every (colour, object) stamp as {'name': '<colour> <object>', 'colour', 'object', 'rgba' (uint8)}."""
     from PIL import Image
 
-    from lib import assets
-
     root = assets.tuxpaint_stamps_dir()
     out = []
     for rel in STAMPS:
@@ -71,8 +72,6 @@ def load_stamps(size: int = 48) -> list[dict]:
 
 
 def backgrounds(max_side: int = 160) -> list[np.ndarray]:
-    from lib import assets
-
     return [img for name, img in assets.photos(min_side=128, max_side=max_side)
             if not any(s in name for s in _SKIP_BG)]
 
@@ -128,8 +127,6 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
     Returns {'names': all label names (0 = background), 'seen': ids, 'held_out': ids, 'colour' / 'object': each
     label's colour word and object noun, 'train': {'images' (N,H,W,3) uint8, 'labels' (N,H,W) uint8}, 'test': {...}}.
     """
-    from lib import cache
-
     def build():
         stamps = load_stamps()
         names = label_names(stamps)

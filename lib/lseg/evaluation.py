@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as nnF
 
-from lib.lseg.data import BACKGROUND, IGNORE
+from lib.lseg.data import BACKGROUND, COLOURS, IGNORE
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 from lib.lseg.model import LSeg
 from lib.lseg.training import remap, to_tensor_images
+from lib.storage import cache
 
 
 @torch.no_grad()
@@ -135,8 +136,6 @@ def coarse(model, I, enc, ds, coarse_labels: list[str], field: str) -> dict:
 def evaluate_tiny_run(model: LSeg, enc, ds, text_probes: bool = True) -> dict:
     """Every measurement the chapter reports for one tiny run: both protocols, the removal of each held-out and
     seen label, and (``text_probes``: the text-encoder runs) the untrained "other" and the coarse label sets."""
-    from lib.lseg.data import COLOURS
-
     T = enc(ds["names"])
     I = pixel_embeddings(model, ds["test"]["images"])
     allp = all_labels_protocol(model, I, T, ds)
@@ -155,8 +154,6 @@ def evaluate_tiny_run(model: LSeg, enc, ds, text_probes: bool = True) -> dict:
 def tiny_results(runs: dict, ds, manifest: dict) -> dict:
     """``{run name: evaluate_tiny_run(...)}`` for ``runs`` = ``{name: (model, history, encoder)}``, each memoised
     under the run's name and its checkpoint's sha256 (``manifest``; 'local' for a run trained here)."""
-    from lib import cache
-
     def one(name):
         model, _, enc = runs[name]
         return evaluate_tiny_run(model, enc, ds, text_probes=name.startswith("minilm"))

@@ -19,6 +19,16 @@ import torch
 from lib import validate
 
 
+def check_class_indices(t, name: str = "pred") -> torch.Tensor:
+    """Class indices as a long tensor: integers, or floats that hold whole numbers only."""
+    t = torch.as_tensor(t)
+    if t.is_floating_point() and not (torch.isfinite(t) & (t == t.round())).all():
+        bad = t[~(torch.isfinite(t) & (t == t.round()))].reshape(-1)[0].item()
+        raise ValueError(f"{name} must hold class indices, got {t.dtype} values such as {bad:.3g}: take the "
+                         f"argmax over classes first, e.g. logits.argmax(1)")
+    return t.long()
+
+
 class EpisodeIoU:
     """Accumulates the zero-shot protocol's per-class foreground I/U and the episode-wide fg/bg I/U."""
 
@@ -78,8 +88,8 @@ class ConfusionMatrix:
         self.M = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        pred = validate.class_indices(pred, "pred").flatten()
-        target = validate.class_indices(target, "target").flatten()
+        pred = check_class_indices(pred, "pred").flatten()
+        target = check_class_indices(target, "target").flatten()
         if pred.shape != target.shape:
             raise ValueError("prediction and target must have the same number of pixels")
         keep = target != self.ignore_index

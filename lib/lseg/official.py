@@ -1,10 +1,11 @@
 """Loading the released LSeg checkpoints (github isl-org/lang-seg) into :class:`lib.lseg.LSeg`.
 
 The released files are PyTorch-Lightning ``.ckpt`` pickles on Google Drive, with no published checksum.
-:func:`fetch_official` downloads one with :func:`lib.download.fetch_drive` (its sha256 recorded at the first download
-and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with ``torch.load(weights_only=True)``
-and the explicit allow-list :data:`lib.checkpoint.LIGHTNING_ALLOW` (data-only stand-ins for the few non-tensor
-classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors once as a plain state dict.
+:func:`fetch_official` downloads one with :func:`lib.storage.download.fetch_drive` (its sha256 recorded at the first
+download and re-checked afterwards) and :func:`convert_official_checkpoint` reads it with
+``torch.load(weights_only=True)`` and the explicit allow-list :data:`lib.storage.checkpoint.LIGHTNING_ALLOW` (data-only
+stand-ins for the few non-tensor classes a Lightning checkpoint names; nothing in the file runs), and writes its tensors
+once as a plain state dict.
 
 The state dict's keys are ``net.`` + the module names of the official ``LSegNet``:
 ``clip_pretrained.*`` (all of CLIP ViT-B/32: the text tower LSeg uses, and the visual tower it never runs),
@@ -20,12 +21,13 @@ import torch
 
 from lib.lseg.model import TEMPERATURE, LSeg, config
 from lib.lseg.text import CLIPText
+from lib.storage import cache, checkpoint, download
 
 # tensors of the official checkpoint that LSeg never uses (loaded nowhere, on purpose)
 UNUSED_PREFIXES = ("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head.")
 
 # Released checkpoints (README "Model Zoo" of isl-org/lang-seg): Google Drive ids. The demo's id is the one the
-# README gives since its commit 65c0a09 (2024-05-30); no checksum is published.
+# README gives (since May 2024); no checksum is published.
 OFFICIAL_CHECKPOINTS = {
     "demo_e200": {"drive_id": "1FTuHY1xPUkM-5gaDtMfgCl3D0gR89WV7", "config": "vitl16_384", "arch": "none", "depth": 0},
 }
@@ -118,10 +120,9 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
 
 
 def convert_official_checkpoint(src, dst) -> Path:
-    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and :data:`lib.checkpoint.LIGHTNING_ALLOW`,
-    and write its ``state_dict`` (tensors only) to ``dst`` atomically. Load the result with ``lib.checkpoint.load``."""
-    from lib import checkpoint
-
+    """Read the Lightning ``.ckpt`` at ``src`` with ``weights_only=True`` and
+    :data:`lib.storage.checkpoint.LIGHTNING_ALLOW`, and write its ``state_dict`` (tensors only) to ``dst`` atomically.
+    Load the result with ``lib.storage.checkpoint.load``."""
     obj = checkpoint.load(src, allow=checkpoint.LIGHTNING_ALLOW)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict):
@@ -131,10 +132,8 @@ def convert_official_checkpoint(src, dst) -> Path:
 
 
 def fetch_official(name: str = "demo_e200") -> dict:
-    """Download (:func:`lib.download.fetch_drive`, sha256 recorded at first use), convert once, and return the plain
-    state dict."""
-    from lib import cache, checkpoint, download
-
+    """Download (:func:`lib.storage.download.fetch_drive`, sha256 recorded at first use), convert once, and return the
+    plain state dict."""
     if name not in OFFICIAL_CHECKPOINTS:
         raise ValueError(f"unknown official checkpoint {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
     plain = cache.cache_dir("lseg") / f"{name}.state_dict.pt"

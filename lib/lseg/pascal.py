@@ -16,16 +16,21 @@ other class (held-out ones included) are "others" and the 255 border is ignored.
 from __future__ import annotations
 
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as nnF
 
-from lib import cache, download
+from lib import runtime, train
+from lib.lseg import training, weights
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
+from lib.lseg.model import LSeg, config
+from lib.lseg.text import CLIPText, RandomText
 from lib.lseg.training import pixel_loss, to_tensor_images
+from lib.storage import cache, checkpoint, download
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 ROOT = "VOCdevkit/VOC2012"
@@ -157,15 +162,44 @@ def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) ->
     return m
 
 
+def fold_text_encoder(kind: str, seed: int = 0):
+    """'clip' (OpenAI's CLIP ViT-B/32 text tower, frozen) or 'random' (512-d random label vectors, the control)."""
+    if kind == "clip":
+        return CLIPText(pretrained="openai")
+    if kind == "random":
+        return RandomText(512, seed=2000 + seed)
+    raise ValueError(f"text must be 'clip' or 'random', got {kind!r}")
+
+
+def train_fold(cfg, data: dict, T: torch.Tensor, arch: str, depth: int, seed: int, device, ckpt_path=None,
+               backbone_state: dict | None = None, progress: bool = True) -> tuple:
+    """An LSeg over the ImageNet ViT (``backbone_state``) trained on the seen classes of a PASCAL-5i fold (episodes
+    ``[others, class]``). AdamW, poly decay, the ViT at a tenth of the decoder's rate.
+    Resumable through ``ckpt_path``. Returns (model, history)."""
+    runtime.seed_everything(seed)
+    model = LSeg(config(cfg.fold_backbone, arch=arch, depth=depth if arch != "none" else 0, out_c=T.shape[1]))
+    if backbone_state is not None:
+        checkpoint.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
+    model.to(device)
+    vit = list(model.pretrained.model.parameters())
+    ids = {id(p) for p in vit}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    opt = torch.optim.AdamW([{"params": vit, "lr": cfg.fold_lr / 10}, {"params": rest, "lr": cfg.fold_lr}],
+                            weight_decay=1e-4)
+    seen = fold_classes(cfg.fold)[1]
+    batches = episode_sampler(data["train"], episodes(data["train"], seen), cfg.fold_batch, seed)
+    history = train.fit(model, batches, episode_loss(T), opt, cfg.fold_steps,
+                        scheduler=training.poly_schedule(opt, cfg.fold_steps), ckpt_path=ckpt_path,
+                        ckpt_every=max(1, min(100, cfg.fold_steps // 3)), log_every=max(1, cfg.fold_steps // 50),
+                        progress=progress)
+    return model.eval(), history
+
+
 def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
     """The chapter's PASCAL-5i experiment for ``cfg`` (:class:`lib.lseg.chapter.LSegChapterConfig`): every run of
     ``cfg.fold_runs`` trained on the fold's seen classes and evaluated on its held-out ones. ``None`` when the
-    configuration names no fold. Each run is cached (``lib.cache.memo``) and its training resumable; a run's
+    configuration names no fold. Each run is cached (``lib.storage.cache.memo``) and its training resumable; a run's
     training file is deleted once its result is cached."""
-    import time
-
-    from lib.lseg import training, weights
-
     if cfg.fold is None or not cfg.fold_runs:
         return None
     held, seen = fold_classes(cfg.fold)
@@ -185,10 +219,10 @@ def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
                 data = {"train": load_split(root, "train", cfg.fold_size, cfg.fold_train_limit),
                         "val": load_split(root, "val", cfg.fold_size, cfg.fold_val_limit)}
                 vit = weights.timm_vit()
-            enc = training.fold_text_encoder(text, seed)
+            enc = fold_text_encoder(text, seed)
             T = enc(labels)
             t0 = time.time()
-            model, history = training.train_fold(
+            model, history = train_fold(
                 cfg, data, T, arch, depth, seed, device, backbone_state=vit, progress=progress,
                 ckpt_path=cache.work_path(key))
             seconds = time.time() - t0

@@ -1,7 +1,7 @@
 """Chapter 3's figures and tables: they only draw and format what :mod:`lib.lseg.evaluation` measured.
 
-Every figure carries the provenance stamp (:func:`lib.provenance.caption`) and is at most 8 inches wide; every table
-is a pandas DataFrame of at most four columns beside its index, values already rounded to what the text quotes,
+Every figure carries the provenance stamp (:func:`lib.display.provenance.caption`) and is at most 8 inches wide; every
+table is a pandas DataFrame of at most four columns beside its index, values already rounded to what the text quotes,
 shown through :func:`compact` (its ``.data`` is the DataFrame).
 """
 
@@ -11,8 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from lib import provenance
-from lib.lseg.data import IGNORE
+from lib.display import provenance
+from lib.lseg import pascal
+from lib.lseg.data import COLOURS, IGNORE
+from lib.lseg.evaluation import removal_per_run, seed_stats
+from lib.lseg.pascal import PAPER_RN101
 
 PALETTE = plt.get_cmap("tab20", 20)
 
@@ -237,8 +240,6 @@ def label_panel(images: np.ndarray, pred: np.ndarray, labels: list[str], caption
 def vehicle_colours(ds: dict) -> dict:
     """A colour per label of the tiny data: background black, each "<colour> car" in its colour word's hue
     (:data:`lib.lseg.data.COLOURS`), each "<colour> bus" in a darker shade of it."""
-    from lib.lseg.data import COLOURS
-
     out = {ds["names"][0]: (0.0, 0.0, 0.0)}
     for k in range(1, len(ds["names"])):
         shade = 1.0 if ds["object"][k] == ds["object"][1] else 0.45
@@ -289,7 +290,6 @@ def fold_table(fold: dict, paper: float):
 def recipe_table(results: dict, config):
     """The paper recipe's folds (``lib.lseg.recipe.require``): zero-shot mIoU and FB-IoU (%), per-class IoU, steps,
     beside the paper's RN101 fold mIoU (the authors' README), and the mean over the folds run."""
-    from lib.lseg.pascal import PAPER_RN101
 
     rows = {f"fold {f}": {"mIoU (%)": f"{100 * r['miou']:.1f}", "FB-IoU (%)": f"{100 * r['fb_iou']:.1f}",
                           "paper RN101 mIoU (%)": f"{PAPER_RN101[f]:.1f}", "episodes": r["episodes"],
@@ -357,9 +357,6 @@ def scorecard(results: dict, fold: dict | None, n_labels: int, const_miou: float
     """The chapter's scorecard: the paper's zero-shot numbers, ours on PASCAL-5i fold 0 (``fold``; None: not run at
     this scale), the paper recipe's folds (``recipe``: ``lib.lseg.recipe.require``; None below ``paper``) and the
     tiny runs' held-out numbers in both protocols (mean ± sd over 3 seeds)."""
-    from lib.lseg import pascal
-    from lib.lseg.evaluation import seed_stats
-
     card = provenance.Scorecard("LSeg zero-shot (binary {others, class} protocol) and the all-labels protocol",
                                 config=config)
     runs5i = fold["runs"] if fold is not None else {}
@@ -409,9 +406,6 @@ def glance(results: dict, fold: dict | None, config=None):
     - a removed label's pixels go to the text-nearest label: held when the MiniLM runs send it more than half;
     - an untrained "other" is no rejection class: held when it takes under 5 % of the test pixels in every run.
     """
-    from lib.lseg.evaluation import removal_per_run, seed_stats
-    from lib.lseg.pascal import PAPER_RN101
-
     g = provenance.Glance(config=config)
     txt, rnd = (seed_stats(results, p, "held_out_miou") for p in ("minilm-bottleneck2", "random-bottleneck2"))
     g.add("unseen labels are recognised through the text space", paper="zero-shot on PASCAL-5i, COCO-20i, "

@@ -23,7 +23,8 @@ import time
 
 import torch
 
-from lib import recipe, scale, train, validate
+from lib import recipe, scale, train
+from lib.storage import cache, checkpoint
 from lib.lseg import chapter, pascal
 from lib.lseg.data import IGNORE
 from lib.lseg.metrics import EpisodeIoU
@@ -74,8 +75,6 @@ def require(cfg) -> dict | None:
     found = results(cfg)
     missing = [f for f in cfg.folds if f not in found]
     if missing:
-        from lib import cache
-
         raise recipe.ResultsMissing(
             f"chapter 3 at `{cfg.label}` reads the results of the paper recipe, and fold(s) "
             f"{', '.join(map(str, missing))} are not in the course cache ({cache.cache_dir()}) yet. "
@@ -139,7 +138,7 @@ def episode_loss(T: torch.Tensor, device, freeze_bn: bool = False):
 def build_model(cfg, device, backbone_state: dict | None) -> LSeg:
     model = LSeg(model_config(cfg.fold_backbone, arch="none", depth=0, out_c=512))
     if backbone_state is not None:
-        validate.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
+        checkpoint.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
     return model.to(device)
 
 
@@ -248,7 +247,7 @@ def evaluate_fold(model: LSeg, split: dict, eps: list, T: torch.Tensor) -> dict:
 
 # ---------------------------------------------------------------------------------------------------------- the CLI
 def _text_embeddings() -> torch.Tensor:
-    from lib.lseg.training import fold_text_encoder
+    from lib.lseg.pascal import fold_text_encoder
 
     return fold_text_encoder("clip")(LABELS).float()
 
@@ -277,15 +276,13 @@ def cmd_train(cfg, args) -> None:
 
 def load_trained(cfg, fold: int, device) -> LSeg:
     """The model a finished ``train`` left in its checkpoint."""
-    from lib import checkpoint
-
     ckpt = recipe.work_file(f"{NAME}-fold{fold}", cfg)
     if not os.path.exists(ckpt):
         raise SystemExit(f"fold {fold} has no trained model at {ckpt}: run `train` first (same --scale and "
                          f"$COURSE_REHEARSAL)")
     state = checkpoint.load(ckpt)
     model = build_model(cfg, "cpu", None)
-    validate.load_state(model, state["model"], ckpt)
+    checkpoint.load_state(model, state["model"], ckpt)
     return model.to(device).eval()
 
 
@@ -304,8 +301,6 @@ def cmd_evaluate(cfg, args) -> None:
         recipe.log(f"fold {fold}: zero-shot mIoU {100 * r['miou']:.1f} %, FB-IoU {100 * r['fb_iou']:.1f} % over "
                    f"{len(eps)} episodes on {world} process(es)")
         if not args.no_write:
-            from lib import checkpoint
-
             state = checkpoint.load(recipe.work_file(f"{NAME}-fold{fold}", cfg))
             recipe.write_result(fold_key(cfg, fold), {**r, "history": state["history"], "steps": state["step"]})
         if args.report and rank == 0:
@@ -313,8 +308,6 @@ def cmd_evaluate(cfg, args) -> None:
 
 
 def _write_json(path, update: dict) -> None:
-    from lib import checkpoint
-
     old = json.loads(open(path).read()) if os.path.exists(path) else {}
     with checkpoint.atomic_path(path) as tmp:
         tmp.write_text(json.dumps({**old, **update}, indent=1, default=float))

@@ -21,7 +21,41 @@ import os
 
 import torch
 
-from lib.validate import labels as check_labels  # a list of distinct label strings
+from lib.lseg.weights import openai_clip
+
+
+
+def check_labels(labels, name: str = "labels") -> list[str]:
+    """A non-empty list of distinct, non-empty strings (any iterable of strings is read into a list).
+
+    Labels equal after collapsing whitespace and case (``'car'``, ``'car '``, ``'Car'``) count as duplicates: the
+    text encoders give them the same embedding. One label is allowed.
+    """
+    if isinstance(labels, str):
+        raise ValueError(f"{name} must be a list of strings, got the single string {labels!r}; "
+                         f"split a comma-separated set first, e.g. [s.strip() for s in text.split(',')]")
+    try:
+        labels = list(labels)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of strings, got {type(labels).__name__}") from None
+    if not labels:
+        raise ValueError(f"the label set {name} is empty: give at least one label (LSeg assigns every pixel to one "
+                         f"of the labels offered)")
+    for l in labels:
+        if not isinstance(l, str) or not l.strip():
+            raise ValueError(f"every label must be a non-empty string, got {l!r}")
+    first: dict[str, str] = {}
+    dups = []
+    for l in labels:
+        key = " ".join(l.split()).casefold()
+        if key in first:
+            dups.append((first[key], l))
+        first.setdefault(key, l)
+    if dups:
+        pairs = ", ".join(f"{a!r} and {b!r}" for a, b in dups[:3])
+        raise ValueError(f"duplicate labels in {name}: {pairs} (equal up to spaces and case, so their text "
+                         f"embeddings would tie in the argmax); keep one of each")
+    return labels
 
 
 class TextEncoder:
@@ -97,8 +131,6 @@ class CLIPText(TextEncoder):
         import open_clip
 
         if model is None and pretrained == "openai":
-            from lib.lseg.weights import openai_clip
-
             model = openai_clip()
         elif model is None and pretrained is not None:
             raise ValueError(f"pretrained={pretrained!r}: use 'openai' (OpenAI's weights) or None (random weights)")

@@ -8,17 +8,20 @@ The loop itself is ``lib.train.fit`` (resumable, DDP-ready).
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 import torch.nn.functional as nnF
 
-from lib import validate
+from lib import runtime, train
 from lib.images import to_tensor
-from lib.download import verify
 from lib.lseg.data import DATA_VERSION, IGNORE
 from lib.lseg.metrics import ConfusionMatrix
-from lib.lseg.model import LSeg
+from lib.lseg.model import LSeg, config
+from lib.lseg.text import MiniLMText, RandomText
+from lib.storage import cache, checkpoint
+from lib.storage.download import verify
 
 
 def poly_schedule(optimizer, steps: int, power: float = 0.9):
@@ -101,8 +104,6 @@ _MINILM = None
 
 def text_encoder(kind: str, seed: int = 0):
     """'minilm' (the real frozen text space at tiny scale) or 'random' (the control: one random vector per label)."""
-    from lib.lseg.text import MiniLMText, RandomText
-
     if kind == "minilm":
         global _MINILM
         if _MINILM is None:  # one instance (and one embedding cache) per process
@@ -120,8 +121,6 @@ def run_name(text: str, arch: str, depth: int, seed: int) -> str:
 def work_path(name: str, steps: int | None = None):
     """The resumable training file of a tiny run in the course cache, keyed by its steps and the data version (a
     finished file from other data must never be resumed)."""
-    from lib import cache
-
     return cache.work_path(cache.key("lseg-tiny", run=name, steps=steps or TINY_RECIPE["steps"]), DATA_VERSION)
 
 
@@ -130,9 +129,6 @@ def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: 
     """Train the tiny LSeg on the seen labels of ``ds`` (from :func:`lib.lseg.data.tiny_dataset`).
 
     Returns (model, history, encoder). Resumable through ``ckpt_path`` (``lib.train.fit``)."""
-    from lib import runtime, train
-    from lib.lseg.model import config
-
     r = {**TINY_RECIPE, **recipe, **({"steps": steps} if steps else {})}
     runtime.seed_everything(seed)
     enc = text_encoder(text, seed)
@@ -164,8 +160,6 @@ def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
 
 def manifest(directory=None) -> dict:
     """``MANIFEST.json`` of the committed tiny runs: per run its sha256, steps, training seconds and command."""
-    import json
-
     directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
     return json.loads((directory / "MANIFEST.json").read_text())
 
@@ -173,9 +167,6 @@ def manifest(directory=None) -> dict:
 def load_tiny(name: str, ds: dict | None = None, directory=None):
     """(model, history, encoder) of a committed tiny run, sha256-checked against MANIFEST.json; if the file is
     absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
-    from lib import checkpoint
-    from lib.lseg.model import config
-
     directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
     runs = {run_name(*r): r for r in TINY_RUNS}
     if name not in runs:
@@ -191,46 +182,6 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
     model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
-    validate.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
+    checkpoint.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
                         path)
     return model.eval(), state["history"], enc
-
-
-# ---------------------------------------------------------------------------------------------------- PASCAL-5i runs
-def fold_text_encoder(kind: str, seed: int = 0):
-    """'clip' (OpenAI's CLIP ViT-B/32 text tower, frozen) or 'random' (512-d random label vectors, the control)."""
-    from lib.lseg.text import CLIPText, RandomText
-
-    if kind == "clip":
-        return CLIPText(pretrained="openai")
-    if kind == "random":
-        return RandomText(512, seed=2000 + seed)
-    raise ValueError(f"text must be 'clip' or 'random', got {kind!r}")
-
-
-def train_fold(cfg, data: dict, T: torch.Tensor, arch: str, depth: int, seed: int, device, ckpt_path=None,
-               backbone_state: dict | None = None, progress: bool = True) -> tuple:
-    """An LSeg over the ImageNet ViT (``backbone_state``) trained on the seen classes of a PASCAL-5i fold (episodes
-    ``[others, class]``, :mod:`lib.lseg.pascal`). AdamW, poly decay, the ViT at a tenth of the decoder's rate.
-    Resumable through ``ckpt_path``. Returns (model, history)."""
-    from lib import runtime, train
-    from lib.lseg import pascal
-    from lib.lseg.model import config
-
-    runtime.seed_everything(seed)
-    model = LSeg(config(cfg.fold_backbone, arch=arch, depth=depth if arch != "none" else 0, out_c=T.shape[1]))
-    if backbone_state is not None:
-        validate.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
-    model.to(device)
-    vit = list(model.pretrained.model.parameters())
-    ids = {id(p) for p in vit}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    opt = torch.optim.AdamW([{"params": vit, "lr": cfg.fold_lr / 10}, {"params": rest, "lr": cfg.fold_lr}],
-                            weight_decay=1e-4)
-    seen = pascal.fold_classes(cfg.fold)[1]
-    batches = pascal.episode_sampler(data["train"], pascal.episodes(data["train"], seen), cfg.fold_batch, seed)
-    history = train.fit(model, batches, pascal.episode_loss(T), opt, cfg.fold_steps,
-                        scheduler=poly_schedule(opt, cfg.fold_steps), ckpt_path=ckpt_path,
-                        ckpt_every=max(1, min(100, cfg.fold_steps // 3)), log_every=max(1, cfg.fold_steps // 50),
-                        progress=progress)
-    return model.eval(), history

@@ -1,5 +1,5 @@
 """Pretrained weights for the ``colab`` scale: OpenAI's CLIP ViT-B/32 (the frozen text encoder) and an ImageNet
-ViT-B/32 for the image side, each downloaded with :func:`lib.download.fetch` and read without running a pickle.
+ViT-B/32 for the image side, each downloaded with :func:`lib.storage.download.fetch` and read without running a pickle.
 
 OpenAI publishes CLIP as a **TorchScript archive** (``ViT-B-32.pt``; the URL's folder is the file's sha256).
 open_clip's ``load_openai_model`` reads it with ``torch.jit.load`` and then builds an ordinary open_clip model from
@@ -12,7 +12,7 @@ named like the archive's ``__torch__.*`` classes (nothing in the file runs, and 
 compiled), then collects every tensor under its attribute path (``transformer.resblocks.0.attn.in_proj_weight``).
 
 The ImageNet ViT comes from timm's own Hugging Face repository as ``model.safetensors`` (no published checksum: its
-sha256 is recorded at first use, :mod:`lib.download`).
+sha256 is recorded at first use, :mod:`lib.storage.download`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lib import cache, checkpoint, download
+from lib.storage import cache, checkpoint, download
 
 OPENAI_VIT_B32_URL = ("https://openaipublic.azureedge.net/clip/models/"
                       "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")

@@ -9,7 +9,7 @@ One idea per file:
   partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA, and the subsets the colab scale downloads
   audio.py, plots.py   audio I/O and checks; the chapter's figures
 """
-from .rcq import KINDS, frame_of, rcq, rcq_counts, rcq_per_utterance, segment_frames
-from .gradcam import gradcam, gradcam_reference, temporal_cam
-from .ssl_res1d import SpoofCM, build_ssl_res1d, n_frames, p2sgrad_loss, tiny_cm
 from .audio import SR, batch_waveforms, check_waveform, load_audio
+from .gradcam import gradcam, gradcam_reference, temporal_cam
+from .rcq import KINDS, frame_of, rcq, rcq_counts, rcq_per_utterance, segment_frames
+from .ssl_res1d import SpoofCM, build_ssl_res1d, n_frames, p2sgrad_loss, tiny_cm

@@ -1,18 +1,26 @@
-"""Audio in and out for the countermeasures: mono 16 kHz float32, checked with messages that say what to do."""
+"""Audio in and out for the countermeasures: mono 16 kHz float32, checked with messages that say what to do.
+
+The chapter's sampling rate and frame are defined here, once: every module that needs them imports them from here.
+"""
 from __future__ import annotations
 
-import numpy as np
-import torch
+from pathlib import Path
 
-from lib.validate import MIN_SAMPLES, SR  # noqa: F401  (16 kHz; 400 samples = one 25 ms window)
-from lib.validate import waveform as check_waveform  # one utterance, checked and resampled to 16 kHz
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SR = 16000           # samples per second
+WIN = 400            # 25 ms: one analysis window, the countermeasures' receptive field for one frame
+HOP = 320            # 20 ms: one frame (wav2vec 2.0's conv stack), one CAM value
+MIN_SAMPLES = WIN    # the shortest utterance that gives one frame
+FRAME_S = HOP / SR   # 0.02 s
+FRAME_MS = 1000 * HOP / SR   # 20.0 ms
 
 
 def load_audio(path, sr: int = SR) -> np.ndarray:
     """Read any file soundfile can read (wav/flac/ogg), downmix to mono, resample to ``sr`` with torchaudio."""
-    from pathlib import Path
-
-    import soundfile as sf
     if not Path(path).is_file():
         raise FileNotFoundError(f"no audio file at {path}: check the path (relative paths start from "
                                 f"{Path.cwd()})")
@@ -27,8 +35,51 @@ def load_audio(path, sr: int = SR) -> np.ndarray:
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SR) -> np.ndarray:
     if sr_in == sr_out:
         return np.ascontiguousarray(x, dtype=np.float32)
-    import torchaudio.functional as AF
     return AF.resample(torch.as_tensor(x, dtype=torch.float32), int(sr_in), int(sr_out)).numpy()
+
+
+def check_waveform(wave, sr: int = SR, *, min_samples: int = MIN_SAMPLES, name: str = "wave") -> torch.Tensor:
+    """One mono utterance as a 1-D float32 tensor at 16 kHz (another ``sr`` is resampled).
+
+    Refuses integer PCM, stereo, empty, too short, NaN/inf and all-silent input.
+    """
+    a = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
+    if a.dtype.kind in "iub":
+        raise ValueError(f"{name} holds {a.dtype} samples: give float samples in [-1, 1], e.g. wave / 32768 for "
+                         f"16-bit PCM (soundfile.read(path, dtype='float32') reads them so)")
+    if a.dtype.kind not in "f":
+        raise TypeError(f"{name} must be an array of float samples, got dtype {a.dtype}")
+    x = torch.as_tensor(np.asarray(a, dtype=np.float32))
+    if x.dim() == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.dim() != 1:
+        raise ValueError(f"expected one mono waveform, got shape {tuple(x.shape)}: for stereo, downmix first "
+                         "(wave.mean(axis=0) for channels-first, wave.mean(axis=1) for soundfile's (samples, channels))")
+    if x.numel() and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf: check how it was decoded")
+    if sr != SR:
+        x = torch.as_tensor(resample(x.numpy(), sr, SR))
+    if x.numel() == 0:
+        raise ValueError(f"empty waveform {name}: give at least 25 ms ({MIN_SAMPLES} samples at 16 kHz) of audio")
+    if x.numel() < min_samples:
+        raise ValueError(f"waveform of {x.numel()} samples is shorter than the model's receptive field "
+                         f"({min_samples} samples = 25 ms at 16 kHz): pad it (e.g. by repetition) or drop it")
+    if x.abs().max() < 1e-5:
+        raise ValueError("all-silence waveform (peak < 1e-5): there is nothing to score; drop the utterance")
+    return x
+
+
+def check_waveform_batch(wave, name: str = "wave") -> torch.Tensor:
+    """A (batch, samples) float tensor of finite samples; returned as given."""
+    if not isinstance(wave, torch.Tensor) or wave.dim() != 2:
+        got = tuple(wave.shape) if hasattr(wave, "shape") else type(wave).__name__
+        raise ValueError(f"expected a (batch, samples) mono waveform at 16 kHz as a torch tensor, got {got}: "
+                         f"use lib.spoof.batch_waveforms(list_of_waves) for utterances of different lengths")
+    if not wave.is_floating_point():
+        raise ValueError(f"{name} holds {wave.dtype} samples: give float samples in [-1, 1] (16-bit PCM / 32768)")
+    if wave.device.type != "meta" and not torch.isfinite(wave.detach()).all():
+        raise ValueError(f"{name} contains NaN or inf samples: check how it was decoded or computed")
+    return wave
 
 
 def pad_repeat(x: torch.Tensor, length: int) -> torch.Tensor:

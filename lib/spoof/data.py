@@ -27,6 +27,8 @@ import os
 import numpy as np
 import torch
 
+from lib.storage.assets import tuxpaint_stamps_dir
+
 from .audio import SR, load_audio
 
 LANGS = ("fr", "ru", "ro", "ca", "bg", "es", "be", "el")
@@ -36,7 +38,6 @@ ATTACKS = {"mel80-GL": dict(n_fft=1024, hop_length=256, n_mels=80),  # mel bottl
 
 def tuxpaint_clips(langs=LANGS) -> dict[str, list[str]]:
     """Paths of the recorded stamp descriptions per language (Debian package tuxpaint-stamps-default)."""
-    from lib.assets import tuxpaint_stamps_dir
     root = tuxpaint_stamps_dir()
     out = {}
     for lang in langs:

@@ -2,11 +2,12 @@
 
 ``SpoofConfig`` holds the settings per scale (``CONFIGS``): ``tiny`` on the offline corpus of ``data.py``, ``colab``
 on subsets of PartialSpoof and ASVspoof 2019 LA with the SSL-Res1D. The chapter calls ``sets`` and
-``chapter_run``; every run is memoised on disk (``lib.cache.memo``), and training resumes from its checkpoint
+``chapter_run``; every run is memoised on disk (``lib.storage.cache.memo``), and training resumes from its checkpoint
 (``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -14,13 +15,37 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from lib import validate
+from lib import train
 from lib.scale import ScaleConfig
+from lib.storage import cache, checkpoint, download
+from lib.storage.checkpoint import atomic_path
 
+from . import partialspoof as P
 from .audio import SR, pad_repeat
+from .data import LANGS, build_base, build_sets
 from .gradcam import gradcam
-from .rcq import rcq_sums, rcq_from_sums
-from .ssl_res1d import p2sgrad_loss, tiny_cm
+from .rcq import rcq_from_sums, rcq_sums
+from .ssl_res1d import build_ssl_res1d, p2sgrad_loss, tiny_cm
+
+
+def check_trials(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    """``(np.asarray(labels), scores as float64)`` for 1-D labels in {0 = bona fide, 1 = spoof} and as many
+    finite scores."""
+    y = np.asarray(labels)
+    if y.dtype.kind in "USO":
+        example = next((v for v in y.reshape(-1) if isinstance(v, (str, bytes))), y.reshape(-1)[:1])
+        raise ValueError(f"labels must be numbers, 0 = bona fide and 1 = spoof; got {y.dtype.kind == 'O' and 'objects' or 'strings'} "
+                         f"such as {example!r}. Map them first, e.g. (np.asarray(labels) == 'spoof').astype(int)")
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1 or len(y) != len(s):
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must be 1-D and of the same length: one label "
+                         f"and one score per trial")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels must be 0 (bona fide) or 1 (spoof); got the values {sorted(set(y.tolist()))[:5]}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores hold {int((~np.isfinite(s)).sum())} NaN or inf value(s): the model that produced "
+                         f"them diverged or got NaN input; recompute them")
+    return y, s
 
 
 def eer(labels, scores, return_threshold: bool = False):
@@ -33,7 +58,7 @@ def eer(labels, scores, return_threshold: bool = False):
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
     from sklearn.metrics import roc_curve
-    labels, scores = validate.trials(labels, scores)
+    labels, scores = check_trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold (decreasing)
@@ -78,7 +103,6 @@ def train_cm(items, *, seed=0, steps=200, batch_size=32, lr=1e-3, ckpt_path=None
              crop_s: float = 3.0, device="cpu", progress=False):
     """Train a countermeasure with P2SGrad-MSE and Adam (the parameters that require gradients); returns
     (model, history)."""
-    from lib import train
     torch.manual_seed(seed)
     model = model_fn().to(device)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -188,7 +212,6 @@ class SpoofConfig(ScaleConfig):
     n_eval: dict | None = None     # {"bona", "partial", "full"}: evaluation utterances
     keep_archives: bool = False    # False: delete each archive once its subset is extracted (Drive quota)
 
-    ISSUE: ClassVar[int] = 12
     REHEARSAL: ClassVar[dict] = {"steps": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
                                  "n_train": {"bona": 2, "partial": 2, "full": 2},
                                  "n_eval": {"bona": 2, "partial": 3, "full": 2}}
@@ -209,9 +232,6 @@ BASE_VERSION = "1"     # of the corpus (bona fide + vocoded copies + VAD)
 
 def tiny_base(cfg: SpoofConfig = TINY):
     """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
-    from lib import cache
-    from .data import build_base
-    from .data import LANGS
     langs = cfg.langs or LANGS
     key = cache.key("spoof-base", n_utts=cfg.n_utts, data_seed=cfg.data_seed, langs="+".join(langs))
     return cache.memo(key, lambda: build_base(cfg.data_seed, n_utts=cfg.n_utts, langs=langs), version=BASE_VERSION)
@@ -224,7 +244,6 @@ SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross
 
 def tiny_sets(splice: str = "hard", cfg: SpoofConfig = TINY):
     """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
-    from .data import build_sets
     if splice not in SPLICES:
         raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
     clean = splice == "clean"
@@ -238,7 +257,6 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
     The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
     """
-    from lib import cache
     # the training's key names what the CM learns from (a partial-spoof CM: its splice condition's data too) ...
     data = {} if train_on == "full" else dict(splice=splice, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
                                               xfade_s=cfg.xfade_s)
@@ -270,7 +288,6 @@ def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
 
 # ---- colab: PartialSpoof + ASVspoof 2019 LA subsets, SSL-Res1D on XLSR-53 -------------------------------------------
 def _subset_key(cfg: SpoofConfig) -> str:
-    from lib import cache
     n = lambda d: "+".join(str(d[k]) for k in ("bona", "partial", "full"))
     return cache.key("ps", split=cfg.eval_split, train=n(cfg.n_train), eval=n(cfg.n_eval), seed=cfg.data_seed)
 
@@ -279,14 +296,10 @@ def real_subset(cfg: SpoofConfig) -> tuple:
     """Download (once) and extract the utterances ``cfg`` names: returns (folder, manifest).
 
     The manifest ``{split: {"bona"|"partial"|"full": [utterances]}}`` is written last, atomically: a run that stops
-    earlier extracts again. Archives go through ``lib.download.fetch`` (first-use sha256) into the course cache
-    (Google Drive with ``USE_DRIVE``); with ``keep_archives=False`` each is deleted once its files are out.
+    earlier extracts again. Archives go through ``lib.storage.download.fetch`` (first-use sha256) into the download folder
+    (:func:`lib.storage.cache.downloads_dir`: the runtime's disk, not Drive, with ``USE_DRIVE``), the chosen files into the
+    course cache; with ``keep_archives=False`` each archive is deleted once its files are out.
     """
-    import json
-
-    from lib import cache, download
-    from lib.checkpoint import atomic_path
-    from . import partialspoof as P
     root = cache.cache_dir("spoof", "data", _subset_key(cfg))
     manifest_path = root / "subset.json"
     if manifest_path.exists():
@@ -332,7 +345,6 @@ def real_subset(cfg: SpoofConfig) -> tuple:
 def real_sets(cfg: SpoofConfig) -> dict:
     """{"train"|"eval": {"bona", "partial", "full": items}} of the real subset (eval = ``cfg.eval_split``),
     every protocol line checked against its file, TR spans widened to ``cfg.tr_width``."""
-    from . import partialspoof as P
     root, manifest = real_subset(cfg)
     out = {}
     for name, split in (("train", "train"), ("eval", cfg.eval_split)):
@@ -348,7 +360,6 @@ def real_sets(cfg: SpoofConfig) -> dict:
 
 def model_fn(cfg: SpoofConfig):
     """The countermeasure of ``cfg``: built corpus → ``tiny_cm``; real data → SSL-Res1D on pretrained XLSR-53."""
-    from .ssl_res1d import build_ssl_res1d
     if cfg.data == "built":
         return tiny_cm
     return lambda: build_ssl_res1d(pretrained=True, frozen=cfg.frozen_ssl)
@@ -367,7 +378,6 @@ def chapter_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig, device=
 def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
     """A CM trained on bona fide + ``train_on`` of the real subset: "partial" = PartialSpoof, "full" = ASVspoof
     2019 LA; evaluated on the PartialSpoof ``eval_split`` subset (memoised; training resumes from its checkpoint)."""
-    from lib import cache
     key = cache.key("spoof-real", train_on=train_on, seed=seed, data=_subset_key(cfg), steps=cfg.steps,
                     batch_size=cfg.batch_size, lr=cfg.lr, crop_s=cfg.crop_s, tr_width=cfg.tr_width,
                     frozen_ssl=cfg.frozen_ssl)
@@ -382,7 +392,6 @@ def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
 
 def load_cm(cfg: SpoofConfig, res: dict, device="cpu"):
     """The trained CM of a result, in eval mode (a frozen front-end keeps its downloaded weights)."""
-    from lib import validate as V
     m = model_fn(cfg)()
-    V.load_state(m, res["state"], "the cached result")
+    checkpoint.load_state(m, res["state"], "the cached result")
     return m.to(device).eval()

@@ -16,11 +16,15 @@ was readable here); none has a published sha256 in this course, so each is check
 from __future__ import annotations
 
 import math
+import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from lib.validate import SR
+from lib.storage.checkpoint import atomic_path
+
+from .audio import FRAME_MS, FRAME_S, SR
 
 ZENODO = "https://zenodo.org/record/5766198/files/database_{part}.tar.gz?download=1"
 PS_URLS = {part: ZENODO.format(part=part) for part in ("train", "dev", "eval", "protocols")}
@@ -137,7 +141,7 @@ def widen_transitions(segments, width: float):
     return out
 
 
-def segment_labels(segments, duration_s: float, resolution: float = 0.02):
+def segment_labels(segments, duration_s: float, resolution: float = FRAME_S):
     """PartialSpoof-style segment labels: one per ``resolution`` seconds, 1 = bona fide, 0 = spoof.
 
     Segment k covers [k·res, (k+1)·res); it is 0 if any spoofed or transition span overlaps it (the database's
@@ -166,10 +170,6 @@ def choose(utts, n: int, seed: int) -> list[str]:
 def extract(archive, wanted: dict[str, Path]) -> None:
     """Copy the members of a tar(.gz) or zip ``archive`` whose names end with a key of ``wanted`` (``"/name"``) to
     the paths it maps to (written atomically); one pass through the archive. A member missing is an error."""
-    import tarfile
-    import zipfile
-
-    from lib.checkpoint import atomic_path
     todo = dict(wanted)
 
     def take(name, read):
@@ -221,4 +221,4 @@ def items(root: Path, split: str, utts, labels, *, vad: bool, tr_width: float = 
 
 def n_label_frames(segments) -> int:
     """``ceil(1000 · end / 20)``: the frames the labels span (the reference's trimming length)."""
-    return math.ceil(float(segments[-1][1]) * 1000 / 20) if segments else 0
+    return math.ceil(float(segments[-1][1]) * 1000 / FRAME_MS) if segments else 0

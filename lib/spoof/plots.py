@@ -2,9 +2,16 @@
 training curves, the utterance browser's panels, and mean ± sd over seeds."""
 from __future__ import annotations
 
+import base64
+import html
+import io
+
 import numpy as np
 
-from .audio import SR
+from lib.display import provenance, widgets
+
+from .audio import HOP, SR, WIN
+from .gradcam import gradcam
 
 COLORS = {"BS": "#2e7d32", "SS": "#c62828", "TR": "#6a1b9a", "BN": "#a5d6a7", "SN": "#ef9a9a"}
 NAMES = {"BS": "bona fide speech", "SS": "spoofed speech", "TR": "transition", "BN": "bona fide non-speech",
@@ -61,7 +68,7 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     i += 1
     if cams:
         for name, cam in cams.items():
-            tc = (20 * np.arange(len(cam)) + 12.5) / 1000
+            tc = (HOP * np.arange(len(cam)) + WIN / 2) / SR   # each window's centre, in seconds
             axes[i].plot(tc, cam, lw=1.2, label=name)
         for a, b, k in segments:
             if k == "TR":
@@ -108,12 +115,9 @@ def training_curves(results, splice, seeds):
 
 
 def stamp():
-    """The provenance stamp (``lib.provenance.stamp``) as a small HTML line that wraps on a phone."""
-    import html
-
+    """The provenance stamp (``lib.display.provenance.stamp``) as a small HTML line that wraps on a phone."""
     from IPython.display import HTML
 
-    from lib import provenance
     return HTML(f'<p class="course-stamp"><small>{html.escape(provenance.stamp())}</small></p>')
 
 
@@ -126,14 +130,8 @@ def mean_sd(vals) -> str:
 def cam_panel_html(model, name, item, target, rcq_of) -> str:
     """The utterance browser's panel: audio player and Grad-CAM of ``model`` on ``item`` for ``target``, titled
     with the utterance's own RCQ per type (``rcq_of(cam, segments)``), as HTML."""
-    import base64
-    import io
-
     import matplotlib.pyplot as plt
 
-    from lib import provenance, widgets
-
-    from .gradcam import gradcam
     cam = gradcam(model, model.fc, [item["wave"]], target=target)[0].cpu().numpy()
     r = rcq_of(cam, item["segments"])
     title = f"{item['id']}: " + " ".join(f"{k} {v:+.0f}%" for k, v in r.items() if np.isfinite(v))

@@ -10,7 +10,8 @@ their **interior** frames ``frame(start)+1 … frame(end)-1``; non-speech types 
 Two rules map times to frames (``rule=``):
 
 ``"reference"`` (default): what the authors' scoring code (wedefense ``XAI_Score_analysis.py``) computes, the rule
-behind the paper's tables; ``tests/test_spoof.py`` checks it against that script on every kind of input:
+behind the paper's tables; ``tests/test_spoof.py`` checks it on random utterances and on each boundary case
+against a restatement of that script's rules as plain loops (``tests/helpers/reference_scorers.py``):
 
 1. ``frame(t) = clamp(floor((1000 t − 10) / 20), 0, len(cam) − 2)``, floored on the raw float (t = 2.01 s gives 99:
    1000 · 2.01 is 2009.999…);
@@ -26,12 +27,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from lib import validate
 
+from .audio import FRAME_MS, FRAME_S
+
 KINDS = ("BS", "SS", "TR", "BN", "SN")
 INTERIOR = frozenset({"BS", "SS", "TR"})  # speech-bearing: boundary frames dropped
-FRAME_MS, OFFSET_MS = 20.0, 10.0
+OFFSET_MS = FRAME_MS / 2   # 10 ms: the reference maps a time to frames from here
 RULES = ("reference", "clean")
 
 
@@ -39,6 +43,58 @@ def _rule(rule: str) -> str:
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES} ('reference' = the authors' scoring code), not {rule!r}")
     return rule
+
+
+def check_segments(segs, *, kinds, n_frames: int | None = None, ordered: bool = False, name: str = "segments") -> list:
+    """One utterance's ``(start_s, end_s, kind)`` list, times in seconds; returned as given.
+
+    Refuses unknown kinds, non-finite or negative times, a segment that ends before it starts and, with
+    ``n_frames`` (the CAM's length), times past twice the CAM's span plus one second (only milliseconds give
+    those). Times more than one frame past the CAM's last frame warn once (RCQ clamps them to that frame, as the
+    reference does). ``ordered=True`` also refuses unsorted or overlapping segments.
+    """
+    segs = list(segs)
+    limit = None if n_frames is None else 2 * n_frames * FRAME_S + 1.0
+    prev_end = -np.inf
+    for i, s in enumerate(segs):
+        if len(s) != 3:
+            raise ValueError(f"{name}[{i}] is {s!r}: each segment is (start_s, end_s, kind)")
+        a, b, k = s
+        if k not in kinds:
+            raise ValueError(f"unknown segment kind {k!r} in {name}[{i}]: use one of {tuple(kinds)}")
+        try:
+            a, b = float(a), float(b)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}[{i}] = {s!r}: start and end must be numbers of seconds") from None
+        if not (np.isfinite(a) and np.isfinite(b)) or a < 0:
+            raise ValueError(f"{name}[{i}] = {s!r}: times must be finite seconds >= 0")
+        if b < a:
+            raise ValueError(f"segment ({a}, {b}, {k}) in {name}[{i}] ends before it starts")
+        if limit is not None and b > limit:
+            raise ValueError(f"{name}[{i}] = {s!r} ends at {b:g} s, far past the end of its {n_frames}-frame CAM "
+                             f"({n_frames * FRAME_S:.2f} s): are the times in milliseconds? Give seconds "
+                             f"(divide by 1000)")
+        if n_frames is not None and np.floor((round(b * 1000.0, 6) - OFFSET_MS) / FRAME_MS) > n_frames:
+            validate.warn_once("segments-past-end", f"{name}[{i}] = {s!r} reaches past the CAM's last frame by "
+                               f"more than one frame: such times count as the last frame, as in the reference "
+                               f"scoring code. Check that the segments belong to this utterance (warned once)")
+        if ordered and a < prev_end:
+            raise ValueError(f"{name}[{i}] = {s!r} starts before the previous segment ends ({prev_end:g} s): "
+                             f"sort the segments by start and remove overlaps")
+        prev_end = max(prev_end, b)
+    return segs
+
+
+def check_cam(c, name: str = "cam") -> np.ndarray:
+    """One utterance's CAM as a 1-D float64 array of finite values (one per 20 ms frame), at least one value."""
+    a = np.asarray(c.detach().cpu() if isinstance(c, torch.Tensor) else c, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        raise ValueError(f"{name} is an empty score vector: one value per 20 ms frame is needed")
+    bad = int((~np.isfinite(a)).sum())
+    if bad:
+        raise ValueError(f"{name} holds {bad} NaN or inf value(s) of {a.size}: they would make every pooled score "
+                         f"NaN; recompute the CAM (is the model or its input NaN?)")
+    return a
 
 
 def frame_of(t, n_frames: int, rule: str = "reference"):
@@ -58,14 +114,14 @@ def front_trim(segments, n_frames: int, rule: str = "reference") -> int:
     """How many leading CAM frames the rule drops: reference: ``max(0, N − ceil(1000 · end_last / 20))``; clean: 0."""
     if _rule(rule) == "clean" or len(segments) == 0:
         return 0
-    return max(n_frames - math.ceil(float(segments[-1][1]) * 1000 / 20), 0)
+    return max(n_frames - math.ceil(float(segments[-1][1]) * 1000 / FRAME_MS), 0)
 
 
 def segment_frames(segments, n_frames: int, rule: str = "reference") -> dict[str, np.ndarray]:
     """Indices into the CAM (of length ``n_frames``) of each kind's frames for one utterance (may repeat across kinds).
 
-    ``segments`` are checked by :func:`lib.validate.segments` (seconds, inside the utterance)."""
-    segments = validate.segments(segments, kinds=KINDS, n_frames=n_frames)
+    ``segments`` are checked by :func:`check_segments` (seconds, inside the utterance)."""
+    segments = check_segments(segments, kinds=KINDS, n_frames=n_frames)
     if len(segments) == 0:
         return {k: np.zeros(0, np.int64) for k in KINDS}
     if rule == "reference" and n_frames < 2:
@@ -94,7 +150,7 @@ def rcq_sums(scores, segments, rule: str = "reference") -> dict[str, dict[str, f
     S = dict.fromkeys(KINDS, 0.0)
     N = dict.fromkeys(KINDS, 0)
     for i, (cam, segs) in enumerate(zip(scores, segments)):
-        cam = validate.cam(cam, name=f"scores[{i}]")
+        cam = check_cam(cam, name=f"scores[{i}]")
         for k, idx in segment_frames(segs, cam.size, rule).items():
             S[k] += float(cam[idx].sum())
             N[k] += int(idx.size)

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib import validate
+from lib.storage import checkpoint, download
 
-WIN, HOP = 400, 320  # 25 ms receptive field, 20 ms hop (wav2vec 2.0's conv stack)
+from .audio import HOP, WIN, check_waveform_batch
 
 
 def n_frames(n_samples):
@@ -194,7 +194,7 @@ class SpoofCM(nn.Module):
         return _mean_t(self.fc(x), mask)
 
     def forward(self, wave, lengths=None):
-        return self.head(self.embed(validate.waveform_batch(wave), lengths))
+        return self.head(self.embed(check_waveform_batch(wave), lengths))
 
 
 def p2sgrad_loss(scores, labels):
@@ -229,13 +229,12 @@ def build_ssl_res1d(params: dict | None = None, pretrained: bool = False, sha256
     ``torchaudio.models.wav2vec2_model(**WAV2VEC2_XLSR53._params)``).
 
     ``pretrained=True`` downloads the weights (torchaudio's own file, ``WAV2VEC2_XLSR53._path`` under its model
-    host) through :func:`lib.download.fetch`: checked against ``sha256`` if given, else against the sha256 recorded
-    at their first download (none is published); read with ``torch.load(weights_only=True)``.
-    ``frozen=True``: the SSL weights do not train (see :class:`SSLFrontend`).
+    host) through :func:`lib.storage.download.fetch`: checked against ``sha256`` if given, else against the sha256
+    recorded at their first download (none is published); read with ``torch.load(weights_only=True)``. ``frozen=True``:
+    the SSL weights do not train (see :class:`SSLFrontend`).
     """
     m = SpoofCM(SSLFrontend(params or xlsr53_params(), frozen=frozen), **backend)
     if pretrained:
-        from lib import checkpoint, download
         state = checkpoint.load(download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256))
-        validate.load_state(m.frontend.ssl, state, url)
+        checkpoint.load_state(m.frontend.ssl, state, url)
     return m

@@ -1,4 +1,5 @@
-"""The ipywidgets API the course uses exists in the ipywidgets this interpreter runs, and lib.widgets works there.
+"""The ipywidgets API the course uses exists in the ipywidgets this interpreter runs, and lib.display.widgets works
+there.
 
 Run in the main suite, it checks the book's ipywidgets (8.x, pinned in constraints.txt). Run by the Colab rehearsal
 with the Colab-like venv's python and ``COURSE_EXPECT_IPYWIDGETS=7.7.1``, it checks Colab's 7.7.1: a widget class
@@ -120,7 +121,7 @@ def test_scan_finds_what_the_course_uses():
     found = ipywidgets_uses([src for srcs in course_sources().values() for src in srcs])
     assert {"jslink", "SelectionSlider", "Dropdown", "Image", "HTML", "VBox"} <= found, found
     # the scanner itself: aliases, from-imports and submodules, and names from other modules ignored
-    demo = ["import ipywidgets as w\nimport lib.widgets as widgets\nw.Stack([]); widgets.switcher({})",
+    demo = ["import ipywidgets as w\nimport lib.display.widgets as widgets\nw.Stack([]); widgets.switcher({})",
             "from ipywidgets import TagsInput\nfrom ipywidgets.embed import embed_data\nimport ipywidgets\n"
             "ipywidgets.widgets.Box"]
     assert ipywidgets_uses(demo) == {"Stack", "TagsInput", "embed.embed_data", "widgets.Box"}
@@ -143,7 +144,7 @@ def test_widgets_build_and_serialise(monkeypatch):
     import ipywidgets as w
     from ipywidgets.embed import embed_data
 
-    from lib import widgets
+    from lib.display import widgets
 
     image = np.zeros((8, 8, 3), np.uint8)
     static = widgets.switcher({"black": image, "text": "<b>hi</b>"}, description="panel")

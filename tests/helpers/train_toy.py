@@ -47,5 +47,5 @@ hist = lib.train.fit(model, batches, loss_fn, opt, args.steps, ckpt_path=args.ck
                      log_every=1, progress=False, on_step=on_step)
 rank, world = lib.train.distributed()
 if rank == 0:
-    lib.checkpoint.save({"params": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    lib.storage.checkpoint.save({"params": {k: v.detach().clone() for k, v in model.state_dict().items()},
                          "losses": torch.tensor([h["loss"] for h in hist]), "world": world}, args.out)

@@ -137,6 +137,37 @@ MAKERS = [
 ]
 
 
+# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
+# reads it, or the cited public code or maintainer's words), and how the real download is checked.
+FORMATS: dict[str, dict] = {
+    r"https?://r0k\.us/graphics/kodak/kodak/kodim\d\d\.png": {
+        "file": "kodimNN.png",
+        "vouched_by": "our own reader only (not yet evidence): PIL reads a 768x512 RGB PNG; the real set also has 512x768 portraits",
+        "verified": "first-use sha256 record (the host publishes no checksum)"},
+    r"https?://images\.cocodataset\.org/val2017/\d{12}\.jpg": {
+        "file": "NNNNNNNNNNNN.jpg (COCO val2017)",
+        "vouched_by": "our own reader only (not yet evidence): PIL reads a 640-wide JPEG",
+        "verified": "first-use sha256 record (COCO publishes no per-image checksum)"},
+    r"https://compressai\.s3\.amazonaws\.com/models/v1/bmshj2018-factorized-prior-\d-[0-9a-f]{8}\.pth\.tar": {
+        "file": "bmshj2018-factorized-prior-Q-<hash>.pth.tar",
+        "vouched_by": "our own reader only (not yet evidence): CompressAI's compressai.zoo.pretrained.load_pretrained converts its keys "
+                      "(tests/test_rehearsal.py); the zoo's own download path is not yet exercised",
+        "verified": "sha256 prefix in the file name (torch.hub's convention)"},
+    r"https://download\.pytorch\.org/models/maskrcnn_resnet50_fpn_coco-[0-9a-f]{8}\.pth": {
+        "file": "maskrcnn_resnet50_fpn_coco-<hash>.pth",
+        "vouched_by": "our own reader only (not yet evidence): a state dict saved from a plain-BatchNorm maskrcnn_resnet50_fpn",
+        "verified": "sha256 prefix in the file name (torch.hub's convention)"},
+    r"https?://images\.cocodataset\.org/annotations/annotations_trainval2017\.zip": {
+        "file": "annotations_trainval2017.zip",
+        "vouched_by": "our own reader only (not yet evidence): COCO's instances schema as lib.icm.data reads it with pycocotools",
+        "verified": "first-use sha256 record"},
+    r"https?://images\.cocodataset\.org/zips/val2017\.zip": {
+        "file": "val2017.zip",
+        "vouched_by": "our own reader only (not yet evidence): a zip of val2017/NNNNNNNNNNNN.jpg",
+        "verified": "first-use sha256 record"},
+}
+
+
 def urls() -> list[str]:
     """Every URL chapter 1's colab configurations download (read from the course's own constants)."""
     from compressai.zoo.image import model_urls

@@ -143,9 +143,32 @@ MAKERS = [
 ]
 
 
+# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
+# reads it, or the cited public code or maintainer's words), and how the real download is checked.
+FORMATS: dict[str, dict] = {
+    r"https://openaipublic\.azureedge\.net/clip/models/[0-9a-f]{64}/ViT-B-32\.pt": {
+        "file": "ViT-B-32.pt (OpenAI CLIP, TorchScript)",
+        "vouched_by": "our own reader only (not yet evidence): a traced open_clip CLIP read by lib.lseg.weights",
+        "verified": "full sha256 (the URL's folder name)"},
+    r"https://huggingface\.co/timm/vit_base_patch32_384\.[a-z0-9_]+/resolve/main/model\.safetensors": {
+        "file": "model.safetensors (timm vit_base_patch32_384)",
+        "vouched_by": "our own reader only (not yet evidence): timm's state dict saved with safetensors; timm.create_model(pretrained=True) not yet "
+                      "exercised on it",
+        "verified": "first-use sha256 record"},
+    r"https://drive\.google\.com/uc\?export=download&id=[\w-]+": {
+        "file": "demo_e200.ckpt (LSeg demo, Google Drive)",
+        "vouched_by": "our own reader only (not yet evidence): a Lightning-style dict with the official module's keys and shapes",
+        "verified": "first-use sha256 record (no published checksum)"},
+    r"http://host\.robots\.ox\.ac\.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012\.tar": {
+        "file": "VOCtrainval_11-May-2012.tar",
+        "vouched_by": "our own reader only (not yet evidence): VOCdevkit/VOC2012 layout as lib.lseg.pascal reads it",
+        "verified": "first-use sha256 record"},
+}
+
+
 def urls() -> list[str]:
     """Every URL chapter 3's colab configurations download (read from the course's own constants)."""
-    from lib import download
+    from lib.storage import download
     from lib.lseg import chapter, official, pascal, weights
 
     out = []

@@ -5,7 +5,8 @@ A chapter is executed more than once (the HTML build, the notebook tests, a lear
 with ``torch.load(weights_only=True)``, so a cache holds tensors, numbers, strings, lists, dicts and NumPy arrays
 (converted to tensors on the way in and back on the way out), never pickled objects.
 
-The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/repro-course``). Delete the folder to start afresh.
+The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/repro-course``), downloaded files in ``$COURSE_DOWNLOADS``
+(default ``$COURSE_CACHE/downloads``). Delete the folder to start afresh.
 """
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lib import checkpoint
+from lib.storage import checkpoint
 
 
 def cache_dir(*parts: str) -> Path:
     """``$COURSE_CACHE/<parts...>``, created."""
     root = Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "repro-course")
     path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def downloads_dir() -> Path:
+    """Where downloaded files and data archives go, created: ``$COURSE_DOWNLOADS``, by default
+    ``$COURSE_CACHE/downloads``. (On Colab with Google Drive the cache is on Drive and downloads stay on the
+    runtime's disk: :func:`lib.colab.use_drive`.)"""
+    path = Path(os.environ.get("COURSE_DOWNLOADS") or cache_dir("downloads"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

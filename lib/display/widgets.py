@@ -17,6 +17,7 @@ picture stays. The course's pattern is therefore:
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import sys
@@ -107,8 +108,6 @@ def switcher(panels: dict, description: str = "", control: str = "slider"):
 
 
 def _error_panel(exc: Exception):
-    import html
-
     import ipywidgets as w
 
     message = html.escape(f"{type(exc).__name__}: {exc}")

@@ -11,46 +11,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import os
-import subprocess
-from pathlib import Path
+
+import torch
+from IPython.display import HTML, display
 
 from lib import runtime, scale
-
-_REPO = Path(__file__).resolve().parent.parent
-
-
-def commit() -> str:
-    """The short commit hash of the code in use (``$COURSE_COMMIT`` overrides; ``+dirty`` marks local edits)."""
-    if os.environ.get("COURSE_COMMIT"):
-        return os.environ["COURSE_COMMIT"]
-    try:
-        sha = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no", "--",
-                                "lib"], capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
 
 def scale_label(config: scale.ScaleConfig | None = None) -> str:
     """The scale of ``config``, else of the configuration picked last (:func:`lib.scale.picked`), else the scale in
     force; `` (rehearsal)`` appended under the rehearsal's budget."""
     cfg = scale.picked(config)
-    if cfg is not None:
-        return cfg.label
-    return scale.current() + (" (rehearsal)" if scale.rehearsal() else "")
+    return cfg.label if cfg is not None else scale.label_in_force()
 
 
 def stamp(config: scale.ScaleConfig | None = None) -> str:
     """``scale tiny · CPU x86_64 (2 cores, 1 torch thread(s)) · torch 2.14.1 · commit abc1234 · 2026-11-26``.
 
     The scale is :func:`scale_label`'s: the configuration that ran (``config``, or the one picked last)."""
-    import torch
-
-    return (f"scale {scale_label(config)} · {runtime.hardware()} · torch {torch.__version__} · commit {commit()} · "
-            f"{_dt.date.today().isoformat()}")
+    return (f"scale {scale_label(config)} · {runtime.hardware()} · torch {torch.__version__} · "
+            f"commit {runtime.commit()} · {_dt.date.today().isoformat()}")
 
 
 def caption(fig, extra: str = ""):
@@ -133,8 +112,6 @@ class Scorecard:
                 '</small></p></div>')
 
     def show(self):
-        from IPython.display import HTML, display
-
         display(HTML(self._repr_html_()))
 
 
@@ -178,9 +155,37 @@ def glue(key: str, obj):
     """Store ``obj``'s display under ``key`` for the book's ``{glue}`` references (``myst_nb.glue`` without showing
     it); returns ``obj``, so that a cell ending with this call also shows it. Where myst-nb is not installed
     (Colab), nothing reads glued outputs, and only ``obj`` is returned."""
-    try:
+    try:  # deferred: myst-nb is installed for the book's build only, not on Colab
         from myst_nb import glue as _glue
     except ImportError:
         return obj
     _glue(key, obj, display=False)
     return obj
+
+
+class Banner:
+    """What runs where: scale, hardware, versions, commit. Renders as HTML in a notebook and as text elsewhere.
+
+    With ``config`` (what :func:`lib.scale.pick` returned) the scale shown is the configuration's, with its name and
+    whether it is the rehearsal's budget; without one, the scale in force.
+    """
+
+    def __init__(self, config: scale.ScaleConfig | None = None, **extra):
+        self.config = config
+        head = ({"scale": config.label, "config": config.name} if config is not None
+                else {"scale": scale.label_in_force()})
+        self.rows = {**head, "hardware": runtime.hardware(), **runtime.versions(),
+                     "commit": runtime.commit(), **{k: str(v) for k, v in extra.items()}}
+
+    def __repr__(self) -> str:
+        return " · ".join(f"{k} {v}" for k, v in self.rows.items())
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<td><b>{k}</b><br>{v}</td>" for k, v in self.rows.items())
+        return f'<table class="course-banner"><tr>{cells}</tr></table>'
+
+
+def banner(config: scale.ScaleConfig | None = None, **extra) -> Banner:
+    """The chapter's first output: return it as the cell's last expression so it renders. Pass the chapter's
+    configuration (``lib.scale.pick(...)``) so the banner shows the one that runs."""
+    return Banner(config, **extra)

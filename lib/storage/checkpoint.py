@@ -47,7 +47,7 @@ def _stand_in(name: str, mapping: bool = False) -> type:
     a plain ``dict`` (torch's weights_only unpickler fills only exact dicts, not subclasses)."""
     module, _, qualname = name.rpartition(".")
     body = {"__module__": module, "__qualname__": qualname,
-            "__doc__": f"Data-only stand-in for {name} (lib.checkpoint.LIGHTNING_ALLOW)."}
+            "__doc__": f"Data-only stand-in for {name} (lib.storage.checkpoint.LIGHTNING_ALLOW)."}
     if mapping:
         body["__new__"] = lambda cls, *args: dict()
     return type(qualname, (), body)
@@ -94,3 +94,15 @@ def _reason(err: Exception) -> str:
     text = str(err)
     refused = re.search(r"^.*(GLOBAL|Can only|Trying to).*$", text, flags=re.M)
     return (refused.group(0).strip() if refused else text.splitlines()[0] if text else "")[:300]
+
+
+def load_state(module, state: dict, path) -> None:
+    """``module.load_state_dict(state)`` (a model or an optimizer); a mismatch names the checkpoint ``path`` to
+    delete."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as err:
+        lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()] or [type(err).__name__]
+        raise CheckpointError(f"the checkpoint {path} does not fit this {type(module).__name__} "
+                              f"({lines[min(1, len(lines) - 1)][:200]}): it was written by "
+                              f"another model or configuration. Delete it (rm '{path}') and run again") from None
