@@ -92,7 +92,7 @@ def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     env0 = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
     env0.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
                  "COURSE_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
-                 "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl")})
+                 "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl"), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
     killed = {**env0, "COURSE_CACHE": str(work / "cache"), lseg_recipe.KILL_ENV: "1:2"}
     plain = {**env0, "COURSE_CACHE": str(work / "cache-uninterrupted")}
     seconds = {}

@@ -98,10 +98,6 @@ class LSegPaperConfig(LSegChapterConfig):
     REHEARSAL: ClassVar[dict] = {"folds": (0,), "fold_backbone": "vitb32_384", "fold_size": 64, "global_batch": 2,
                                  "epochs": 2, "fold_train_limit": 8, "fold_val_limit": 8, "ckpt_every": 2}
 
-    @property
-    def steps_note(self) -> str:
-        return f"{self.epochs} epochs of global batch {self.global_batch}"
-
 
 CONFIGS["paper"] = LSegPaperConfig(scale="paper", n_train=1200, n_test=300, image_size=64, data_seed=0,
                                    runs=tuple(TINY_RUNS), official_demo=None, fold=None, fold_runs=(),

@@ -1,6 +1,6 @@
 """LSeg's zero-shot recipe on the PASCAL-5i folds, as a command (the ``paper`` scale of chapter 3).
 
-    torchrun --nproc_per_node=8 -m lib.lseg.recipe train --scale paper            # every fold of the config
+    torchrun --nproc_per_node=8 --max-restarts=3 -m lib.lseg.recipe train --scale paper   # every fold
     torchrun --nproc_per_node=8 -m lib.lseg.recipe evaluate --scale paper
     python -m lib.lseg.recipe plan --scale paper                                 # what it downloads and costs
 
@@ -324,6 +324,7 @@ def plan(cfg) -> str:
         f"{cfg.fold_size}, {cfg.epochs} epochs, global batch {cfg.global_batch}, SGD lr {cfg.lr:g} (decoder "
         f"×{cfg.head_lr_mult:g}), made for {cfg.gpus} GPUs.\n"
         f"Run, from the course's folder (one node; see the README for several):\n"
+        f"  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1   # a restart reads fresh rendezvous keys\n"
         f"  torchrun --nproc_per_node={cfg.gpus} --max-restarts=3 -m lib.lseg.recipe train --scale paper\n"
         f"  torchrun --nproc_per_node={cfg.gpus} -m lib.lseg.recipe evaluate --scale paper\n"
         f"It downloads into $COURSE_CACHE (default ~/.cache/repro-course):\n"
