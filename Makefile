@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports paper-rehearsal
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports gpu-check gpu-wheels paper-rehearsal
 
 course: setup book slides
 
@@ -95,6 +95,16 @@ paper-rehearsal: setup
 
 sync:
 	$(PY) scripts/sync_notebooks.py
+
+# The GPU check (scripts/gpu_check.py): every chapter's colab path at the rehearsal's budget on the device, timed steps
+# at the real colab sizes, the CUDA-only checks; one JSON under artifacts/gpu-check/. ARGS="--device cpu": the CPU run.
+ARGS ?= --device cuda
+gpu-check: setup
+	$(PY) scripts/gpu_check.py $(ARGS)
+
+# What the lent GPU machine's Python 3.12 lacks, as wheels in .whl/ (scripts/gpu_wheels.txt), within its 64 MiB carry.
+gpu-wheels:
+	python3 scripts/gpu_wheels.py
 
 # The import picture of lib/ (module graph, cycles, imports inside functions) and the layers contract in pyproject.toml.
 imports:

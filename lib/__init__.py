@@ -7,7 +7,8 @@ layer      modules
 Colab      :mod:`lib.colab`       what a chapter's first cell does on Colab: the course cache on Google Drive or not
 papers     :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`: one per chapter, independent of each other
 display    :mod:`lib.display.provenance`  the banner, the stamp under every figure, the paper-vs-ours scorecard, the
-           results at a glance; :mod:`lib.display.widgets`  widgets for the static book and live on Colab
+           results at a glance; :mod:`lib.display.widgets`  widgets for the static book and live on Colab;
+           :mod:`lib.display.colab_time`  a chapter's time at ``colab`` on a T4 (measured on a GPU, or estimated)
 recipes    :mod:`lib.recipe`      what the ``paper`` recipes share under ``torchrun``: set-up, sharding by rank,
            evaluation split over the ranks and gathered, results in the course cache
 training   :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)

@@ -36,7 +36,7 @@ def use_drive(on: bool, drive: str | os.PathLike = DRIVE,
               f"Drive)")
         return root
     if not (drive / "MyDrive").is_dir():
-        from google.colab import drive as colab_drive
+        from google.colab import drive as colab_drive  # exists on Colab only
 
         colab_drive.mount(str(drive))
     if not (drive / "MyDrive").is_dir():

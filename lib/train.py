@@ -3,8 +3,9 @@
 ``fit`` runs ``steps`` optimisation steps. ``batches(step)`` returns the *global* batch of a step and must be a
 function of the step alone (seed a generator with it): then a run that is killed and resumed from its last
 checkpoint sees the same batches, and ends exactly where an uninterrupted run ends (the test suite kills one and
-checks). A checkpoint holds the model, optimiser, scheduler, random-number state, step and history, and is written
-atomically every ``ckpt_every`` steps; a finished run's checkpoint makes a second call return at once.
+checks). A checkpoint holds the model, optimiser, scheduler, random-number state (the CPU generator's, and each CUDA
+device's when CUDA is in use), step and history, and is written atomically every ``ckpt_every`` steps; a finished
+run's checkpoint makes a second call return at once.
 
 Under ``torchrun --nproc_per_node=N`` (the papers' multi-GPU recipes: LSeg trained on 8 GPUs with DDP + SyncBN)
 the same call wraps the model in ``DistributedDataParallel``, gives each process its slice of the global batch and
@@ -55,6 +56,29 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+def _cuda_rng() -> dict:
+    """``{"cuda_rng": [state per CUDA device]}`` when CUDA has been initialised in this process, else ``{}``
+    (a CPU run's checkpoint keeps exactly the entries it always had)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {"cuda_rng": torch.cuda.get_rng_state_all()}
+    return {}
+
+
+def _set_cuda_rng(states, ckpt_path) -> None:
+    """Restore the CUDA generators saved by :func:`_cuda_rng` (nothing to do for a checkpoint without them)."""
+    if states is None:
+        return
+    if not torch.cuda.is_available():
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path} was written by a run on CUDA and holds its GPU random state, but no GPU is available: "
+            f"resume it on a GPU runtime, or delete it (rm '{ckpt_path}') to train afresh here")
+    if len(states) != torch.cuda.device_count():
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path} holds the random state of {len(states)} CUDA device(s), but {torch.cuda.device_count()} "
+            f"are visible: resume it with the same number of GPUs, or delete it (rm '{ckpt_path}') to train afresh")
+    torch.cuda.set_rng_state_all(states)
+
+
 def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Callable, optimizer: torch.optim.Optimizer,
         steps: int, *, ckpt_path=None, ckpt_every: int = 50, scheduler=None, log_every: int = 10,
         sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None,
@@ -86,6 +110,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        _set_cuda_rng(state.get("cuda_rng"), ckpt_path)
         start, history = state["step"], state["history"]
 
     if world > 1 and not isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -97,7 +122,8 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         if ckpt_path is not None and rank == 0:
             checkpoint.save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                             "rng": torch.get_rng_state(), "step": step, "history": history}, ckpt_path)
+                             "rng": torch.get_rng_state(), **_cuda_rng(), "step": step, "history": history},
+                            ckpt_path)
 
     model.train()
     bar = tqdm(range(start, steps), total=steps, initial=start, disable=not progress or rank != 0,

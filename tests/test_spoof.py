@@ -551,6 +551,109 @@ def test_partialspoof_vad_reader(tmp_path):
     assert partialspoof.read_protocol(p) == [("CON_E_0000001", 1), ("LA_E_1000001", 0)]
 
 
+def _public(tmp_path, name, spans, spoofed, dur):
+    """A hand-made public label pair: ``name.vad`` (0 spoof, 1 bona fide, 2 non-speech) and 10 ms segment labels
+    that say spoof over the ``spoofed`` (start, end) spans; returns what the course reads from them."""
+    from lib.spoof import partialspoof as P
+    f = tmp_path / f"{name}.vad"
+    f.write_text("".join(f"{a:.3f} {b:.3f} {c}\n" for a, b, c in spans))
+    lab = np.ones(int(round(dur / 0.01)), int)
+    for a, b in spoofed:
+        lab[int(round(a / 0.01)):int(round(b / 0.01))] = 0
+    return P.read_public_vad(f), lab
+
+
+def _kinds(segs):
+    return [k for *_, k in segs]
+
+
+def test_derive_segments_join_inside_speech(tmp_path):
+    from lib.spoof.partialspoof import derive_segments
+    spans, lab = _public(tmp_path, "a", [(0, 0.3, 2), (0.3, 1.2, 1), (1.2, 2.3, 0), (2.3, 3.0, 1)], [(1.2, 2.3)], 3.0)
+    segs = derive_segments(spans, lab, 0.06)
+    assert _kinds(segs) == ["BN", "BS", "TR", "SS", "TR", "BS"]
+    assert [s[:2] for s in segs[2:5]] == [pytest.approx((1.17, 1.23)), pytest.approx((1.23, 2.27)),
+                                          pytest.approx((2.27, 2.33))]
+    assert all(x[1] == pytest.approx(y[0]) for x, y in zip(segs, segs[1:])) and segs[-1][1] == 3.0
+    assert 2 <= rcq_counts([np.ones(150)], [segs])["TR"] <= 4     # a 60 ms join: 1-2 interior frames
+    assert _kinds(derive_segments(spans, lab, 0.0)) == ["BN", "BS", "SS", "BS"]   # width 0: no TR at all
+
+
+def test_derive_segments_joins_at_non_speech(tmp_path):
+    """A pause between bona fide and spoofed speech takes the source its segment labels give it (more than half
+    spoof → SN); the join is where the source changes, at either edge of the pause."""
+    from lib.spoof.partialspoof import derive_segments
+    spans = [(0, 1.0, 1), (1.0, 1.2, 2), (1.2, 2.0, 0), (2.0, 2.5, 2), (2.5, 3.0, 1)]
+    spans, lab = _public(tmp_path, "b", spans, [(1.05, 2.0), (2.0, 2.2)], 3.0)
+    segs = derive_segments(spans, lab, 0.06)
+    # pause 1: 15 of 20 units spoof → SN, join at its start; pause 2: 20 of 50 spoof → BN, join at its start
+    assert _kinds(segs) == ["BS", "TR", "SN", "SS", "TR", "BN", "BS"]
+    assert segs[1][:2] == pytest.approx((0.97, 1.03)) and segs[4][:2] == pytest.approx((1.97, 2.03))
+    spans2, lab2 = _public(tmp_path, "c", spans, [(1.2, 2.0)], 3.0)   # pauses bona fide: join after the pause
+    assert _kinds(derive_segments(spans2, lab2, 0.06)) == ["BS", "BN", "TR", "SS", "TR", "BN", "BS"]
+
+
+def test_derive_segments_start_or_end_spoofed_and_joins_at_the_ends(tmp_path):
+    from lib.spoof.partialspoof import derive_segments
+    spans, lab = _public(tmp_path, "d", [(0, 1.0, 0), (1.0, 2.0, 1), (2.0, 2.2, 2)], [(0, 1.0)], 2.2)
+    assert _kinds(derive_segments(spans, lab, 0.06)) == ["SS", "TR", "BS", "BN"]      # starts spoofed: no TR at 0
+    spans, lab = _public(tmp_path, "e", [(0, 0.2, 2), (0.2, 1.0, 1), (1.0, 2.0, 0), (2.0, 2.2, 2)],
+                         [(1.0, 2.2)], 2.2)
+    assert _kinds(derive_segments(spans, lab, 0.06)) == ["BN", "BS", "TR", "SS", "SN"]  # ends spoofed, pause too
+    # a change 10 ms after the start / before the end: TR clipped to the utterance, the sliver dropped
+    spans, lab = _public(tmp_path, "f", [(0, 0.01, 2), (0.01, 1.0, 0), (1.0, 1.99, 1), (1.99, 2.0, 0)],
+                         [(0.01, 1.0), (1.99, 2.0)], 2.0)
+    segs = derive_segments(spans, lab, 0.06)
+    assert _kinds(segs) == ["TR", "SS", "TR", "BS", "TR"]
+    assert segs[0][:2] == pytest.approx((0.0, 0.04)) and segs[-1][:2] == pytest.approx((1.96, 2.0))
+    # two changes closer than the width: one merged TR
+    spans, lab = _public(tmp_path, "g", [(0, 1.0, 1), (1.0, 1.03, 0), (1.03, 2.0, 1)], [(1.0, 1.03)], 2.0)
+    segs = derive_segments(spans, lab, 0.06)
+    assert _kinds(segs) == ["BS", "TR", "BS"] and segs[1][:2] == pytest.approx((0.97, 1.06))
+
+
+def test_public_labels_bad_inputs_say_what_to_do(tmp_path):
+    from lib.spoof import partialspoof as P
+    (tmp_path / "five.vad").write_text("0.0 0.3 101\n0.3 1.0 1\n")
+    with pytest.raises(ValueError, match=r"five\.vad, line 1.*not a public PartialSpoof .vad label.*labels='authors'"):
+        P.read_public_vad(tmp_path / "five.vad")
+    (tmp_path / "pub.vad").write_text("0.0 0.3 2\n0.3 1.0 0\n")
+    with pytest.raises(ValueError, match=r"unknown PartialSpoof segment code 0.*labels='public'"):
+        P.read_vad(tmp_path / "pub.vad")
+    with pytest.raises(ValueError, match=r"segment labels cover 0.5 s but the .vad labels run to 1 s.*same split"):
+        P.derive_segments(P.read_public_vad(tmp_path / "pub.vad"), np.ones(50), 0.06)
+
+
+def test_segment_label_file_read_without_running_its_pickle(tmp_path):
+    """The publisher's layout (a pickled dict of '0'/'1' arrays, read by np.load(...).item() in PartialSpoof's
+    model.py) reads; a pickle that names any other class is refused before it is called."""
+    import fractions
+    from lib.spoof.partialspoof import read_seglab
+    table = {"CON_D_0000001": np.array(list("1100")), "LA_D_1000001": np.array([1, 1, 1])}
+    np.save(tmp_path / "dev_seglab_0.01.npy", table, allow_pickle=True)
+    got = read_seglab(tmp_path / "dev_seglab_0.01.npy")
+    assert got["CON_D_0000001"].tolist() == [1, 1, 0, 0] and got["LA_D_1000001"].tolist() == [1, 1, 1]
+    np.save(tmp_path / "bad.npy", {"a": fractions.Fraction(1, 2)}, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"fractions.Fraction is not allowed.*extract it again"):
+        read_seglab(tmp_path / "bad.npy")
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"not the pickled \{utterance: labels\} dict"):
+        read_seglab(tmp_path / "plain.npy")
+    np.save(tmp_path / "two.npy", {"u": np.array(["0", "2"])}, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"'u' are not a list of 0/1"):
+        read_seglab(tmp_path / "two.npy")
+
+
+def test_label_format_is_a_checked_option():
+    import dataclasses
+    cfg = experiment.CONFIGS["colab"]
+    assert cfg.labels == "public" and cfg.rehearsed().labels == "public"
+    with pytest.raises(ValueError, match=r"labels must be one of \('public', 'authors'\)"):
+        dataclasses.replace(cfg, labels="five")
+    with pytest.raises(ValueError, match="labels='authors' needs authors_vad"):
+        dataclasses.replace(cfg, labels="authors")
+
+
 def test_segment_labels_partialspoof_convention():
     from lib.spoof.partialspoof import segment_labels
     segs = [(0.0, 0.05, "BN"), (0.05, 0.11, "TR"), (0.11, 0.2, "SS"), (0.2, 0.3, "BS")]
@@ -668,33 +771,48 @@ def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
     urls = {}
     for url, maker in (*[(P.PS_URLS[k], spoof.ps_split) for k in ("train", "dev")],
                        (P.PS_URLS["protocols"], spoof.ps_protocols), (P.PS_VAD_URL, spoof.ps_vad),
-                       (P.LA_URL, spoof.la_zip)):
+                       (P.PS_SEGLAB_URL, spoof.ps_seglab), (P.LA_URL, spoof.la_zip)):
         f = tmp_path / "host" / url.split("/")[-1].split("?")[0]
         f.parent.mkdir(exist_ok=True)
         f.write_bytes(maker(url))
         urls[url] = f.as_uri()
     monkeypatch.setattr(P, "PS_URLS", {k: urls.get(v, v) for k, v in P.PS_URLS.items()})
     monkeypatch.setattr(P, "PS_VAD_URL", urls[P.PS_VAD_URL])
+    monkeypatch.setattr(P, "PS_SEGLAB_URL", urls[P.PS_SEGLAB_URL])
     monkeypatch.setattr(P, "LA_URL", urls[P.LA_URL])
     cfg = experiment.CONFIGS["colab"].rehearsed()
     n0 = len(download.downloads())
     sets = experiment.real_sets(cfg)
     got = download.downloads()[n0:]
-    assert len(got) == 5 and {d["verified_by"] for d in got} == {"first_use"}
+    assert len(got) == 6 and {d["verified_by"] for d in got} == {"first_use"}
     assert not list((tmp_path / "cache" / "downloads").glob("*.gz"))        # archives deleted once extracted
     assert {k: len(v) for k, v in sets["eval"].items()} == cfg.n_eval
     assert {k: len(v) for k, v in sets["train"].items()} == cfg.n_train
     it = sets["eval"]["partial"][0]
     assert it["id"].startswith("CON_D_") and it["wave"].numel() == 56000
-    assert [k for *_, k in it["segments"]] == ["BN", "BS", "TR", "SS", "TR", "BS", "BN"]
+    derived = {tuple(k for *_, k in x["segments"]) for x in sets["eval"]["partial"]}   # public labels, derived:
+    assert derived == {("BN", "BS", "TR", "SS", "TR", "BS", "BN"), ("BN", "BS", "TR", "SS", "SN")}  # both kinds
     assert it["segments"][2][1] - it["segments"][2][0] == pytest.approx(cfg.tr_width)
     assert sets["train"]["full"][0]["id"].startswith("LA_T_2")                # fully spoofed: LA's spoofs
     assert experiment.real_sets(cfg)["eval"]["partial"][0]["id"] == it["id"]  # from the extracted subset
-    assert len(download.downloads()) == n0 + 5
+    assert len(download.downloads()) == n0 + 6
+    # the authors' five-code files, when a learner has them: read instead of the derivation, TR widened
+    import dataclasses
+    authors = dataclasses.replace(cfg, labels="authors", authors_vad=str(tmp_path / "vad_20sil"))
+    with pytest.raises(FileNotFoundError, match=r"labels='authors': 3 of 3 label files missing.*vad_20sil/dev/"):
+        experiment.real_sets(authors)
+    for x in sets["eval"]["partial"]:
+        f = tmp_path / "vad_20sil" / "dev" / f"{x['id']}.vad"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("0.0 0.3 101\n0.3 1.2 1\n1.2 1.205 100\n1.205 3.2 7\n3.2 3.5 107\n")
+    a = experiment.real_sets(authors)["eval"]["partial"][0]
+    assert [k for *_, k in a["segments"]] == ["BN", "BS", "TR", "SS", "SN"] and a["id"] == it["id"]
+    assert a["segments"][2][1] - a["segments"][2][0] == pytest.approx(cfg.tr_width)
+    assert len(download.downloads()) == n0 + 6                                # nothing downloaded for them
     monkeypatch.setattr(experiment, "model_fn",
                         lambda cfg: lambda: build_ssl_res1d(_tiny_ssl_params(), frozen=True, se_dim=16))
     res = experiment.real_run("partial", 0, cfg)
-    assert len(res["cam_spoof"]) == 3 and res["N"]["TR"] > 0 and set(res["rcq_spoof"]) == set(KINDS)
+    assert len(res["cam_spoof"]) == 3 and all(res["N"][k] > 0 for k in KINDS) and set(res["rcq_spoof"]) == set(KINDS)
     assert not [k for k in res["state"] if k.startswith("frontend.ssl.")]
     m = experiment.load_cm(cfg, res)
     assert torch.equal(m.fc.weight, res["state"]["fc.weight"])

@@ -23,7 +23,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import ipywidgets as w
 import numpy as np
+import soundfile as sf
+from PIL import Image
 
 
 def is_live() -> bool:
@@ -38,14 +41,12 @@ def png_bytes(image) -> bytes:
     if isinstance(image, bytes):
         return image
     if hasattr(image, "savefig"):  # matplotlib Figure
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # deferred: over a second to import, and only figures need it
 
         buf = io.BytesIO()
         image.savefig(buf, format="png", dpi=image.dpi, bbox_inches="tight")
         plt.close(image)
         return buf.getvalue()
-    from PIL import Image
-
     if isinstance(image, np.ndarray):
         arr = image
         if arr.dtype != np.uint8:
@@ -60,8 +61,6 @@ def png_bytes(image) -> bytes:
 
 
 def _panel(content):
-    import ipywidgets as w
-
     if isinstance(content, w.Widget):
         return content
     if isinstance(content, str):
@@ -74,8 +73,6 @@ def _panel(content):
 
 
 def _control(options: list, description: str, control: str):
-    import ipywidgets as w
-
     style = {"description_width": "initial"}
     if control == "slider":
         return w.SelectionSlider(options=options, description=description, style=style, continuous_update=True,
@@ -91,8 +88,6 @@ def switcher(panels: dict, description: str = "", control: str = "slider"):
     ``panels`` maps a label to an image (see :func:`png_bytes`), an HTML string or a widget. Returns a ``VBox``
     (class ``course-switcher``) of the control and a ``Tab`` of the panels; ``.link`` is the ``jslink`` between them.
     """
-    import ipywidgets as w
-
     if not panels:
         raise ValueError("switcher needs at least one panel")
     labels = [str(k) for k in panels]
@@ -108,8 +103,6 @@ def switcher(panels: dict, description: str = "", control: str = "slider"):
 
 
 def _error_panel(exc: Exception):
-    import ipywidgets as w
-
     message = html.escape(f"{type(exc).__name__}: {exc}")
     return w.HTML(f'<pre class="course-error">{message}</pre>')
 
@@ -121,8 +114,6 @@ def live(fn: Callable, control):
     :func:`switcher` accepts. If ``fn`` raises for a new value, the panel shows the exception's type and message
     instead; for the initial value the exception propagates.
     """
-    import ipywidgets as w
-
     if not isinstance(control, w.ValueWidget):
         raise TypeError(f"live() needs an ipywidgets control with a value (Text, Dropdown, ...), "
                         f"not {type(control).__name__}")
@@ -153,8 +144,6 @@ def explore(fn: Callable, values: Sequence, description: str = "", control: str 
 
 def audio(wave: np.ndarray, sr: int, label: str = "") -> str:
     """An HTML ``<audio>`` player with the sound embedded (16-bit WAV written by soundfile): plays offline."""
-    import soundfile as sf
-
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"audio() plays mono sound: got shape {wave.shape}; mix down with wave.mean(axis=-1)")

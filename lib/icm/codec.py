@@ -19,6 +19,8 @@ import hashlib
 
 import torch
 from compressai.models import FactorizedPrior
+from compressai.zoo.image import cfgs, model_urls
+from compressai.zoo.pretrained import load_pretrained
 
 from lib import validate
 from lib.storage import checkpoint, download
@@ -141,8 +143,6 @@ COMPRESSAI_LMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130}
 def compressai_url(quality: int) -> str:
     """The URL of CompressAI's ``bmshj2018-factorized`` (MSE) weights at ``quality``, from CompressAI's own zoo
     table; the 8 hex digits in its file name are the start of its sha256 (torch.hub's convention)."""
-    from compressai.zoo.image import model_urls
-
     if quality not in COMPRESSAI_LMBDA:
         raise ValueError(f"quality must be one of {sorted(COMPRESSAI_LMBDA)}, got {quality}")
     return model_urls["bmshj2018-factorized"]["mse"][quality]
@@ -169,10 +169,6 @@ def from_compressai_checkpoint(path, quality: int):
     Loaded the way ``compressai.zoo`` loads its own downloads: ``torch.load(weights_only=True)``, then CompressAI's
     key conversion (``compressai.zoo.pretrained.load_pretrained``), then ``FactorizedPrior.from_state_dict``.
     """
-    from compressai.models import FactorizedPrior
-    from compressai.zoo.image import cfgs
-    from compressai.zoo.pretrained import load_pretrained
-
     sizes = cfgs["bmshj2018-factorized"]
     if quality not in sizes:
         raise ValueError(f"quality must be one of {sorted(sizes)} for bmshj2018-factorized, got {quality}")

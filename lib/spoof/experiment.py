@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_curve
+from tqdm.auto import tqdm
 
 from lib import train
 from lib.scale import ScaleConfig
@@ -57,7 +59,6 @@ def eer(labels, scores, return_threshold: bool = False):
     ROC point here (all of them on one side of the threshold); the ASVspoof scorer splits a tie in input order.
     With ``return_threshold``, also the score threshold at that operating point (score ≥ threshold → spoof).
     """
-    from sklearn.metrics import roc_curve
     labels, scores = check_trials(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("EER needs both bona fide (0) and spoof (1) trials")
@@ -211,6 +212,18 @@ class SpoofConfig(ScaleConfig):
     n_train: dict | None = None    # {"bona", "partial", "full"}: training utterances drawn from each protocol
     n_eval: dict | None = None     # {"bona", "partial", "full"}: evaluation utterances
     keep_archives: bool = False    # False: delete each archive once its subset is extracted (Drive quota)
+    labels: str = "public"         # "public": five types derived from database_vad + segment labels (derive_segments);
+    #                                "authors": the authors' five-code .vad files, read from authors_vad/{split}/
+    authors_vad: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.labels not in P.LABEL_FORMATS:
+            raise ValueError(f"labels must be one of {P.LABEL_FORMATS} ('public': derived from the public label "
+                             f"archives; 'authors': the authors' five-code files), not {self.labels!r}")
+        if self.labels == "authors" and not self.authors_vad:
+            raise ValueError("labels='authors' needs authors_vad, the folder holding {split}/{utterance}.vad in the "
+                             "authors' five-code format (as wedefense's XAI_Score_analysis.py reads them)")
 
     REHEARSAL: ClassVar[dict] = {"steps": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
                                  "n_train": {"bona": 2, "partial": 2, "full": 2},
@@ -281,7 +294,6 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
 
 def tiny_all(cfg: SpoofConfig = TINY, progress=True) -> dict:
     """Every CM of the chapter: {(train_on, splice, seed): result} for full/partial × splice conditions × seeds."""
-    from tqdm.auto import tqdm
     jobs = [(tr, sp, s) for s in cfg.seeds for sp in SPLICES for tr in ("full", "partial")]
     return {j: tiny_run(*j, cfg) for j in tqdm(jobs, disable=not progress, desc="countermeasures")}
 
@@ -292,8 +304,17 @@ def _subset_key(cfg: SpoofConfig) -> str:
     return cache.key("ps", split=cfg.eval_split, train=n(cfg.n_train), eval=n(cfg.n_eval), seed=cfg.data_seed)
 
 
+def _fetched(url, reader):
+    return download.fetch(url, reader=reader, filename=url.split("/")[-1].split("?")[0])
+
+
+def _done(cfg: SpoofConfig, path) -> None:
+    if not cfg.keep_archives:
+        path.unlink(missing_ok=True)
+
+
 def real_subset(cfg: SpoofConfig) -> tuple:
-    """Download (once) and extract the utterances ``cfg`` names: returns (folder, manifest).
+    """Download (once) and extract the utterances ``cfg`` names and their labels: returns (folder, manifest).
 
     The manifest ``{split: {"bona"|"partial"|"full": [utterances]}}`` is written last, atomically: a run that stops
     earlier extracts again. Archives go through ``lib.storage.download.fetch`` (first-use sha256) into the download folder
@@ -303,21 +324,15 @@ def real_subset(cfg: SpoofConfig) -> tuple:
     root = cache.cache_dir("spoof", "data", _subset_key(cfg))
     manifest_path = root / "subset.json"
     if manifest_path.exists():
-        return root, json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
+        _labels(cfg, root, manifest[cfg.eval_split]["partial"])
+        return root, manifest
     splits = ("train", cfg.eval_split)
-
-    def fetched(url, reader):
-        return download.fetch(url, reader=reader, filename=url.split("/")[-1].split("?")[0])
-
-    def done(path):
-        if not cfg.keep_archives:
-            path.unlink(missing_ok=True)
-
     # protocols: PartialSpoof's, then LA's (the LA zip also holds the fully spoofed audio)
-    arch = fetched(P.PS_URLS["protocols"], "tar")
+    arch = _fetched(P.PS_URLS["protocols"], "tar")
     P.extract(arch, {f"/PartialSpoof.LA.cm.{s}.trl.txt": P.ps_protocol_path(root, s) for s in splits})
-    done(arch)
-    la = fetched(P.LA_URL, "zip")
+    _done(cfg, arch)
+    la = _fetched(P.LA_URL, "zip")
     P.extract(la, {"/" + P.la_protocol_name(s): root / "protocols" / P.la_protocol_name(s) for s in splits})
     manifest = {}
     for split, n in (("train", cfg.n_train), (cfg.eval_split, cfg.n_eval)):
@@ -328,23 +343,58 @@ def real_subset(cfg: SpoofConfig) -> tuple:
             "partial": P.choose([u for u, y in ps if y == 1 and u.startswith("CON_")], n["partial"], cfg.data_seed),
             "full": P.choose([u for u, y in la_prot if y == 1], n["full"], cfg.data_seed)}
     P.extract(la, {f"/{u}.flac": root / s / "audio" / f"{u}.flac" for s, m in manifest.items() for u in m["full"]})
-    done(la)
+    _done(cfg, la)
     for split, m in manifest.items():
-        arch = fetched(P.PS_URLS[split], "tar")
+        arch = _fetched(P.PS_URLS[split], "tar")
         P.extract(arch, {f"/{u}.wav": root / split / "audio" / f"{u}.wav" for u in m["bona"] + m["partial"]})
-        done(arch)
-    arch = fetched(P.PS_VAD_URL, "tar")
-    ev = manifest[cfg.eval_split]["partial"]
-    P.extract(arch, {f"/{u}.vad": root / cfg.eval_split / "vad" / f"{u}.vad" for u in ev})
-    done(arch)
+        _done(cfg, arch)
+    _labels(cfg, root, manifest[cfg.eval_split]["partial"])
     with atomic_path(manifest_path) as tmp:
         Path(tmp).write_text(json.dumps(manifest))
     return root, manifest
 
 
+def _labels(cfg: SpoofConfig, root: Path, utts) -> None:
+    """The label files of the evaluation's partial spoofs ``utts``. ``labels="public"``: each one's ``.vad`` file
+    from ``database_vad.tar.gz`` and its 10 ms segment labels from the segment-label archive (one small ``.npy``
+    each), fetched only if some are missing; ``"authors"``: checks every ``authors_vad/{split}/{utt}.vad`` is there."""
+    split = cfg.eval_split
+    if cfg.labels == "authors":
+        missing = [u for u in utts if not (Path(cfg.authors_vad) / split / f"{u}.vad").is_file()]
+        if missing:
+            raise FileNotFoundError(f"labels='authors': {len(missing)} of {len(utts)} label files missing, the first "
+                                    f"{Path(cfg.authors_vad) / split / (missing[0] + '.vad')}. Put the authors' "
+                                    f"five-code .vad files under authors_vad/{split}/, or use labels='public'")
+        return
+    vad = {f"/{u}.vad": root / split / "vad" / f"{u}.vad" for u in utts}
+    vad = {k: v for k, v in vad.items() if not v.exists()}
+    if vad:
+        arch = _fetched(P.PS_VAD_URL, "tar")
+        P.extract(arch, vad)
+        _done(cfg, arch)
+    missing = [u for u in utts if not (root / split / "seglab" / f"{u}.npy").exists()]
+    if missing:
+        arch = _fetched(P.PS_SEGLAB_URL, "tar")
+        name = f"{split}_seglab_{P.SEGLAB_RES:g}.npy"
+        big = root / split / name
+        P.extract(arch, {"/" + name: big})
+        _done(cfg, arch)
+        table = P.read_seglab(big)
+        absent = [u for u in missing if u not in table]
+        if absent:
+            raise ValueError(f"{name} has no segment labels for {len(absent)} drawn utterance(s), the first "
+                             f"{absent[0]!r}: the label archive does not match the audio; delete both and download "
+                             f"again")
+        for u in missing:
+            with atomic_path(root / split / "seglab" / f"{u}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, table[u], allow_pickle=False)
+        big.unlink()
+
+
 def real_sets(cfg: SpoofConfig) -> dict:
     """{"train"|"eval": {"bona", "partial", "full": items}} of the real subset (eval = ``cfg.eval_split``),
-    every protocol line checked against its file, TR spans widened to ``cfg.tr_width``."""
+    every protocol line checked against its file; the evaluation's partial spoofs carry their five-type segments
+    (``cfg.labels``: derived from the public labels, or the authors' files; TR spans ``cfg.tr_width`` wide)."""
     root, manifest = real_subset(cfg)
     out = {}
     for name, split in (("train", "train"), ("eval", cfg.eval_split)):
@@ -353,7 +403,7 @@ def real_sets(cfg: SpoofConfig) -> dict:
         out[name] = {
             "bona": P.items(root, split, m["bona"], [0] * len(m["bona"]), vad=False),
             "partial": P.items(root, split, m["partial"], [1] * len(m["partial"]), vad=name == "eval",
-                               tr_width=cfg.tr_width or 0.0),
+                               tr_width=cfg.tr_width or 0.0, label_format=cfg.labels, authors_vad=cfg.authors_vad),
             "full": P.items(root, split, m["full"], [1] * len(m["full"]), vad=False, ext=".flac")}
     return out
 
@@ -380,7 +430,7 @@ def real_run(train_on: str, seed: int, cfg: SpoofConfig, device="cpu") -> dict:
     2019 LA; evaluated on the PartialSpoof ``eval_split`` subset (memoised; training resumes from its checkpoint)."""
     key = cache.key("spoof-real", train_on=train_on, seed=seed, data=_subset_key(cfg), steps=cfg.steps,
                     batch_size=cfg.batch_size, lr=cfg.lr, crop_s=cfg.crop_s, tr_width=cfg.tr_width,
-                    frozen_ssl=cfg.frozen_ssl)
+                    frozen_ssl=cfg.frozen_ssl, labels=cfg.labels)
 
     def compute():
         return run(real_sets(cfg), train_on=train_on, seed=seed, steps=cfg.steps,

@@ -91,7 +91,7 @@ def gradcam_reference(model, layer, wave, target):
     ``reshape_transform`` turns (B, C, T) activations into (B, C, 1, T). Resizing to the input size is switched off
     (one value per 20 ms frame, as in the paper's vendored copy).
     """
-    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam import GradCAM  # deferred: seconds to import, only the comparison uses it
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     class _NoResize(GradCAM):

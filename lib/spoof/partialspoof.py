@@ -3,24 +3,41 @@ subsets the ``colab`` scale downloads.
 
 PartialSpoof (one ``.tar.gz`` per part): ``database/{split}/con_wav/{utt}.wav`` (16 kHz mono; ``CON_*`` partially
 spoofed, ``LA_*`` bona fide), protocols ``PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt``
-(column 2 = utterance, column 5 = bonafide/spoof), and one ``.vad`` file per utterance, lines ``start_s end_s code``:
-1 = BS, 2-20 = SS (attacks A01-A19), 100 = TR, 101 = BN, 102-120 = SN (what the authors' scoring code reads).
+(column 2 = utterance, column 5 = bonafide/spoof). Two label archives:
+
+* ``database_vad.tar.gz``: ``database/vad/{split}/{utt}.vad``, lines ``start end label`` in seconds, label ``0``
+  spoof, ``1`` bona fide, ``2`` non-speech (the maintainer's description, nii-yamagishilab/PartialSpoof issue #2);
+* ``database_segment_labels_v1.2.tar.gz``: ``database/segment_labels/{split}_seglab_{res}.npy``, one pickled dict
+  ``{utt: [label per res-second segment]}``, ``1`` bona fide, ``0`` spoof, at 0.01 s and coarser resolutions
+  (nii-yamagishilab/PartialSpoof ``03multireso/model.py``: ``protocol_parse_con`` reads it with ``np.load(...,
+  allow_pickle=True).item()``, ``lab_in_scale`` takes the min over windows; the 0.01 s file is the one its
+  ``00_run.sh`` scripts pass).
+
+The public labels carry no transition (TR) and no source for non-speech: :func:`derive_segments` derives the
+five segment types from them. The authors' own five-code files (1 BS, 2-20 SS, 100 TR, 101 BN, 102-120 SN: what
+wedefense ``wedefense/bin/XAI_Score_analysis.py`` reads, from an archive of theirs with no public URL) are read by
+:func:`read_vad` when a learner has them.
+
 ASVspoof 2019 LA (one zip): ``LA/ASVspoof2019_LA_{split}/flac/{utt}.flac``, protocols
 ``LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{trn,trl}.txt`` (same columns).
 
-Archive URLs: the PartialSpoof ones are those of the maintainers' own download script (wedefense
-``egs/detection/partialspoof/*/local/01_download_database.sh``: ``database_{train,dev,eval,protocols}.tar.gz``);
-the ``.vad`` archive's name (``database_vad.tar.gz``) and the LA zip's URL are **unverified** (no published list
-was readable here); none has a published sha256 in this course, so each is checked against its first-use record.
+Archive URLs: the PartialSpoof ones are those of the maintainers' own download script (nii-yamagishilab/PartialSpoof
+``01_download_database.sh``: ``database_{train,dev,eval,segment_labels_v1.2,protocols}.tar.gz``) and, for
+``database_vad.tar.gz``, the maintainer's link in issue #2; the LA zip's is Edinburgh DataShare's (the one
+clovaai/aasist ``download_dataset.py`` fetches). None has a published sha256 in this course, so each is checked
+against its first-use record.
 """
 from __future__ import annotations
 
 import math
+import pickle
 import tarfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
 
 from lib.storage.checkpoint import atomic_path
 
@@ -28,13 +45,17 @@ from .audio import FRAME_MS, FRAME_S, SR
 
 ZENODO = "https://zenodo.org/record/5766198/files/database_{part}.tar.gz?download=1"
 PS_URLS = {part: ZENODO.format(part=part) for part in ("train", "dev", "eval", "protocols")}
-PS_VAD_URL = ZENODO.format(part="vad")                                            # name unverified
-LA_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip"          # unverified
+PS_VAD_URL = ZENODO.format(part="vad")
+PS_SEGLAB_URL = ZENODO.format(part="segment_labels_v1.2")
+LA_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip"
 KIND_CODE = {"BS": 1, "SS": 2, "TR": 100, "BN": 101, "SN": 102}   # one code per kind (SS/SN: attack A01)
+PUBLIC_CODES = {0: "spoof", 1: "bona fide", 2: "non-speech"}
+LABEL_FORMATS = ("public", "authors")
+SEGLAB_RES = 0.01                 # the resolution of the segment labels the derivation reads (s)
 
 
 def kind_of_code(code: int) -> str:
-    """PartialSpoof/wedefense label code → segment kind."""
+    """The authors' five-type label code → segment kind."""
     code = int(code)
     if code == 1:
         return "BS"
@@ -49,8 +70,8 @@ def kind_of_code(code: int) -> str:
     raise ValueError(f"unknown PartialSpoof segment code {code}: expected 1, 2-20, 100, 101 or 102-120")
 
 
-def read_vad(path) -> list[tuple[float, float, str]]:
-    """One utterance's ``.vad`` label file → [(start_s, end_s, kind)], in time order, without overlaps."""
+def _read_spans(path, code_of, other: str) -> list:
+    """Lines ``start end code`` of a label file → [(start, end, code_of(code))], checked: numbers, order, overlap."""
     segs = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -61,14 +82,13 @@ def read_vad(path) -> list[tuple[float, float, str]]:
             raise ValueError(f"{where}: expected 'start end code': the file is not a PartialSpoof .vad file; "
                              f"extract it again from the label archive")
         try:
-            a, b, code = float(parts[0]), float(parts[1]), float(parts[2])
+            a, b, code = float(parts[0]), float(parts[1]), float(parts[-1])
         except ValueError:
             raise ValueError(f"{where}: start, end and code must be numbers; extract the file again") from None
         try:
-            kind = kind_of_code(code)
+            kind = code_of(code)
         except ValueError as err:
-            raise ValueError(f"{where}: {err}. The file is damaged or of another labelling: extract it again from "
-                             f"the label archive, or drop this utterance from the subset") from None
+            raise ValueError(f"{where}: {err}. {other}") from None
         if b < a:
             raise ValueError(f"{where}: the span ends before it starts; extract the file again")
         if segs and a < segs[-1][1] - 1e-6:
@@ -79,6 +99,155 @@ def read_vad(path) -> list[tuple[float, float, str]]:
     if not segs:
         raise ValueError(f"{path} holds no label lines: extract it again from the label archive")
     return segs
+
+
+def read_vad(path) -> list[tuple[float, float, str]]:
+    """One utterance's label file in the authors' five-code format → [(start_s, end_s, kind)], in time order."""
+    return _read_spans(path, kind_of_code,
+                       "Codes 0, 1 and 2 only are the public database_vad.tar.gz format: read it with labels="
+                       "'public'. Otherwise the file is damaged: extract it again, or drop this utterance")
+
+
+def _public_code(code: float) -> int:
+    if code not in PUBLIC_CODES:
+        raise ValueError(f"label {code:g} is not a public PartialSpoof .vad label (0 spoof, 1 bona fide, "
+                         f"2 non-speech)")
+    return int(code)
+
+
+def read_public_vad(path) -> list[tuple[float, float, int]]:
+    """One utterance's public ``.vad`` file (``database_vad.tar.gz``) → [(start_s, end_s, label)], label 0 spoof,
+    1 bona fide, 2 non-speech, in time order."""
+    return _read_spans(path, _public_code,
+                       "Codes 1, 2-20, 100-120 are the authors' five-type labels: read them with labels='authors'. "
+                       "Otherwise the file is damaged: extract it again from database_vad.tar.gz")
+
+
+class _SeglabUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: no other class or function is ever looked up."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a segment-label file")
+        if name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        core = np.core.multiarray if hasattr(np, "core") else np._core.multiarray
+        return getattr(core, name)
+
+
+def read_seglab(path) -> dict[str, np.ndarray]:
+    """A PartialSpoof segment-label file (``{split}_seglab_{res}.npy``: a pickled ``{utt: labels}`` dict, labels
+    ``1`` bona fide / ``0`` spoof, as numbers or strings) → ``{utt: int8 array}``.
+
+    Read without ``allow_pickle``: the pickle may hold only plain containers and numpy arrays."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(f))
+        except ValueError as err:
+            raise ValueError(f"{path} is not a .npy file ({err}): extract it again from "
+                             f"database_segment_labels_v1.2.tar.gz") from None
+        if shape != () or dtype != np.dtype(object):
+            raise ValueError(f"{path} holds a {dtype} array of shape {shape}, not the pickled {{utterance: labels}} "
+                             f"dict of a PartialSpoof segment-label file: extract it again")
+        try:
+            data = _SeglabUnpickler(f).load()
+        except (pickle.UnpicklingError, EOFError, AttributeError) as err:
+            raise ValueError(f"{path} could not be read as a segment-label dict ({err}): extract it again from "
+                             f"database_segment_labels_v1.2.tar.gz") from None
+    if isinstance(data, np.ndarray) and data.shape == ():
+        data = data.item()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, not an {{utterance: labels}} dict: extract it again")
+    out = {}
+    for utt, lab in data.items():
+        try:
+            lab = np.asarray(lab).astype(np.int64)
+        except (TypeError, ValueError):
+            lab = None
+        if lab is None or lab.ndim != 1 or not np.isin(lab, (0, 1)).all():
+            raise ValueError(f"{path}: the labels of {utt!r} are not a list of 0/1 (spoof/bona fide) values: "
+                             f"extract the file again")
+        out[str(utt)] = lab.astype(np.int8)
+    return out
+
+
+# A hand-made utterance in the public format, for the chapter's drawing at the ``tiny`` scale: a spoofed word in
+# bona fide speech, a pause inside the spoofed span, a spoofed ending.
+EXAMPLE_ID = "example (hand-made, public format)"
+EXAMPLE_VAD = [(0.0, 0.25, 2), (0.25, 1.1, 1), (1.1, 1.6, 0), (1.6, 1.75, 2), (1.75, 2.2, 0), (2.2, 2.9, 1),
+               (2.9, 3.1, 2), (3.1, 3.6, 0), (3.6, 3.8, 2)]
+EXAMPLE_SPOOFED = [(1.1, 2.2), (3.1, 3.8)]      # where the example's segment labels say spoof
+
+
+def example_labels() -> tuple[list, np.ndarray]:
+    """The hand-made example's public labels: (``.vad`` spans, 10 ms segment labels)."""
+    lab = np.ones(int(round(EXAMPLE_VAD[-1][1] / SEGLAB_RES)), np.int8)
+    for a, b in EXAMPLE_SPOOFED:
+        lab[int(round(a / SEGLAB_RES)):int(round(b / SEGLAB_RES))] = 0
+    return list(EXAMPLE_VAD), lab
+
+
+def public_labels(root: Path, split: str, utt: str) -> tuple[list, np.ndarray]:
+    """An extracted utterance's public labels: (``.vad`` spans, 10 ms segment labels)."""
+    return (read_public_vad(root / split / "vad" / f"{utt}.vad"),
+            np.load(root / split / "seglab" / f"{utt}.npy", allow_pickle=False))
+
+
+def derive_segments(spans, seglab, tr_width: float, resolution: float = SEGLAB_RES):
+    """The five segment types of one utterance from its public labels.
+
+    ``spans``: the ``.vad`` spans ``(start_s, end_s, label)`` (0 spoof, 1 bona fide, 2 non-speech);
+    ``seglab``: its segment labels (1 bona fide, 0 spoof), one per ``resolution`` seconds. The rule:
+
+    1. speech keeps its source: label 1 → BS, label 0 → SS;
+    2. a non-speech span is SN if more than half of the segment labels it overlaps say spoof, else BN;
+    3. wherever the source changes between neighbouring spans (bona fide ↔ spoofed), a TR span ``tr_width`` wide
+       is centred on the change (its ends rounded to the microsecond and clipped to the utterance; overlapping TR
+       spans merge), and the other spans are cut back around it (a span cut to nothing is dropped).
+
+    Returns ``[(start_s, end_s, kind)]`` in time order, contiguous where the labels were.
+    """
+    seglab = np.asarray(seglab)
+    if not spans:
+        raise ValueError("no label spans: the utterance's .vad file is empty; extract it again")
+    if tr_width < 0:
+        raise ValueError(f"tr_width must be ≥ 0 seconds, not {tr_width}")
+    end = spans[-1][1]
+    if seglab.size * resolution < end - resolution - 1e-6:
+        raise ValueError(f"the segment labels cover {seglab.size * resolution:g} s but the .vad labels run to {end:g} "
+                         f"s: they are not the same utterance's (or not at {resolution:g} s resolution); use the "
+                         f"{resolution:g} s file of the same split")
+    typed = []
+    for a, b, code in spans:
+        if code == 2:
+            lo = int(np.floor(round(a / resolution, 6)))
+            hi = max(int(np.ceil(round(b / resolution, 6))), lo + 1)
+            units = seglab[lo:hi]
+            kind = "SN" if units.size and (units == 0).sum() * 2 > units.size else "BN"
+        else:
+            kind = {0: "SS", 1: "BS"}[int(code)]
+        typed.append((a, b, kind))
+    spoofed = lambda k: k in ("SS", "SN")   # noqa: E731
+    changes = [x[1] for x, y in zip(typed, typed[1:]) if spoofed(x[2]) != spoofed(y[2])]
+    trs = []
+    for t in changes:
+        lo, hi = max(round(t - tr_width / 2, 6), spans[0][0]), min(round(t + tr_width / 2, 6), end)
+        if trs and lo <= trs[-1][1] + 1e-9:
+            trs[-1][1] = max(trs[-1][1], hi)
+        else:
+            trs.append([lo, hi])
+    out = [(lo, hi, "TR") for lo, hi in trs if hi > lo]
+    for a, b, k in typed:                       # each span minus the TR spans
+        pieces = [(a, b)]
+        for lo, hi in trs:
+            pieces = [p for x, y in pieces for p in ((x, min(y, lo)), (max(x, hi), y)) if p[1] - p[0] > 1e-9]
+        out += [(x, y, k) for x, y in pieces]
+    return sorted(out)
 
 
 def read_protocol(path, audio_dir=None, ext: str = ".wav") -> list[tuple[str, int]]:
@@ -107,7 +276,6 @@ def read_protocol(path, audio_dir=None, ext: str = ".wav") -> list[tuple[str, in
 
 def read_audio(path) -> np.ndarray:
     """A database file (wav/flac) as float32 at 16 kHz, mono; anything else is refused with what to do."""
-    import soundfile as sf
     if not Path(path).is_file():
         raise FileNotFoundError(f"no audio file at {path}: extract the archive of its split again")
     info = sf.info(str(path))
@@ -206,15 +374,31 @@ def la_protocol_name(split: str) -> str:
     return f"ASVspoof2019.LA.cm.{split}.{'trn' if split == 'train' else 'trl'}.txt"
 
 
-def items(root: Path, split: str, utts, labels, *, vad: bool, tr_width: float = 0.0, ext: str = ".wav"):
+def utterance_segments(root: Path, split: str, utt: str, *, labels: str = "public", tr_width: float = 0.0,
+                       authors_vad=None):
+    """The five-type segments of one extracted utterance: derived from its public labels (``root/split/vad`` and
+    ``root/split/seglab``, see :func:`derive_segments`), or read from the authors' file
+    ``authors_vad/split/utt.vad`` with TR spans widened to ``tr_width``."""
+    if labels == "public":
+        seglab = np.load(root / split / "seglab" / f"{utt}.npy", allow_pickle=False)
+        return derive_segments(read_public_vad(root / split / "vad" / f"{utt}.vad"), seglab, tr_width)
+    if labels == "authors":
+        if authors_vad is None:
+            raise ValueError("labels='authors' needs authors_vad: the folder holding {split}/{utterance}.vad in the "
+                             "authors' five-code format")
+        segs = read_vad(Path(authors_vad) / split / f"{utt}.vad")
+        return widen_transitions(segs, tr_width) if tr_width else segs
+    raise ValueError(f"labels must be one of {LABEL_FORMATS}, not {labels!r}")
+
+
+def items(root: Path, split: str, utts, labels, *, vad: bool, tr_width: float = 0.0, ext: str = ".wav",
+          label_format: str = "public", authors_vad=None):
     """Loaded utterances ``{"id", "wave", "label", "segments"}`` of one extracted subset (see ``experiment``)."""
-    import torch
     out = []
     for u, y in zip(utts, labels):
         wave = torch.from_numpy(read_audio(root / split / "audio" / f"{u}{ext}"))
-        segs = read_vad(root / split / "vad" / f"{u}.vad") if vad else []
-        if tr_width:
-            segs = widen_transitions(segs, tr_width)
+        segs = (utterance_segments(root, split, u, labels=label_format, tr_width=tr_width, authors_vad=authors_vad)
+                if vad else [])
         out.append({"id": u, "wave": wave, "label": int(y), "segments": segs})
     return out
 

@@ -6,7 +6,12 @@ import base64
 import html
 import io
 
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+import torchaudio
+from IPython.display import HTML
+from matplotlib.patches import Patch
 
 from lib.display import provenance, widgets
 
@@ -29,7 +34,6 @@ def draw_segments(ax, segments, *, y=0.0, height=1.0, labels=True):
 
 
 def legend_handles():
-    from matplotlib.patches import Patch
     return [Patch(color=c, label=f"{k}: {NAMES[k]}") for k, c in COLORS.items()]
 
 
@@ -39,10 +43,6 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     ``cams``: {label: 1-D array, one value per 20 ms frame}; frame n is drawn at its window centre 20 n + 12.5 ms.
     ``fig``: draw into this (sub)figure instead of a new one.
     """
-    import matplotlib.pyplot as plt
-    import torch
-    import torchaudio
-
     wave = np.asarray(wave, dtype=np.float32)
     t = np.arange(len(wave)) / sr
     dur = len(wave) / sr
@@ -83,10 +83,47 @@ def utterance_figure(wave, segments, cams: dict | None = None, *, sr=SR, title="
     return fig
 
 
+PUBLIC_COLORS = {0: COLORS["SS"], 1: COLORS["BS"], 2: "0.8"}
+PUBLIC_NAMES = {0: "0 spoof", 1: "1 bona fide", 2: "2 non-speech"}
+
+
+def derivation_figure(spans, seglab, segments, *, resolution=0.01, title=""):
+    """One utterance's labels as three strips on one time axis: the public ``.vad`` spans (0 spoof, 1 bona fide,
+    2 non-speech), the segment labels (one per ``resolution`` s: 1 bona fide, 0 spoof) and the five segment types
+    derived from them."""
+    end = max(spans[-1][1], len(seglab) * resolution)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 2.6), sharex=True)
+    for a, b, c in spans:
+        axes[0].axvspan(a, b, color=PUBLIC_COLORS[int(c)], lw=0)
+        if b - a > 0.12:
+            axes[0].text((a + b) / 2, 0.5, str(int(c)), ha="center", va="center", fontsize=8,
+                         transform=axes[0].get_xaxis_transform())
+    seglab = np.asarray(seglab)
+    t = np.arange(len(seglab) + 1) * resolution
+    axes[1].imshow(seglab[None, :].astype(float), aspect="auto", cmap="RdYlGn", vmin=-0.3, vmax=1.3,
+                   extent=[0, t[-1], 0, 1], interpolation="nearest")
+    draw_segments(axes[2], segments)
+    names = (".vad label", f"segment labels\n({resolution * 1000:g} ms)", "derived type")
+    for ax, name in zip(axes, names):
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    for a, b, k in segments:
+        if k == "TR":
+            for ax in axes:
+                ax.axvline((a + b) / 2, color="k", lw=0.6, ls=":")
+    axes[-1].set_xlim(0, end)
+    axes[-1].set_xlabel("time (s)")
+    handles = ([Patch(color=PUBLIC_COLORS[c], label=f".vad {PUBLIC_NAMES[c]}") for c in PUBLIC_COLORS]
+               + legend_handles())
+    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=6.5, frameon=False,
+               title=title or None, title_fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.72))
+    return fig
+
+
 def cam_figure(panels, title=""):
     """One figure of utterances stacked: ``panels`` = [(wave, segments, {label: cam}, title)]; at the top,
     ``title`` over the legend of the segment types."""
-    import matplotlib.pyplot as plt
     fig = plt.figure(figsize=(8, 3.1 * len(panels)), layout="constrained")
     for sub, (wave, segments, cams, name) in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
         utterance_figure(wave, segments, cams, spec=False, title=name, fig=sub)
@@ -98,7 +135,6 @@ def cam_figure(panels, title=""):
 
 def training_curves(results, splice, seeds):
     """Loss and batch accuracy per step of both CMs of ``splice``, one line per seed."""
-    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     for tr, name, color in (("full", "trained on fully spoofed", "C0"), ("partial", "trained on partial spoofs", "C3")):
         for s in seeds:
@@ -116,8 +152,6 @@ def training_curves(results, splice, seeds):
 
 def stamp():
     """The provenance stamp (``lib.display.provenance.stamp``) as a small HTML line that wraps on a phone."""
-    from IPython.display import HTML
-
     return HTML(f'<p class="course-stamp"><small>{html.escape(provenance.stamp())}</small></p>')
 
 
@@ -130,8 +164,6 @@ def mean_sd(vals) -> str:
 def cam_panel_html(model, name, item, target, rcq_of) -> str:
     """The utterance browser's panel: audio player and Grad-CAM of ``model`` on ``item`` for ``target``, titled
     with the utterance's own RCQ per type (``rcq_of(cam, segments)``), as HTML."""
-    import matplotlib.pyplot as plt
-
     cam = gradcam(model, model.fc, [item["wave"]], target=target)[0].cpu().numpy()
     r = rcq_of(cam, item["segments"])
     title = f"{item['id']}: " + " ".join(f"{k} {v:+.0f}%" for k, v in r.items() if np.isfinite(v))

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import nn
+from torchaudio.models import wav2vec2_model
 
 from lib.storage import checkpoint, download
 
@@ -46,7 +48,6 @@ class LogSpecFrontend(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import torchaudio
         self.spec = torchaudio.transforms.Spectrogram(n_fft=WIN, hop_length=HOP, center=False, power=2.0)
         self.out_dim = WIN // 2 + 1
 
@@ -69,7 +70,6 @@ class SSLFrontend(nn.Module):
 
     def __init__(self, params: dict, normalize_waveform: bool = True, frozen: bool = False):
         super().__init__()
-        from torchaudio.models import wav2vec2_model
         self.ssl = wav2vec2_model(**params)
         self.normalize_waveform = normalize_waveform
         n_layers = params["encoder_num_layers"]
@@ -213,13 +213,11 @@ XLSR53_URL = "https://download.pytorch.org/torchaudio/models/wav2vec2_fairseq_la
 
 def xlsr53_url() -> str:
     """``WAV2VEC2_XLSR53._path`` under torchaudio's model host (the URL its ``get_model()`` downloads)."""
-    import torchaudio
     return "https://download.pytorch.org/torchaudio/models/" + torchaudio.pipelines.WAV2VEC2_XLSR53._path
 
 
 def xlsr53_params() -> dict:
     """The XLSR-53 architecture (24 layers, 1024-d), built offline from torchaudio's bundle description."""
-    import torchaudio
     return dict(torchaudio.pipelines.WAV2VEC2_XLSR53._params)
 
 

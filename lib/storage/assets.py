@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 class AssetMissing(FileNotFoundError):
@@ -43,8 +44,6 @@ def mate_nature_photos() -> list[Path]:
 def _resize(img: np.ndarray, max_side: int | None) -> np.ndarray:
     if max_side is None or max(img.shape[:2]) <= max_side:
         return img
-    from PIL import Image
-
     h, w = img.shape[:2]
     s = max_side / max(h, w)
     return np.asarray(Image.fromarray(img).resize((round(w * s), round(h * s)), Image.Resampling.LANCZOS))
@@ -57,23 +56,21 @@ def photos(min_side: int = 256, max_side: int | None = None, include_mate: bool 
     images (china, flower), matplotlib's grace_hopper, and Debian ``mate-backgrounds`` nature photos. Photos with a
     shorter side below ``min_side`` are skipped; ``max_side`` downsizes large ones.
     """
-    from PIL import Image
+    # deferred: these three take seconds to import together, and every chapter imports lib.storage
+    import matplotlib.cbook
+    from sklearn.datasets import load_sample_images
 
     out: list[tuple[str, np.ndarray]] = []
     try:
-        import skimage.data as skd
+        import skimage.data as skd  # here, so that a missing package gets the message below
     except ImportError as err:
         raise AssetMissing("scikit-image is missing: `pip install scikit-image`") from err
     for name in ("astronaut", "chelsea", "coffee", "rocket"):
         out.append((f"skimage-{name}", getattr(skd, name)()))
     left, _right, _disp = skd.stereo_motorcycle()
     out.append(("skimage-motorcycle", left))
-    from sklearn.datasets import load_sample_images
-
     for fname, img in zip(("china", "flower"), load_sample_images().images):
         out.append((f"sklearn-{fname}", img))
-    import matplotlib.cbook
-
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         out.append(("matplotlib-grace_hopper", np.asarray(Image.open(f).convert("RGB"))))
     if include_mate:

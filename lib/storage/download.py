@@ -66,6 +66,7 @@ from urllib.request import url2pathname
 
 import requests
 import torch.hub
+from tqdm.auto import tqdm
 
 from lib.storage import cache
 from lib.storage.checkpoint import atomic_path
@@ -453,8 +454,6 @@ def _http(target: str, expect: _Expected, *, source: str, reader: str, progress:
 
 def _range_loop(session, target, part, side, meta, have, length, expect, *, source, reader, progress, timeout):
     """GET ``target`` into ``part`` from byte ``have`` on, retrying a broken connection up to :data:`RETRIES` times."""
-    from tqdm.auto import tqdm
-
     dest, retries, started = expect.dest, 0, False  # started: bytes of this call's transfer have been written
     while True:
         headers = {"Accept-Encoding": "identity"}
@@ -561,7 +560,7 @@ def _gdown(url: str, dest: Path, expect: _Expected, *, progress: bool, timeout: 
     its ``resume=`` exists), every request with ``timeout`` (gdown 5, Colab's, passes none). Under
     ``$COURSE_MIRROR`` each request to a Drive host goes to the mirror instead, so gdown meets Drive's own flow
     there (the confirmation page for a large file, then the drive.usercontent.google.com download)."""
-    import gdown
+    import gdown  # deferred: only Google Drive downloads need it, and every chapter imports lib.storage
 
     out = dest.with_name(dest.name + ".drive")
     mirror = os.environ.get("COURSE_MIRROR", "").rstrip("/")

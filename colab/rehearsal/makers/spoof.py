@@ -1,6 +1,11 @@
 """Chapter 2's files: torchaudio's XLSR-53 state dict (the real architecture and key names, random weights, fp32),
-PartialSpoof-style ``.tar.gz`` archives (protocols, ``con_wav`` wavs, ``.vad`` label files) and an ASVspoof 2019
-LA-style zip (protocols, flac), each with a handful of 3.5 s utterances."""
+PartialSpoof-style ``.tar.gz`` archives (protocols, ``con_wav`` wavs, public ``.vad`` labels, segment labels) and an
+ASVspoof 2019 LA-style zip (protocols, flac), each with a handful of 3.5 s utterances.
+
+The label archives follow the public format (see ``FORMATS``): ``database/vad/{split}/{utt}.vad`` with lines
+``start end label`` in seconds, 0 spoof / 1 bona fide / 2 non-speech, and
+``database/segment_labels/{split}_seglab_{res}.npy``, a pickled ``{utt: array of '0'/'1' strings}`` per resolution,
+1 bona fide, 0 spoof, the coarser resolutions the min over windows of the 10 ms one."""
 
 from __future__ import annotations
 
@@ -17,9 +22,13 @@ SR = 16000
 N_PER_LABEL = 4          # bona fide and spoofed utterances per split: above the rehearsal's subset sizes
 SPLITS = ("train", "dev", "eval")
 LETTER = {"train": "T", "dev": "D", "eval": "E"}
-# one partially spoofed utterance's labels: two joins a few ms wide, as in PartialSpoof
-VAD = [(0.0, 0.3, 101), (0.3, 1.2, 1), (1.2, 1.205, 100), (1.205, 2.3, 7), (2.3, 2.306, 100), (2.306, 3.2, 1),
-       (3.2, 3.5, 101)]
+# partially spoofed utterances' public labels (0 spoof, 1 bona fide, 2 non-speech), alternating between the two:
+# a spoofed word inside bona fide speech, and a spoofed ending whose pause is spoofed too
+VAD = ([(0.0, 0.3, 2), (0.3, 1.2, 1), (1.2, 2.3, 0), (2.3, 3.2, 1), (3.2, 3.5, 2)],
+       [(0.0, 0.3, 2), (0.3, 1.2, 1), (1.2, 3.2, 0), (3.2, 3.5, 2)])
+SPOOFED = ([(1.2, 2.3)], [(1.2, 3.5)])     # where each one's segment labels say spoof (the spoofed donor's span)
+SEGLAB_RES = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
+DURATION = 3.5
 
 
 def utterances(split: str) -> list[tuple[str, str]]:
@@ -77,9 +86,41 @@ def ps_split(url: str) -> bytes:
     return _tar({f"database/{split}/con_wav/{u}.wav": _audio(u, "WAV") for u, _ in utterances(split)})
 
 
+def _pattern(utt: str) -> int:
+    return int(utt[-1]) % 2 if utt.startswith("CON_") else -1
+
+
 def ps_vad(url: str) -> bytes:
-    lines = "".join(f"{a} {b} {c}\n" for a, b, c in VAD).encode()
-    return _tar({f"vad/{s}/{u}.vad": lines for s in SPLITS for u, k in utterances(s) if u.startswith("CON_")})
+    """``database_vad.tar.gz``: one ``.vad`` per utterance, public codes (bona fide ones: speech in pauses)."""
+    files = {}
+    for s in SPLITS:
+        for u, _ in utterances(s):
+            spans = VAD[_pattern(u)] if u.startswith("CON_") else [(0.0, 0.3, 2), (0.3, 3.2, 1), (3.2, 3.5, 2)]
+            files[f"database/vad/{s}/{u}.vad"] = "".join(f"{a} {b} {c}\n" for a, b, c in spans).encode()
+    return _tar(files)
+
+
+def seglab(utt: str, res: float) -> np.ndarray:
+    """One utterance's segment labels at ``res`` s, as the strings '1' (bona fide) / '0' (spoof)."""
+    n10 = int(round(DURATION / 0.01))
+    lab = np.ones(n10, dtype=int)
+    if utt.startswith("CON_"):
+        for a, b in SPOOFED[_pattern(utt)]:
+            lab[int(round(a / 0.01)):int(round(b / 0.01))] = 0
+    k = int(round(res / 0.01))
+    lab = np.array([lab[i:i + k].min() for i in range(0, n10 - k + 1, k)]) if k > 1 else lab
+    return lab.astype(str)
+
+
+def ps_seglab(url: str) -> bytes:
+    """``database_segment_labels_v1.2.tar.gz``: per split and resolution a pickled ``{utt: labels}`` dict."""
+    files = {}
+    for s in SPLITS:
+        for res in SEGLAB_RES:
+            buf = io.BytesIO()
+            np.save(buf, {u: seglab(u, res) for u, _ in utterances(s)}, allow_pickle=True)
+            files[f"database/segment_labels/{s}_seglab_{res:g}.npy"] = buf.getvalue()
+    return _tar(files)
 
 
 def la_zip(url: str) -> bytes:
@@ -127,37 +168,52 @@ MAKERS = [
     (r"https://zenodo\.org/record/5766198/files/database_protocols\.tar\.gz\?download=1", ps_protocols),
     (r"https://zenodo\.org/record/5766198/files/database_(train|dev|eval)\.tar\.gz\?download=1", ps_split),
     (r"https://zenodo\.org/record/5766198/files/database_vad\.tar\.gz\?download=1", ps_vad),
+    (r"https://zenodo\.org/record/5766198/files/database_segment_labels_v1\.2\.tar\.gz\?download=1", ps_seglab),
     (r"https://datashare\.ed\.ac\.uk/bitstream/handle/10283/3336/LA\.zip", la_zip),
     (r"https://download\.pytorch\.org/torchaudio/models/wav2vec2_fairseq_large_xlsr53\.pth", xlsr53_state),
 ]
 
-
-# For each MAKERS regex: the file, what vouches that the miniature has the real file's format (a public loader that
-# reads it, or the cited public code or maintainer's words), and how the real download is checked.
-FORMATS: dict[str, dict] = {
-    r"https://zenodo\.org/record/5766198/files/database_protocols\.tar\.gz\?download=1": {
-        "file": "database_protocols.tar.gz (PartialSpoof)",
-        "vouched_by": "our own reader only (not yet evidence): protocol lines as lib.spoof.partialspoof reads them",
-        "verified": "first-use sha256 record"},
-    r"https://zenodo\.org/record/5766198/files/database_(train|dev|eval)\.tar\.gz\?download=1": {
-        "file": "database_{train,dev,eval}.tar.gz (PartialSpoof)",
-        "vouched_by": "our own reader only (not yet evidence): database/<split>/con_wav/<utt>.wav as lib.spoof.partialspoof reads them",
-        "verified": "first-use sha256 record"},
-    r"https://zenodo\.org/record/5766198/files/database_vad\.tar\.gz\?download=1": {
-        "file": "database_vad.tar.gz (PartialSpoof)",
-        "vouched_by": "our own reader only (not yet evidence), and known to differ: the miniature writes five-type segment codes, the public archive "
-                      "labels 0 spoof / 1 bona fide / 2 non-speech (maintainer, nii-yamagishilab/PartialSpoof "
-                      "issue #2)",
-        "verified": "first-use sha256 record"},
-    r"https://datashare\.ed\.ac\.uk/bitstream/handle/10283/3336/LA\.zip": {
-        "file": "LA.zip (ASVspoof 2019)",
-        "vouched_by": "our own reader only (not yet evidence): LA/ASVspoof2019_LA_cm_protocols and flac folders as lib.spoof reads them",
-        "verified": "first-use sha256 record"},
-    r"https://download\.pytorch\.org/torchaudio/models/wav2vec2_fairseq_large_xlsr53\.pth": {
-        "file": "wav2vec2_fairseq_large_xlsr53.pth",
-        "vouched_by": "our own reader only (not yet evidence): a state dict of torchaudio's wav2vec2_model(**WAV2VEC2_XLSR53._params); "
-                      "WAV2VEC2_XLSR53.get_model() not yet exercised on it",
-        "verified": "first-use sha256 record (torchaudio publishes none)"},
+_FIRST_USE = "sha256 recorded at the first download, re-checked on every later use (none is published)"
+FORMATS = {
+    MAKERS[0][0]: {
+        "file": "PartialSpoof v1.2 protocols: database/protocols/PartialSpoof_LA_cm_protocols/"
+                "PartialSpoof.LA.cm.{split}.trl.txt, columns speaker utterance - attack bonafide|spoof",
+        "vouched_by": "nii-yamagishilab/PartialSpoof 01_download_database.sh (the archive's name); wedefense "
+                      "egs/detection/partialspoof/v03_resnet18/local/prepare_data.sh (path; cut -f2,5: utterance "
+                      "and key)",
+        "verified": _FIRST_USE},
+    MAKERS[1][0]: {
+        "file": "PartialSpoof v1.2 audio: database/{split}/con_wav/{utt}.wav, 16 kHz mono",
+        "vouched_by": "nii-yamagishilab/PartialSpoof 01_download_database.sh and README.md (folder tree); wedefense "
+                      "egs/detection/partialspoof/v03_resnet18/local/prepare_data.sh (find {split}/con_wav -name "
+                      "'*.wav')",
+        "verified": _FIRST_USE},
+    MAKERS[2][0]: {
+        "file": "PartialSpoof v1.2 timestamps: database/vad/{split}/{utt}.vad, lines 'start end label' in seconds, "
+                "0 spoof, 1 bona fide, 2 non-speech",
+        "vouched_by": "the maintainer's description, nii-yamagishilab/PartialSpoof issue #2 (zlin0, 2023-11-05), "
+                      "which links this archive",
+        "verified": _FIRST_USE},
+    MAKERS[3][0]: {
+        "file": "PartialSpoof v1.2 segment labels: database/segment_labels/{split}_seglab_{res}.npy, a pickled "
+                "{utt: array of '0'/'1'} dict, 1 bona fide, 0 spoof, res 0.01-0.64 s",
+        "vouched_by": "nii-yamagishilab/PartialSpoof 01_download_database.sh (archive name), 03multireso/model.py "
+                      "(protocol_parse_con: np.load(...).item(); _get_con_target: '0' in labels = spoof; "
+                      "lab_in_scale: min over windows), 03multireso/*/00_run.sh (segment_labels/"
+                      "{split}_seglab_0.01.npy); wedefense wedefense/utils/file_utils.py read_seglab_npy",
+        "verified": _FIRST_USE},
+    MAKERS[4][0]: {
+        "file": "ASVspoof 2019 LA: LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{trn,trl}.txt and "
+                "LA/ASVspoof2019_LA_{split}/flac/{utt}.flac",
+        "vouched_by": "clovaai/aasist download_dataset.py (this URL) and main.py get_loader "
+                      "(ASVspoof2019_LA_{split}/, ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{trn,trl}"
+                      ".txt; produce_evaluation_file: columns _ utt _ attack key)",
+        "verified": _FIRST_USE},
+    MAKERS[5][0]: {
+        "file": "torchaudio's XLSR-53 state dict (wav2vec2_model(**WAV2VEC2_XLSR53._params), fp32)",
+        "vouched_by": "torchaudio.pipelines.WAV2VEC2_XLSR53.get_model() loads the miniature "
+                      "(tests/test_formats_spoof.py)",
+        "verified": _FIRST_USE + "; read with torch.load(weights_only=True)"},
 }
 
 
@@ -170,6 +226,8 @@ def urls() -> list[str]:
     for cfg in experiment.CONFIGS.values():
         if cfg.data != "real":
             continue
-        out += [P.PS_URLS["protocols"], P.LA_URL, P.PS_URLS["train"], P.PS_URLS[cfg.eval_split], P.PS_VAD_URL]
+        out += [P.PS_URLS["protocols"], P.LA_URL, P.PS_URLS["train"], P.PS_URLS[cfg.eval_split]]
+        if cfg.labels == "public":
+            out += [P.PS_VAD_URL, P.PS_SEGLAB_URL]
     out.append(xlsr53_url())
     return list(dict.fromkeys(out))
