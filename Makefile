@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports gpu-check gpu-wheels
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports gpu-check gpu-wheels paper-rehearsal
 
 course: setup book slides
 
@@ -86,6 +86,12 @@ REHEARSAL_ARGS ?= --kill-test 01_icm
 colab-rehearsal: setup
 	bash colab/rehearsal/venv.sh
 	unshare --mount --propagation private .cache/colab-rehearsal/venv/bin/python colab/rehearsal/run.py $(REHEARSAL_ARGS)
+
+# The `paper` scale rehearsed on this CPU (scripts/paper_rehearsal.py): each built recipe under torchrun with two gloo
+# processes on the Colab rehearsal's mirror (a rank killed and the job restarted once), a one-process evaluation to
+# compare with, then the chapter at COURSE_SCALE=paper COURSE_REHEARSAL=1. Report: artifacts/paper-rehearsal/.
+paper-rehearsal: setup
+	$(PY) scripts/paper_rehearsal.py
 
 sync:
 	$(PY) scripts/sync_notebooks.py

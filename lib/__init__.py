@@ -9,6 +9,8 @@ papers     :mod:`lib.icm`, :mod:`lib.spoof`, :mod:`lib.lseg`: one per chapter, i
 display    :mod:`lib.display.provenance`  the banner, the stamp under every figure, the paper-vs-ours scorecard, the
            results at a glance; :mod:`lib.display.widgets`  widgets for the static book and live on Colab;
            :mod:`lib.display.colab_time`  a chapter's time at ``colab`` on a T4 (measured on a GPU, or estimated)
+recipes    :mod:`lib.recipe`      what the ``paper`` recipes share under ``torchrun``: set-up, sharding by rank,
+           evaluation split over the ranks and gathered, results in the course cache
 training   :mod:`lib.train`       a resumable training loop that also runs under ``torchrun`` (DDP)
 storage    :mod:`lib.storage.download` (a cached, verified fetch), :mod:`lib.storage.checkpoint` (atomic save,
            ``weights_only`` load), :mod:`lib.storage.cache` (on-disk memoisation), :mod:`lib.storage.assets` (the

@@ -84,12 +84,16 @@ def _set_cuda_rng(states, ckpt_path) -> None:
 def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Callable, optimizer: torch.optim.Optimizer,
         steps: int, *, ckpt_path=None, ckpt_every: int = 50, scheduler=None, log_every: int = 10,
         sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None,
-        before_step: Callable[[], None] | None = None) -> list[dict]:
+        before_step: Callable[[], None] | None = None, local_batches: bool = False,
+        ddp_kwargs: dict | None = None) -> list[dict]:
     """Train ``model`` for ``steps`` steps and return the history (one dict of floats per logged step).
 
     ``loss_fn(model, batch) -> dict`` returns the scalar to minimise under ``"loss"`` and any other terms to log.
     ``on_step(step, terms)`` is called after each step (for plots, or for a test that kills the run);
     ``before_step()`` between ``backward()`` and ``optimizer.step()`` (e.g. gradient clipping).
+    ``local_batches=True``: ``batches(step)`` already returns this process's part of the step's global batch (a
+    sampler that shards by rank, :class:`lib.recipe.EpochSampler`), so it is not sliced again. ``ddp_kwargs`` go to
+    ``DistributedDataParallel`` (e.g. ``find_unused_parameters=True`` for a model with parameters a loss skips).
     """
     rank, world = distributed()
     history: list[dict] = []
@@ -114,7 +118,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
     if world > 1 and not isinstance(model, torch.nn.parallel.DistributedDataParallel):
         if sync_bn and torch.cuda.is_available():
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        model = torch.nn.parallel.DistributedDataParallel(model, **(ddp_kwargs or {}))
 
     def save(step: int) -> None:
         if ckpt_path is not None and rank == 0:
@@ -127,7 +131,8 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
     bar = tqdm(range(start, steps), total=steps, initial=start, disable=not progress or rank != 0,
                desc="training", leave=False)
     for step in bar:
-        terms = loss_fn(model, shard(batches(step), rank, world))
+        batch = batches(step)
+        terms = loss_fn(model, batch if local_batches else shard(batch, rank, world))
         if not torch.isfinite(terms["loss"].detach()).all():
             raise FloatingPointError(
                 f"the loss is {float(terms['loss'].detach())} at step {step}: training stopped before the weights "

@@ -12,6 +12,7 @@
 - :mod:`lib.lseg.weights`  colab: OpenAI's CLIP from open_clip's Hugging Face source (safetensors), timm's ImageNet ViT
 - :mod:`lib.lseg.pascal`   colab: PASCAL-5i folds from VOC2012, episodes {others, class}, the fold experiment
 - :mod:`lib.lseg.chapter`  the chapter's settings per scale
+- :mod:`lib.lseg.recipe`   paper: the PASCAL-5i recipe as a command under ``torchrun`` (train, evaluate, plan)
 """
 
 from lib.lseg.model import CONFIGS, TEMPERATURE, LSeg, LSegConfig, config  # noqa: F401

@@ -52,6 +52,20 @@ class EpisodeIoU:
                 self.I[cls] = self.I.get(cls, 0) + i
                 self.U[cls] = self.U.get(cls, 0) + u
 
+    def counts(self) -> dict:
+        """What one episode (or several) added: ``{class: (I, U)}`` and the fg/bg sums, as plain numbers."""
+        return {"classes": {c: (self.I[c], self.U[c]) for c in self.I}, "fb_I": self.fb_I.tolist(),
+                "fb_U": self.fb_U.tolist()}
+
+    def add_counts(self, counts: dict) -> "EpisodeIoU":
+        """Add what :meth:`counts` returned from another accumulator (e.g. one episode evaluated elsewhere)."""
+        for c, (i, u) in counts["classes"].items():
+            self.I[c] = self.I.get(c, 0) + i
+            self.U[c] = self.U.get(c, 0) + u
+        self.fb_I += torch.tensor(counts["fb_I"], dtype=torch.float64)
+        self.fb_U += torch.tensor(counts["fb_U"], dtype=torch.float64)
+        return self
+
     def per_class(self) -> dict:
         return {c: (self.I[c] / self.U[c] if self.U[c] else float("nan")) for c in self.I}
 

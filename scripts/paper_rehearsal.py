@@ -1,0 +1,216 @@
+"""The `paper` scale rehearsed on this CPU: each built recipe under ``torchrun --nproc_per_node=2`` (gloo) with
+``COURSE_REHEARSAL=1`` on the Colab rehearsal's loopback mirror of miniature files, then the chapter executed at
+``COURSE_SCALE=paper COURSE_REHEARSAL=1`` reading the recipe's results.
+
+    make paper-rehearsal        # report: artifacts/paper-rehearsal/lseg.json
+
+What it checks, per recipe:
+- two ranks trained (a rank was killed during the first attempt, torchrun restarted the job, and it resumed from
+  its checkpoint) and end with the same weights as an uninterrupted two-process run;
+- the training shards of one epoch are disjoint and cover the episodes (all but the remainder of a batch);
+- the evaluation split over two ranks and gathered equals a one-process evaluation of the same weights;
+- the chapter at ``paper`` (rehearsal) executes end to end, reads those results and runs no other scale's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
+REPORTS = ROOT / "artifacts" / "paper-rehearsal"
+PY = str(ROOT / ".venv" / "bin" / "python")
+BOOK_CACHE = Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "repro-course")   # read only
+
+
+def run(cmd: list[str], env: dict, log: Path, timeout: int = 900) -> float:
+    t0 = time.time()
+    with open(log, "a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    if r.returncode:
+        raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}; see {log}:\n{log.read_text()[-3000:]}")
+    return time.time() - t0
+
+
+def torchrun(*args: str, restarts: int = 0) -> list[str]:
+    return [PY, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--max-restarts={restarts}",
+            "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", "-m", *args]
+
+
+def in_process(fn, argv: list[str], env: dict) -> float:
+    """``fn(argv)`` in this process with ``env`` as its environment (restored afterwards); returns the seconds."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    t0 = time.time()
+    try:
+        if fn(argv):
+            raise SystemExit(f"failed: {argv}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return time.time() - t0
+
+
+def weights_difference(a: Path, b: Path) -> float:
+    import torch
+
+    from lib.storage import checkpoint
+
+    sa, sb = checkpoint.load(a)["model"], checkpoint.load(b)["model"]
+    if sa.keys() != sb.keys():
+        return float("inf")
+    return max(float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa)
+
+
+def seed_cache(cache: Path) -> int:
+    """Copy the book build's memoised chapter-3 miniature results into the rehearsal's own cache (so that the
+    chapter does not recompute them); returns how many files were copied."""
+    src = BOOK_CACHE / "memo"
+    (cache / "memo").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in src.glob("lseg-*"):
+        if not f.name.startswith(("lseg-paper", "lseg-pascal5i")):
+            shutil.copy2(f, cache / "memo" / f.name)
+            n += 1
+    return n
+
+
+def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
+    from lib.lseg import chapter, recipe as lseg_recipe
+
+    env0 = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    env0.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
+                 "COURSE_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                 "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl"), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
+    killed = {**env0, "COURSE_CACHE": str(work / "cache"), lseg_recipe.KILL_ENV: "1:2"}
+    plain = {**env0, "COURSE_CACHE": str(work / "cache-uninterrupted")}
+    seconds = {}
+    seconds["train, rank 1 killed, restarted"] = run(
+        torchrun("lib.lseg.recipe", "train", "--quiet", "--report", str(work / "train.json"), restarts=1), killed, log)
+    seconds["train, uninterrupted"] = run(torchrun("lib.lseg.recipe", "train", "--quiet"), plain, log)
+    seconds["evaluate, 2 ranks"] = run(
+        torchrun("lib.lseg.recipe", "evaluate", "--report", str(work / "eval2.json")), killed, log)
+    seconds["evaluate, 1 process"] = in_process(lseg_recipe.main, ["evaluate", "--no-write", "--quiet", "--report",
+                                                                   str(work / "eval1.json")], killed)
+    restarted = "killed after step" in log.read_text()
+    train_rep = json.loads((work / "train.json").read_text())
+    ev2, ev1 = (json.loads((work / f"eval{n}.json").read_text()) for n in (2, 1))
+    cfg = chapter.CONFIGS["paper"].rehearsed()
+    folds = {}
+    saved = os.environ.get("COURSE_CACHE")
+    for f in cfg.folds:
+        k = f"fold{f}"
+        os.environ["COURSE_CACHE"] = killed["COURSE_CACHE"]
+        a = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        os.environ["COURSE_CACHE"] = plain["COURSE_CACHE"]
+        b = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        os.environ.pop("COURSE_CACHE")
+        if saved is not None:
+            os.environ["COURSE_CACHE"] = saved
+        diff = weights_difference(a, b)
+        tr, e2, e1 = train_rep[k], ev2[k], ev1[k]
+        folds[k] = {
+            "ranks": tr["world"], "steps": tr["steps"], "shards": tr["shards"],
+            "killed_and_restarted": restarted, "max_weight_difference_vs_uninterrupted": diff,
+            "eval_world": [e2["world"], e1["world"]], "eval_episodes": e2["episodes"],
+            "gathered_miou": e2["miou"], "one_process_miou": e1["miou"], "gathered_fb_iou": e2["fb_iou"],
+            "one_process_fb_iou": e1["fb_iou"], "reduced_equals_gathered": e2["reduced_equals_gathered"],
+            "per_episode_equal": e2["per_episode"] == e1["per_episode"]}
+    problems = []
+    for k, f in folds.items():
+        s = f["shards"]
+        if f["ranks"] != 2 or f["eval_world"] != [2, 1]:
+            problems.append(f"{k}: ranks {f['ranks']}, evaluation worlds {f['eval_world']}")
+        if not (s["disjoint"] and s["covers_all_but_remainder"] and s["global_batches_equal_one_process"]):
+            problems.append(f"{k}: shards {s}")
+        if not restarted or f["max_weight_difference_vs_uninterrupted"] > 1e-6:
+            problems.append(f"{k}: restarted {restarted}, weights differ by {diff}")
+        if not (f["per_episode_equal"] and f["reduced_equals_gathered"] and f["gathered_miou"] == f["one_process_miou"]
+                and f["gathered_fb_iou"] == f["one_process_fb_iou"]):
+            problems.append(f"{k}: gathered evaluation differs from one process")
+    out = {"recipe": "lib.lseg.recipe", "config": cfg.describe(), "folds": folds, "seconds": seconds}
+    if notebook:
+        out["notebook"] = chapter_run("03_lseg", killed, work, problems)
+        seconds["chapter 3 at paper (rehearsal)"] = out["notebook"]["seconds"]
+    out.update(passed=not problems, problems=problems)
+    return out
+
+
+def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
+    """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    from run import REPORT_CELL
+
+    copied = seed_cache(Path(env["COURSE_CACHE"]))
+    nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    t0, error = time.time(), None
+    try:
+        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}},
+                       allow_errors=False).execute()
+    except CellExecutionError as err:
+        error = f"{err.ename}: {str(err.evalue)[:1500]}"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    report = None
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream" and "REHEARSAL-REPORT " in o.get("text", ""):
+                report = json.loads(o["text"].split("REHEARSAL-REPORT ", 1)[1].splitlines()[0])
+    if error:
+        problems.append(f"chapter {name}: {error}")
+    elif report is None:
+        problems.append(f"chapter {name}: the report cell did not run")
+    else:
+        for ch, c in report["configs"].items():
+            if c["scale"] != "paper" or c.get("rehearsal") != "True":
+                problems.append(f"chapter {name} ran {ch}'s {c['scale']} configuration")
+        if not any(row[0] and "paper recipe" in row[1] and row[2] is not None for row in report["numbers"]):
+            problems.append(f"chapter {name}: no scorecard number from the paper recipe")
+    return {"seconds": round(time.time() - t0, 1), "error": error, "memo_files_reused": copied,
+            "numbers": report and report["numbers"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", default=str(ROOT / ".cache" / "paper-rehearsal"))
+    ap.add_argument("--no-notebook", action="store_true", help="skip executing the chapter")
+    args = ap.parse_args()
+    import mirror
+
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    mirror_dir = ROOT / ".cache" / "colab-rehearsal" / "mirror"
+    subprocess.run([PY, str(ROOT / "colab" / "rehearsal" / "mirror.py"), "build", str(mirror_dir)], check=True)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with mirror.serve(mirror_dir) as (base_url, _served):
+        out = lseg(work, base_url, work / "lseg.log", notebook=not args.no_notebook)
+    out["total_seconds"] = round(time.time() - t0, 1)
+    (REPORTS / "lseg.json").write_text(json.dumps(out, indent=1, default=str))
+    print(json.dumps({k: out[k] for k in ("seconds", "total_seconds", "passed", "problems")}, indent=1))
+    print(f"paper rehearsal: lseg {'passed' if out['passed'] else 'FAILED'} ({REPORTS / 'lseg.json'})")
+    return 0 if out["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
