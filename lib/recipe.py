@@ -72,6 +72,11 @@ class EpochSampler:
     """
 
     def __init__(self, n: int, batch: int, rank: int, world: int, seed: int = 0):
+        n = validate.integer(n, "n", minimum=1, hint="the number of training items")
+        batch = validate.integer(batch, "batch", minimum=1, hint="the global batch size over all processes")
+        world = validate.integer(world, "world", minimum=1, hint="the number of processes (torchrun's WORLD_SIZE)")
+        rank = validate.integer(rank, "rank", minimum=0, maximum=world - 1, hint="this process's RANK, below world")
+        seed = validate.integer(seed, "seed", minimum=0)
         if batch % world:
             raise ValueError(f"a global batch of {batch} cannot be split evenly over {world} processes: use a batch "
                              f"size divisible by the number of processes")
@@ -106,6 +111,7 @@ def shard_report(n: int, batch: int, world: int, seed: int = 0, epoch: int = 0) 
     """The shards of one epoch as ``world`` ranks would get them: whether they are disjoint, how many of the ``n``
     items the epoch covers (all but the ``n % batch`` left over, which the next epoch's shuffle reaches), and
     whether each step's global batch equals the one-process batch of that step."""
+    world = validate.integer(world, "world", minimum=1, hint="the number of processes (torchrun's WORLD_SIZE)")
     samplers = [EpochSampler(n, batch, r, world, seed) for r in range(world)]
     one = EpochSampler(n, batch, 0, 1, seed)
     steps = samplers[0].steps_per_epoch
@@ -123,6 +129,9 @@ def shard_report(n: int, batch: int, world: int, seed: int = 0, epoch: int = 0) 
 def rank_slice(n: int, rank: int, world: int) -> list[int]:
     """The evaluation items of ``rank``: positions ``rank, rank + world, ...`` of ``range(n)`` (no padding, no item
     twice: ranks may differ by one item)."""
+    n = validate.integer(n, "n", minimum=0)
+    world = validate.integer(world, "world", minimum=1, hint="the number of processes (torchrun's WORLD_SIZE)")
+    rank = validate.integer(rank, "rank", minimum=0, maximum=world - 1, hint="this process's RANK, below world")
     return list(range(rank, n, world))
 
 

@@ -404,6 +404,16 @@ def _sweep():
         Case("empty", "cam", st.just(np.zeros(0)), R.check_cam)]
     s["lib.spoof.partialspoof.choose"] = [Case("range", "n", whole_numbers(0, 3), lambda n: PS.choose(["a", "b", "c"],
                                                                                                    n, 0))]
+    RC = m("lib.recipe")
+    s["lib.recipe.EpochSampler"] = [
+        Case("range", "world", whole_numbers(1), lambda w: RC.EpochSampler(8, 4, 0, w)),
+        Case("range", "rank", st.sampled_from([-1, 2, 5, 0.5, None]), lambda r: RC.EpochSampler(8, 4, r, 2)),
+        Case("range", "batch", whole_numbers(1), lambda b: RC.EpochSampler(8, b, 0, 1)),
+        Case("range", "n", whole_numbers(1), lambda n: RC.EpochSampler(n, 2, 0, 1))]
+    s["lib.recipe.shard_report"] = [Case("range", "world", whole_numbers(1), lambda w: RC.shard_report(8, 4, w))]
+    s["lib.recipe.rank_slice"] = [
+        Case("range", "world", whole_numbers(1), lambda w: RC.rank_slice(8, 0, w)),
+        Case("range", "rank", st.sampled_from([-1, 2, 5, 0.5, None]), lambda r: RC.rank_slice(8, r, 2))]
     s["lib.train.shard"] = [Case("range", "world", st.sampled_from([0, -2, 2.5, None, "2"]),
                                  lambda w: m("lib.train").shard(torch.zeros(4, 2), 0, w)),
                             Case("range", "rank", st.sampled_from([-1, 2, 5, 0.5, None]),
@@ -479,6 +489,19 @@ _READER = ("reads a file in a published format; tests/test_formats_*.py and the 
            "damaged files")
 
 EXCLUDED = {
+    # the paper recipes: torchrun entry points and steps inside them (rehearsed by make paper-rehearsal and
+    # tests/test_recipe.py), run from a frozen configuration
+    **dict.fromkeys(["lib.lseg.recipe.config", "lib.lseg.recipe.results", "lib.lseg.recipe.require",
+                     "lib.lseg.recipe.load_data", "lib.lseg.recipe.train_fold", "lib.lseg.recipe.evaluate_fold",
+                     "lib.lseg.recipe.cmd_train", "lib.lseg.recipe.load_trained", "lib.lseg.recipe.cmd_evaluate",
+                     "lib.lseg.recipe.plan", "lib.lseg.recipe.estimate", "lib.lseg.recipe.main"], _RUN),
+    **dict.fromkeys(["lib.lseg.recipe.fold_key", "lib.lseg.recipe.episode_batches", "lib.lseg.recipe.episode_loss",
+                     "lib.lseg.recipe.build_model", "lib.lseg.recipe.optimizer", "lib.recipe.results_key",
+                     "lib.recipe.work_file", "lib.recipe.write_result", "lib.recipe.read_result",
+                     "lib.recipe.all_reduce_sum", "lib.recipe.gather_in_order"], _INTERNAL),
+    **dict.fromkeys(["lib.recipe.setup", "lib.recipe.local_rank", "lib.recipe.barrier", "lib.recipe.log"], _NOARG),
+    "lib.recipe.ResultsMissing": _ERROR,
+    "lib.lseg.chapter.LSegPaperConfig": _CONFIG,
     **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
     "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
     "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,
