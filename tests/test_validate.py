@@ -517,3 +517,139 @@ def test_memo_values_round_trip_property(value):
     back = cache.memo(key, lambda: pytest.fail("recomputed"))
     assert repr(back) == repr(value)
     cache._path(key, "1").unlink()
+
+
+# --- the validation layer's own checks, property by property -------------------------------------------------------
+@FAST
+@given(st.one_of(st.integers(-50, 50), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                 st.text(max_size=3), st.none()), st.integers(-5, 5), st.integers(-5, 5))
+def test_integer_accepts_exactly_the_whole_numbers_within_bounds(value, lo, hi):
+    whole = (not isinstance(value, (bool, str)) and value is not None and np.isfinite(value)
+             and float(value).is_integer())
+    if whole and lo <= value <= hi:
+        assert validate.integer(value, "steps", minimum=lo, maximum=hi) == int(value)
+    else:
+        with pytest.raises((TypeError, ValueError), match="steps"):
+            validate.integer(value, "steps", minimum=lo, maximum=hi)
+
+
+@FAST
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-9, 9), st.booleans(),
+                 st.text(max_size=3)), st.booleans())
+def test_number_accepts_finite_reals_and_refuses_the_rest(value, positive):
+    real = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if real and (not positive or value > 0):
+        assert validate.number(value, "tr_width", positive=positive) == float(value)
+    else:
+        with pytest.raises((TypeError, ValueError), match="tr_width"):
+            validate.number(value, "tr_width", positive=positive)
+
+
+@FAST
+@given(st.one_of(st.integers(-3, 48000), st.floats(allow_nan=True), st.text(max_size=2)))
+def test_sample_rate_is_a_positive_whole_number(sr):
+    if isinstance(sr, int) and sr >= 1 or isinstance(sr, float) and np.isfinite(sr) and sr >= 1 and sr.is_integer():
+        assert validate.sample_rate(sr) == int(sr)
+    else:
+        with pytest.raises((TypeError, ValueError), match="sr"):
+            validate.sample_rate(sr)
+
+
+@FAST
+@given(st.text(max_size=4), st.lists(st.text(max_size=4), max_size=4))
+def test_choice_and_keywords_refuse_what_is_not_offered(value, options):
+    if value in options:
+        assert validate.choice(value, options, "rule") == value
+        validate.keywords([value], options, "config")
+    else:
+        with pytest.raises(ValueError, match="rule"):
+            validate.choice(value, options, "rule")
+        with pytest.raises(TypeError, match="unknown keyword"):
+            validate.keywords([value], options, "config")
+
+
+@FAST
+@given(hnp.arrays(np.float32, st.integers(0, 6), elements=st.floats(width=32, allow_nan=True, allow_infinity=True)))
+def test_finite_refuses_exactly_the_arrays_with_nan_or_inf(a):
+    if np.isfinite(a).all():
+        assert validate.finite(a, "embeddings") is a
+        assert validate.finite(torch.from_numpy(a), "embeddings").shape == a.shape
+    else:
+        with pytest.raises(ValueError, match="embeddings"):
+            validate.finite(a, "embeddings")
+
+
+@FAST
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=3), st.lists(st.integers(1, 3), min_size=1, max_size=3),
+       st.sampled_from([torch.float64, torch.float32, torch.uint8, torch.int64]))
+def test_same_shape_and_float_input(sa, sb, dtype):
+    a, b = torch.zeros(sa), torch.zeros(sb)
+    if sa == sb:
+        validate.same_shape(a, b, "x", "x_hat")
+    else:
+        with pytest.raises(ValueError, match="x_hat"):
+            validate.same_shape(a, b, "x", "x_hat")
+    x = torch.zeros(sa, dtype=dtype)
+    if dtype.is_floating_point:
+        assert validate.float_input(x, "x").dtype == torch.float32
+    else:
+        with pytest.raises(ValueError, match="x holds"):
+            validate.float_input(x, "x")
+
+
+@FAST
+@given(st.lists(st.integers(-2, 4), max_size=6), st.integers(1, 3), st.booleans())
+def test_class_labels_and_lengths_keep_to_their_ranges(values, n, as_float):
+    y = torch.tensor(values, dtype=torch.float32 if as_float else torch.int64)
+    if not as_float and all(0 <= v < n for v in values):
+        assert validate.class_labels(y, n).tolist() == values
+    else:
+        with pytest.raises(ValueError, match="labels"):
+            validate.class_labels(y, n)
+    if not as_float and all(1 <= v <= n for v in values):
+        assert validate.lengths(y, len(values), n).tolist() == values
+    else:
+        with pytest.raises(ValueError, match="lengths"):
+            validate.lengths(y, len(values), n)
+
+
+@FAST
+@given(st.lists(st.integers(0, 5), max_size=6))
+def test_distinct_refuses_repeats_only(items):
+    if len(set(items)) == len(items):
+        assert validate.distinct(items, "labels") == items
+    else:
+        with pytest.raises(ValueError, match="labels repeats"):
+            validate.distinct(items, "labels")
+
+
+@FAST
+@given(st.text(alphabet="ab./\\\0", max_size=6))
+def test_file_name_and_inside_keep_paths_in_their_folder(tmp_path_factory, name):
+    folder = tmp_path_factory.getbasetemp() / "inside"
+    plain = name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+    if plain:
+        assert validate.file_name(name) == name
+    else:
+        with pytest.raises(ValueError, match="filename"):
+            validate.file_name(name)
+    try:
+        path = validate.inside(folder, name, "member")
+    except ValueError as err:
+        assert "member" in str(err)
+    else:
+        assert path.resolve().is_relative_to(folder.resolve())
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS", "EACCES"])
+def test_writing_turns_a_full_or_read_only_disk_into_a_storage_error(tmp_path, code):
+    import errno
+
+    target = tmp_path / "x.pt"
+    with pytest.raises(validate.StorageError, match="x.pt"):
+        with validate.writing(target):
+            raise OSError(getattr(errno, code), "stand-in")
+    with pytest.raises(OSError) as other:          # any other OS error passes through unchanged
+        with validate.writing(target):
+            raise OSError(errno.EIO, "stand-in")
+    assert not isinstance(other.value, validate.StorageError)
