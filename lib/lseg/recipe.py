@@ -33,11 +33,10 @@ from lib.lseg.training import pixel_loss, to_tensor_images
 
 NAME = "lseg-paper"
 LABELS = [pascal.OTHERS] + pascal.CLASSES
-# the ImageNet ViT of each backbone, from timm's own Hugging Face repositories (sha256 recorded at first use)
-BACKBONE_URLS = {
-    "vitb32_384": "https://huggingface.co/timm/vit_base_patch32_384.augreg_in21k_ft_in1k/resolve/main/model.safetensors",
-    "vitl16_384": ("https://huggingface.co/timm/vit_large_patch16_384.augreg_in21k_ft_in1k/resolve/main/"
-                   "model.safetensors"),
+# the ImageNet ViT of each backbone: timm's own Hugging Face repository (sha256 recorded at first use)
+BACKBONE_REPOS = {
+    "vitb32_384": "timm/vit_base_patch32_384.augreg_in21k_ft_in1k",
+    "vitl16_384": "timm/vit_large_patch16_384.augreg_in21k_ft_in1k",
 }
 KILL_ENV = "COURSE_RECIPE_KILL_AT"   # "RANK:STEP": that rank kills itself after STEP, in torchrun's first attempt
 
@@ -252,13 +251,19 @@ def _text_embeddings() -> torch.Tensor:
     return fold_text_encoder("clip")(LABELS).float()
 
 
+def _backbone_url(cfg) -> str:
+    from lib.lseg import weights
+
+    return weights.hub_url(BACKBONE_REPOS[cfg.fold_backbone], weights.TIMM_HUB_REVISION, weights.TIMM_HUB_FILE)
+
+
 def _backbone(cfg) -> dict:
     from lib.lseg import weights
 
     if recipe.local_rank() == 0:
-        weights.timm_vit(BACKBONE_URLS[cfg.fold_backbone])
+        weights.timm_vit(BACKBONE_REPOS[cfg.fold_backbone])
     recipe.barrier()
-    return weights.timm_vit(BACKBONE_URLS[cfg.fold_backbone])
+    return weights.timm_vit(BACKBONE_REPOS[cfg.fold_backbone])
 
 
 def cmd_train(cfg, args) -> None:
@@ -328,8 +333,8 @@ def plan(cfg) -> str:
         f"  torchrun --nproc_per_node={cfg.gpus} --max-restarts=3 -m lib.lseg.recipe train --scale paper\n"
         f"  torchrun --nproc_per_node={cfg.gpus} -m lib.lseg.recipe evaluate --scale paper\n"
         f"It downloads into $COURSE_CACHE (default ~/.cache/repro-course):\n"
-        f"  {pascal.VOC_URL} (about 2.0 GB)\n  {weights.OPENAI_VIT_B32_URL} (about 0.35 GB)\n"
-        f"  {BACKBONE_URLS[cfg.fold_backbone]} (about {est['backbone_gb']:.1f} GB)\n"
+        f"  {pascal.VOC_URL} (about 2.0 GB)\n  {weights.CLIP_HUB_URLS[0]} (about 0.6 GB)\n"
+        f"  {_backbone_url(cfg)} (about {est['backbone_gb']:.1f} GB)\n"
         f"Disk: about {est['disk_gb']:.0f} GB (the archive, its extracted segmentation part, the weights, and "
         f"one resumable checkpoint per fold of about {est['checkpoint_gb']:.1f} GB).\n"
         f"GPU time: an ESTIMATE of about {est['gpu_hours']:.0f} GPU-hours ({est['gpu_hours_per_fold']:.0f} per fold), "

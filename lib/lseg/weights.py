@@ -224,7 +224,7 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL, arch: str | None = None):
         f"ViT-B-32.pt at {folder / 'ViT-B-32.pt'}; then run again (either is checked like a download)")
 
 
-def timm_vit() -> dict[str, torch.Tensor]:
-    """timm's ImageNet ViT-B/32 (384) state dict, from timm's Hugging Face repository (sha256 recorded at first
-    use)."""
-    return load_file(hub_file(TIMM_HUB_REPO, TIMM_HUB_FILE, TIMM_HUB_REVISION, reader="safetensors"))
+def timm_vit(repo: str = TIMM_HUB_REPO) -> dict[str, torch.Tensor]:
+    """The ImageNet ViT state dict in timm's Hugging Face repository ``repo`` (default: ViT-B/32 at 384; sha256
+    recorded at first use)."""
+    return load_file(hub_file(repo, TIMM_HUB_FILE, TIMM_HUB_REVISION, reader="safetensors"))
