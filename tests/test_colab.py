@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_use_drive_off_keeps_the_cache_and_says_where(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("COURSE_DOWNLOADS", raising=False)
+    monkeypatch.setenv("COURSE_DOWNLOADS", "unset")   # recorded, so use_drive's value is undone after
+    monkeypatch.delenv("COURSE_DOWNLOADS")
     assert colab.use_drive(False, drive=tmp_path / "drive") == tmp_path / "cache"
     out = capsys.readouterr().out
     assert "USE_DRIVE = True" in out and f"downloads: {tmp_path / 'cache' / 'downloads'}" in out
@@ -38,7 +39,8 @@ def test_use_drive_mounts_and_moves_the_cache_but_not_the_downloads(monkeypatch,
     mounted = []
     _fake_drive(monkeypatch, lambda path: mounted.append(path) or (Path(path) / "MyDrive").mkdir(parents=True))
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "local"))
-    monkeypatch.delenv("COURSE_DOWNLOADS", raising=False)
+    monkeypatch.setenv("COURSE_DOWNLOADS", "unset")   # recorded, so use_drive's value is undone after
+    monkeypatch.delenv("COURSE_DOWNLOADS")
     monkeypatch.delenv("COURSE_MIRROR", raising=False)
     root = colab.use_drive(True, drive=tmp_path / "drive", downloads=tmp_path / "content" / "downloads")
     assert mounted == [str(tmp_path / "drive")]

@@ -241,8 +241,8 @@ class LSeg(nn.Module):
     # -- both ----------------------------------------------------------------------------------------------------
     def logits_from(self, I: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         """F = t · I Tᵀ per pixel: (B, C, h, w), (N, C) -> (B, N, h, w)."""
-        validate.finite(T, "T", "the text embeddings hold NaN/inf: re-encode the labels (is the text encoder's "
-                                "checkpoint damaged?)")
+        validate.finite(T, "T", "the text embeddings hold NaN/inf: re-encode the labels"
+                                " (is the text encoder's checkpoint damaged?)")
         return self.temperature * torch.einsum("bchw,nc->bnhw", I, T)
 
     def forward(self, x: torch.Tensor, labels) -> torch.Tensor:

@@ -4,6 +4,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+# its worker processes import it by name: scripts/ first on the path, whatever else a test file put there
+_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
+if sys.path[:1] != [_SCRIPTS]:
+    sys.path.insert(0, _SCRIPTS)
 if "prepare" not in sys.modules:
     _spec = importlib.util.spec_from_file_location("prepare",
                                                    Path(__file__).resolve().parents[2] / "scripts" / "prepare.py")
