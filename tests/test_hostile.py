@@ -546,7 +546,7 @@ EXCLUDED = {
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
                      "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
-                     "lib.lseg.model.LSegConfig", "lib.spoof.experiment.SpoofConfig", "lib.icm.base.config_dict",
+                     "lib.lseg.model.LSegConfig", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
                      "lib.icm.experiment.finetune_grid", "lib.spoof.experiment.model_fn"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
                      "lib.icm.experiment.stamps_split", "lib.icm.experiment.eval_images",

@@ -5,7 +5,8 @@ One idea per file:
   gradcam.py       Grad-CAM over time, batched (temporal_cam: the formula; pytorch-grad-cam: the reference)
   ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
   data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices
-  experiment.py    SpoofConfig per scale; training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
+  config.py        SpoofConfig per scale (CONFIGS)
+  experiment.py    training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
   partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA, the five segment types derived from the public
                    labels, and the subsets the colab scale downloads
   audio.py, plots.py   audio I/O and checks; the chapter's figures
