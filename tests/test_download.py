@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lib.storage import download, errors, hashes, transfer, verification
-from tests.helpers.serve import serve
+from tests.helpers.serve import loopback, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = os.urandom(50_000)
@@ -69,13 +69,8 @@ def odd_server():
             self.wfile.write(body)
             self.close_connection = True
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback.serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture
@@ -311,11 +306,8 @@ def ranged():
 
         def do_GET(self):
             state["seen"].append({k: self.headers.get(k) for k in ("Range", "If-Range")})
-            data, start = state["data"], 0
-            m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-            if_range = self.headers.get("If-Range")
-            if state["ranges"] and m and (if_range is None or if_range == state["etag"]):
-                start = int(m.group(1))
+            data = state["data"]
+            start = loopback.range_start(self.headers, len(data), state["etag"]) if state["ranges"] else 0
             body = data[start:]
             self.send_response(206 if start else 200)
             self.send_header("Content-Length", str(len(body)))
@@ -334,13 +326,8 @@ def ranged():
                 return
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/big.bin", state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback.serving(Handler) as url:
+        yield f"{url}/big.bin", state
 
 
 def test_cut_mid_file_then_resumed_in_the_next_call(ranged, tmp_path, monkeypatch, capsys):
@@ -584,10 +571,8 @@ def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_f
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("COURSE_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    with loopback.serving(Handler) as url:
+        monkeypatch.setenv("COURSE_MIRROR", url)
         c = tmp_path / "c"
         with pytest.raises(errors.DownloadError, match=rf"(?s)Google Drive did not hand out the file.*put the file at "
                                                          rf"{c / 'x.ckpt'} by hand \(fetched in a browser\), then run again"):
@@ -597,9 +582,6 @@ def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_f
         assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == "https://example.org/x.ckpt"
         assert "trying the next source for x.ckpt: https://example.org/x.ckpt" in capsys.readouterr().out
         assert sorted(p.name for p in c.iterdir()) == ["first-use-sha256.json", "x.ckpt"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 # --- no pickle: every torch.load in the course's code is weights_only=True ----------------------------------------
