@@ -58,7 +58,7 @@ book/_vendor/.installed: node_modules/.package-lock.json
 # so that the book build then only renders. A notebook is executed again only when what it depends on changed
 # (scripts/prepare.py).
 data: setup
-	$(PY) scripts/prepare.py
+	$(PY) -m scripts.prepare
 
 book: setup data
 	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
@@ -74,7 +74,7 @@ slides: book
 # The suite on one pytest-xdist worker per core (a test file stays on one worker: its fixtures are built once).
 TEST_JOBS ?= auto
 test: setup
-	-$(PY) scripts/prepare.py
+	-$(PY) -m scripts.prepare
 	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly \
 	  -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
