@@ -107,7 +107,7 @@ def one_block(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.strip())
 
 
-# ---- MyST -> HTML: parsed by myst-parser's markdown-it set-up, as the book parses it -----------------------------------
+# ---- MyST -> HTML: parsed by myst-parser's markdown-it set-up, as the book parses it --------------------------------
 
 ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error", "seealso"}
 EXTENSIONS = {"dollarmath", "amsmath", "colon_fence", "deflist", "html_image", "substitution"}  # _config.yml's

@@ -17,7 +17,7 @@ import threading
 
 @contextlib.contextmanager
 def serving(handler):
-    """Serve ``handler`` (a ``BaseHTTPRequestHandler`` class) on a free loopback port; yields ``http://127.0.0.1:PORT``."""
+    """Serve ``handler`` (a ``BaseHTTPRequestHandler`` class) on a free loopback port; yields its base URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
