@@ -14,7 +14,7 @@ import torch
 
 from lib.spoof import (KINDS, build_ssl_res1d, check_waveform, frame_of, gradcam, gradcam_reference, n_frames, rcq,
                        rcq_counts, rcq_per_utterance, tiny_cm)
-from lib.spoof import data, experiment
+from lib.spoof import data, experiment, metrics
 from lib.spoof.partialspoof_subset import real_sets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -414,11 +414,11 @@ def test_crossfade_is_smoother_than_hard_cut(small_base):
 
 # ---------------------------------------------------------------- EER
 def test_eer_known_scores_and_brute_force():
-    assert experiment.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
-    assert experiment.eer([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 100.0
+    assert metrics.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert metrics.eer([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 100.0
     y = [0, 0, 0, 0, 1, 1, 1, 1]
     s = [0.1, 0.2, 0.3, 0.7, 0.25, 0.8, 0.85, 0.9]  # one bona fide above, one spoof below the best threshold
-    assert experiment.eer(y, s) == pytest.approx(25.0)
+    assert metrics.eer(y, s) == pytest.approx(25.0)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     s = rng.normal(size=400) + 1.2 * y
@@ -426,9 +426,9 @@ def test_eer_known_scores_and_brute_force():
     far = np.array([(s[y == 0] >= t).mean() for t in th])
     frr = np.array([(s[y == 1] < t).mean() for t in th])
     i = np.argmin(np.abs(far - frr))
-    assert experiment.eer(y, s) == pytest.approx(100 * (far[i] + frr[i]) / 2, abs=0.6)
+    assert metrics.eer(y, s) == pytest.approx(100 * (far[i] + frr[i]) / 2, abs=0.6)
     with pytest.raises(ValueError, match="both"):
-        experiment.eer([1, 1], [0.1, 0.2])
+        metrics.eer([1, 1], [0.1, 0.2])
 
 
 def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
@@ -440,10 +440,10 @@ def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
         y = rng.permutation(np.r_[np.zeros(n0), np.ones(n1)].astype(int))
         s = rng.normal(size=y.size) + rng.uniform(0, 2) * y       # continuous: no ties
         want = 100 * eer_reference(s[y == 1], s[y == 0])         # target = spoof (higher score = more spoof)
-        assert experiment.eer(y, s) == pytest.approx(want, abs=1e-9), seed
+        assert metrics.eer(y, s) == pytest.approx(want, abs=1e-9), seed
     # a tie: sklearn's ROC puts both tied trials on one side (25 %); the ASVspoof scorer splits them in input order
     y, s = np.array([0, 0, 1, 1]), np.array([0.5, 0.1, 0.5, 0.9])
-    assert experiment.eer(y, s) == 25.0 and 100 * eer_reference(s[y == 1], s[y == 0]) == 50.0
+    assert metrics.eer(y, s) == 25.0 and 100 * eer_reference(s[y == 1], s[y == 0]) == 50.0
 
 
 # ---------------------------------------------------------------- bad inputs
