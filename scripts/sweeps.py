@@ -20,16 +20,15 @@ from lib import sweep  # noqa: E402
 
 def icm_grid() -> list[dict]:
     """Chapter 1: the base codec (``steps=0``), then the MSE-only control and the PatchGAN at λ_adv 0.01 (the
-    chapter's run) across budgets, the PatchGAN at λ_adv 0.05, and the ceiling arm (the whole decoder trained, MSE
-    only); three seeds per point, cheapest first."""
+    chapter's run) at 50 and 150 steps, and the ceiling arm (the whole decoder trained, MSE only) at 150 steps; three
+    seeds per point. About 40 minutes on one core of a busy 2-core machine (a point costs about 45 s of measuring
+    plus 0.6 s per MSE step and 1.6 s per PatchGAN step there)."""
     head = lambda steps, lam, seed: {"steps": steps, "lambda_adv": lam, "layers": "head", "seed": seed}
     seeds = (0, 1, 2)
     points = [head(0, 0.0, 0)]
-    for steps in (50, 150, 600):
+    for steps in (50, 150):
         points += [head(steps, lam, s) for lam in (0.0, 0.01) for s in seeds]
-    points += [head(steps, 0.05, s) for steps in (150, 600) for s in seeds]
-    points += [{"steps": steps, "lambda_adv": 0.0, "layers": "decoder", "seed": s} for steps in (150, 600)
-               for s in seeds]
+    points += [{"steps": 150, "lambda_adv": 0.0, "layers": "decoder", "seed": s} for s in seeds]
     return points
 
 

@@ -36,6 +36,7 @@ from lib.icm.checkerboard import phase_means, residual
 from lib.icm.config import CONFIGS
 from lib.icm.machine import build, task_key, task_scores
 
+RESULT = Path(__file__).resolve().parent / "results" / "icm_diagnosis.json"   # scripts/sweeps.py icm
 LAYERS = {"head": FT.TRAINABLE,
           "decoder": ("g_s.0", "g_s.1", "g_s.2", "g_s.3", "g_s.4", "g_s.5", "g_s.6")}
 CHECK_BITSTREAM = 9  # fidelity images coded again by each finetuned codec to check its bytes
