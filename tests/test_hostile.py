@@ -411,6 +411,15 @@ def _sweep():
         Case("range", "rank", st.sampled_from([-1, 2, 5, 0.5, None]), lambda r: RC.EpochSampler(8, 4, r, 2)),
         Case("range", "batch", whole_numbers(1), lambda b: RC.EpochSampler(8, b, 0, 1)),
         Case("range", "n", whole_numbers(1), lambda n: RC.EpochSampler(n, 2, 0, 1))]
+    SW = m("lib.sweep")
+    s["lib.sweep.run"] = [
+        Case("empty", "points", st.sampled_from([[], ()]), lambda p: SW.run("s", TMP / "s.json", dict, p,
+                                                                          script="x", progress=False)),
+        Case("duplicates", "points", st.just([{"seed": 0}, {"seed": 0}]),
+             lambda p: SW.run("s", TMP / "s.json", dict, p, script="x", progress=False)),
+        Case("type", "points", st.sampled_from([None, 3, "seed", [1, 2], [{"seed": 0}, None]]),
+             lambda p: SW.run("s", TMP / "s.json", dict, p, script="x", progress=False))]
+    s["lib.sweep.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()), lambda p: SW.load(p))]
     s["lib.recipe.shard_report"] = [Case("range", "world", whole_numbers(1), lambda w: RC.shard_report(8, 4, w))]
     s["lib.recipe.rank_slice"] = [
         Case("range", "world", whole_numbers(1), lambda w: RC.rank_slice(8, 0, w)),
@@ -502,6 +511,9 @@ EXCLUDED = {
                      "lib.recipe.all_reduce_sum", "lib.recipe.gather_in_order"], _INTERNAL),
     **dict.fromkeys(["lib.recipe.setup", "lib.recipe.local_rank", "lib.recipe.barrier", "lib.recipe.log"], _NOARG),
     "lib.recipe.ResultsMissing": _ERROR,
+    "lib.sweep.SweepError": _ERROR,
+    **dict.fromkeys(["lib.sweep.find", "lib.sweep.table", "lib.sweep.close", "lib.sweep.point_id"],
+                    "reads or compares a sweep file that lib.sweep.load checked"),
     **dict.fromkeys(["lib.lseg.config.Run", "lib.lseg.config.Part", "lib.lseg.config.TinyData",
                      "lib.lseg.config.PascalFold", "lib.lseg.config.OfficialDemo", "lib.lseg.config.PaperRecipe",
                      "lib.lseg.experiment.fold_key"], _CONFIG),
