@@ -132,8 +132,10 @@ class PaperRecipe(Part):
         return self.base_lr / 16 * 1
 
 
-TINY_RUNS = tuple([Run("minilm", "bottleneck", 2, s) for s in range(3)] + [Run("minilm", "none", 0, s) for s in range(3)]
-                  + [Run("random", "bottleneck", 2, s) for s in range(3)])
+# the nine committed tiny runs: three seeds each of MiniLM text with bottleneck×2 blocks, without blocks, and the
+# random-vector control
+TINY_RUNS = tuple(Run(text, arch, depth, s) for text, arch, depth in
+                  (("minilm", "bottleneck", 2), ("minilm", "none", 0), ("random", "bottleneck", 2)) for s in range(3))
 
 
 @dataclass(frozen=True, kw_only=True)
