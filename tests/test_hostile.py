@@ -198,7 +198,7 @@ def _sweep():
 
     cache, checkpoint, download = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "download"))
     IM, widgets, runtime, scale = m("lib.images"), m("lib.display.widgets"), m("lib.runtime"), m("lib.scale")
-    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "finetune",
+    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "decoder_finetuning",
                                                           "patchgan"))
     LM, LMOD, LT = m("lib.lseg.metrics"), m("lib.lseg.model"), m("lib.lseg.training")
     SA, SG, PS, R, SR, SE = (m(f"lib.spoof.{n}") for n in ("audio", "gradcam", "partialspoof", "rcq", "ssl_res1d",
@@ -294,9 +294,9 @@ def _sweep():
         *[Case(k, "x", images(k, 64), lambda x: _disc()(x)) for k in ("dtype", "nan", "shape", "empty")],
         Case("dtype", "x", st.just(IMG64.double()), lambda x: _disc()(x),
              lambda r, x: torch.equal(r, _disc()(x.float())))]
-    s["lib.icm.patchgan.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
-                                           lambda m: PG.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
-    s["lib.icm.finetune.finetune"] = [
+    s["lib.icm.decoder_finetuning.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
+                                           lambda m: FT.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
+    s["lib.icm.decoder_finetuning.finetune"] = [
         Case("lengths", "cfg.batch", st.integers(3, 9).map(lambda b: _ft_cfg(batch=b, pool=2)),
              lambda cfg: FT.finetune(codec(), [("a", IMG64[0])], cfg)),
         Case("dtype", "train_photos[0]", images("dtype", 48, batch=False),
@@ -469,7 +469,7 @@ def _disc():
 
 
 def _ft_cfg(**kw):
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 32, "ndf": 4,
                                 "lr_g": 1e-2, **kw})
@@ -545,7 +545,7 @@ EXCLUDED = {
                      "lib.display.widgets.live", "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
-                     "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
+                     "lib.icm.base.BaseConfig", "lib.icm.decoder_finetuning.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
                      "lib.lseg.model.LSegConfig", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
                      "lib.icm.experiment.finetune_grid", "lib.spoof.experiment.model_fn"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
@@ -583,14 +583,14 @@ EXCLUDED = {
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
                      "lib.spoof.partialspoof.choose"], _RUN),
     **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint",
-                     "lib.icm.codec.codec_from_state_dict", "lib.icm.codec.from_compressai_checkpoint",
+                     "lib.icm.codec.from_compressai_checkpoint",
                      "lib.icm.codec.build_codec", "lib.icm.codec.state_hashes",
-                     "lib.icm.finetune.freeze_for_finetuning", "lib.icm.finetune.make_loss",
-                     "lib.icm.finetune.latent_pool", "lib.icm.finetune.head_state", "lib.icm.finetune.with_head",
+                     "lib.icm.decoder_finetuning.freeze_for_finetuning", "lib.icm.decoder_finetuning.make_loss",
+                     "lib.icm.decoder_finetuning.latent_pool", "lib.icm.decoder_finetuning.head_state", "lib.icm.decoder_finetuning.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
-                     "lib.icm.patchgan.windows", "lib.icm.patchgan.generator_loss",
-                     "lib.icm.patchgan.discriminator_loss", "lib.lseg.training.poly_schedule",
+                     "lib.icm.patchgan.windows", "lib.icm.decoder_finetuning.generator_loss",
+                     "lib.icm.decoder_finetuning.discriminator_loss", "lib.lseg.training.poly_schedule",
                      "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of", "lib.spoof.rcq.front_trim",
                      "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
                      "lib.spoof.gradcam.gradcam_reference", "lib.spoof.ssl_res1d.n_frames",
@@ -748,7 +748,7 @@ def test_nan_label_embeddings_are_refused():
 
 
 def test_finetune_batch_larger_than_its_pool_is_refused():
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     with pytest.raises(ValueError, match=r"cfg.batch must be between 1 and 2, got 4.*raise pool or lower batch"):
         FT.finetune(codec(), [("a", IMG64[0])], _ft_cfg(batch=4, pool=2))

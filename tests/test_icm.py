@@ -14,7 +14,7 @@ import torch
 import lib
 from lib import icm
 from lib.icm import codec as C
-from lib.icm import finetune as FT
+from lib.icm import decoder_finetuning as FT
 from lib.icm import patchgan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,27 +115,27 @@ def test_generator_loss_moves_only_the_decoder_and_discriminator_loss_only_D():
     D = icm.PatchDiscriminator(ndf=8)
     real = torch.rand(2, 3, 32, 32)
     fake = torch.rand(2, 3, 32, 32, requires_grad=True)
-    gen = patchgan.generator_loss(D, real, fake, lmbda_adv=0.5)
+    gen = FT.generator_loss(D, real, fake, lmbda_adv=0.5)
     assert torch.allclose(gen["L_G"], gen["mse"] + 0.5 * gen["adv"])
     gen["L_G"].backward()
     assert fake.grad.abs().sum() > 0 and all(p.grad is None for p in D.parameters())
     fake.grad = None
-    patchgan.discriminator_loss(D, real, fake).backward()
+    FT.discriminator_loss(D, real, fake).backward()
     assert fake.grad is None and all(p.grad is not None for p in D.parameters())
-    only_mse = patchgan.generator_loss(None, real, fake, lmbda_adv=0.5)   # the MSE-only control
+    only_mse = FT.generator_loss(None, real, fake, lmbda_adv=0.5)   # the MSE-only control
     assert set(only_mse) == {"L_G", "mse"} and torch.equal(only_mse["L_G"], only_mse["mse"])
 
 
 def test_training_minimises_the_losses_the_chapter_shows(monkeypatch):
-    """The chapter shows patchgan.generator_loss and discriminator_loss ({literalinclude} :pyobject:); the
+    """The chapter shows generator_loss and discriminator_loss ({literalinclude} :pyobject:); the
     finetuning loop must call exactly these, once each per step, and log what they return."""
     chapter = (ROOT / "book" / "01_icm.md").read_text()
     for name in ("generator_loss", "discriminator_loss"):
-        assert re.search(r"literalinclude\}\s*\.\./lib/icm/patchgan\.py\s*\n:pyobject: " + name, chapter), name
+        assert re.search(r"literalinclude\}\s*\.\./lib/icm/decoder_finetuning\.py\s*\n:pyobject: " + name, chapter), name
     calls, logged = [], []
 
     def spy(name):
-        real_fn = getattr(patchgan, name)
+        real_fn = getattr(FT, name)
 
         def wrapped(*args, **kwargs):
             out = real_fn(*args, **kwargs)
@@ -220,6 +220,51 @@ def test_forward_in_eval_mode_decodes_what_the_bitstream_decodes():
     assert codec.g_a[0].weight.grad is not None and codec.g_a[0].weight.grad.abs().sum() > 0
 
 
+# --- milestone snapshots of lib.train.fit ----------------------------------------------------------------------
+def _toy_fit(steps, ckpt=None, milestones=(), on_step=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    def batches(step):
+        g = torch.Generator().manual_seed(step)
+        return torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)
+    loss = lambda m, b: {"loss": torch.nn.functional.mse_loss(m(b[0]), b[1])}
+    hist = lib.train.fit(model, batches, loss, opt, steps, ckpt_path=ckpt, ckpt_every=2, progress=False,
+                         milestones=milestones, on_step=on_step)
+    return model, hist
+
+
+def test_fit_milestones_are_the_model_after_exactly_that_step(tmp_path):
+    _, hist = _toy_fit(7, milestones=(3, 5, 0))
+    assert sorted(hist.snapshots) == [0, 3, 5]
+    for m in (0, 3, 5):   # a run of m steps ends where the snapshot at m says
+        short, _ = _toy_fit(m) if m else (None, None)
+        want = short.state_dict() if m else _toy_fit(0)[0].state_dict()
+        assert all(torch.equal(hist.snapshots[m][k], want[k]) for k in want), m
+    assert not torch.equal(hist.snapshots[3]["weight"], hist.snapshots[5]["weight"])
+    with pytest.raises(ValueError, match="milestone"):
+        _toy_fit(4, milestones=(5,))
+
+
+def test_fit_milestones_survive_a_kill_and_resume(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    def kill(step, terms):
+        if step == 4:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        _toy_fit(7, ckpt, milestones=(3,), on_step=kill)   # killed past the milestone, before its end
+    assert lib.storage.checkpoint.load(ckpt)["step"] == 4
+    _, resumed = _toy_fit(7, ckpt, milestones=(3,))
+    _, straight = _toy_fit(7, milestones=(3,))
+    assert sorted(resumed.snapshots) == [3]
+    assert torch.equal(resumed.snapshots[3]["weight"], straight.snapshots[3]["weight"])
+    # a checkpoint written without a milestone's snapshot cannot give it back: refused, not silently skipped
+    other = tmp_path / "plain.pt"
+    _toy_fit(4, other)
+    with pytest.raises(lib.storage.checkpoint.CheckpointError, match="milestones"):
+        _toy_fit(7, other, milestones=(3,))
+
+
 def finetune_small(base, steps=1, milestones=None, **kw):
     photos = [("a", photo_like(5, 96)[0]), ("b", photo_like(6, 96)[0])]
     cfg = FT.FinetuneConfig(steps=steps, batch=2, crop=64, pool=4, k=2, patch=32, ndf=8, lr_g=1e-2, **kw)
@@ -276,7 +321,7 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["sha256"] == digest == lib.storage.download.sha256sum(out)
     state = lib.storage.checkpoint.load(out)
-    codec = C.codec_from_state_dict(state["state_dict"])
+    codec = C.ICMCodec.from_state_dict(state["state_dict"])
     assert state["config"]["rd_steps"] == 2 and state["config"]["steps"] == 2
     first, last = state["history"][0], state["history"][-1]
     assert first["step"] == 0 and first["stage"] == 1 and "feature" not in first        # rate-distortion
@@ -437,7 +482,7 @@ def test_from_compressai_checkpoint_reads_zoo_files(tmp_path, zoo_q1, layout):
     x = photo_like(0, 64)
     assert zoo_q1.compress(x)["strings"] == model.compress(x)["strings"]   # the same entropy coder tables
     # the same file as the chapter's codec (what pretrained_init returns)
-    codec = C.codec_from_state_dict(model.state_dict())
+    codec = C.ICMCodec.from_state_dict(model.state_dict())
     assert C.state_hashes(codec) == C.state_hashes(model)
 
 

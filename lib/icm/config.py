@@ -52,7 +52,7 @@ class ICMConfig(ScaleConfig):
     # the machine (lib.icm.machine.build)
     machine: str                  # "efficientnet-lite0" | "mask-rcnn"
     machine_size: int | None      # Mask R-CNN's shorter side (torchvision: 800)
-    # the decoder-head finetuning (lib.icm.finetune.FinetuneConfig, the fields that change with the scale)
+    # the decoder-head finetuning (lib.icm.decoder_finetuning.FinetuneConfig, the fields that change with the scale)
     ft_steps: int
     ft_batch: int
     ft_crop: int
@@ -82,7 +82,7 @@ class ICMConfig(ScaleConfig):
                                      confidence=0.0, coco_train_images=4, machine_size=128)
 
     def finetune_settings(self) -> dict:
-        """The scale's share of :class:`lib.icm.finetune.FinetuneConfig`'s fields: ``FinetuneConfig(k=3, patch=64,
+        """The scale's share of :class:`lib.icm.decoder_finetuning.FinetuneConfig`'s fields: ``FinetuneConfig(k=3, patch=64,
         **cfg.finetune_settings())``."""
         return dict(steps=self.ft_steps, batch=self.ft_batch, crop=self.ft_crop, pool=self.ft_pool, ndf=self.ft_ndf,
                     lr_g=self.ft_lr_g)

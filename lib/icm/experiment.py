@@ -20,7 +20,7 @@ from compressai.zoo.image import cfgs
 
 from lib.icm import base, codec as C
 from lib.icm import data
-from lib.icm import finetune as FT
+from lib.icm import decoder_finetuning as FT
 from lib.icm.machine import outputs, task_key, task_scores
 from lib.storage import cache, checkpoint, download
 
@@ -38,7 +38,7 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
         download.verify(path, record["sha256"], record_path.name,
                         f"restore it with `git checkout -- {path}` or retrain with: {record['command']}")
     state = checkpoint.load(path)
-    codec = C.codec_from_state_dict(state["state_dict"]).eval()
+    codec = C.ICMCodec.from_state_dict(state["state_dict"]).eval()
     return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}
 
 
@@ -136,7 +136,7 @@ def finetune_grid(cfg) -> dict[str, tuple[FT.FinetuneConfig, list | None]]:
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
-    """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
+    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash;
     interrupted runs resume from their checkpoint."""
     base_id = C.state_hashes(base)["g_s.6.weight"][:12]
     key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
