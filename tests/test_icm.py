@@ -15,7 +15,7 @@ import lib
 from lib import icm
 from lib.icm import codec as C
 from lib.icm import decoder_finetuning as FT
-from lib.icm import patchgan
+from lib.icm import coco, kodak, patchgan
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -562,20 +562,20 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
         Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(site / f"kodim{i:02d}.png")
     Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(site / "000000000139.jpg")
     with pytest.raises(ValueError, match="coco_ids"):
-        data.coco_val([])                            # no ids given: say so, download nothing
+        coco.coco_val([])                            # no ids given: say so, download nothing
     with serve(site) as url:
-        kodak = data.kodak(url=url + "/kodim{:02d}.png")
-        assert len(kodak) == 24 and kodak[0][0] == "kodim01"
-        assert kodak[0][1].shape == (1, 3, 32, 48)   # cropped to the codec's stride (16)
+        kodak_imgs = kodak.kodak(url=url + "/kodim{:02d}.png")
+        assert len(kodak_imgs) == 24 and kodak_imgs[0][0] == "kodim01"
+        assert kodak_imgs[0][1].shape == (1, 3, 32, 48)   # cropped to the codec's stride (16)
         assert lib.storage.download.downloads()[-1]["verified_by"] == "first_use"
         assert lib.storage.download.downloads()[-1]["loaded_with"] == "PIL"
-        coco = data.coco_val([139], url=url + "/{:012d}.jpg")
-        assert coco[0][1].shape == (1, 3, 224, 224) and 0 <= coco[0][1].min() and coco[0][1].max() <= 1
+        coco_imgs = coco.coco_val([139], url=url + "/{:012d}.jpg")
+        assert coco_imgs[0][1].shape == (1, 3, 224, 224) and 0 <= coco_imgs[0][1].min() and coco_imgs[0][1].max() <= 1
         (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
         # re-checked against its first-use record
         with pytest.raises(lib.storage.download.ChecksumError, match="delete it"):
-            data.coco_val([139], url=url + "/{:012d}.jpg")
-        assert [n for n, _ in data.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
+            coco.coco_val([139], url=url + "/{:012d}.jpg")
+        assert [n for n, _ in kodak.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
 
 
 # --- the chapter's configurations (lib.icm.config) -----------------------------------------------------------------
@@ -695,9 +695,9 @@ def test_coco_annotations_are_cut_with_the_images_and_score_perfect_detections_1
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     site = _coco_site(tmp_path, [139, 632])   # 139: 640x427 (cut to 640x416), 632: 640x480
     with serve(site) as url:
-        images = data.coco_val([139, 632], size=None, url=url + "/{:012d}.jpg")
+        images = coco.coco_val([139, 632], size=None, url=url + "/{:012d}.jpg")
         assert [tuple(x.shape[-2:]) for _, x in images] == [(416, 640), (480, 640)]
-        gt = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+        gt = coco.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
         assert lib.storage.download.downloads()[-1]["loaded_with"] == "zip"
     assert len(gt) == 2 and "000000000139" in gt and "000000000285" not in gt
     anns = gt.coco.loadAnns(gt.coco.getAnnIds(imgIds=[139]))
@@ -730,15 +730,15 @@ def test_coco_annotations_that_do_not_match_the_images_are_refused(tmp_path, mon
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     site = _coco_site(tmp_path, [139, 285], annotated=[632, 724])  # the annotations of other images
     with serve(site) as url:
-        images = data.coco_val([139, 285], size=None, url=url + "/{:012d}.jpg")
+        images = coco.coco_val([139, 285], size=None, url=url + "/{:012d}.jpg")
         with pytest.raises(ValueError, match=r"describes no image with id \[139, 285\].*coco_ids"):
-            data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+            coco.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
     (tmp_path / "b").mkdir()
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "b" / "cache"))
     wrong = [("000000000139", torch.rand(1, 3, 480, 640))]   # 139 is 640x427 in the file
     with serve(_coco_site(tmp_path / "b", [139])) as url:
         with pytest.raises(ValueError, match=r"says image 139 is 640x427 pixels.*do not match the images"):
-            data.coco_annotations(wrong, url=url + "/annotations_trainval2017.zip")
+            coco.coco_annotations(wrong, url=url + "/annotations_trainval2017.zip")
 
 
 def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do(tmp_path, monkeypatch):
@@ -756,12 +756,12 @@ def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do
     with serve(site) as url:
         with pytest.raises(lib.storage.download.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
                                                               r"HTTP 404.*leave its id out of kodak_ids"):
-            data.kodak((1, 2, 3), url=url + "/kodim{:02d}.png")
+            kodak.kodak((1, 2, 3), url=url + "/kodim{:02d}.png")
         with pytest.raises(ValueError, match=r"000000000139\.jpg is 40x12 pixels, smaller than the codec's stride "
                                              r"\(16 px\).*leave its id out of coco_ids"):
-            data.coco_val([139], size=None, url=url + "/{:012d}.jpg")
+            coco.coco_val([139], size=None, url=url + "/{:012d}.jpg")
     with pytest.raises(ValueError, match=r"no image \[25\]: fix kodak_ids"):
-        data.kodak((24, 25))
+        kodak.kodak((24, 25))
     with pytest.raises(ValueError, match=r"images\[0\] is 8x8 pixels: the codec \(its total stride\) needs height "
                                          r"and width that are positive multiples of 16"):
         C.compress_all(small_codec(), [torch.rand(1, 3, 8, 8)])
@@ -791,8 +791,8 @@ def test_mask_rcnn_machine_loads_a_checked_state_dict_and_scores_against_annotat
         m = Mm.build(cfg)
         assert lib.storage.download.downloads()[-1]["verified_by"] == "hash_prefix"
         assert not any(p.requires_grad for p in m.parameters())
-        images = data.coco_val([139], size=None, url=url + "/{:012d}.jpg")
-        m.ground_truth = data.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
+        images = coco.coco_val([139], size=None, url=url + "/{:012d}.jpg")
+        m.ground_truth = coco.coco_annotations(images, url=url + "/annotations_trainval2017.zip")
     x = images[0][1][..., :64, :64].clone().requires_grad_(True)
     d = Mm.task_distortion(m(x), m(x.detach() * 0.9))
     assert float(d["kl"]) == 0.0 and float(d["feature"]) > 0

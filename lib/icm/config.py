@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lib.icm.data import COCO_ANNOTATIONS_URL, COCO_VAL_URL, COCO_ZIP_URL, KODAK_URL
+from lib.icm.coco import COCO_ANNOTATIONS_URL, COCO_VAL_URL, COCO_ZIP_URL
+from lib.icm.kodak import KODAK_URL
 from lib.scale import ScaleConfig
 
 # COCO val2017 image ids (our choice: the first ids of the val2017 list, as published file names show them; the

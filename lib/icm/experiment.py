@@ -19,7 +19,7 @@ import torch
 from compressai.zoo.image import cfgs
 
 from lib.icm import base, codec as C
-from lib.icm import data
+from lib.icm import coco, data, kodak
 from lib.icm import decoder_finetuning as FT
 from lib.icm.machine import outputs, task_key, task_scores
 from lib.storage import cache, checkpoint, download
@@ -95,10 +95,10 @@ def eval_sets(cfg, eval_photos, eval_stamps, machine) -> tuple[list, list]:
         return (eval_images(eval_photos, cfg.fid_crop, cfg.fid_per_photo),
                 task_images(eval_photos, eval_stamps, machine, cfg.task_size, cfg.task_per_stamp, cfg.confidence))
     if cfg.eval_sets == "kodak+coco":
-        coco = data.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url)
+        coco = coco.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url)
         if hasattr(machine, "ground_truth"):  # a machine scored against the real annotations (Mask R-CNN)
-            machine.ground_truth = data.coco_annotations(coco, url=cfg.coco_annotations_url)
-        return data.kodak(cfg.kodak_ids, url=cfg.kodak_url), confident(coco, machine, cfg.confidence)
+            machine.ground_truth = coco.coco_annotations(coco, url=cfg.coco_annotations_url)
+        return kodak.kodak(cfg.kodak_ids, url=cfg.kodak_url), confident(coco, machine, cfg.confidence)
     raise ValueError(f"unknown eval_sets {cfg.eval_sets!r} in {cfg.name}: use 'held-out' or 'kodak+coco'")
 
 
@@ -152,7 +152,7 @@ def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[
         return load_base()
     if cfg.base == "compressai":
         if cfg.coco_train_url:  # crops of COCO images in place of the offline photos and scenes
-            train_photos = data.coco_train(cfg.coco_train_images, cfg.coco_ids, url=cfg.coco_train_url,
+            train_photos = coco.coco_train(cfg.coco_train_images, cfg.coco_ids, url=cfg.coco_train_url,
                                            short_side=cfg.base_crop + 32)
             train_stamps = None
         codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)

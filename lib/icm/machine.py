@@ -163,7 +163,7 @@ class MaskRCNN(nn.Module):
 
     ``forward(x in [0, 1])`` gives the FPN's four feature maps (strides 4-32) of the normalised image at its own
     size (the training loss's feature distance; no class posteriors). :meth:`detect` runs the whole detector, which
-    resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.data.CocoSubset`,
+    resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.coco.CocoSubset`,
     set by :func:`lib.icm.experiment.eval_sets`) gives the real-annotation mAP. Inference runs on ``device``;
     ``kwargs`` go to torchvision's ``MaskRCNN`` (e.g. ``box_score_thresh``).
     """
