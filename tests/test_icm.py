@@ -579,30 +579,107 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
 
 
 # --- the chapter's configurations (lib.icm.config) -----------------------------------------------------------------
-def test_tiny_config_holds_the_settings_the_chapter_ran_with():
-    """The literals of the chapter and of experiment.eval_sets at 354bff6 (before the configuration): same runs,
-    same memo keys, same numbers."""
+def _observe(cfg, monkeypatch, tmp_path) -> dict:
+    """Everything the chapter's code receives from ``cfg``: the memo keys of its finetunings and of its base codec's
+    training, and the arguments that reach the evaluation sets, the base codec and the machine (spies stand in for
+    downloads and training)."""
+    from lib.icm import base as B
+    from lib.icm import experiment as X
+    from lib.icm import machine as Mm
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    seen = {"ft": [lib.storage.cache.key("icm-ft", run=run, milestones=ms) for run, ms in X.finetune_grid(cfg).values()]}
+
+    def spy(name, out=None):
+        def record(*args, **kwargs):
+            seen.setdefault(name, []).append((args, kwargs))
+            return out(*args) if callable(out) else out
+        return record
+    monkeypatch.setattr(X, "eval_images", spy("eval_images", []))
+    monkeypatch.setattr(X, "task_images", spy("task_images", []))
+    monkeypatch.setattr(X, "confident", spy("confident", []))
+    monkeypatch.setattr(coco, "coco_val", spy("coco_val", []))
+    monkeypatch.setattr(coco, "coco_annotations", spy("coco_annotations"))
+    monkeypatch.setattr(kodak, "kodak", spy("kodak", []))
+    monkeypatch.setattr(coco, "coco_train", spy("coco_train", []))
+    monkeypatch.setattr(X, "load_base", spy("load_base", (None, {})))
+    monkeypatch.setattr(X.C, "pretrained_init", spy("pretrained_init"))
+    monkeypatch.setattr(B, "train_base", spy("train_base", (torch.nn.Identity(), [])))
+    monkeypatch.setattr(Mm, "MaskRCNN", spy("MaskRCNN"))
+    monkeypatch.setattr(Mm, "EfficientNetLite0", spy("EfficientNetLite0"))
+
+    class Machine(torch.nn.Module):
+        ground_truth = None
+    X.eval_sets(cfg, [], [], Machine())
+    X.base_codec(cfg, [], [], Machine())
+    Mm.build(cfg)
+    return {k: repr(v) for k, v in seen.items()}
+
+
+def _changed(value):
+    """Another valid value of a configuration field."""
+    if isinstance(value, bool) or value is None:
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value + 1 if value != 4 else 3          # CompressAI's qualities stop at 4
+    if isinstance(value, float):
+        return value * 2 if value else 0.25
+    if isinstance(value, str):
+        return value + "?copy=2"
+    if isinstance(value, tuple):
+        return value[:-1]
+    raise TypeError(value)
+
+
+@pytest.mark.parametrize("scale", ["tiny", "colab"])
+def test_every_config_field_reaches_the_code_and_none_is_ignored(scale, monkeypatch, tmp_path):
+    """Change any one field of a configuration and what the chapter's code receives changes (the finetunings'
+    memo keys, the base codec's, or the arguments of the evaluation sets, the base and the machine); set a field its
+    kind does not use and the configuration is refused."""
+    import dataclasses
+
     from lib.icm import config
 
-    tiny = config.CONFIGS["tiny"]
-    common = tiny.finetune_settings()
-    assert common == dict(steps=150, batch=4, crop=128, pool=256, ndf=32, lr_g=3e-4)
-    assert (tiny.base, tiny.eval_sets, tiny.fid_crop, tiny.fid_per_photo, tiny.task_size, tiny.task_per_stamp,
-            tiny.confidence) == ("committed", "held-out", 192, 9, 224, 4, 0.5)
-    # a finetuning run's memo key names every field of its configuration
-    assert lib.storage.cache.key("icm-ft", run=FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common)) == (
-        "icm-ft-run.steps=150-run.batch=4-run.crop=128-run.pool=256-run.k=3-run.patch=64-run.lmbda_adv=0.01-"
-        "run.lr_g=0.0003-run.lr_d=0.0002-run.gan=lsgan-run.ndf=32-run.n_layers=3-run.adversarial=True-"
-        "run.trainable=('g_s.0', 'g_s.1')-run.seed=0")
-    colab = config.CONFIGS["colab"]
-    assert colab.finetune_settings() == dict(steps=1000, batch=8, crop=256, pool=256, ndf=64, lr_g=1e-4)
-    assert (tiny.machine, tiny.li_k, tiny.li_patch) == ("efficientnet-lite0", 1, 128)  # the chapter's "LI 1×128"
-    assert (colab.machine, colab.li_k, colab.li_patch, colab.task_size) == ("mask-rcnn", 3, 128, None)
-    assert (colab.base, colab.base_quality, colab.eval_sets, colab.kodak_ids) == ("compressai", 2, "kodak+coco",
-                                                                                 tuple(range(1, 25)))
-    assert colab.coco_url.format(139) == "http://images.cocodataset.org/val2017/000000000139.jpg"
-    assert len(set(colab.coco_ids)) == len(colab.coco_ids) >= 30
-    assert "paper" not in config.CONFIGS
+    cfg = config.CONFIGS[scale]
+    before = _observe(cfg, monkeypatch, tmp_path)
+    kinds = set(config._KINDS)                          # the kind fields choose the records: tested below
+    used = {c for p in kinds for c in config._KINDS[p][getattr(cfg, p)][1].values()}
+    unused = {c for p in kinds for _, m in config._KINDS[p].values() for c in m.values()} - used
+    for f in dataclasses.fields(cfg):
+        if f.name in {"scale", "rehearsal"} | kinds:
+            continue
+        value = getattr(cfg, f.name)
+        if f.name in unused:
+            assert value is None, f"{scale}: {f.name} is set but its kind does not use it"
+            with pytest.raises(ValueError, match="does not use"):
+                dataclasses.replace(cfg, **{f.name: 3})
+            continue
+        other = dataclasses.replace(cfg, **{f.name: 64 if value is None else _changed(value)})
+        assert _observe(other, monkeypatch, tmp_path) != before, f"{scale}: {f.name} reaches nothing"
+    for part in kinds:   # another kind with this configuration's fields: refused, with what to set
+        other_kind = next(k for k in config._KINDS[part] if k != getattr(cfg, part))
+        with pytest.raises(ValueError, match=part):
+            dataclasses.replace(cfg, **{part: other_kind})
+
+
+def test_the_chapters_runs_are_named_by_their_settings():
+    """The runs the chapter shows come from the configuration: names say their settings, and each run has its own
+    memo key."""
+    from lib.icm import config
+
+    for cfg in config.CONFIGS.values():
+        runs = cfg.runs()
+        for run in runs.all():
+            s = run.settings
+            assert f"{s.k}×{s.patch}" in run.name or not s.adversarial, run.name
+            assert all(0 < m < s.steps for m in run.milestones or ()), run
+            assert (s.steps, s.batch, s.crop, s.pool, s.ndf) == (cfg.ft_steps, cfg.ft_batch, cfg.ft_crop, cfg.ft_pool,
+                                                                 cfg.ft_ndf)
+        assert not runs.control.settings.adversarial and runs.patchgan.settings.adversarial
+        assert runs.li.settings.lr_g < runs.patchgan.settings.lr_g and runs.li.settings.patch == cfg.li_patch
+        assert [f"{r.settings.k}×{r.settings.patch}" for r in runs.ablation] == [f"{k}×{s}" for k, s in cfg.ablation]
+        keys = {lib.storage.cache.key("icm-ft", run=r.settings, milestones=r.milestones) for r in runs.all()}
+        assert len(keys) == len(runs.all()) == 3 + len(cfg.ablation)
 
 
 def test_rehearsal_keeps_every_code_path_of_colab():
@@ -635,7 +712,7 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
     """Kodak + COCO by the ids the configuration names (downloads replaced), the held-out sets otherwise."""
     import dataclasses
 
-    from lib.icm import config, data
+    from lib.icm import config
     from lib.icm import experiment as X
 
     asked = {}
@@ -648,8 +725,8 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
         asked["coco"] = (tuple(ids), size, url)
         return [(f"{i:012d}", photo_like(i, size)) for i in ids]
 
-    monkeypatch.setattr(data, "kodak", fake_kodak)
-    monkeypatch.setattr(data, "coco_val", fake_coco)
+    monkeypatch.setattr(kodak, "kodak", fake_kodak)
+    monkeypatch.setattr(coco, "coco_val", fake_coco)
     cfg = dataclasses.replace(config.CONFIGS["colab"].rehearsed(), task_size=32)
     monkeypatch.setattr(X, "top_probability", lambda images, machine: torch.tensor([0.9, 0.1, 0.8, 0.2][:len(images)]))
     fid, task = X.eval_sets(dataclasses.replace(cfg, confidence=0.5), None, None, machine=None)
@@ -657,10 +734,10 @@ def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):
     assert [n for n, _ in fid] == [f"kodim{i:02d}" for i in cfg.kodak_ids]
     assert [n for n, _ in task] == [f"{cfg.coco_ids[0]:012d}", f"{cfg.coco_ids[2]:012d}"]
     assert "3 Kodak images" in X.describe_eval_sets(cfg, fid, task, ([], []), ([], []))
-    with pytest.raises(ValueError, match="unknown eval_sets"):
-        X.eval_sets(dataclasses.replace(cfg, eval_sets="imagenet"), None, None, None)
-    with pytest.raises(ValueError, match="unknown base"):
-        X.base_codec(dataclasses.replace(cfg, base="jpeg"), None, None, None)
+    with pytest.raises(ValueError, match="eval_sets='imagenet' is not one of"):
+        dataclasses.replace(cfg, eval_sets="imagenet")
+    with pytest.raises(ValueError, match="base='jpeg' is not one of"):
+        dataclasses.replace(cfg, base="jpeg")
 
 
 # --- colab: COCO annotations, Mask R-CNN's scores, bad input ----------------------------------------------------
