@@ -222,7 +222,7 @@ class ICMConfig(ScaleConfig):
         return Runs(
             patchgan=Run("PatchGAN 3×64", "PatchGAN", gan(3, 64), [steps // 3, 2 * steps // 3]),
             control=Run("MSE-only control", "MSE only", gan(3, 64, adversarial=False)),
-            li=Run(f"LI {self.li_k}×{self.li_patch}", "LI", li),
+            li=Run(f"LI {self.li_k}×{self.li_patch}", f"LI {self.li_k}×{self.li_patch}", li),
             ablation=tuple(Run(f"PatchGAN {k}×{s}", f"{k}×{s}", gan(k, s)) for k, s in self.ablation))
 
     def finetune_settings(self) -> dict:

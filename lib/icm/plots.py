@@ -233,7 +233,7 @@ def per_image_figure(df: pd.DataFrame, P: int):
     poster = TABLE_1[MAIN].psnr - TABLE_1["base"].psnr
     ax[0].axhline(poster, color="C3", ls="--", lw=1)
     ax[0].text(ax[0].get_xlim()[0], poster, f" {SOURCE}, {MAIN}: mean +{poster:.2f} dB", color="C3", fontsize=7,
-               va="bottom", ha="left")
+               va="bottom", ha="left", bbox=dict(fc="white", ec="none", alpha=0.8, pad=1))
     ax[0].axhline(0, color="0.5", lw=0.8)
     ax[0].set_title("PSNR gain over the base decode, per image", fontsize=9)
     ax[1].set_ylabel(f"artifact score, P={P}")
