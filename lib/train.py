@@ -85,10 +85,9 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         steps: int, *, ckpt_path=None, ckpt_every: int = 50, scheduler=None, log_every: int = 10,
         sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None,
         before_step: Callable[[], None] | None = None, local_batches: bool = False,
-        ddp_kwargs: dict | None = None, milestones=(),
-        snapshot: Callable[[torch.nn.Module], object] | None = None) -> "History":
-    """Train ``model`` for ``steps`` steps and return the history (one dict of floats per logged step; a
-    :class:`History`).
+        ddp_kwargs: dict | None = None, milestones=(), snapshots: dict | None = None,
+        snapshot: Callable[[torch.nn.Module], object] | None = None) -> list[dict]:
+    """Train ``model`` for ``steps`` steps and return the history (one dict of floats per logged step).
 
     ``loss_fn(model, batch) -> dict`` returns the scalar to minimise under ``"loss"`` and any other terms to log.
     ``on_step(step, terms)`` is called after each step (for plots, or for a test that kills the run);
@@ -98,15 +97,18 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
     ``DistributedDataParallel`` (e.g. ``find_unused_parameters=True`` for a model with parameters a loss skips).
 
     ``milestones=(150, 600)``: after each of those steps, ``snapshot(model)`` (default: a CPU copy of the model's
-    ``state_dict``) is taken, logged, and written with the checkpoint at that step, so a run resumed past a milestone
-    still has it; the returned :class:`History` holds them (``.snapshots``, ``{step: snapshot}``). A milestone of 0 is the model before training.
+    ``state_dict``) is taken, logged, written with the checkpoint at that step (so a run resumed past a milestone
+    still has it) and put into the dict ``snapshots`` as ``{step: snapshot}``. A milestone of 0 is the model before
+    training.
     """
     rank, world = distributed()
     history: list[dict] = []
     start = 0
     milestones = _check_milestones(milestones, steps)
     snapshot = snapshot or _state_copy
-    taken: dict[int, object] = {}
+    taken: dict[int, object] = {} if snapshots is None else snapshots
+    if milestones and snapshots is None:
+        raise ValueError("milestones need a dict to put their snapshots in: pass snapshots={} and read it afterwards")
     if ckpt_path is not None and os.path.exists(ckpt_path):
         state = checkpoint.load(ckpt_path)
         if not isinstance(state, dict) or not {"model", "optimizer", "rng", "step", "history"} <= set(state):
@@ -123,7 +125,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         torch.set_rng_state(state["rng"])
         _set_cuda_rng(state.get("cuda_rng"), ckpt_path)
         start, history = state["step"], state["history"]
-        taken = dict(state.get("milestones", {}))
+        taken.update(state.get("milestones", {}))
         missing = [m for m in milestones if m <= start and m not in taken]
         if missing:
             raise checkpoint.CheckpointError(
@@ -174,15 +176,7 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         if on_step is not None:
             on_step(step, logged)
     model.eval()
-    return History(history, snapshots=taken)
-
-
-class History(list):
-    """What :func:`fit` returns: the logged steps (a list of dicts), and ``snapshots``, ``{milestone: snapshot}``."""
-
-    def __init__(self, logged=(), snapshots: dict | None = None):
-        super().__init__(logged)
-        self.snapshots = dict(snapshots or {})
+    return history
 
 
 def _state_copy(model: torch.nn.Module) -> dict:

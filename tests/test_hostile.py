@@ -598,7 +598,7 @@ EXCLUDED = {
                      "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
                      "lib.spoof.gradcam.gradcam_reference", "lib.spoof.ssl_res1d.n_frames",
                      "lib.spoof.ssl_res1d.tiny_cm", "lib.lseg.text.TextEncoder", "lib.lseg.text.RandomText",
-                     "lib.icm.coco.CocoSubset", "lib.train.History"], _INTERNAL),
+                     "lib.icm.coco.CocoSubset"], _INTERNAL),
     **dict.fromkeys(["lib.lseg.official.split_official_state_dict", "lib.lseg.official.from_official_state_dict",
                      "lib.lseg.official.convert_official_checkpoint", "lib.lseg.weights.torchscript_state_dict",
                      "lib.spoof.partialspoof.read_protocol", "lib.spoof.partialspoof.read_audio",

@@ -173,11 +173,12 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
         idx = torch.randperm(cfg.pool, generator=torch.Generator().manual_seed(cfg.seed * 104729 + step))[:cfg.batch]
         return step, x_pool[idx.to(x_pool.device)], y_pool[idx.to(y_pool.device)]
 
+    heads: dict[int, dict] = {}
     hist = train.fit(model, batches, make_loss(cfg), opt, cfg.steps, ckpt_path=ckpt_path, ckpt_every=50,
-                     log_every=10, progress=progress, milestones=(*(milestones or ()), cfg.steps),
+                     log_every=10, progress=progress, milestones=(*(milestones or ()), cfg.steps), snapshots=heads,
                      snapshot=lambda _: head_state(codec, cfg.trainable))
-    snapshots = {str(m): head for m, head in hist.snapshots.items()}
-    return {"trained": [[n, c] for n, c in trained], "snapshots": snapshots, "history": list(hist)}
+    return {"trained": [[n, c] for n, c in trained], "snapshots": {str(m): h for m, h in heads.items()},
+            "history": hist}
 
 
 def head_state(codec: ICMCodec, trainable=TRAINABLE) -> dict:
