@@ -24,3 +24,4 @@ from lib.icm.config import CONFIGS  # noqa: F401
 from lib.icm.codec import compress_all, decompress_all  # noqa: F401
 from lib.icm.decoder_finetuning import FinetuneConfig, gan_loss  # noqa: F401
 from lib.icm.patchgan import PatchDiscriminator, aligned_patches, receptive_field  # noqa: F401
+from lib.icm import paper_numbers  # noqa: F401

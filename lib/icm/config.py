@@ -219,11 +219,13 @@ class ICMConfig(ScaleConfig):
         def gan(k, patch, **kw):
             return FinetuneConfig(k=k, patch=patch, lmbda_adv=0.01, **{**common, **kw})
         li = FinetuneConfig(k=self.li_k, patch=self.li_patch, lmbda_adv=0.003, **{**common, "lr_g": self.ft_lr_g / 2})
+        main = gan(3, 64)
         return Runs(
-            patchgan=Run("PatchGAN 3×64", "PatchGAN", gan(3, 64), [steps // 3, 2 * steps // 3]),
+            patchgan=Run(f"PatchGAN {main.k_by_s}", "PatchGAN", main, [steps // 3, 2 * steps // 3]),
             control=Run("MSE-only control", "MSE only", gan(3, 64, adversarial=False)),
-            li=Run(f"LI {self.li_k}×{self.li_patch}", f"LI {self.li_k}×{self.li_patch}", li),
-            ablation=tuple(Run(f"PatchGAN {k}×{s}", f"{k}×{s}", gan(k, s)) for k, s in self.ablation))
+            li=Run(f"LI {li.k_by_s}", f"LI {li.k_by_s}", li),
+            ablation=tuple(Run(f"PatchGAN {run.k_by_s}", run.k_by_s, run)
+                           for run in (gan(k, s) for k, s in self.ablation)))
 
     def finetune_settings(self) -> dict:
         """The scale's share of :class:`lib.icm.decoder_finetuning.FinetuneConfig`'s fields: ``FinetuneConfig(k=3, patch=64,

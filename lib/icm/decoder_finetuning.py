@@ -62,6 +62,11 @@ class FinetuneConfig:
     trainable: tuple = TRAINABLE
     seed: int = 0
 
+    @property
+    def k_by_s(self) -> str:
+        """``"3×64"``: patches per image × patch size, as the poster's Table 1 names its rows."""
+        return f"{self.k}×{self.patch}"
+
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
     """LSGAN: mean (D − t)²; BCE: binary cross-entropy with logits; t = 1 for real, 0 for fake."""

@@ -36,6 +36,11 @@ TABLE_1: dict[str, Row] = {
 }
 MAIN = "3×64"   # the poster's main setting: 3 patches of 64×64
 
+
+def main_row() -> Row:
+    """The row of the poster's main setting, :data:`MAIN`."""
+    return TABLE_1[MAIN]
+
 # BD-rate of the same group's earlier ICM codec against VVC, for object detection (Le et al., "Image Coding for
 # Machines: an End-to-End Learned Approach", ICASSP 2021, arXiv 2108.09993, abstract), %
 ICASSP2021_BD_RATE_DETECTION = -37.87
