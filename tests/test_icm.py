@@ -915,3 +915,20 @@ def test_rehearsal_miniatures_of_the_colab_files_have_the_real_formats():
     assert coco.annToMask(coco.loadAnns(coco.getAnnIds(imgIds=[139]))[0]).shape == (427, 640)
     with zipfile.ZipFile(io.BytesIO(icm_maker.coco_val_zip(""))) as z:
         assert "val2017/000000000001.jpg" in z.namelist() and "val2017/000000000139.jpg" in z.namelist()
+
+
+def test_the_papers_numbers_are_read_not_copied_into_the_chapter():
+    """Every number of the poster's Table 1 lives in lib/icm/paper_numbers.py; no code cell of the chapter or of the
+    plots module writes one out again (a copy would not follow a correction)."""
+    import jupytext
+
+    from lib.icm import paper_numbers as PN
+
+    nb = jupytext.read(ROOT / "book" / "01_icm.md")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    code += (ROOT / "lib" / "icm" / "plots.py").read_text()
+    rows = PN.TABLE_1.values()   # as published, and PSNR as the glance rounds it
+    numbers = ({f"{v:.3f}" for r in rows for v in (r.map, r.psnr, r.ssim, r.vgg)} | {f"{r.psnr:.2f}" for r in rows}
+               | {f"{abs(r.map_change):.2f}" for r in rows if r.map_change})
+    assert numbers and not [n for n in sorted(numbers) if re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", code)]
+    assert PN.main_row() is PN.TABLE_1[PN.MAIN] and PN.TABLE_1["base"].map_change == 0
