@@ -482,12 +482,22 @@ def test_finetune_stops_on_nan_loss(monkeypatch):
         FT.finetune(small_codec(), [("a", torch.rand(3, 48, 48))], _ft_cfg())
 
 
-def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path):
+def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path, monkeypatch):
     from lib.icm import decoder_finetuning as FT
 
     photos, cfg = [("a", torch.rand(3, 48, 48))], _ft_cfg(steps=3, adversarial=False)
-    ref = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
-    (tmp_path / "a.pt.milestones.pt").unlink()               # as if killed after step 3 before the snapshot file
+    ref = FT.finetune(small_codec(), photos, cfg, milestones=[1])   # uninterrupted
+    fit = FT.train.fit
+
+    def killed_after_step_2(*args, **kwargs):                # past the milestone, checkpointed at every step
+        def kill(step, terms):
+            if step == 1:
+                raise KeyboardInterrupt
+        return fit(*args, **{**kwargs, "ckpt_every": 1, "on_step": kill})
+    monkeypatch.setattr(FT.train, "fit", killed_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
+    monkeypatch.undo()
     again = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
     for m in ("1", "3"):
         assert all(torch.equal(ref["snapshots"][m][k], again["snapshots"][m][k]) for k in ref["snapshots"][m])
