@@ -522,7 +522,7 @@ EXCLUDED = {
     **dict.fromkeys(["lib.spoof.recipe.cm_name", "lib.spoof.recipe.load", "lib.spoof.recipe.chunk_batches",
                      "lib.spoof.recipe.lr_factor", "lib.spoof.recipe.average_into", "lib.spoof.recipe.work"],
                     _INTERNAL),
-    "lib.spoof.config.SpoofPaperConfig": _CONFIG,
+    **dict.fromkeys(["lib.spoof.config.SpoofPaperConfig", "lib.spoof.config.PaperTraining"], _CONFIG),
     **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
     "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
     "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,

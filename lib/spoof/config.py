@@ -154,6 +154,19 @@ BASE_VERSION = "1"     # of the corpus (bona fide + vocoded copies + VAD)
 
 
 @dataclass(frozen=True, kw_only=True)
+class PaperTraining(Training):
+    """The reference recipe's training: whole epochs, a warm-up then an exponential decay, the last epochs averaged."""
+    steps: int = 0                  # not used: the recipe counts epochs
+    epochs: int = 20
+    final_lr: float = 1e-6          # lr (ExponentialDecrease's initial_lr) decays to this over the run
+    warmup_epochs: int = 6          # warm-up from zero (warm_from_zero: True)
+    lr_scale: float = 0.5           # scale_ratio: 1 GPU × batch 32 / 64, kept whatever the number of processes
+    num_avg: int = 10               # the last epochs whose models are averaged
+    ckpt_every: int = 500           # optimiser steps between resumable checkpoints
+    gpus: int = 1                   # the reference run's world (the recipe runs on whatever torchrun starts)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SpoofPaperConfig(SpoofConfig):
     """The paper's recipe on the full PartialSpoof and ASVspoof 2019 LA training sets (``python -m lib.spoof.recipe``).
 
@@ -167,15 +180,7 @@ class SpoofPaperConfig(SpoofConfig):
     paper and code leave open, or what the course does differently, is listed in ``course_choices``.
     """
 
-    epochs: int = 20
-    lr: float = 1e-5                # initial_lr of ExponentialDecrease
-    final_lr: float = 1e-6
-    warmup_epochs: int = 6          # warm-up from zero (warm_from_zero: True)
-    lr_scale: float = 0.5           # scale_ratio: 1 GPU × batch 32 / 64, kept whatever the number of processes
-    num_avg: int = 10               # the last epochs whose models are averaged
-    gpus: int = 1                   # the reference run's world (the recipe runs on whatever torchrun starts)
-    ckpt_every: int = 500           # optimiser steps between resumable checkpoints
-    pretrained_ssl: bool = True     # XLSR-53 starts from torchaudio's weights of the fairseq checkpoint
+    train: PaperTraining
     # {field: why}: values the paper does not give (or the course changes), shown by the chapter
     course_choices: tuple[tuple[str, str], ...] = (
         ("batch_size", "32 per step over all processes (the reference: 32 on one GPU); N processes take the same "
@@ -196,15 +201,17 @@ class SpoofPaperConfig(SpoofConfig):
 
     # the rehearsal: two epochs of one step on the mirror's miniature files, with XLSR-53 frozen (fine-tuning its
     # 300 M parameters in two CPU processes would not fit the rehearsal's memory and time)
-    REHEARSAL: ClassVar[dict] = {"epochs": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2,
-                                 "num_avg": 2, "ckpt_every": 1, "frozen_ssl": True,
-                                 "n_train": {"bona": 1, "partial": 1, "full": 1},
-                                 "n_eval": {"bona": 1, "partial": 3, "full": 1}}
+    REHEARSAL: ClassVar[dict] = {"train": {"epochs": 2, "batch_size": 2, "crop_s": 1.0, "eval_batch": 2, "num_avg": 2,
+                                           "ckpt_every": 1},
+                                 "data": {"n_train": {"bona": 1, "partial": 1, "full": 1},
+                                          "n_eval": {"bona": 1, "partial": 3, "full": 1}},
+                                 "model": {"frozen": True}}
 
 
-# full training and evaluation sets, from the protocols' counts (PartialSpoof v1.2 = ASVspoof 2019 LA's splits)
+# the full training and evaluation sets, from the protocols' counts (PartialSpoof v1.2 = ASVspoof 2019 LA's splits)
 CONFIGS["paper"] = SpoofPaperConfig(
-    scale="paper", data="real", splices=("real",), steps=0, seeds=(42,), batch_size=32, crop_s=3.0, eval_batch=16,
-    tr_width=0.06, frozen_ssl=False, eval_split="eval",
-    n_train={"bona": 2580, "partial": 22800, "full": 22800},
-    n_eval={"bona": 7355, "partial": 63882, "full": 63882})
+    scale="paper",
+    data=RealSubsets(eval_split="eval", tr_width=0.06, n_train={"bona": 2580, "partial": 22800, "full": 22800},
+                     n_eval={"bona": 7355, "partial": 63882, "full": 63882}),
+    model=SSLRes1D(frozen=False),
+    train=PaperTraining(seeds=(42,), batch_size=32, lr=1e-5, crop_s=3.0, eval_batch=16))

@@ -26,9 +26,10 @@ import torch
 from lib import recipe, scale, train
 from lib.storage import cache, checkpoint, download
 
-from . import config as spoof_config, experiment
-from . import partialspoof as P
+from . import config as spoof_config, countermeasure as CM, partialspoof as P
 from .audio import SR, pad_repeat
+from .metrics import eer
+from .partialspoof_subset import real_subset
 from .rcq import KINDS, rcq_from_sums, rcq_sums
 from .ssl_res1d import XLSR53_URL, build_ssl_res1d
 
@@ -64,27 +65,27 @@ def require(cfg) -> dict | None:
 
 
 def subset(cfg) -> tuple:
-    """``(folder, manifest)`` of the data (``experiment.real_subset``): downloaded and extracted by each node's first
-    process while the others wait; the XLSR-53 weights likewise."""
+    """``(folder, manifest)`` of the data (``real_subset``): downloaded and extracted by each node's first process
+    while the others wait; the XLSR-53 weights likewise."""
     if recipe.local_rank() == 0:
-        experiment.real_subset(cfg)
+        real_subset(cfg.data)
         download.fetch(XLSR53_URL, reader="torch.load(weights_only=True)")
     recipe.barrier()
-    return experiment.real_subset(cfg)
+    return real_subset(cfg.data)
 
 
 def load(cfg, root, split: str, group: str, utt: str) -> list:
-    """``[item]`` of one utterance of a group (``bona``, ``partial``, ``full``), read as ``experiment.real_sets``
-    reads it (the evaluation's partial spoofs with their segments)."""
+    """``[item]`` of one utterance of a group (``bona``, ``partial``, ``full``), read as ``real_sets`` reads it (the
+    evaluation's partial spoofs with their segments)."""
     return P.items(root, split, [utt], [int(group != "bona")], vad=group == "partial" and split != "train",
-                   tr_width=cfg.tr_width or 0.0, ext=".flac" if group == "full" else ".wav", label_format=cfg.labels,
-                   authors_vad=cfg.authors_vad)
+                   tr_width=cfg.data.tr_width or 0.0, ext=".flac" if group == "full" else ".wav",
+                   label_format=cfg.data.labels, authors_vad=cfg.data.authors_vad)
 
 
 def chunk_batches(cfg, root, specs: list, sampler: recipe.EpochSampler, seed: int, device):
     """``step -> (waves, labels)`` of this rank's part of the step: random ``crop_s`` chunks (a generator per seed,
     epoch and item) repeated to exactly ``crop_s``, so a step's global batch does not depend on how it is split."""
-    length = int(cfg.crop_s * SR)
+    length = int(cfg.train.crop_s * SR)
 
     def batches(step: int):
         idx, epoch, waves = sampler(step), sampler.epoch_of(step), []
@@ -98,11 +99,11 @@ def chunk_batches(cfg, root, specs: list, sampler: recipe.EpochSampler, seed: in
 
 
 def lr_factor(cfg, steps_per_epoch: int):
-    """``step -> factor`` of ``cfg.lr``: wedefense's ExponentialDecrease (``lr → final_lr`` over the run) times a
+    """``step -> factor`` of ``lr``: wedefense's ExponentialDecrease (``lr → final_lr`` over the run) times a
     warm-up from zero over ``warmup_epochs`` and ``lr_scale`` (the rate step ``s`` trains with)."""
-    total, warm = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
-    return lambda s: (cfg.lr_scale * min(1.0, s / warm if warm else 1.0)
-                      * math.exp(s / total * math.log(cfg.final_lr / cfg.lr)))
+    total, warm = cfg.train.epochs * steps_per_epoch, cfg.train.warmup_epochs * steps_per_epoch
+    return lambda s: (cfg.train.lr_scale * min(1.0, s / warm if warm else 1.0)
+                      * math.exp(s / total * math.log(cfg.train.final_lr / cfg.train.lr)))
 
 
 def average_into(path, model, epoch: int) -> None:
@@ -123,24 +124,24 @@ def train_cm(cfg, train_on: str, seed: int, root, manifest, device, ckpt_path=No
     facts about the run)."""
     (rank, world), m = train.distributed(), manifest["train"]
     specs = [("bona", u) for u in m["bona"]] + [(train_on, u) for u in m[train_on]]
-    sampler = recipe.EpochSampler(len(specs), cfg.batch_size, rank, world, seed)
-    spe, steps, _ = sampler.steps_per_epoch, sampler.steps_per_epoch * cfg.epochs, torch.manual_seed(seed)
-    model = experiment.model_fn(cfg)().to(device)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    sampler = recipe.EpochSampler(len(specs), cfg.train.batch_size, rank, world, seed)
+    spe, steps, _ = sampler.steps_per_epoch, sampler.steps_per_epoch * cfg.train.epochs, torch.manual_seed(seed)
+    model = cfg.model.factory()().to(device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
     sch = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, spe))
     recipe.log(f"{train_on}: {len(specs)} training utterances, {world} process(es) × {sampler.per_rank} per step, "
                f"{spe} steps per epoch, {steps} steps")
 
     def hooks(step, terms):
         epoch, end = divmod(step + 1, spe)
-        if avg_path is not None and rank == 0 and not end and epoch > cfg.epochs - cfg.num_avg:
+        if avg_path is not None and rank == 0 and not end and epoch > cfg.train.epochs - cfg.train.num_avg:
             average_into(avg_path, model, epoch)
         if on_step is not None:
             on_step(step, terms)
 
     t0 = time.time()
-    history = train.fit(model, chunk_batches(cfg, root, specs, sampler, seed, device), experiment.loss_fn, opt, steps,
-                        scheduler=sch, ckpt_path=ckpt_path, ckpt_every=cfg.ckpt_every, log_every=max(1, spe // 10),
+    history = train.fit(model, chunk_batches(cfg, root, specs, sampler, seed, device), CM.loss_fn, opt, steps,
+                        scheduler=sch, ckpt_path=ckpt_path, ckpt_every=cfg.train.ckpt_every, log_every=max(1, spe // 5),
                         progress=progress, local_batches=True, on_step=hooks)
     recipe.barrier()
     avg = checkpoint.load(avg_path) if avg_path is not None and os.path.exists(avg_path) else None
@@ -149,31 +150,30 @@ def train_cm(cfg, train_on: str, seed: int, root, manifest, device, ckpt_path=No
     return model.eval(), history, {
         "world": world, "steps": steps, "steps_per_epoch": spe, "train_utterances": len(specs), "seconds": time.time()
         - t0, "per_rank_batch": sampler.per_rank, "averaged_epochs": avg["epochs"] if avg else [],
-        "shards": recipe.shard_report(len(specs), cfg.batch_size, world, seed)}
+        "shards": recipe.shard_report(len(specs), cfg.train.batch_size, world, seed)}
 
 
-def _mine(cfg, root, groups: list, fn) -> list:
+def _mine(cfg, root, utts: list, fn) -> list:
     """``fn(items)`` over this rank's share of the ``(group, utterance)`` list, gathered back in its order."""
-    mine = recipe.rank_slice(len(groups), *train.distributed())
-    items = [load(cfg, root, cfg.eval_split, *groups[i])[0] for i in mine]
+    items = [load(cfg, root, cfg.eval_split, *utts[i])[0] for i in recipe.rank_slice(len(utts), *train.distributed())]
     out = list(fn(items)) if items else []
-    return recipe.gather_in_order(out, len(groups)), items, out
+    return recipe.gather_in_order(out, len(utts)), items, out
 
 
 def evaluate_cm(cfg, model, root, manifest) -> dict:
-    """``experiment.run``'s evaluation split over the ranks: scores and Grad-CAMs gathered in order, the RCQ sums
+    """``countermeasure.run``'s evaluation split over the ranks: scores and Grad-CAMs gathered in order, the RCQ sums
     all-reduced (``reduced_equals_gathered``: they agree with the sums of the gathered CAMs)."""
     m = manifest[cfg.eval_split]
     ps = [("bona", u) for u in m["bona"]] + [("partial", u) for u in m["partial"]]
-    s_ps, s_full = (np.array(_mine(cfg, root, g, lambda it: experiment.score(model, it, cfg.eval_batch))[0],
+    s_ps, s_full = (np.array(_mine(cfg, root, g, lambda it: CM.score(model, it, cfg.train.eval_batch))[0],
                              dtype=np.float64) for g in (ps, [("full", u) for u in m["full"]]))
     y_ps, nb = np.array([int(g != "bona") for g, _ in ps]), len(m["bona"])
-    res = {"eer_ps": experiment.eer(y_ps, s_ps), "scores_ps": s_ps, "labels_ps": y_ps, "ids_ps": [u for _, u in ps],
-           "eer_full": experiment.eer(np.r_[np.zeros(nb), np.ones(len(s_full))], np.r_[s_ps[:nb], s_full]),
+    res = {"eer_ps": eer(y_ps, s_ps), "scores_ps": s_ps, "labels_ps": y_ps, "ids_ps": [u for _, u in ps],
+           "eer_full": eer(np.r_[np.zeros(nb), np.ones(len(s_full))], np.r_[s_ps[:nb], s_full]),
            "world": train.distributed()[1], "utterances": len(ps) + len(s_full), "reduced_equals_gathered": True}
     partial = [("partial", u) for u in m["partial"]]
     for target, name in ((1, "spoof"), (0, "bona")):
-        cams, items, local = _mine(cfg, root, partial, lambda it: experiment.cams(model, it, target, cfg.eval_batch))
+        cams, items, local = _mine(cfg, root, partial, lambda it: CM.cams(model, it, target, cfg.train.eval_batch))
         segs = [it["segments"] for it in items]
         mine, gathered = rcq_sums(local, segs), rcq_sums(cams, recipe.gather_in_order(segs, len(partial)))
         sums = recipe.all_reduce_sum(torch.tensor([[mine["S"][k], mine["N"][k]] for k in KINDS], dtype=torch.float64))
@@ -206,7 +206,7 @@ def load_trained(cfg, train_on: str, seed: int, device):
     if not os.path.exists(avg := work(cfg, train_on, seed, "average")):
         raise SystemExit(f"the countermeasure trained on {train_on} (seed {seed}) has no averaged weights at {avg}: "
                          f"run `train` first (same --scale and $COURSE_REHEARSAL)")
-    checkpoint.load_state(model := experiment.model_fn(cfg)(), checkpoint.load(avg)["state"], avg)
+    checkpoint.load_state(model := cfg.model.factory()(), checkpoint.load(avg)["state"], avg)
     return model.to(device).eval()
 
 
@@ -240,36 +240,36 @@ def estimate(cfg) -> dict:
     """Downloads, disk and GPU-hour estimates of the recipe (FLOPs counted on the model built on the meta device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    t, n, tr_n, runs = cfg.train, cfg.data.n_eval, cfg.data.n_train, 2 * len(cfg.seeds)
     with torch.device("meta"), FlopCounterMode(display=False) as fwd:
-        model = build_ssl_res1d(frozen=cfg.frozen_ssl)
-        model(torch.zeros(1, int(cfg.crop_s * SR)))
+        model = build_ssl_res1d(frozen=cfg.model.frozen)
+        model(torch.zeros(1, int(t.crop_s * SR)))
     with torch.device("meta"), FlopCounterMode(display=False) as both:
-        model(torch.zeros(1, int(cfg.crop_s * SR))).sum().backward()
-    params, n, tr_n, runs = sum(p.numel() for p in model.parameters()), cfg.n_eval, cfg.n_train, 2 * len(cfg.seeds)
-    train_flops = both.get_total_flops() * sum(tr_n["bona"] + tr_n[t] for t in TRAIN_ON) * cfg.epochs
-    eval_flops = fwd.get_total_flops() / cfg.crop_s * MEAN_S * (n["bona"] + 3 * n["partial"] + n["full"]) * 2
+        model(torch.zeros(1, int(t.crop_s * SR))).sum().backward()
+    params = sum(p.numel() for p in model.parameters())
+    train_flops = both.get_total_flops() * sum(tr_n["bona"] + tr_n[k] for k in TRAIN_ON) * t.epochs
+    eval_flops = fwd.get_total_flops() / t.crop_s * MEAN_S * (n["bona"] + 3 * n["partial"] + n["full"]) * 2
     gb = {"PartialSpoof train": (tr_n["bona"] + tr_n["partial"]) * MEAN_S * 32e3 / 1e9, "ASVspoof 2019 LA.zip": 7.0,
           f"PartialSpoof {cfg.eval_split}": (n["bona"] + n["partial"]) * MEAN_S * 32e3 / 1e9, "XLSR-53": 1.27}
     ckpt_gb = params * 4 * 3 / 1e9                            # weights + Adam's two moments, fp32
     return {"gpu_hours": len(cfg.seeds) * (train_flops + eval_flops) / (0.35 * 15.7e12) / 3600, "downloads_gb": gb,
             "disk_gb": 2 * sum(gb.values()) + runs * (ckpt_gb + 2 * params * 4 / 1e9), "checkpoint_gb": ckpt_gb,
-            "how": f"{both.get_total_flops() / 1e12:.2f} TFLOP per {cfg.crop_s:g} s training chunk (torch.utils."
-                   f"flop_counter, forward and backward) × the training utterances × {cfg.epochs} epochs, plus the "
+            "how": f"{both.get_total_flops() / 1e12:.2f} TFLOP per {t.crop_s:g} s training chunk (torch.utils."
+                   f"flop_counter, forward and backward) × the training utterances × {t.epochs} epochs, plus the "
                    f"forward passes of scoring and Grad-CAM at an assumed {MEAN_S} s per evaluation utterance, "
                    f"divided by an assumed sustained 35 % of a V100's 15.7 TFLOP/s fp32 peak; not measured on a GPU"}
 
 
 def plan(cfg) -> str:
     """What the recipe downloads, the disk it needs, an estimate of its GPU-hours, and the commands."""
-    est = estimate(cfg)
-    urls = [P.PS_URLS["protocols"], P.LA_URL, P.PS_URLS["train"], P.PS_URLS[cfg.eval_split], P.PS_VAD_URL,
-            P.PS_SEGLAB_URL, XLSR53_URL]
+    est, t, ssl = estimate(cfg), cfg.train, "frozen" if cfg.model.frozen else "fine-tuned"
+    urls = [*(P.PS_URLS[k] for k in ("protocols", "train", cfg.eval_split)), P.LA_URL, P.PS_VAD_URL, P.PS_SEGLAB_URL,
+            XLSR53_URL]
     return (
-        f"The spoofing paper recipe ({cfg.name}): SSL-Res1D on XLSR-53 ({'frozen' if cfg.frozen_ssl else 'fine-tuned'}"
-        f"), one countermeasure per training set (ASVspoof 2019 LA, PartialSpoof) and seed {list(cfg.seeds)}, "
-        f"{cfg.epochs} epochs of batch {cfg.batch_size}, Adam {cfg.lr:g} → {cfg.final_lr:g} after a "
-        f"{cfg.warmup_epochs}-epoch warm-up, the last {cfg.num_avg} epochs averaged; Grad-CAM and RCQ on "
-        f"PartialSpoof {cfg.eval_split}.\n"
+        f"The spoofing paper recipe ({cfg.name}): SSL-Res1D on XLSR-53 ({ssl}), one countermeasure per training "
+        f"set (ASVspoof 2019 LA, PartialSpoof) and seed {list(cfg.seeds)}, "
+        f"{t.epochs} epochs of batch {t.batch_size}, Adam {t.lr:g} → {t.final_lr:g} after a {t.warmup_epochs}-epoch "
+        f"warm-up, the last {t.num_avg} epochs averaged; Grad-CAM and RCQ on PartialSpoof {cfg.eval_split}.\n"
         f"Run, from the course's folder (one node; docs/paper.md has several nodes):\n"
         f"  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1   # a restart reads fresh rendezvous keys\n"
         f"  torchrun --nproc_per_node=8 --max-restarts=3 -m lib.spoof.recipe train --scale paper\n"
