@@ -31,7 +31,7 @@ import torch
 
 from lib.icm import codec as C
 from lib.icm import evaluate, experiment
-from lib.icm import finetune as FT
+from lib.icm import decoder_finetuning as FT
 from lib.icm.checkerboard import phase_means, residual
 from lib.icm.config import CONFIGS
 from lib.icm.machine import build, task_key, task_scores
@@ -85,7 +85,7 @@ def score_split(decoded: list[torch.Tensor], P: int) -> dict:
 
 
 def run_config(params: dict, scale: str = "tiny") -> FT.FinetuneConfig:
-    """The :class:`~lib.icm.finetune.FinetuneConfig` of one point (see the module's docstring for ``params``)."""
+    """The :class:`~lib.icm.decoder_finetuning.FinetuneConfig` of one point (see the module's docstring for ``params``)."""
     unknown = set(params) - {"steps", "seed", "lambda_adv", "layers"}
     if unknown or params.get("layers", "head") not in LAYERS:
         raise ValueError(f"a chapter-1 sweep point takes steps, seed, lambda_adv and layers (one of {sorted(LAYERS)}),"
