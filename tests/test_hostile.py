@@ -202,7 +202,8 @@ def _sweep():
                                                           "patchgan"))
     LM, LMOD, LT = m("lib.lseg.metrics"), m("lib.lseg.model"), m("lib.lseg.training")
     SA, SG, PS, R, SR, SE = (m(f"lib.spoof.{n}") for n in ("audio", "gradcam", "partialspoof", "rcq", "ssl_res1d",
-                                                            "experiment"))
+                                                            "metrics"))
+    PL = m("lib.spoof.partialspoof_labels")
 
     img_kinds = ("dtype", "range", "nan", "shape", "empty")
     s = {}
@@ -229,20 +230,20 @@ def _sweep():
                                          lambda u: download.hub_prefix(u))]
     s["lib.lseg.pascal.extract"] = [Case("path", "member", names_leaving().filter(lambda n: n and "\0" not in n),
                                          _pascal_extract)]
-    s["lib.spoof.partialspoof.derive_segments"] = [
+    s["lib.spoof.partialspoof_labels.derive_segments"] = [
         Case("range", "tr_width", st.sampled_from([-0.1, NAN_, float("inf"), "0.06", None]),
-             lambda w: PS.derive_segments(SPANS, np.ones(200, np.int8), w)),
+             lambda w: PL.derive_segments(SPANS, np.ones(200, np.int8), w)),
         Case("range", "spans", st.sampled_from([[], [(0.0, 1.0, 3)], [(0.0, 1.0, 101)], [(1.0, 0.5, 1)],
                                                 [(0.0, NAN_, 1)], [(0.0, "1", 1)], [(0.0, 1.0, 1), (0.5, 2.0, 0)],
                                                 [(0.0, 1.0)], "0 1 1"]),
-             lambda sp: PS.derive_segments(sp, np.ones(200, np.int8), 0.06)),
+             lambda sp: PL.derive_segments(sp, np.ones(200, np.int8), 0.06)),
         Case("shape", "seglab", st.sampled_from([np.ones(3), np.ones((2, 200)), np.full(200, 7), np.zeros(0)]),
-             lambda sl: PS.derive_segments(SPANS, sl, 0.06))]
-    s["lib.spoof.partialspoof.read_public_vad"] = [
+             lambda sl: PL.derive_segments(SPANS, sl, 0.06))]
+    s["lib.spoof.partialspoof_labels.read_public_vad"] = [
         Case("file", lambda p: p.name, st.one_of(files(TMP, _vad_file("good", b"0 0.3 2\n0.3 1.2 1\n")),
                                                   st.sampled_from([_vad_file(f"bad{i}", body) for i, body in
                                                                    enumerate(BAD_VADS)])),
-             lambda p: PS.read_public_vad(p))]
+             lambda p: PL.read_public_vad(p))]
     s["lib.spoof.partialspoof.extract"] = [Case("path", "wanted", names_leaving().filter(lambda n: n not in ("",)),
                                                 lambda n: PS.extract(_tar_with("a/b.wav"), {"/" + n: TMP / "o"}))]
 
@@ -354,13 +355,13 @@ def _sweep():
                  lambda r, f=f: f([CAM], [[(0.0, 1.0, "BS")]], rule=r))]
     s["lib.spoof.rcq.segment_frames"] = [Case(k, "segments", segments(k), lambda seg: R.segment_frames(seg, 150))
                                          for k in ("units", "nan", "type")]
-    s["lib.spoof.partialspoof.segment_labels"] = [
-        *[Case(k, "segments", segments(k), lambda seg: PS.segment_labels(seg, 9.0)) for k in ("units", "nan")],
+    s["lib.spoof.partialspoof_labels.segment_labels"] = [
+        *[Case(k, "segments", segments(k), lambda seg: PL.segment_labels(seg, 9.0)) for k in ("units", "nan")],
         Case("units", "segments", st.floats(2.5, 60).map(lambda e: [(0.0, 1.0, "BS"), (1.0, e, "SS")]),
-             lambda seg: PS.segment_labels(seg, 2.0)),
+             lambda seg: PL.segment_labels(seg, 2.0)),
         Case("range", "duration_s", st.sampled_from([0, -1.0, NAN_, "2", None]),
-             lambda d: PS.segment_labels([(0.0, 1.0, "BS")], d))]
-    s["lib.spoof.experiment.eer"] = [
+             lambda d: PL.segment_labels([(0.0, 1.0, "BS")], d))]
+    s["lib.spoof.metrics.eer"] = [
         Case("type", "labels", st.sampled_from([["spoof", "bonafide"], [0, 2], [0.5, 1]]),
              lambda y: SE.eer(y, [0.1, 0.9])),
         Case("nan", "scores", st.sampled_from([NAN_, INF_]), lambda v: SE.eer([0, 1], [0.1, v])),
@@ -517,13 +518,15 @@ EXCLUDED = {
     **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
     "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
     "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,
-    "lib.spoof.partialspoof.example_labels": _NOARG,
+    "lib.spoof.partialspoof_labels.example_labels": _NOARG,
+    "lib.spoof.paper_numbers.eer_range": _NOARG,
+    "lib.spoof.paper_numbers.table2": "looks a split up in the paper's transcribed table (an unknown one is refused)",
     "lib.icm.machine.maskrcnn_coco": _MODULE,
     "lib.icm.machine.load_coco_weights": ("loads a checked download's state dict through checkpoint.load_state (swept "
                                           "through lib.storage.checkpoint.load; tests/test_formats_icm.py feeds it "
                                           "the publisher's layout)"),
-    **dict.fromkeys(["lib.spoof.partialspoof.read_seglab", "lib.storage.download.checked"], _READER),
-    **dict.fromkeys(["lib.spoof.partialspoof.public_labels", "lib.spoof.partialspoof.utterance_segments"], _INTERNAL),
+    **dict.fromkeys(["lib.spoof.partialspoof_labels.read_seglab", "lib.storage.download.checked"], _READER),
+    **dict.fromkeys(["lib.spoof.partialspoof_labels.public_labels", "lib.spoof.partialspoof.utterance_segments"], _INTERNAL),
     # storage, environment, provenance
     **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError",
                      "lib.colab.DriveNotMounted", "lib.storage.download.DownloadError",
@@ -531,7 +534,7 @@ EXCLUDED = {
                      "lib.lseg.official.OfficialCheckpointError", "lib.lseg.weights.WeightsError",
                      "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.download.NoRoom"], _ERROR),
     **dict.fromkeys(["lib.lseg.metrics.check_class_indices", "lib.lseg.text.check_labels",
-                     "lib.spoof.experiment.check_trials", "lib.storage.checkpoint.load_state"], _VALIDATOR),
+                     "lib.spoof.metrics.check_trials", "lib.storage.checkpoint.load_state"], _VALIDATOR),
     **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner",
                      "lib.display.colab_time.ColabTime", "lib.display.colab_time.report"], _PLOT),
     "lib.display.colab_time.fp32_peak": "looks a GPU name (torch.cuda.get_device_name) up in a table; None if absent",
@@ -559,7 +562,8 @@ EXCLUDED = {
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
                      "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
                      "lib.lseg.model.LSegConfig", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
-                     "lib.icm.experiment.finetune_grid", "lib.spoof.experiment.model_fn"], _CONFIG),
+                     "lib.icm.experiment.finetune_grid", "lib.spoof.config.Training", "lib.spoof.config.BuiltCorpus",
+                     "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
                      "lib.icm.experiment.stamps_split", "lib.icm.experiment.eval_images",
                      "lib.icm.experiment.task_images", "lib.icm.experiment.eval_sets",
@@ -585,13 +589,13 @@ EXCLUDED = {
                      "lib.lseg.training.work_path", "lib.lseg.training.train_tiny", "lib.lseg.training.pack",
                      "lib.lseg.training.manifest", "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips",
                      "lib.spoof.data.vad_regions", "lib.spoof.data.vocode", "lib.spoof.data.build_base",
-                     "lib.spoof.data.make_partial", "lib.spoof.data.build_sets", "lib.spoof.experiment.make_batches",
-                     "lib.spoof.experiment.loss_fn", "lib.spoof.experiment.train_cm", "lib.spoof.experiment.score",
-                     "lib.spoof.experiment.cams", "lib.spoof.experiment.run", "lib.spoof.experiment.tiny_base",
+                     "lib.spoof.data.make_partial", "lib.spoof.data.build_sets", "lib.spoof.countermeasure.make_batches",
+                     "lib.spoof.countermeasure.loss_fn", "lib.spoof.countermeasure.train_cm", "lib.spoof.countermeasure.score",
+                     "lib.spoof.countermeasure.cams", "lib.spoof.countermeasure.run", "lib.spoof.experiment.tiny_base",
                      "lib.spoof.experiment.tiny_sets", "lib.spoof.experiment.tiny_run", "lib.spoof.experiment.tiny_all",
-                     "lib.spoof.experiment.real_subset", "lib.spoof.experiment.real_sets", "lib.spoof.experiment.sets",
+                     "lib.spoof.partialspoof_subset.real_subset", "lib.spoof.partialspoof_subset.real_sets", "lib.spoof.partialspoof_subset.subset_key", "lib.spoof.experiment.sets",
                      "lib.spoof.experiment.chapter_run", "lib.spoof.experiment.real_run",
-                     "lib.spoof.experiment.load_cm", "lib.spoof.partialspoof.items",
+                     "lib.spoof.countermeasure.load_cm", "lib.spoof.partialspoof.items",
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
                      "lib.spoof.partialspoof.choose"], _RUN),
     **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint",
@@ -611,8 +615,8 @@ EXCLUDED = {
     **dict.fromkeys(["lib.lseg.official.split_official_state_dict", "lib.lseg.official.from_official_state_dict",
                      "lib.lseg.official.convert_official_checkpoint", "lib.lseg.weights.torchscript_state_dict",
                      "lib.spoof.partialspoof.read_protocol", "lib.spoof.partialspoof.read_audio",
-                     "lib.spoof.partialspoof.read_vad", "lib.spoof.partialspoof.kind_of_code",
-                     "lib.spoof.partialspoof.widen_transitions", "lib.spoof.partialspoof.n_label_frames"], _READER),
+                     "lib.spoof.partialspoof_labels.read_vad", "lib.spoof.partialspoof_labels.kind_of_code",
+                     "lib.spoof.partialspoof_labels.widen_transitions", "lib.spoof.partialspoof_labels.n_label_frames"], _READER),
     "lib.train.fit": "tested for bad checkpoints, NaN losses and step counts in tests/test_validate.py",
     "lib.runtime.setup": ("tested for COURSE_THREADS in tests/test_validate.py; its other arguments come from the "
                           "chapter's first cell"),
@@ -689,7 +693,7 @@ def test_sweep(name):
 # --- each reported case, on its own ----------------------------------------------------------------------------------
 def test_segment_times_as_text_are_refused_not_counted():
     from lib.spoof import rcq
-    from lib.spoof.partialspoof import segment_labels
+    from lib.spoof.partialspoof_labels import segment_labels
 
     with pytest.raises(ValueError, match=r"segments\[0\].*numbers of seconds, not text"):
         rcq([CAM], [[("0.0", "1.0", "BS")]])
@@ -698,7 +702,7 @@ def test_segment_times_as_text_are_refused_not_counted():
 
 
 def test_segment_labels_refuses_a_segment_ending_after_the_utterance():
-    from lib.spoof.partialspoof import segment_labels
+    from lib.spoof.partialspoof_labels import segment_labels
 
     with pytest.raises(ValueError, match=r"ends at 4 s, after the end of the 2 s utterance"):
         segment_labels([(0.0, 1.0, "BS"), (1.0, 4.0, "SS")], 2.0)
