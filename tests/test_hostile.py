@@ -75,7 +75,8 @@ def lseg():
     import lib.lseg as L
 
     torch.manual_seed(0)
-    return L.LSeg(L.config("tiny", arch="bottleneck", depth=1), text_encoder=L.RandomText(L.config("tiny").out_c))
+    return L.LSeg(L.architecture("tiny", arch="bottleneck", depth=1),
+                  text_encoder=L.RandomText(L.architecture("tiny").out_c))
 
 
 @functools.cache
@@ -366,8 +367,8 @@ def _sweep():
              lambda y: SE.eer(y, [0.1, 0.9])),
         Case("nan", "scores", st.sampled_from([NAN_, INF_]), lambda v: SE.eer([0, 1], [0.1, v])),
         Case("lengths", "same length", st.integers(3, 6), lambda n: SE.eer([0, 1] * n, [0.1, 0.9]))]
-    s["lib.lseg.model.config"] = [Case("type", "keyword", st.sampled_from(["depht", "archh", "outc", "Patch"]),
-                                       lambda k: LMOD.config("tiny", **{k: 2}))]
+    s["lib.lseg.model.architecture"] = [Case("type", "keyword", st.sampled_from(["depht", "archh", "outc", "Patch"]),
+                                             lambda k: LMOD.architecture("tiny", **{k: 2}))]
     s["lib.lseg.model.LSeg"] = [
         *[Case(k, "x", images(k, 64), lambda x: lseg()(x, ["sky", "dog"])) for k in img_kinds],
         Case("duplicates", "label", label_sets(), lambda ls: lseg()(IMG64, ls)),
@@ -432,7 +433,7 @@ def _sweep():
         Case("shape", "x_hat", images("shape", 64), lambda x: PG.aligned_patches(IMG64, x, 1, 32)),
         Case("range", "k", whole_numbers(1), lambda k: PG.aligned_patches(IMG64, IMG64, k, 32)),
         Case("range", "size", whole_numbers(1, 64), lambda v: PG.aligned_patches(IMG64, IMG64, 1, v))]
-    s["lib.lseg.training.to_tensor_images"] = [
+    s["lib.lseg.data.to_tensor_images"] = [
         Case("shape", "images", st.sampled_from([(2, 3, 16, 16), (16, 16), (2, 16, 16, 4)]).map(
             lambda sh: np.zeros(sh, np.uint8)), LT.to_tensor_images)]
     s["lib.storage.assets.photos"] = [Case("range", "min_side", whole_numbers(1), lambda v: m(
@@ -502,11 +503,11 @@ EXCLUDED = {
     # the paper recipes: torchrun entry points and steps inside them (rehearsed by make paper-rehearsal and
     # tests/test_recipe.py), run from a frozen configuration
     **dict.fromkeys(["lib.lseg.recipe.config", "lib.lseg.recipe.results", "lib.lseg.recipe.require",
-                     "lib.lseg.recipe.load_data", "lib.lseg.recipe.train_fold", "lib.lseg.recipe.evaluate_fold",
+                     "lib.lseg.pascal.load_splits", "lib.lseg.recipe.train_fold", "lib.lseg.pascal.evaluate_fold",
                      "lib.lseg.recipe.cmd_train", "lib.lseg.recipe.load_trained", "lib.lseg.recipe.cmd_evaluate",
                      "lib.lseg.recipe.plan", "lib.lseg.recipe.estimate", "lib.lseg.recipe.main"], _RUN),
-    **dict.fromkeys(["lib.lseg.recipe.fold_key", "lib.lseg.recipe.episode_batches", "lib.lseg.recipe.episode_loss",
-                     "lib.lseg.recipe.build_model", "lib.lseg.recipe.optimizer", "lib.recipe.results_key",
+    **dict.fromkeys(["lib.lseg.recipe.fold_key", "lib.lseg.recipe.work_file", "lib.lseg.pascal.episode_batches",
+                     "lib.lseg.pascal.episode_counts", "lib.lseg.training.episode_loss", "lib.lseg.recipe.build_model", "lib.lseg.recipe.optimizer", "lib.recipe.results_key",
                      "lib.recipe.work_file", "lib.recipe.write_result", "lib.recipe.read_result",
                      "lib.recipe.all_reduce_sum", "lib.recipe.gather_in_order"], _INTERNAL),
     **dict.fromkeys(["lib.recipe.setup", "lib.recipe.local_rank", "lib.recipe.barrier", "lib.recipe.log"], _NOARG),
@@ -514,7 +515,10 @@ EXCLUDED = {
     "lib.sweep.SweepError": _ERROR,
     **dict.fromkeys(["lib.sweep.find", "lib.sweep.table", "lib.sweep.close", "lib.sweep.point_id"],
                     "reads or compares a sweep file that lib.sweep.load checked"),
-    "lib.lseg.chapter.LSegPaperConfig": _CONFIG,
+    **dict.fromkeys(["lib.lseg.config.Run", "lib.lseg.config.Part", "lib.lseg.config.TinyData",
+                     "lib.lseg.config.PascalFold", "lib.lseg.config.OfficialDemo", "lib.lseg.config.PaperRecipe",
+                     "lib.lseg.experiment.fold_key"], _CONFIG),
+    **dict.fromkeys(["lib.lseg.experiment.scorecard", "lib.lseg.experiment.glance"], _PLOT),
     **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
     "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
     "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,
@@ -538,7 +542,8 @@ EXCLUDED = {
     **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner",
                      "lib.display.colab_time.ColabTime", "lib.display.colab_time.report"], _PLOT),
     "lib.display.colab_time.fp32_peak": "looks a GPU name (torch.cuda.get_device_name) up in a table; None if absent",
-    **dict.fromkeys(["lib.lseg.pascal.fold_text_encoder", "lib.lseg.pascal.train_fold"], _RUN),
+    **dict.fromkeys(["lib.lseg.training.fold_text_encoder", "lib.lseg.training.train_fold",
+                     "lib.lseg.experiment.tiny_data", "lib.lseg.experiment.tiny_runs"], _RUN),
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
     "lib.storage.download.size_text": _INTERNAL,
     **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos",
@@ -552,7 +557,7 @@ EXCLUDED = {
                      "lib.icm.machine.maskrcnn_url", "lib.icm.machine.MaskRCNN", "lib.spoof.ssl_res1d.xlsr53_url",
                      "lib.spoof.ssl_res1d.xlsr53_params", "lib.spoof.ssl_res1d.build_ssl_res1d",
                      "lib.lseg.text.CLIPText", "lib.lseg.text.MiniLMText", "lib.colab.use_drive"], _NET),
-    **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.",
+    **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.", "lib.lseg.tables.",
                                                                "lib.spoof.plots."))], _PLOT),
     **dict.fromkeys(["lib.display.provenance.scale_label", "lib.display.provenance.stamp",
                      "lib.display.provenance.caption", "lib.display.provenance.Scorecard",
@@ -560,8 +565,8 @@ EXCLUDED = {
                      "lib.display.widgets.live", "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
-                     "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
-                     "lib.lseg.model.LSegConfig", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
+                     "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.config.LSegConfig",
+                     "lib.lseg.model.Architecture", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
                      "lib.icm.experiment.finetune_grid", "lib.spoof.config.Training", "lib.spoof.config.BuiltCorpus",
                      "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
@@ -583,8 +588,8 @@ EXCLUDED = {
                      "lib.lseg.evaluation.seed_stats", "lib.lseg.evaluation.removal_per_run",
                      "lib.lseg.evaluation.nearest_same", "lib.lseg.evaluation.remove_label_demo",
                      "lib.lseg.pascal.fold_classes", "lib.lseg.pascal.load_split", "lib.lseg.pascal.episodes",
-                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler", "lib.lseg.pascal.episode_loss",
-                     "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate", "lib.lseg.pascal.fold_experiment",
+                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler",
+                     "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate", "lib.lseg.experiment.fold_experiment",
                      "lib.lseg.training.batch_sampler", "lib.lseg.training.text_encoder", "lib.lseg.training.run_name",
                      "lib.lseg.training.work_path", "lib.lseg.training.train_tiny", "lib.lseg.training.pack",
                      "lib.lseg.training.manifest", "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips",
@@ -830,12 +835,13 @@ def test_gradcam_layer_off_the_forward_path():
         gradcam(cm(), torch.nn.Conv1d(8, 8, 1), torch.rand(1, 4000) - 0.5, 1)
 
 
-def test_lseg_config_unknown_keyword_names_the_near_one():
+def test_lseg_architecture_unknown_keyword_names_the_near_one():
     import lib.lseg as L
 
-    with pytest.raises(TypeError, match=r"unknown keyword\(s\) 'depht' \(did you mean 'depth'\?\) for lib.lseg.config"):
-        L.config("tiny", depht=2)
-    assert L.config("tiny", depth=3).depth == 3
+    with pytest.raises(TypeError,
+                       match=r"unknown keyword\(s\) 'depht' \(did you mean 'depth'\?\) for lib.lseg.architecture"):
+        L.architecture("tiny", depht=2)
+    assert L.architecture("tiny", depth=3).depth == 3
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])

@@ -16,6 +16,7 @@ import torch
 
 from lib import sweep
 from lib.lseg import evaluation, training
+from lib.lseg.config import CONFIGS
 from lib.lseg.data import tiny_dataset
 
 NAME = "lseg_blocks_seeds"
@@ -27,15 +28,9 @@ _DS = {}
 
 
 def _tiny_data() -> tuple:
-    """(n_train, n_test, image_size, seed) of the ``tiny`` configuration."""
-    try:
-        from lib.lseg.config import CONFIGS          # the settings as a part: CONFIGS["tiny"].data
-        d = CONFIGS["tiny"].data
-        return d.n_train, d.n_test, d.image_size, d.seed
-    except ModuleNotFoundError:
-        from lib.lseg.chapter import CONFIGS         # the settings as flat fields
-        c = CONFIGS["tiny"]
-        return c.n_train, c.n_test, c.image_size, c.data_seed
+    """(n_train, n_test, image_size, seed) of the ``tiny`` configuration's data."""
+    d = CONFIGS["tiny"].data
+    return d.n_train, d.n_test, d.image_size, d.seed
 
 
 def dataset() -> dict:
