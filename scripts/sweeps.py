@@ -1,9 +1,8 @@
-"""Regenerate the chapters' diagnosis sweeps: ``python scripts/sweeps.py NAME [NAME ...]`` (``make sweeps`` runs
-them all). Each sweep is one entry of :data:`SWEEPS`: its result file, its point function and its grid of points.
+"""Regenerate the chapters' diagnosis sweeps: ``python scripts/sweeps.py [NAME ...]`` (all of them without a name).
 
-A sweep runs through :func:`lib.sweep.run`: every point once, resumable after an interruption (run the same command
-again), written with its provenance to the file the chapter reads. They cost far more than the book's build, so
-their files are committed.
+Each entry of :data:`SWEEPS` is one sweep: its result file, its point function, its grid of points and its shared
+settings. A sweep runs through :func:`lib.sweep.run`: every point once, resumable after an interruption (run the
+same command again), written with its provenance to the file the chapter reads; the files are committed.
 """
 from __future__ import annotations
 
@@ -16,39 +15,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lib import sweep  # noqa: E402
-
-
-def icm_grid() -> list[dict]:
-    """Chapter 1: the base codec (``steps=0``), then the MSE-only control and the PatchGAN at λ_adv 0.01 (the
-    chapter's run) at 50 and 150 steps, and the ceiling arm (the whole decoder trained, MSE only) at 150 steps; three
-    seeds per point. About 40 minutes on one core of a busy 2-core machine (a point costs about 45 s of measuring
-    plus 0.6 s per MSE step and 1.6 s per PatchGAN step there)."""
-    head = lambda steps, lam, seed: {"steps": steps, "lambda_adv": lam, "layers": "head", "seed": seed}
-    seeds = (0, 1, 2)
-    points = [head(0, 0.0, 0)]
-    for steps in (50, 150):
-        points += [head(steps, lam, s) for lam in (0.0, 0.01) for s in seeds]
-    points += [{"steps": 150, "lambda_adv": 0.0, "layers": "decoder", "seed": s} for s in seeds]
-    return points
-
-
-def icm_point(params: dict) -> dict:
-    from lib.icm import diagnosis
-
-    return diagnosis.point(params)
-
-
-def icm_meta() -> dict:
-    from lib.icm import diagnosis
-
-    return {"what": "chapter 1: decoder-head finetuning of the committed tiny base, FinetuneConfig(k=3, patch=64) "
-                    "with the tiny scale's batch, crops and learning rates; steps=0 is the base codec",
-            "threads": 1, "layers": {k: list(v) for k, v in diagnosis.LAYERS.items()}}
-
+from lib.icm import diagnosis as icm_diagnosis  # noqa: E402
+from lib.lseg import diagnosis as lseg_diagnosis  # noqa: E402
+from lib.spoof import diagnosis as spoof_diagnosis  # noqa: E402
 
 # name -> (result file, point function, grid, shared settings)
 SWEEPS = {
-    "icm": (ROOT / "lib" / "icm" / "results" / "icm_diagnosis.json", icm_point, icm_grid, icm_meta),
+    "icm": (icm_diagnosis.RESULT, icm_diagnosis.point, icm_diagnosis.points, icm_diagnosis.meta),
+    "spoof_table3": (spoof_diagnosis.PATH, spoof_diagnosis.point_1thread, spoof_diagnosis.points,
+                     spoof_diagnosis.meta),
+    "lseg_blocks_seeds": (lseg_diagnosis.PATH, lseg_diagnosis.point_1thread, lseg_diagnosis.points,
+                          lseg_diagnosis.meta),
 }
 
 
@@ -57,17 +34,16 @@ def main(argv=None) -> int:
     ap.add_argument("names", nargs="*", help=f"sweeps to run (default: all of {', '.join(SWEEPS)})")
     ap.add_argument("--list", action="store_true", help="print each sweep's file and number of points, run nothing")
     args = ap.parse_args(argv)
-    names = args.names or list(SWEEPS)
-    unknown = [n for n in names if n not in SWEEPS]
+    unknown = [n for n in args.names if n not in SWEEPS]
     if unknown:
         ap.error(f"no sweep named {', '.join(unknown)}: choose from {', '.join(SWEEPS)}")
-    for name in names:
+    for name in args.names or list(SWEEPS):
         path, fn, grid, meta = SWEEPS[name]
         if args.list:
-            print(f"{name}: {len(grid())} points -> {path.relative_to(ROOT)}")
+            print(f"{name}: {len(grid())} points -> {Path(path).relative_to(ROOT)}")
             continue
         sweep.run(name, path, fn, grid(), script=f"python scripts/sweeps.py {name}", meta=meta())
-        print(f"{name}: written {path.relative_to(ROOT)}")
+        print(f"{name}: written {Path(path).relative_to(ROOT)}")
     return 0
 
 
