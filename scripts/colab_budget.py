@@ -104,14 +104,14 @@ def chapter2(z) -> dict:
 
 
 def chapter3(z) -> dict:
-    from lib.lseg import chapter
+    from lib.lseg import config as lseg_config
 
-    cfg = chapter.CONFIGS["colab"]
+    cfg = lseg_config.CONFIGS["colab"].pascal
     one = dataclasses.replace(z, lseg_batch=1)
-    runs = len(cfg.fold_runs)
+    runs = len(cfg.runs)
     parts = {
         "PASCAL-5i training": {"step": "03_lseg training step", "unit": "training step",
-                               "count": runs * cfg.fold_steps, **count(G.lseg_train_step, one, cfg.fold_batch)},
+                               "count": runs * cfg.steps, **count(G.lseg_train_step, one, cfg.batch)},
         "PASCAL-5i evaluation": {"step": "03_lseg evaluation inference", "unit": "episode",
                                  "count": runs * LSEG_EPISODES, **count(G.lseg_inference, z)},
         "official demo": {"step": "03_lseg official demo forward", "unit": "demo forward",

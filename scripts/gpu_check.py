@@ -139,16 +139,16 @@ def device_error(exc: BaseException) -> bool:
 # notebook makes them: the PASCAL-5i fold experiment and the official demo checkpoint's label-removal demo.
 LSEG_COLAB_ONLY = """
 import lib, lib.lseg
-from lib.lseg import chapter, evaluation, pascal
+from lib.lseg import config, evaluation, experiment
 device = lib.runtime.setup(seed=0)
-cfg = lib.scale.pick(chapter.CONFIGS, chapter="3")
-fold = pascal.fold_experiment(cfg, device)
-sd = lib.lseg.fetch_official(cfg.official_demo)
+cfg = lib.scale.pick(config.CONFIGS, chapter="3")
+fold = experiment.fold_experiment(cfg, device)
+sd = lib.lseg.fetch_official(cfg.demo.checkpoint)
 official = lib.lseg.from_official_state_dict(sd, arch="none").to(device).eval()
 del sd
 photos = dict(lib.storage.assets.photos(include_mate=False))
 demo = evaluation.remove_label_demo(official, photos["skimage-astronaut"], ["person", "flag", "wall", "sky"],
-                                    "person", cfg.demo_size)
+                                    "person", cfg.demo.size)
 """
 
 
@@ -295,13 +295,13 @@ class Sizes:
     @classmethod
     def real(cls) -> "Sizes":
         from lib.icm import config as icm_config
-        from lib.lseg import chapter
+        from lib.lseg import config as lseg_config
         from lib.spoof import experiment
 
-        i, s, l = icm_config.CONFIGS["colab"], experiment.CONFIGS["colab"], chapter.CONFIGS["colab"]
+        i, s, l = icm_config.CONFIGS["colab"], experiment.CONFIGS["colab"], lseg_config.CONFIGS["colab"]
         return cls("real (the colab configurations)", i.base_batch, i.base_crop, i.ft_batch, i.ft_crop,
                    i.machine_size, (480, 640), (512, 768), s.train.batch_size, s.train.crop_s, s.train.eval_batch, 3.3, None,
-                   l.fold_backbone, l.fold_size, l.fold_batch, (375, 500), "vitl16_384", l.demo_size, None)
+                   l.pascal.backbone, l.pascal.size, l.pascal.batch, (375, 500), "vitl16_384", l.demo.size, None)
 
     @classmethod
     def tiny(cls) -> "Sizes":
@@ -399,8 +399,9 @@ def icm_finetune_step(device, z: Sizes):
     """One finetuning step: the decoder head and the PatchGAN discriminator, 3 aligned patches of 64 px."""
     import torch
 
-    from lib.icm import codec as C, finetune as FT
-    from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
+    from lib.icm import codec as C, decoder_finetuning as FT
+    from lib.icm.decoder_finetuning import discriminator_loss, generator_loss
+    from lib.icm.patchgan import PatchDiscriminator, aligned_patches
 
     codec = _codec(device)
     FT.freeze_for_finetuning(codec)
@@ -617,7 +618,7 @@ def check_bitstreams(device) -> dict:
     torch.manual_seed(0)
     gpu = _codec(device).eval()
     gpu.update(force=True)
-    cpu = C.codec_from_state_dict({k: v.cpu() for k, v in gpu.state_dict().items()}).eval()
+    cpu = C.ICMCodec.from_state_dict({k: v.cpu() for k, v in gpu.state_dict().items()}).eval()
     images = [torch.rand(1, 3, 256, 384, device=device) for _ in range(3)]
     bits = C.compress_all(gpu, images)
     problems = []

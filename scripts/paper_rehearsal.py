@@ -2,7 +2,7 @@
 ``COURSE_REHEARSAL=1`` on the Colab rehearsal's loopback mirror of miniature files, then the chapter executed at
 ``COURSE_SCALE=paper COURSE_REHEARSAL=1`` reading the recipe's results.
 
-    make paper-rehearsal        # report: artifacts/paper-rehearsal/lseg.json
+    make paper-rehearsal        # reports: artifacts/paper-rehearsal/{spoof,lseg}.json
 
 What it checks, per recipe:
 - two ranks trained (a rank was killed during the first attempt, torchrun restarted the job, and it resumed from
@@ -87,7 +87,7 @@ def seed_cache(cache: Path) -> int:
 
 
 def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
-    from lib.lseg import chapter, recipe as lseg_recipe
+    from lib.lseg import config as lseg_config, recipe as lseg_recipe
 
     env0 = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
     env0.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
@@ -106,15 +106,15 @@ def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     restarted = "killed after step" in log.read_text()
     train_rep = json.loads((work / "train.json").read_text())
     ev2, ev1 = (json.loads((work / f"eval{n}.json").read_text()) for n in (2, 1))
-    cfg = chapter.CONFIGS["paper"].rehearsed()
+    cfg = lseg_config.CONFIGS["paper"].rehearsed()
     folds = {}
     saved = os.environ.get("COURSE_CACHE")
-    for f in cfg.folds:
+    for f in cfg.recipe.folds:
         k = f"fold{f}"
         os.environ["COURSE_CACHE"] = killed["COURSE_CACHE"]
-        a = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        a = lseg_recipe.work_file(cfg, f)
         os.environ["COURSE_CACHE"] = plain["COURSE_CACHE"]
-        b = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        b = lseg_recipe.work_file(cfg, f)
         os.environ.pop("COURSE_CACHE")
         if saved is not None:
             os.environ["COURSE_CACHE"] = saved
@@ -147,8 +147,71 @@ def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     return out
 
 
-def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
-    """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache."""
+def spoof(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
+    """Chapter 2's recipe: two ranks train both countermeasures and evaluate them; the gathered evaluation is
+    compared with a one-process evaluation of the same averaged weights; then the chapter reads the results."""
+    import numpy as np
+
+    from lib.spoof import config as spoof_config, recipe as spoof_recipe
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    env.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
+                "COURSE_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl"), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
+                "COURSE_CACHE": str(work / "cache")})
+    seconds = {}
+    seconds["train, 2 ranks"] = run(torchrun("lib.spoof.recipe", "train", "--quiet", "--report",
+                                             str(work / "train.json")), env, log)
+    seconds["evaluate, 2 ranks"] = run(torchrun("lib.spoof.recipe", "evaluate", "--quiet", "--report",
+                                                str(work / "eval2.json")), env, log)
+    # the one-process comparison for the partial-spoof CM only (XLSR-53 on a shared CPU is slow)
+    seconds["evaluate, 1 process"] = in_process(spoof_recipe.main, ["evaluate", "--no-write", "--quiet", "--train-on",
+                                                                    "partial", "--report", str(work / "eval1.json")],
+                                                env)
+    train_rep = json.loads((work / "train.json").read_text())
+    ev2, ev1 = (json.loads((work / f"eval{n}.json").read_text()) for n in (2, 1))
+    cfg = spoof_config.CONFIGS["paper"].rehearsed()
+    cms, problems = {}, []
+    for k, tr in train_rep.items():
+        e2, e1 = ev2[k], ev1.get(k, ev2[k])
+        cam_diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(e2["cam_spoof"],
+                                                                                         e1["cam_spoof"]))
+        cms[k] = {"compared_with_one_process": k in ev1, "ranks": tr["world"], "steps": tr["steps"],
+                  "averaged_epochs": tr["averaged_epochs"],
+                  "shards": tr["shards"], "eval_world": [e2["world"], e1["world"]], "utterances": e2["utterances"],
+                  "ids_equal": e2["ids_ps"] == e1["ids_ps"], "cams": [len(e2["cam_spoof"]), len(e1["cam_spoof"])],
+                  "max_score_difference": float(np.abs(np.subtract(e2["scores_ps"], e1["scores_ps"])).max()),
+                  "max_cam_difference": cam_diff, "gathered_eer": e2["eer_ps"], "one_process_eer": e1["eer_ps"],
+                  "gathered_rcq_spoof": e2["rcq_spoof"], "one_process_rcq_spoof": e1["rcq_spoof"],
+                  "reduced_equals_gathered": e2["reduced_equals_gathered"]}
+        c, s = cms[k], tr["shards"]
+        if c["ranks"] != 2 or c["eval_world"] != [2, 1 if k in ev1 else 2]:
+            problems.append(f"{k}: ranks {c['ranks']}, evaluation worlds {c['eval_world']}")
+        if not (s["disjoint"] and s["covers_all_but_remainder"] and s["global_batches_equal_one_process"]):
+            problems.append(f"{k}: shards {s}")
+        if len(c["averaged_epochs"]) != min(cfg.num_avg, cfg.epochs):
+            problems.append(f"{k}: averaged epochs {c['averaged_epochs']}")
+        rcq_close = all(abs(e2["rcq_spoof"][x] - e1["rcq_spoof"][x]) < 1e-3 for x in e1["rcq_spoof"])
+        if not (c["ids_equal"] and c["cams"][0] == c["cams"][1] and c["max_score_difference"] < 1e-5
+                and c["max_cam_difference"] < 1e-4 and rcq_close and c["reduced_equals_gathered"]
+                and c["gathered_eer"] == c["one_process_eer"]):
+            problems.append(f"{k}: gathered evaluation differs from one process")
+    if not any(c["compared_with_one_process"] for c in cms.values()):
+        problems.append("no countermeasure was compared with a one-process evaluation")
+    out = {"recipe": "lib.spoof.recipe", "config": cfg.describe(), "countermeasures": cms, "seconds": seconds}
+    if notebook:
+        eer = ev2[spoof_recipe.cm_name("partial", cfg.seeds[0])]["eer_ps"]
+        out["notebook"] = chapter_run("02_spoof", env, work, problems, from_recipe=lambda rows: any(
+            r[1] == "partial-spoof CM: EER" and r[2] is not None and abs(r[2] - eer) < 1e-9 for r in rows))
+        seconds["chapter 2 at paper (rehearsal)"] = out["notebook"]["seconds"]
+    out.update(passed=not problems, problems=problems)
+    return out
+
+
+def chapter_run(name: str, env: dict, work: Path, problems: list, from_recipe=None) -> dict:
+    """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache.
+    ``from_recipe(numbers)``: whether the chapter's scorecard shows the recipe's numbers (default: a row whose
+    metric names the paper recipe)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -183,7 +246,9 @@ def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
         for ch, c in report["configs"].items():
             if c["scale"] != "paper" or c.get("rehearsal") != "True":
                 problems.append(f"chapter {name} ran {ch}'s {c['scale']} configuration")
-        if not any(row[0] and "paper recipe" in row[1] and row[2] is not None for row in report["numbers"]):
+        if from_recipe is None:
+            from_recipe = lambda rows: any(r[0] and "paper recipe" in r[1] and r[2] is not None for r in rows)  # noqa
+        if not from_recipe(report["numbers"]):
             problems.append(f"chapter {name}: no scorecard number from the paper recipe")
     return {"seconds": round(time.time() - t0, 1), "error": error, "memo_files_reused": copied,
             "numbers": report and report["numbers"]}
@@ -192,7 +257,8 @@ def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=str(ROOT / ".cache" / "paper-rehearsal"))
-    ap.add_argument("--no-notebook", action="store_true", help="skip executing the chapter")
+    ap.add_argument("--no-notebook", action="store_true", help="skip executing the chapters")
+    ap.add_argument("--only", choices=sorted(RECIPES), action="append", help="rehearse only this recipe (repeatable)")
     args = ap.parse_args()
     import mirror
 
@@ -202,14 +268,21 @@ def main() -> int:
     mirror_dir = ROOT / ".cache" / "colab-rehearsal" / "mirror"
     subprocess.run([PY, str(ROOT / "colab" / "rehearsal" / "mirror.py"), "build", str(mirror_dir)], check=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    passed = True
     with mirror.serve(mirror_dir) as (base_url, _served):
-        out = lseg(work, base_url, work / "lseg.log", notebook=not args.no_notebook)
-    out["total_seconds"] = round(time.time() - t0, 1)
-    (REPORTS / "lseg.json").write_text(json.dumps(out, indent=1, default=str))
-    print(json.dumps({k: out[k] for k in ("seconds", "total_seconds", "passed", "problems")}, indent=1))
-    print(f"paper rehearsal: lseg {'passed' if out['passed'] else 'FAILED'} ({REPORTS / 'lseg.json'})")
-    return 0 if out["passed"] else 1
+        for name in args.only or RECIPES:
+            t0 = time.time()
+            (work / name).mkdir()
+            out = RECIPES[name](work / name, base_url, work / name / f"{name}.log", notebook=not args.no_notebook)
+            out["total_seconds"] = round(time.time() - t0, 1)
+            (REPORTS / f"{name}.json").write_text(json.dumps(out, indent=1, default=str))
+            print(json.dumps({k: out[k] for k in ("seconds", "total_seconds", "passed", "problems")}, indent=1))
+            print(f"paper rehearsal: {name} {'passed' if out['passed'] else 'FAILED'} ({REPORTS / (name + '.json')})")
+            passed &= out["passed"]
+    return 0 if passed else 1
+
+
+RECIPES = {"spoof": spoof, "lseg": lseg}
 
 
 if __name__ == "__main__":

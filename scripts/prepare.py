@@ -175,7 +175,7 @@ def icm_steps() -> list[Step]:
         cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
     except lib.scale.ScaleNotBuilt:
         return []
-    if cfg.base != "committed":
+    if not isinstance(cfg.base_source, icm.config.CommittedBase):
         return []
     return [Step(f"icm {name}", "memo", "scripts.prepare:icm_finetune", (run, ms), needed_by=["01_icm"])
             for name, (run, ms) in X.finetune_grid(cfg).items()]

@@ -75,7 +75,8 @@ def lseg():
     import lib.lseg as L
 
     torch.manual_seed(0)
-    return L.LSeg(L.config("tiny", arch="bottleneck", depth=1), text_encoder=L.RandomText(L.config("tiny").out_c))
+    return L.LSeg(L.architecture("tiny", arch="bottleneck", depth=1),
+                  text_encoder=L.RandomText(L.architecture("tiny").out_c))
 
 
 @functools.cache
@@ -198,7 +199,7 @@ def _sweep():
 
     cache, checkpoint, hashes = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "hashes"))
     IM, widgets, runtime, scale = m("lib.images"), m("lib.display.widgets"), m("lib.runtime"), m("lib.scale")
-    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "finetune",
+    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "decoder_finetuning",
                                                           "patchgan"))
     LM, LMOD, LT = m("lib.lseg.metrics"), m("lib.lseg.model"), m("lib.lseg.training")
     SA, SG, PS, R, SR, SE = (m(f"lib.spoof.{n}") for n in ("audio", "gradcam", "partialspoof", "rcq", "ssl_res1d",
@@ -295,9 +296,9 @@ def _sweep():
         *[Case(k, "x", images(k, 64), lambda x: _disc()(x)) for k in ("dtype", "nan", "shape", "empty")],
         Case("dtype", "x", st.just(IMG64.double()), lambda x: _disc()(x),
              lambda r, x: torch.equal(r, _disc()(x.float())))]
-    s["lib.icm.patchgan.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
-                                           lambda m: PG.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
-    s["lib.icm.finetune.finetune"] = [
+    s["lib.icm.decoder_finetuning.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
+                                           lambda m: FT.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
+    s["lib.icm.decoder_finetuning.finetune"] = [
         Case("lengths", "cfg.batch", st.integers(3, 9).map(lambda b: _ft_cfg(batch=b, pool=2)),
              lambda cfg: FT.finetune(codec(), [("a", IMG64[0])], cfg)),
         Case("dtype", "train_photos[0]", images("dtype", 48, batch=False),
@@ -366,8 +367,8 @@ def _sweep():
              lambda y: SE.eer(y, [0.1, 0.9])),
         Case("nan", "scores", st.sampled_from([NAN_, INF_]), lambda v: SE.eer([0, 1], [0.1, v])),
         Case("lengths", "same length", st.integers(3, 6), lambda n: SE.eer([0, 1] * n, [0.1, 0.9]))]
-    s["lib.lseg.model.config"] = [Case("type", "keyword", st.sampled_from(["depht", "archh", "outc", "Patch"]),
-                                       lambda k: LMOD.config("tiny", **{k: 2}))]
+    s["lib.lseg.model.architecture"] = [Case("type", "keyword", st.sampled_from(["depht", "archh", "outc", "Patch"]),
+                                             lambda k: LMOD.architecture("tiny", **{k: 2}))]
     s["lib.lseg.model.LSeg"] = [
         *[Case(k, "x", images(k, 64), lambda x: lseg()(x, ["sky", "dog"])) for k in img_kinds],
         Case("duplicates", "label", label_sets(), lambda ls: lseg()(IMG64, ls)),
@@ -432,7 +433,7 @@ def _sweep():
         Case("shape", "x_hat", images("shape", 64), lambda x: PG.aligned_patches(IMG64, x, 1, 32)),
         Case("range", "k", whole_numbers(1), lambda k: PG.aligned_patches(IMG64, IMG64, k, 32)),
         Case("range", "size", whole_numbers(1, 64), lambda v: PG.aligned_patches(IMG64, IMG64, 1, v))]
-    s["lib.lseg.training.to_tensor_images"] = [
+    s["lib.lseg.data.to_tensor_images"] = [
         Case("shape", "images", st.sampled_from([(2, 3, 16, 16), (16, 16), (2, 16, 16, 4)]).map(
             lambda sh: np.zeros(sh, np.uint8)), LT.to_tensor_images)]
     s["lib.storage.assets.photos"] = [Case("range", "min_side", whole_numbers(1), lambda v: m(
@@ -479,7 +480,7 @@ def _disc():
 
 
 def _ft_cfg(**kw):
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 32, "ndf": 4,
                                 "lr_g": 1e-2, **kw})
@@ -504,11 +505,11 @@ EXCLUDED = {
     # the paper recipes: torchrun entry points and steps inside them (rehearsed by make paper-rehearsal and
     # tests/test_recipe.py), run from a frozen configuration
     **dict.fromkeys(["lib.lseg.recipe.config", "lib.lseg.recipe.results", "lib.lseg.recipe.require",
-                     "lib.lseg.recipe.load_data", "lib.lseg.recipe.train_fold", "lib.lseg.recipe.evaluate_fold",
+                     "lib.lseg.pascal.load_splits", "lib.lseg.recipe.train_fold", "lib.lseg.pascal.evaluate_fold",
                      "lib.lseg.recipe.cmd_train", "lib.lseg.recipe.load_trained", "lib.lseg.recipe.cmd_evaluate",
                      "lib.lseg.recipe.plan", "lib.lseg.recipe.estimate", "lib.lseg.recipe.main"], _RUN),
-    **dict.fromkeys(["lib.lseg.recipe.fold_key", "lib.lseg.recipe.episode_batches", "lib.lseg.recipe.episode_loss",
-                     "lib.lseg.recipe.build_model", "lib.lseg.recipe.optimizer", "lib.recipe.results_key",
+    **dict.fromkeys(["lib.lseg.recipe.fold_key", "lib.lseg.recipe.work_file", "lib.lseg.pascal.episode_batches",
+                     "lib.lseg.pascal.episode_counts", "lib.lseg.training.episode_loss", "lib.lseg.recipe.build_model", "lib.lseg.recipe.optimizer", "lib.recipe.results_key",
                      "lib.recipe.work_file", "lib.recipe.write_result", "lib.recipe.read_result",
                      "lib.recipe.all_reduce_sum", "lib.recipe.gather_in_order"], _INTERNAL),
     **dict.fromkeys(["lib.recipe.setup", "lib.recipe.local_rank", "lib.recipe.barrier", "lib.recipe.log"], _NOARG),
@@ -516,7 +517,18 @@ EXCLUDED = {
     "lib.sweep.SweepError": _ERROR,
     **dict.fromkeys(["lib.sweep.find", "lib.sweep.table", "lib.sweep.close", "lib.sweep.point_id"],
                     "reads or compares a sweep file that lib.sweep.load checked"),
-    "lib.lseg.chapter.LSegPaperConfig": _CONFIG,
+    **dict.fromkeys(["lib.lseg.config.Run", "lib.lseg.config.Part", "lib.lseg.config.TinyData",
+                     "lib.lseg.config.PascalFold", "lib.lseg.config.OfficialDemo", "lib.lseg.config.PaperRecipe",
+                     "lib.lseg.experiment.fold_key"], _CONFIG),
+    **dict.fromkeys(["lib.lseg.experiment.scorecard", "lib.lseg.experiment.glance"], _PLOT),
+    **dict.fromkeys(["lib.spoof.recipe.config", "lib.spoof.recipe.require", "lib.spoof.recipe.subset",
+                     "lib.spoof.recipe.train_cm", "lib.spoof.recipe.evaluate_cm", "lib.spoof.recipe.cmd_train",
+                     "lib.spoof.recipe.load_trained", "lib.spoof.recipe.cmd_evaluate", "lib.spoof.recipe.plan",
+                     "lib.spoof.recipe.estimate", "lib.spoof.recipe.main"], _RUN),
+    **dict.fromkeys(["lib.spoof.recipe.cm_name", "lib.spoof.recipe.load", "lib.spoof.recipe.chunk_batches",
+                     "lib.spoof.recipe.lr_factor", "lib.spoof.recipe.average_into", "lib.spoof.recipe.work"],
+                    _INTERNAL),
+    **dict.fromkeys(["lib.spoof.config.SpoofPaperConfig", "lib.spoof.config.PaperTraining"], _CONFIG),
     **dict.fromkeys(["lib.lseg.weights.hub_file", "lib.lseg.weights.build_clip"], _NET),
     "lib.lseg.weights.hub_url": "joins the course's own constant repository, revision and file names into a URL",
     "lib.lseg.weights.hub_offline_for_bundled_model": _NOARG,
@@ -541,7 +553,8 @@ EXCLUDED = {
     **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner",
                      "lib.display.colab_time.ColabTime", "lib.display.colab_time.report"], _PLOT),
     "lib.display.colab_time.fp32_peak": "looks a GPU name (torch.cuda.get_device_name) up in a table; None if absent",
-    **dict.fromkeys(["lib.lseg.pascal.fold_text_encoder", "lib.lseg.pascal.train_fold"], _RUN),
+    **dict.fromkeys(["lib.lseg.training.fold_text_encoder", "lib.lseg.training.train_fold",
+                     "lib.lseg.experiment.tiny_data", "lib.lseg.experiment.tiny_runs"], _RUN),
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
     **dict.fromkeys(["lib.storage.errors.size_text", "lib.storage.errors.by_hand", "lib.storage.errors.explain",
                      "lib.storage.errors.first_sentence"], _INTERNAL),
@@ -556,12 +569,12 @@ EXCLUDED = {
                      "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
     **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.hashes.verify",
                      "lib.lseg.weights.openai_clip", "lib.lseg.weights.timm_vit", "lib.lseg.official.fetch_official",
-                     "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.data.kodak",
-                     "lib.icm.data.coco_val", "lib.icm.data.coco_train", "lib.icm.data.coco_annotations",
+                     "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.kodak.kodak",
+                     "lib.icm.coco.coco_val", "lib.icm.coco.coco_train", "lib.icm.coco.coco_annotations",
                      "lib.icm.machine.maskrcnn_url", "lib.icm.machine.MaskRCNN", "lib.spoof.ssl_res1d.xlsr53_url",
                      "lib.spoof.ssl_res1d.xlsr53_params", "lib.spoof.ssl_res1d.build_ssl_res1d",
                      "lib.lseg.text.CLIPText", "lib.lseg.text.MiniLMText", "lib.colab.use_drive"], _NET),
-    **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.",
+    **dict.fromkeys([n for n in public_api() if n.startswith(("lib.icm.plots.", "lib.lseg.plots.", "lib.lseg.tables.",
                                                                "lib.spoof.plots."))], _PLOT),
     **dict.fromkeys(["lib.display.provenance.scale_label", "lib.display.provenance.stamp",
                      "lib.display.provenance.caption", "lib.display.provenance.Scorecard",
@@ -569,10 +582,14 @@ EXCLUDED = {
                      "lib.display.widgets.live", "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
-                     "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.chapter.LSegChapterConfig",
-                     "lib.lseg.model.LSegConfig", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
+                     "lib.icm.base.BaseConfig", "lib.icm.decoder_finetuning.FinetuneConfig", "lib.lseg.config.LSegConfig",
+                     "lib.lseg.model.Architecture", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
                      "lib.icm.experiment.finetune_grid", "lib.spoof.config.Training", "lib.spoof.config.BuiltCorpus",
-                     "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D"], _CONFIG),
+                     "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D",
+                     "lib.icm.config.CommittedBase", "lib.icm.config.CompressAIBase", "lib.icm.config.ClassifierMachine",
+                     "lib.icm.config.MaskRCNNMachine", "lib.icm.config.HeldOut", "lib.icm.config.KodakCoco",
+                     "lib.icm.config.Run", "lib.icm.config.Runs", "lib.icm.paper_numbers.Row",
+                     "lib.icm.paper_numbers.main_row"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
                      "lib.icm.experiment.stamps_split", "lib.icm.experiment.eval_images",
                      "lib.icm.experiment.task_images", "lib.icm.experiment.eval_sets",
@@ -592,8 +609,8 @@ EXCLUDED = {
                      "lib.lseg.evaluation.seed_stats", "lib.lseg.evaluation.removal_per_run",
                      "lib.lseg.evaluation.nearest_same", "lib.lseg.evaluation.remove_label_demo",
                      "lib.lseg.pascal.fold_classes", "lib.lseg.pascal.load_split", "lib.lseg.pascal.episodes",
-                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler", "lib.lseg.pascal.episode_loss",
-                     "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate", "lib.lseg.pascal.fold_experiment",
+                     "lib.lseg.pascal.binary_target", "lib.lseg.pascal.episode_sampler",
+                     "lib.lseg.pascal.binary_logits", "lib.lseg.pascal.evaluate", "lib.lseg.experiment.fold_experiment",
                      "lib.lseg.training.batch_sampler", "lib.lseg.training.text_encoder", "lib.lseg.training.run_name",
                      "lib.lseg.training.work_path", "lib.lseg.training.train_tiny", "lib.lseg.training.pack",
                      "lib.lseg.training.manifest", "lib.lseg.training.load_tiny", "lib.spoof.data.tuxpaint_clips",
@@ -608,19 +625,19 @@ EXCLUDED = {
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
                      "lib.spoof.partialspoof.choose"], _RUN),
     **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint",
-                     "lib.icm.codec.codec_from_state_dict", "lib.icm.codec.from_compressai_checkpoint",
+                     "lib.icm.codec.from_compressai_checkpoint",
                      "lib.icm.codec.build_codec", "lib.icm.codec.state_hashes",
-                     "lib.icm.finetune.freeze_for_finetuning", "lib.icm.finetune.make_loss",
-                     "lib.icm.finetune.latent_pool", "lib.icm.finetune.head_state", "lib.icm.finetune.with_head",
+                     "lib.icm.decoder_finetuning.freeze_for_finetuning", "lib.icm.decoder_finetuning.make_loss",
+                     "lib.icm.decoder_finetuning.latent_pool", "lib.icm.decoder_finetuning.head_state", "lib.icm.decoder_finetuning.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
-                     "lib.icm.patchgan.windows", "lib.icm.patchgan.generator_loss",
-                     "lib.icm.patchgan.discriminator_loss", "lib.lseg.training.poly_schedule",
+                     "lib.icm.patchgan.windows", "lib.icm.decoder_finetuning.generator_loss",
+                     "lib.icm.decoder_finetuning.discriminator_loss", "lib.lseg.training.poly_schedule",
                      "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of", "lib.spoof.rcq.front_trim",
                      "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
                      "lib.spoof.gradcam.gradcam_reference", "lib.spoof.ssl_res1d.n_frames",
                      "lib.spoof.ssl_res1d.tiny_cm", "lib.lseg.text.TextEncoder", "lib.lseg.text.RandomText",
-                     "lib.icm.data.CocoSubset"], _INTERNAL),
+                     "lib.icm.coco.CocoSubset"], _INTERNAL),
     **dict.fromkeys(["lib.lseg.official.split_official_state_dict", "lib.lseg.official.from_official_state_dict",
                      "lib.lseg.official.convert_official_checkpoint", "lib.lseg.weights.torchscript_state_dict",
                      "lib.spoof.partialspoof.read_protocol", "lib.spoof.partialspoof.read_audio",
@@ -773,7 +790,7 @@ def test_nan_label_embeddings_are_refused():
 
 
 def test_finetune_batch_larger_than_its_pool_is_refused():
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     with pytest.raises(ValueError, match=r"cfg.batch must be between 1 and 2, got 4.*raise pool or lower batch"):
         FT.finetune(codec(), [("a", IMG64[0])], _ft_cfg(batch=4, pool=2))
@@ -839,12 +856,13 @@ def test_gradcam_layer_off_the_forward_path():
         gradcam(cm(), torch.nn.Conv1d(8, 8, 1), torch.rand(1, 4000) - 0.5, 1)
 
 
-def test_lseg_config_unknown_keyword_names_the_near_one():
+def test_lseg_architecture_unknown_keyword_names_the_near_one():
     import lib.lseg as L
 
-    with pytest.raises(TypeError, match=r"unknown keyword\(s\) 'depht' \(did you mean 'depth'\?\) for lib.lseg.config"):
-        L.config("tiny", depht=2)
-    assert L.config("tiny", depth=3).depth == 3
+    with pytest.raises(TypeError,
+                       match=r"unknown keyword\(s\) 'depht' \(did you mean 'depth'\?\) for lib.lseg.architecture"):
+        L.architecture("tiny", depht=2)
+    assert L.architecture("tiny", depth=3).depth == 3
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
