@@ -140,6 +140,8 @@ def memo_steps() -> list[Step]:
         cfg = lib.scale.pick(experiment.CONFIGS, chapter="2")
     except lib.scale.ScaleNotBuilt:
         return []
+    if not isinstance(cfg.data, experiment.BuiltCorpus):
+        return []   # tiny_base and tiny_run are the steps of the corpus built offline; real data is read in the chapter
     first = next(iter(experiment.SPLICES))
     steps = [Step("spoof corpus", "memo", "lib.spoof.experiment:tiny_base", (cfg,), needed_by=["02_spoof"])]
     for s in cfg.seeds:

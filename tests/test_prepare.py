@@ -75,9 +75,14 @@ def test_scheduler_parallel_ordered_and_failures_stop_dependents(tmp_path, monke
     assert (tmp_path / prepare.TIMES).exists()
 
 
-def test_scale_without_spoof_config_has_no_spoof_steps(monkeypatch):
-    monkeypatch.setenv("COURSE_SCALE", "paper")
-    assert prepare.memo_steps() == []
+def test_spoof_steps_only_where_the_corpus_is_built_offline(monkeypatch):
+    """Chapter 2's memoised steps build and train on the offline corpus: a scale that reads real data has none."""
+    from lib.spoof import experiment
+
+    for scale, cfg in experiment.CONFIGS.items():
+        monkeypatch.setenv("COURSE_SCALE", scale)
+        built = isinstance(cfg.data, experiment.BuiltCorpus)
+        assert bool(prepare.memo_steps()) == built, scale
 
 
 def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
