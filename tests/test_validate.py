@@ -74,7 +74,7 @@ def lseg():
     import lib.lseg as L
 
     torch.manual_seed(0)
-    return L.LSeg(L.config("tiny", arch="bottleneck", depth=2), text_encoder=L.RandomText(384))
+    return L.LSeg(L.architecture("tiny", arch="bottleneck", depth=2), text_encoder=L.RandomText(384))
 
 
 def test_lseg_refuses_uint8_and_0_255(lseg):
