@@ -16,8 +16,8 @@ is given. Two fields name *how* a part is made (the library dispatches on them, 
                val2017 images ``coco_ids`` where the machine is confident (task), downloaded, with their
                annotations from ``coco_annotations_url`` when the machine scores against them.
 
-Fields a kind does not use are ``None`` in that configuration. ``paper`` has no configuration yet: at
-``COURSE_SCALE=paper`` the chapter stops at its configuration cell with :class:`lib.scale.ScaleNotBuilt`.
+Fields a kind does not use are ``None`` in that configuration. ``paper`` (:class:`ICMPaperConfig`) is the recipe
+run as a command (:mod:`lib.icm.recipe`); the chapter reads its results.
 """
 
 from __future__ import annotations

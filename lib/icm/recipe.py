@@ -61,6 +61,14 @@ def require(cfg) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------------------- data
+def node_first(fn):
+    """``fn()`` on each node's first process, then on the others (a download is made once per node)."""
+    first = recipe.local_rank() == 0
+    out = fn() if first else None
+    recipe.barrier()
+    return out if first else fn()
+
+
 class ZipPhotos:
     """The JPEGs ``<folder>/<12-digit id>.jpg`` of a COCO image zip (``cfg.train_zip_url``, fetched once, sha256
     recorded at first use), without the evaluation ids, read one at a time: item ``i`` of ``epoch`` is a random
@@ -68,10 +76,7 @@ class ZipPhotos:
     generator seeded by (seed, epoch, i), so a batch does not depend on how the ranks split it."""
 
     def __init__(self, url: str, exclude=(), limit: int | None = None):
-        if recipe.local_rank() == 0:
-            download.fetch(url, reader="zip")
-        recipe.barrier()
-        self.path = download.fetch(url, reader="zip")
+        self.path = node_first(lambda: download.fetch(url, reader="zip"))
         skip = {int(i) for i in exclude}
         with zipfile.ZipFile(self.path) as z:
             self.names = sorted(m for m in z.namelist() if (hit := re.fullmatch(r"[a-z0-9]+/(\d{12})\.jpg", m))
@@ -134,7 +139,7 @@ def train_base(cfg, photos, machine, device):
     """The base codec: CompressAI's weights at ``base_quality`` trained for the machine with the chapter's loss
     (as ``lib.icm.experiment.train_base_gpu``); returns ``(codec ready to code, history, facts)``."""
     runtime.seed_everything(cfg.seed)
-    codec = C.pretrained_init(cfg.base_quality).to(device)
+    codec = node_first(lambda: C.pretrained_init(cfg.base_quality)).to(device)
     bc = B.BaseConfig(N=codec.N, M=codec.M, rd_steps=0, steps=cfg.base_steps, batch=cfg.base_batch,
                       task_crop=cfg.base_crop, lr=cfg.base_lr, lmbda_px=C.COMPRESSAI_LMBDA[cfg.base_quality] / 10)
     aux = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
@@ -200,7 +205,7 @@ def load_trained(cfg) -> tuple[C.ICMCodec, dict]:
 def cmd_train(cfg, args) -> None:
     rank, world, device = recipe.setup()
     photos = ZipPhotos(cfg.train_zip_url, cfg.coco_ids, cfg.coco_train_images)
-    machine = M.build(cfg, device)
+    machine = node_first(lambda: M.build(cfg, device))
     recipe.log(f"base codec: {len(photos)} photos, {cfg.base_steps} steps of {cfg.base_batch} crops on {world} "
                f"process(es)")
     codec, hist, facts = train_base(cfg, photos, machine, device)
@@ -217,11 +222,8 @@ def cmd_train(cfg, args) -> None:
 def cmd_evaluate(cfg, args) -> None:
     rank, world, device = recipe.setup()
     codec, heads = load_trained(cfg)
-    machine = M.build(cfg, "cpu")
-    if recipe.local_rank() == 0:
-        X.eval_sets(cfg, None, None, machine)
-    recipe.barrier()
-    fid, task = X.eval_sets(cfg, None, None, machine)
+    machine = node_first(lambda: M.build(cfg, "cpu"))
+    fid, task = node_first(lambda: X.eval_sets(cfg, None, None, machine))
     r = evaluate_all(codec, heads, fid, task, machine)
     recipe.log(f"evaluated {len(r['scores'])} variants on {len(fid)} + {len(task)} images over {world} process(es)")
     if not args.no_write:
