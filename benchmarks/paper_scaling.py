@@ -38,7 +38,7 @@ def worker(args) -> None:
 
     torch.set_num_threads(args.threads)
     rank, world, device = recipe.setup()
-    cfg = dataclasses.replace(toy_config(), fold_size=64, global_batch=args.batch, epochs=args.epochs)
+    cfg = dataclasses.replace(toy_config(), size=64, global_batch=args.batch, epochs=args.epochs)
     data = toy_data(n=args.batch * 4, size=64)
     T = torch.randn(21, 512)
     times = []

@@ -90,10 +90,10 @@ def chapter2(z) -> dict:
 
     cfg = experiment.CONFIGS["colab"]
     one = dataclasses.replace(z, spoof_batch=1, spoof_cam_batch=1)
-    n_score, n_partial = sum(cfg.n_eval.values()), cfg.n_eval["partial"]
+    n_score, n_partial = sum(cfg.data.n_eval.values()), cfg.data.n_eval["partial"]
     parts = {
         "training (2 CMs)": {"step": "02_spoof SSL-Res1D training step", "unit": "training step",
-                             "count": 2 * cfg.steps, **count(G.spoof_train_step, one, cfg.batch_size)},
+                             "count": 2 * cfg.train.steps, **count(G.spoof_train_step, one, cfg.train.batch_size)},
         "scoring (2 CMs)": {"step": "02_spoof batched scoring", "unit": "scoring batch",
                             "count": -(-2 * n_score // z.spoof_cam_batch), **count(G.spoof_score, one, z.spoof_cam_batch)},
         "Grad-CAM (2 CMs × 2 targets)": {"step": "02_spoof batched Grad-CAM", "unit": "Grad-CAM batch",
@@ -104,14 +104,14 @@ def chapter2(z) -> dict:
 
 
 def chapter3(z) -> dict:
-    from lib.lseg import chapter
+    from lib.lseg import config as lseg_config
 
-    cfg = chapter.CONFIGS["colab"]
+    cfg = lseg_config.CONFIGS["colab"].pascal
     one = dataclasses.replace(z, lseg_batch=1)
-    runs = len(cfg.fold_runs)
+    runs = len(cfg.runs)
     parts = {
         "PASCAL-5i training": {"step": "03_lseg training step", "unit": "training step",
-                               "count": runs * cfg.fold_steps, **count(G.lseg_train_step, one, cfg.fold_batch)},
+                               "count": runs * cfg.steps, **count(G.lseg_train_step, one, cfg.batch)},
         "PASCAL-5i evaluation": {"step": "03_lseg evaluation inference", "unit": "episode",
                                  "count": runs * LSEG_EPISODES, **count(G.lseg_inference, z)},
         "official demo": {"step": "03_lseg official demo forward", "unit": "demo forward",

@@ -139,16 +139,16 @@ def device_error(exc: BaseException) -> bool:
 # notebook makes them: the PASCAL-5i fold experiment and the official demo checkpoint's label-removal demo.
 LSEG_COLAB_ONLY = """
 import lib, lib.lseg
-from lib.lseg import chapter, evaluation, pascal
+from lib.lseg import config, evaluation, experiment
 device = lib.runtime.setup(seed=0)
-cfg = lib.scale.pick(chapter.CONFIGS, chapter="3")
-fold = pascal.fold_experiment(cfg, device)
-sd = lib.lseg.fetch_official(cfg.official_demo)
+cfg = lib.scale.pick(config.CONFIGS, chapter="3")
+fold = experiment.fold_experiment(cfg, device)
+sd = lib.lseg.fetch_official(cfg.demo.checkpoint)
 official = lib.lseg.from_official_state_dict(sd, arch="none").to(device).eval()
 del sd
 photos = dict(lib.storage.assets.photos(include_mate=False))
 demo = evaluation.remove_label_demo(official, photos["skimage-astronaut"], ["person", "flag", "wall", "sky"],
-                                    "person", cfg.demo_size)
+                                    "person", cfg.demo.size)
 """
 
 
@@ -295,13 +295,13 @@ class Sizes:
     @classmethod
     def real(cls) -> "Sizes":
         from lib.icm import config as icm_config
-        from lib.lseg import chapter
+        from lib.lseg import config as lseg_config
         from lib.spoof import experiment
 
-        i, s, l = icm_config.CONFIGS["colab"], experiment.CONFIGS["colab"], chapter.CONFIGS["colab"]
+        i, s, l = icm_config.CONFIGS["colab"], experiment.CONFIGS["colab"], lseg_config.CONFIGS["colab"]
         return cls("real (the colab configurations)", i.base_batch, i.base_crop, i.ft_batch, i.ft_crop,
-                   i.machine_size, (480, 640), (512, 768), s.batch_size, s.crop_s, s.eval_batch, 3.3, None,
-                   l.fold_backbone, l.fold_size, l.fold_batch, (375, 500), "vitl16_384", l.demo_size, None)
+                   i.machine_size, (480, 640), (512, 768), s.train.batch_size, s.train.crop_s, s.train.eval_batch, 3.3, None,
+                   l.pascal.backbone, l.pascal.size, l.pascal.batch, (375, 500), "vitl16_384", l.demo.size, None)
 
     @classmethod
     def tiny(cls) -> "Sizes":
@@ -499,8 +499,8 @@ def spoof_train_step(device, z: Sizes):
     from lib.spoof.ssl_res1d import p2sgrad_loss
 
     cfg = experiment.CONFIGS["colab"]
-    model = _spoof_model(device, z, frozen=cfg.frozen_ssl).train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    model = _spoof_model(device, z, frozen=cfg.model.frozen).train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
     L = int(z.spoof_crop_s * 16000)
     x = torch.randn(z.spoof_batch, L, device=device)
     y = (torch.arange(z.spoof_batch, device=device) % 2)
@@ -510,11 +510,11 @@ def spoof_train_step(device, z: Sizes):
         p2sgrad_loss(model(x), y).backward()
         opt.step()
     what = "XLSR-53" if z.spoof_ssl is None else "a 2-layer stand-in of XLSR-53"
-    return step, f"{what} (frozen={cfg.frozen_ssl}) + Res1D back-end, batch {z.spoof_batch} × {z.spoof_crop_s} s"
+    return step, f"{what} (frozen={cfg.model.frozen}) + Res1D back-end, batch {z.spoof_batch} × {z.spoof_crop_s} s"
 
 
 def spoof_score(device, z: Sizes):
-    """The countermeasure's scores for a batch of utterances (no gradients), as ``lib.spoof.experiment.score``."""
+    """The countermeasure's scores for a batch of utterances (no gradients), as ``lib.spoof.countermeasure.score``."""
     import torch
 
     model = _spoof_model(device, z).eval()

@@ -92,7 +92,7 @@ def seed_cache(cache: Path, name: str = "03_lseg") -> int:
 
 
 def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
-    from lib.lseg import chapter, recipe as lseg_recipe
+    from lib.lseg import config as lseg_config, recipe as lseg_recipe
 
     env0 = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
     env0.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
@@ -111,15 +111,15 @@ def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     restarted = "killed after step" in log.read_text()
     train_rep = json.loads((work / "train.json").read_text())
     ev2, ev1 = (json.loads((work / f"eval{n}.json").read_text()) for n in (2, 1))
-    cfg = chapter.CONFIGS["paper"].rehearsed()
+    cfg = lseg_config.CONFIGS["paper"].rehearsed()
     folds = {}
     saved = os.environ.get("COURSE_CACHE")
-    for f in cfg.folds:
+    for f in cfg.recipe.folds:
         k = f"fold{f}"
         os.environ["COURSE_CACHE"] = killed["COURSE_CACHE"]
-        a = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        a = lseg_recipe.work_file(cfg, f)
         os.environ["COURSE_CACHE"] = plain["COURSE_CACHE"]
-        b = lseg_recipe.recipe.work_file(f"{lseg_recipe.NAME}-fold{f}", cfg)
+        b = lseg_recipe.work_file(cfg, f)
         os.environ.pop("COURSE_CACHE")
         if saved is not None:
             os.environ["COURSE_CACHE"] = saved

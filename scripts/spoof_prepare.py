@@ -21,13 +21,14 @@ from lib.spoof import experiment  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tiny = experiment.CONFIGS["tiny"]
-    p.add_argument("--n-utts", type=int, default=tiny.n_utts)
-    p.add_argument("--steps", type=int, default=tiny.steps)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(tiny.seeds))
-    p.add_argument("--langs", nargs="+", default=tiny.langs, help="languages of the corpus (default: all)")
+    p.add_argument("--n-utts", type=int, default=tiny.data.n_utts)
+    p.add_argument("--steps", type=int, default=tiny.train.steps)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(tiny.train.seeds))
+    p.add_argument("--langs", nargs="+", default=tiny.data.langs, help="languages of the corpus (default: all)")
     a = p.parse_args(argv)
-    cfg = dataclasses.replace(tiny, n_utts=a.n_utts, steps=a.steps, seeds=tuple(a.seeds),
-                              langs=tuple(a.langs) if a.langs else None)
+    cfg = dataclasses.replace(
+        tiny, data=dataclasses.replace(tiny.data, n_utts=a.n_utts, langs=tuple(a.langs) if a.langs else None),
+        train=dataclasses.replace(tiny.train, steps=a.steps, seeds=tuple(a.seeds)))
     lib.runtime.setup(seed=0)
     t0 = time.time()
     base = experiment.tiny_base(cfg)

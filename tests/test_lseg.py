@@ -2,8 +2,10 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,7 +27,7 @@ def _meta_state_shapes(arch, depth):
     import open_clip
 
     with torch.device("meta"):
-        model = lib.lseg.LSeg(lib.lseg.config("vitl16_384", arch=arch, depth=depth))
+        model = lib.lseg.LSeg(lib.lseg.architecture("vitl16_384", arch=arch, depth=depth))
         clip = open_clip.create_model(lib.lseg.CLIPText.ARCH, pretrained=None, device="meta")
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     shapes.update({f"clip_pretrained.{k}": list(v.shape) for k, v in clip.state_dict().items()})
@@ -46,7 +48,7 @@ def test_full_size_shapes_on_meta_device():
     """ViT-L/16 and ViT-B/32 configurations run end to end on the meta device (shapes only): logits at full size."""
     for name, fused in (("vitl16_384", (1, 256, 192, 192)), ("vitb32_384", (1, 256, 192, 192))):
         with torch.device("meta"):
-            model = lib.lseg.LSeg(lib.lseg.config(name, arch="bottleneck", depth=2))
+            model = lib.lseg.LSeg(lib.lseg.architecture(name, arch="bottleneck", depth=2))
             f = model.forward_features(torch.empty(1, 3, 384, 384))
             out = model(torch.empty(1, 3, 384, 384), torch.empty(3, 512))
         assert tuple(f["fused"].shape) == fused and tuple(out.shape) == (1, 3, 384, 384)
@@ -158,7 +160,7 @@ def test_spatial_block_bottleneck_uses_label_max():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return lib.lseg.LSeg(lib.lseg.config("tiny", arch="bottleneck", depth=2), text_encoder=lib.lseg.RandomText(384))
+    return lib.lseg.LSeg(lib.lseg.architecture("tiny", arch="bottleneck", depth=2), text_encoder=lib.lseg.RandomText(384))
 
 
 def test_temperature_fixed_and_two_backward_passes(tiny):
@@ -380,34 +382,143 @@ def test_pascal5i_folds_episodes_and_targets():
     y = pascal.binary_target(m, 7)
     assert y[5, 5] == 1 and y[0, 0] == 0 and (y[3] == 255).all()
 
-    class Oracle(torch.nn.Module):  # binary_logits' interface: pixel embeddings aligned with the class's text row
-        def __init__(self, mask):
-            super().__init__()
-            self.mask = mask
-            self.register_buffer("temperature", torch.tensor(1.0))
-            self.scratch = type("S", (), {"head_block": staticmethod(lambda F: F)})
-
+    class Oracle(lib.lseg.LSeg):  # LSeg's head on pixel embeddings aligned with the class's text row
         def forward_features(self, x):
-            I = torch.stack([(self.mask != 1).float(), (self.mask == 1).float()])[None]
-            return {"pixel_embeddings": I}
+            I = torch.stack([(m != 1).float(), (m == 1).float()])[None]
+            return {"pixel_embeddings": torch.nn.functional.interpolate(I, size=x.shape[-2:])}
 
     T = torch.zeros(21, 2)
     T[0, 0], T[1:, 1] = 1, 1
     split = {"images": torch.zeros(1, 6, 6, 3, dtype=torch.uint8), "full": [m]}
-    res = pascal.evaluate(Oracle(m), split, [(0, 1)], T)
+    res = pascal.evaluate(Oracle(lib.lseg.architecture("tiny", out_c=2)), split, [(0, 1)], T)
     assert res.miou() == 1.0 and res.fb_iou() == 1.0
 
 
-def test_colab_config_rehearsal_shrinks_sizes_only():
-    from lib.lseg import chapter
+def test_rehearsal_shrinks_sizes_only_and_a_scale_without_a_part_has_none():
+    from lib.lseg import config
 
-    colab = chapter.CONFIGS["colab"]
+    colab = config.CONFIGS["colab"]
     r = colab.rehearsed()
     changed = {f for f in colab.describe() if colab.describe()[f] != r.describe()[f]}
-    assert changed == set(chapter.LSegChapterConfig.REHEARSAL) | {"rehearsal"}
-    assert r.fold_runs == colab.fold_runs and r.official_demo == colab.official_demo and r.fold == 0
-    assert all(v is None or isinstance(v, int) for v in chapter.LSegChapterConfig.REHEARSAL.values())
-    assert chapter.CONFIGS["tiny"].fold is None and chapter.CONFIGS["tiny"].official_demo is None
+    assert changed == ({f"pascal.{f}" for f in config.PascalFold.REHEARSAL}
+                       | {f"demo.{f}" for f in config.OfficialDemo.REHEARSAL} | {"rehearsal"})
+    assert r.pascal.runs == colab.pascal.runs and r.demo.checkpoint == colab.demo.checkpoint
+    tiny = config.CONFIGS["tiny"]
+    assert (tiny.pascal, tiny.demo, tiny.recipe) == (None, None, None) and tiny.rehearsed().runs == tiny.runs
+
+
+def _variants(part, **new):
+    """``{field: part with that one field changed}`` for every field of ``part`` (``new``: the changed values)."""
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(part)]
+    assert set(new) == set(names), f"a value for every field: missing {set(names) - set(new)}"
+    return {f: dataclasses.replace(part, **{f: v}) for f, v in new.items()}
+
+
+def test_every_tiny_data_field_changes_its_memo_key_and_the_data(monkeypatch):
+    from lib.lseg import config, experiment
+    from lib.storage import cache
+
+    keys = []
+    monkeypatch.setattr(cache, "memo", lambda key, fn, **kw: keys.append(key) or fn())
+    base = config.TinyData(n_train=3, n_test=2, image_size=64, seed=0)
+    ref = experiment.tiny_data(base)
+    for field, part in _variants(base, n_train=4, n_test=3, image_size=96, seed=1).items():
+        ds = experiment.tiny_data(part)
+        assert keys[-1] != keys[0], field
+        differs = [not np.array_equal(ds[s][k], ref[s][k]) for s in ("train", "test") for k in ("images", "labels")]
+        assert any(differs), f"{field} did not change the data"
+
+
+def test_every_pascal_fold_field_changes_its_memo_key_and_reaches_the_run(monkeypatch, tmp_path):
+    """The fold study with its downloads and its training loop replaced by recorders: every field of
+    :class:`PascalFold` changes each run's memo key and what the code below it receives."""
+    import dataclasses
+
+    from lib import train
+    from lib.lseg import config, experiment, pascal, training, weights
+    from lib.storage import cache
+
+    sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+    from lseg_recipe_ddp import toy_data
+
+    seen = []
+    monkeypatch.setattr(cache, "memo", lambda key, fn, **kw: seen.append(("key", key)) or fn())
+    monkeypatch.setattr(cache, "work_path", lambda key, *a: tmp_path / "work.pt")
+    monkeypatch.setattr(pascal, "load_splits", lambda size, limits: seen.append(("data", size, limits)) or
+                        {s: toy_data(6, 32) for s in limits})
+    monkeypatch.setattr(weights, "timm_vit", lambda *a: None)
+    monkeypatch.setattr(training, "fold_text_encoder", lambda text, seed: seen.append(("text", text, seed)) or
+                        lib.lseg.RandomText(64, seed=seed))
+    real_arch = training.architecture
+    monkeypatch.setattr(training, "architecture", lambda name, **kw: seen.append(("model", name, kw)) or
+                        real_arch("tiny", **kw))
+
+    def fit(model, batches, loss_fn, opt, steps, **kw):
+        x, y, cls = batches(0)
+        seen.append(("fit", steps, len(x), sorted(set(cls.tolist())), [g["lr"] for g in opt.param_groups]))
+        return []
+
+    monkeypatch.setattr(train, "fit", fit)
+
+    def record(part):
+        seen.clear()
+        cfg = dataclasses.replace(config.CONFIGS["colab"], pascal=part)
+        out = experiment.fold_experiment(cfg, "cpu", progress=False)
+        return list(seen), out["held_out"]
+
+    base = config.PascalFold(fold=0, runs=(config.Run("clip", "none", 0, 0),), steps=4, batch=2, size=32)
+    ref = record(base)
+    variants = _variants(base, fold=1, runs=(config.Run("random", "bottleneck", 2, 1),), backbone="vitl16_384",
+                         size=64, steps=5, batch=3, lr=1e-3, train_limit=5, val_limit=5)
+    for field, part in variants.items():
+        got = record(part)
+        assert [k for k in got[0] if k[0] == "key"] != [k for k in ref[0] if k[0] == "key"], field
+        assert [k for k in got[0] if k[0] != "key"] != [k for k in ref[0] if k[0] != "key"] or got[1] != ref[1], \
+            f"{field} changed the key but not the run"
+
+
+def test_every_paper_recipe_field_changes_its_result_key():
+    from lib.lseg import config, recipe
+
+    cfg = config.CONFIGS["paper"]
+    base = recipe.fold_key(cfg, 0)
+    rc = cfg.recipe
+    variants = _variants(rc, folds=(0, 1), backbone="vitb32_384", size=384, train_limit=8, val_limit=8, gpus=4,
+                         global_batch=8, base_lr=0.008, head_lr_mult=5.0, momentum=0.8, weight_decay=1e-3,
+                         poly_power=1.0, epochs=10, sync_bn=False, ckpt_every=10, seed=1,
+                         course_choices=rc.course_choices[:1])
+    import dataclasses
+
+    for field, part in variants.items():
+        assert recipe.fold_key(dataclasses.replace(cfg, recipe=part), 0) != base, field
+
+
+def test_paper_recipe_fields_reach_the_optimiser_the_schedule_and_the_plan():
+    """The recipe's optimiser takes lr, head_lr_mult, momentum and weight_decay; its schedule epochs and
+    poly_power; its plan names the folds, backbone, size, epochs, global batch and GPUs."""
+    import dataclasses
+
+    from lib.lseg import config, recipe
+
+    cfg = config.CONFIGS["paper"]
+    rc = dataclasses.replace(cfg.recipe, backbone="tiny")
+
+    def optim(r):
+        model = recipe.build_model(r, "cpu", None)
+        opt, sch = recipe.optimizer(r, model, steps_per_epoch=2)
+        lam = sch.lr_lambdas[0]
+        return [(g["lr"], g["momentum"], g["weight_decay"]) for g in opt.param_groups], [lam(s) for s in (0, 2, 4)]
+
+    ref = optim(rc)
+    for field, v in dict(base_lr=0.008, head_lr_mult=5.0, momentum=0.8, weight_decay=1e-3, epochs=3,
+                         poly_power=2.0).items():
+        assert optim(dataclasses.replace(rc, **{field: v})) != ref, field
+    text = recipe.plan(dataclasses.replace(cfg, recipe=dataclasses.replace(cfg.recipe, gpus=3, folds=(2,),
+                                                                          global_batch=6, epochs=7)))
+    for part in ("--nproc_per_node=3", "folds 2,", "global batch 6", "7 epochs"):
+        assert part in text, part
 
 
 def test_mirror_serves_drive_large_file_flow_to_gdown(tmp_path, monkeypatch):
@@ -488,12 +599,12 @@ def _fake_results(text_wins: bool) -> dict:
 def test_glance_verdicts_follow_the_numbers():
     """Each verdict of the results-at-a-glance box is computed from the runs: it flips when the numbers do; the
     PASCAL-5i row is 'not tested' without a fold and held when CLIP text beats the random-vector control."""
-    from lib.lseg import plots
+    from lib.lseg import experiment
 
-    assert [r[3] for r in plots.glance(_fake_results(True), None).rows] == [True, None, True, True, True]
-    assert [r[3] for r in plots.glance(_fake_results(False), None).rows] == [False, None, False, False, False]
+    assert [r[3] for r in experiment.glance(_fake_results(True), None).rows] == [True, None, True, True, True]
+    assert [r[3] for r in experiment.glance(_fake_results(False), None).rows] == [False, None, False, False, False]
     fold = {"runs": {"clip-none-seed0": {"miou": 0.3}, "random-none-seed0": {"miou": 0.1}}}
-    row = plots.glance(_fake_results(True), fold).rows[1]
+    row = experiment.glance(_fake_results(True), fold).rows[1]
     assert row[3] is True and "30.0 %" in row[2] and "10.0 %" in row[2]
 
 
@@ -503,22 +614,25 @@ def test_colab_tables_and_figures_render():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from lib.lseg import plots
+    from lib.lseg import paper_numbers, plots, tables
 
     hist = [{"step": s, "loss": 1.0 / (s + 1)} for s in range(3)]
     run = {"miou": 0.25, "fb_iou": 0.6, "train_seconds": 90.0, "history": hist,
            "per_class": {"aeroplane": 0.3, "bird": 0.2}}
     fold = {"fold": 0, "held_out": ["aeroplane", "bicycle", "bird", "boat", "bottle"],
             "runs": {"clip-none-seed0": run, "random-none-seed0": run}}
-    t = plots.fold_table(fold, 52.8).data
+    t = tables.fold_table(fold, paper_numbers.PASCAL5I_RN101[0]).data
     assert t.shape == (3, 4) and t.loc["clip-none-seed0", "mIoU (%)"] == "25.0"
     pred = torch.zeros(8, 8, dtype=torch.long)
     demo = {"image": np.zeros((8, 8, 3), np.uint8), "pixels": 5,
             "sets": {"all labels": ["cat", "wall"], "without 'cat'": ["wall"]},
             "preds": {"all labels": pred, "without 'cat'": pred}, "share": {"without 'cat'": {"wall": 1.0}}}
-    d = plots.demo_table({"photo": demo}).data
+    d = tables.demo_table({"photo": demo}).data
     assert d.shape == (1, 2) and d.iloc[0]["they go to"] == "wall 100%"
-    for fig in (plots.fold_figure(fold, 52.8), plots.demo_figure({"photo": demo})):
+    paper = paper_numbers.PASCAL5I_RN101
+    for fig in (plots.fold_figure(fold, paper[0]), plots.demo_figure({"photo": demo}),
+                plots.miou_distribution(_fake_results(True), {"text": "minilm-bottleneck2", "control": "random"},
+                                        paper, fold)):
         assert fig.get_size_inches()[0] <= 8
         plt.close(fig)
 
@@ -532,7 +646,7 @@ def test_remove_label_demo_counts_where_the_pixels_go():
     from lib.lseg import evaluation
 
     torch.manual_seed(0)
-    model = lib.lseg.LSeg(lib.lseg.config("tiny"), text_encoder=lib.lseg.RandomText(384, seed=3)).eval()
+    model = lib.lseg.LSeg(lib.lseg.architecture("tiny"), text_encoder=lib.lseg.RandomText(384, seed=3)).eval()
     image = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
     full = ["sky", "wall", "cat", "floor"]
     small = np.array(Image.fromarray(image).resize((64, 64), Image.BILINEAR))  # as the demo resizes

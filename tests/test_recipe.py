@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -39,21 +40,21 @@ def test_rank_slices_partition_the_items():
 
 def test_results_round_trip_and_missing_results_stop_with_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    from lib.lseg import chapter
+    from lib.lseg import config
     from lib.lseg import recipe as lseg_recipe
 
-    cfg = chapter.CONFIGS["paper"]
-    assert lseg_recipe.require(chapter.CONFIGS["tiny"]) is None
+    cfg = config.CONFIGS["paper"]
+    assert lseg_recipe.require(config.CONFIGS["tiny"]) is None
     with pytest.raises(recipe.ResultsMissing) as err:
         lseg_recipe.require(cfg)
     msg = str(err.value)
     for part in ("torchrun --nproc_per_node=8", "lib.lseg.recipe train --scale paper", "VOCtrainval_11-May-2012.tar",
                  "ESTIMATE", "GPU-hours", "GB"):
         assert part in msg, part
-    for f in cfg.folds:
+    for f in cfg.recipe.folds:
         recipe.write_result(lseg_recipe.fold_key(cfg, f), {"miou": 0.5 + f / 10, "fold": f})
     got = lseg_recipe.require(cfg)
-    assert sorted(got) == list(cfg.folds) and got[3]["miou"] == pytest.approx(0.8)
+    assert sorted(got) == list(cfg.recipe.folds) and got[3]["miou"] == pytest.approx(0.8)
     with pytest.raises(recipe.ResultsMissing):
         lseg_recipe.require(cfg.rehearsed())
 
@@ -96,15 +97,16 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_whole_batch(tm
 
 
 def test_paper_rehearsal_changes_sizes_and_data_never_the_algorithm():
-    from lib.lseg import chapter
+    from lib.lseg import config
 
-    paper = chapter.CONFIGS["paper"]
+    paper = config.CONFIGS["paper"]
     r = paper.rehearsed()
     changed = {f for f in paper.describe() if paper.describe()[f] != r.describe()[f]}
-    assert changed == set(chapter.LSegPaperConfig.REHEARSAL) | {"rehearsal"}
-    algorithm = ("lr", "base_lr", "head_lr_mult", "momentum", "weight_decay", "poly_power", "sync_bn", "seed")
-    assert not changed & set(algorithm)
-    assert paper.lr == pytest.approx(paper.base_lr / 16)   # the official rule with one image per process
-    fields = set(paper.describe())
-    assert all(name in fields or " " in name for name, _ in paper.course_choices)
+    assert changed == {f"recipe.{f}" for f in config.PaperRecipe.REHEARSAL} | {"rehearsal"}
+    algorithm = ("base_lr", "head_lr_mult", "momentum", "weight_decay", "poly_power", "sync_bn", "seed")
+    assert not changed & {f"recipe.{f}" for f in algorithm}
+    rc = paper.recipe
+    assert rc.lr == pytest.approx(rc.base_lr / 16)   # the official rule with one image per process
+    fields = {f.name for f in dataclasses.fields(rc)}
+    assert all(name in fields or " " in name for name, _ in rc.course_choices)
     assert paper.at_paper_scale and not r.at_paper_scale

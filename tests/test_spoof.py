@@ -1,6 +1,7 @@
 """Tests for lib.spoof (chapter 2: Grad-CAM + RCQ on partially spoofed audio)."""
 import dataclasses
 import importlib.util
+import json
 import math
 import re
 import sys
@@ -13,7 +14,8 @@ import torch
 
 from lib.spoof import (KINDS, build_ssl_res1d, check_waveform, frame_of, gradcam, gradcam_reference, n_frames, rcq,
                        rcq_counts, rcq_per_utterance, tiny_cm)
-from lib.spoof import data, experiment
+from lib.spoof import data, experiment, metrics
+from lib.spoof.partialspoof_subset import real_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +114,7 @@ def test_rcq_empty_type_scores_minus_100_in_the_reference_nan_in_clean():
 
 def _reference_rcq(cams, segment_lists):
     """The authors' scoring code's RCQs (tests/helpers/reference_scorers.py) on these CAMs and segments."""
-    from lib.spoof.partialspoof import KIND_CODE
+    from lib.spoof.partialspoof_labels import KIND_CODE
     from tests.helpers.reference_scorers import rcq_reference
     return rcq_reference(cams, [[(a, b, KIND_CODE[k]) for a, b, k in segs] for segs in segment_lists])
 
@@ -289,13 +291,13 @@ def test_one_sample_rate_and_frame_for_the_chapter():
     import tokenize
 
     import lib.spoof
-    from lib.spoof import audio, partialspoof, plots, ssl_res1d
+    from lib.spoof import audio, partialspoof, partialspoof_labels, plots, ssl_res1d
     rcq_module = sys.modules["lib.spoof.rcq"]
     assert lib.spoof.SR == audio.SR == partialspoof.SR == 16000
     assert plots.utterance_figure.__kwdefaults__["sr"] == audio.SR
     assert (ssl_res1d.HOP, ssl_res1d.WIN) == (audio.HOP, audio.WIN) == (320, 400)
     assert audio.FRAME_S == 0.02 and audio.FRAME_MS == rcq_module.FRAME_MS == 20.0 and rcq_module.OFFSET_MS == 10.0
-    assert partialspoof.segment_labels.__defaults__[-1] == audio.FRAME_S
+    assert partialspoof_labels.segment_labels.__defaults__[-1] == audio.FRAME_S
     constants = {"SR", "WIN", "HOP", "MIN_SAMPLES", "FRAME_S", "FRAME_MS"}
     for path in sorted((ROOT / "lib" / "spoof").glob("*.py")):
         if path.name == "audio.py":
@@ -412,11 +414,11 @@ def test_crossfade_is_smoother_than_hard_cut(small_base):
 
 # ---------------------------------------------------------------- EER
 def test_eer_known_scores_and_brute_force():
-    assert experiment.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
-    assert experiment.eer([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 100.0
+    assert metrics.eer([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert metrics.eer([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 100.0
     y = [0, 0, 0, 0, 1, 1, 1, 1]
     s = [0.1, 0.2, 0.3, 0.7, 0.25, 0.8, 0.85, 0.9]  # one bona fide above, one spoof below the best threshold
-    assert experiment.eer(y, s) == pytest.approx(25.0)
+    assert metrics.eer(y, s) == pytest.approx(25.0)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     s = rng.normal(size=400) + 1.2 * y
@@ -424,9 +426,9 @@ def test_eer_known_scores_and_brute_force():
     far = np.array([(s[y == 0] >= t).mean() for t in th])
     frr = np.array([(s[y == 1] < t).mean() for t in th])
     i = np.argmin(np.abs(far - frr))
-    assert experiment.eer(y, s) == pytest.approx(100 * (far[i] + frr[i]) / 2, abs=0.6)
+    assert metrics.eer(y, s) == pytest.approx(100 * (far[i] + frr[i]) / 2, abs=0.6)
     with pytest.raises(ValueError, match="both"):
-        experiment.eer([1, 1], [0.1, 0.2])
+        metrics.eer([1, 1], [0.1, 0.2])
 
 
 def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
@@ -438,10 +440,10 @@ def test_eer_equals_the_asvspoof_scorer_on_untied_scores():
         y = rng.permutation(np.r_[np.zeros(n0), np.ones(n1)].astype(int))
         s = rng.normal(size=y.size) + rng.uniform(0, 2) * y       # continuous: no ties
         want = 100 * eer_reference(s[y == 1], s[y == 0])         # target = spoof (higher score = more spoof)
-        assert experiment.eer(y, s) == pytest.approx(want, abs=1e-9), seed
+        assert metrics.eer(y, s) == pytest.approx(want, abs=1e-9), seed
     # a tie: sklearn's ROC puts both tied trials on one side (25 %); the ASVspoof scorer splits them in input order
     y, s = np.array([0, 0, 1, 1]), np.array([0.5, 0.1, 0.5, 0.9])
-    assert experiment.eer(y, s) == 25.0 and 100 * eer_reference(s[y == 1], s[y == 0]) == 50.0
+    assert metrics.eer(y, s) == 25.0 and 100 * eer_reference(s[y == 1], s[y == 0]) == 50.0
 
 
 # ---------------------------------------------------------------- bad inputs
@@ -498,7 +500,9 @@ def test_pretrained_weights_go_through_fetch_first_use_or_sha256(tmp_path, monke
 # ---------------------------------------------------------------- the cached experiment (the chapter's command)
 def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    cfg = dataclasses.replace(experiment.CONFIGS["tiny"], langs=("fr", "ca"), n_utts=6, steps=4, seeds=(0,))
+    tiny = experiment.CONFIGS["tiny"]
+    cfg = dataclasses.replace(tiny, data=dataclasses.replace(tiny.data, langs=("fr", "ca"), n_utts=6),
+                              train=dataclasses.replace(tiny.train, steps=4, seeds=(0,)))
     # the project's own cache-filling command (`make book` runs it in full), shortened
     spec = importlib.util.spec_from_file_location("spoof_prepare", ROOT / "scripts" / "spoof_prepare.py")
     prepare = importlib.util.module_from_spec(spec)
@@ -519,7 +523,8 @@ def test_tiny_experiment_is_cached_and_resumable(tmp_path, monkeypatch):
 def test_splice_conditions_of_the_chapter(tmp_path, monkeypatch):
     """hard/xfade: donor out of step with the host; clean: a time-aligned donor at the host's level."""
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    cfg = dataclasses.replace(experiment.CONFIGS["tiny"], langs=("fr", "es"), n_utts=4)
+    tiny = experiment.CONFIGS["tiny"]
+    cfg = dataclasses.replace(tiny, data=dataclasses.replace(tiny.data, langs=("fr", "es"), n_utts=4))
     base = experiment.tiny_base(cfg)
     index = {uid: n for n, uid in enumerate(base["id"])}
     for cond, aligned in (("hard", False), ("xfade", False), ("clean", True)):
@@ -534,160 +539,165 @@ def test_splice_conditions_of_the_chapter(tmp_path, monkeypatch):
         experiment.tiny_sets("smooth")
 
 
-# ---------------------------------------------------------------- PartialSpoof label files (colab/paper scale)
-def test_partialspoof_vad_reader(tmp_path):
-    from lib.spoof import partialspoof
-    f = tmp_path / "CON_E_0000001.vad"
-    f.write_text("0.00 0.31 101\n0.31 1.20 1\n1.20 1.205 100\n1.205 2.00 7\n2.00 2.30 107\n")
-    segs = partialspoof.read_vad(f)
-    assert [k for *_, k in segs] == ["BN", "BS", "TR", "SS", "SN"]
-    assert segs[2][:2] == (1.2, 1.205)
-    # a 5 ms join has no interior frame: the pitfall the chapter warns about
-    assert rcq_counts([np.ones(115)], [segs])["TR"] == 0
-    with pytest.raises(ValueError, match="unknown PartialSpoof segment code"):
-        partialspoof.kind_of_code(50)
-    p = tmp_path / "proto.txt"
-    p.write_text("LA_0079 CON_E_0000001 - - spoof\nLA_0079 LA_E_1000001 - - bonafide\n")
-    assert partialspoof.read_protocol(p) == [("CON_E_0000001", 1), ("LA_E_1000001", 0)]
-
-
-def _public(tmp_path, name, spans, spoofed, dur):
-    """A hand-made public label pair: ``name.vad`` (0 spoof, 1 bona fide, 2 non-speech) and 10 ms segment labels
-    that say spoof over the ``spoofed`` (start, end) spans; returns what the course reads from them."""
-    from lib.spoof import partialspoof as P
-    f = tmp_path / f"{name}.vad"
-    f.write_text("".join(f"{a:.3f} {b:.3f} {c}\n" for a, b, c in spans))
-    lab = np.ones(int(round(dur / 0.01)), int)
-    for a, b in spoofed:
-        lab[int(round(a / 0.01)):int(round(b / 0.01))] = 0
-    return P.read_public_vad(f), lab
-
-
-def _kinds(segs):
-    return [k for *_, k in segs]
-
-
-def test_derive_segments_join_inside_speech(tmp_path):
-    from lib.spoof.partialspoof import derive_segments
-    spans, lab = _public(tmp_path, "a", [(0, 0.3, 2), (0.3, 1.2, 1), (1.2, 2.3, 0), (2.3, 3.0, 1)], [(1.2, 2.3)], 3.0)
-    segs = derive_segments(spans, lab, 0.06)
-    assert _kinds(segs) == ["BN", "BS", "TR", "SS", "TR", "BS"]
-    assert [s[:2] for s in segs[2:5]] == [pytest.approx((1.17, 1.23)), pytest.approx((1.23, 2.27)),
-                                          pytest.approx((2.27, 2.33))]
-    assert all(x[1] == pytest.approx(y[0]) for x, y in zip(segs, segs[1:])) and segs[-1][1] == 3.0
-    assert 2 <= rcq_counts([np.ones(150)], [segs])["TR"] <= 4     # a 60 ms join: 1-2 interior frames
-    assert _kinds(derive_segments(spans, lab, 0.0)) == ["BN", "BS", "SS", "BS"]   # width 0: no TR at all
-
-
-def test_derive_segments_joins_at_non_speech(tmp_path):
-    """A pause between bona fide and spoofed speech takes the source its segment labels give it (more than half
-    spoof → SN); the join is where the source changes, at either edge of the pause."""
-    from lib.spoof.partialspoof import derive_segments
-    spans = [(0, 1.0, 1), (1.0, 1.2, 2), (1.2, 2.0, 0), (2.0, 2.5, 2), (2.5, 3.0, 1)]
-    spans, lab = _public(tmp_path, "b", spans, [(1.05, 2.0), (2.0, 2.2)], 3.0)
-    segs = derive_segments(spans, lab, 0.06)
-    # pause 1: 15 of 20 units spoof → SN, join at its start; pause 2: 20 of 50 spoof → BN, join at its start
-    assert _kinds(segs) == ["BS", "TR", "SN", "SS", "TR", "BN", "BS"]
-    assert segs[1][:2] == pytest.approx((0.97, 1.03)) and segs[4][:2] == pytest.approx((1.97, 2.03))
-    spans2, lab2 = _public(tmp_path, "c", spans, [(1.2, 2.0)], 3.0)   # pauses bona fide: join after the pause
-    assert _kinds(derive_segments(spans2, lab2, 0.06)) == ["BS", "BN", "TR", "SS", "TR", "BN", "BS"]
-
-
-def test_derive_segments_start_or_end_spoofed_and_joins_at_the_ends(tmp_path):
-    from lib.spoof.partialspoof import derive_segments
-    spans, lab = _public(tmp_path, "d", [(0, 1.0, 0), (1.0, 2.0, 1), (2.0, 2.2, 2)], [(0, 1.0)], 2.2)
-    assert _kinds(derive_segments(spans, lab, 0.06)) == ["SS", "TR", "BS", "BN"]      # starts spoofed: no TR at 0
-    spans, lab = _public(tmp_path, "e", [(0, 0.2, 2), (0.2, 1.0, 1), (1.0, 2.0, 0), (2.0, 2.2, 2)],
-                         [(1.0, 2.2)], 2.2)
-    assert _kinds(derive_segments(spans, lab, 0.06)) == ["BN", "BS", "TR", "SS", "SN"]  # ends spoofed, pause too
-    # a change 10 ms after the start / before the end: TR clipped to the utterance, the sliver dropped
-    spans, lab = _public(tmp_path, "f", [(0, 0.01, 2), (0.01, 1.0, 0), (1.0, 1.99, 1), (1.99, 2.0, 0)],
-                         [(0.01, 1.0), (1.99, 2.0)], 2.0)
-    segs = derive_segments(spans, lab, 0.06)
-    assert _kinds(segs) == ["TR", "SS", "TR", "BS", "TR"]
-    assert segs[0][:2] == pytest.approx((0.0, 0.04)) and segs[-1][:2] == pytest.approx((1.96, 2.0))
-    # two changes closer than the width: one merged TR
-    spans, lab = _public(tmp_path, "g", [(0, 1.0, 1), (1.0, 1.03, 0), (1.03, 2.0, 1)], [(1.0, 1.03)], 2.0)
-    segs = derive_segments(spans, lab, 0.06)
-    assert _kinds(segs) == ["BS", "TR", "BS"] and segs[1][:2] == pytest.approx((0.97, 1.06))
-
-
-def test_public_labels_bad_inputs_say_what_to_do(tmp_path):
-    from lib.spoof import partialspoof as P
-    (tmp_path / "five.vad").write_text("0.0 0.3 101\n0.3 1.0 1\n")
-    with pytest.raises(ValueError, match=r"five\.vad, line 1.*not a public PartialSpoof .vad label.*labels='authors'"):
-        P.read_public_vad(tmp_path / "five.vad")
-    (tmp_path / "pub.vad").write_text("0.0 0.3 2\n0.3 1.0 0\n")
-    with pytest.raises(ValueError, match=r"unknown PartialSpoof segment code 0.*labels='public'"):
-        P.read_vad(tmp_path / "pub.vad")
-    with pytest.raises(ValueError, match=r"segment labels cover 0.5 s but the .vad labels run to 1 s.*same split"):
-        P.derive_segments(P.read_public_vad(tmp_path / "pub.vad"), np.ones(50), 0.06)
-
-
-def test_segment_label_file_read_without_running_its_pickle(tmp_path):
-    """The publisher's layout (a pickled dict of '0'/'1' arrays, read by np.load(...).item() in PartialSpoof's
-    model.py) reads; a pickle that names any other class is refused before it is called."""
-    import fractions
-    from lib.spoof.partialspoof import read_seglab
-    table = {"CON_D_0000001": np.array(list("1100")), "LA_D_1000001": np.array([1, 1, 1])}
-    np.save(tmp_path / "dev_seglab_0.01.npy", table, allow_pickle=True)
-    got = read_seglab(tmp_path / "dev_seglab_0.01.npy")
-    assert got["CON_D_0000001"].tolist() == [1, 1, 0, 0] and got["LA_D_1000001"].tolist() == [1, 1, 1]
-    np.save(tmp_path / "bad.npy", {"a": fractions.Fraction(1, 2)}, allow_pickle=True)
-    with pytest.raises(ValueError, match=r"fractions.Fraction is not allowed.*extract it again"):
-        read_seglab(tmp_path / "bad.npy")
-    np.save(tmp_path / "plain.npy", np.zeros(3))
-    with pytest.raises(ValueError, match=r"not the pickled \{utterance: labels\} dict"):
-        read_seglab(tmp_path / "plain.npy")
-    np.save(tmp_path / "two.npy", {"u": np.array(["0", "2"])}, allow_pickle=True)
-    with pytest.raises(ValueError, match=r"'u' are not a list of 0/1"):
-        read_seglab(tmp_path / "two.npy")
-
-
 def test_label_format_is_a_checked_option():
-    import dataclasses
-    cfg = experiment.CONFIGS["colab"]
-    assert cfg.labels == "public" and cfg.rehearsed().labels == "public"
+    d = experiment.CONFIGS["colab"].data
     with pytest.raises(ValueError, match=r"labels must be one of \('public', 'authors'\)"):
-        dataclasses.replace(cfg, labels="five")
+        dataclasses.replace(d, labels="five")
     with pytest.raises(ValueError, match="labels='authors' needs authors_vad"):
-        dataclasses.replace(cfg, labels="authors")
+        dataclasses.replace(d, labels="authors")
+    with pytest.raises(ValueError, match="n_eval must give counts for 'bona', 'partial' and 'full'"):
+        dataclasses.replace(d, n_eval={"bona": 1})
 
 
-def test_segment_labels_partialspoof_convention():
-    from lib.spoof.partialspoof import segment_labels
-    segs = [(0.0, 0.05, "BN"), (0.05, 0.11, "TR"), (0.11, 0.2, "SS"), (0.2, 0.3, "BS")]
-    assert segment_labels(segs, 0.3).tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
-    assert segment_labels(segs, 0.3, 0.16).tolist() == [0, 0]            # [0.16, 0.32) still holds spoofed speech
-    assert segment_labels(segs, 0.32, 0.08).tolist() == [0, 0, 0, 1]
-    assert segment_labels([(0, 1.0, "BS")], 1.0).sum() == 50
+# ---------------------------------------------------------------- configurations: every field keyed and used
+class _Stop(Exception):
+    pass
 
 
-def test_tiny_config_holds_the_chapters_old_settings():
-    """The values the chapter ran with before they became a configuration (the dict `experiment.TINY` at 354bff6):
-    its tiny numbers and cache keys do not change."""
+def _changed(name, value, part):
+    """Another valid value for the field ``name`` of ``part`` (and any field it needs beside it)."""
+    if name == "labels":
+        return {"labels": "authors" if value == "public" else "public", "authors_vad": "/labels"}
+    if name == "authors_vad":
+        return {"labels": "authors", "authors_vad": "/other-labels"}
+    if name == "eval_split":
+        return {name: "eval" if value == "dev" else "dev"}
+    if name == "splices":
+        return {name: value[:-1]}
+    if name == "langs":
+        return {name: ("fr", "ca")}
+    if isinstance(value, bool):
+        return {name: not value}
+    if isinstance(value, int):
+        return {name: value + 1}
+    if isinstance(value, float):
+        return {name: value * 1.5 + 0.01}
+    if isinstance(value, tuple):
+        return {name: value + (max(value) + 1,)}
+    if isinstance(value, dict):
+        return {name: {k: n + 1 for k, n in value.items()}}
+    raise AssertionError(f"no change known for {type(part).__name__}.{name} = {value!r}")
+
+
+def _variants(cfg):
+    """``(part.field, changed configuration, the changed values)`` for every field of every part of ``cfg``."""
+    for part_name in ("data", "model", "train"):
+        part = getattr(cfg, part_name)
+        for f in dataclasses.fields(part):
+            change = _changed(f.name, getattr(part, f.name), part)
+            yield (f"{part_name}.{f.name}", dataclasses.replace(cfg, **{part_name: dataclasses.replace(part, **change)}),
+                   change)
+
+
+def _trace(cfg, monkeypatch):
+    """The memo keys of every run ``cfg``'s chapter makes, and every value its runs pass on to the code that builds
+    the data, the model and the training (nothing is computed)."""
+    from lib.spoof import config, countermeasure
+    from lib.storage import cache
+    keys, seen = set(), []
+
+    def memo(key, fn, version=None, **kw):
+        keys.add(key)
+        if key.startswith("spoof-base"):
+            return fn()
+        try:
+            fn()
+        except _Stop:
+            pass
+        raise _Stop
+
+    def record(*args, **kwargs):            # (argument name or None, value), a dataclass's fields by name
+        for v in args:
+            seen.extend(dataclasses.asdict(v).items() if dataclasses.is_dataclass(v) else [(None, v)])
+        seen.extend(kwargs.items())
+        return {}
+
+    def run(sets, **kwargs):
+        record(**{k: v for k, v in kwargs.items() if k not in ("model_fn", "ckpt_path")})
+        kwargs["model_fn"]()                               # builds the model the configuration names
+        raise _Stop
+
+    monkeypatch.setattr(cache, "memo", memo)
+    for name in ("build_base", "build_sets", "real_sets"):
+        monkeypatch.setattr(experiment, name, record)
+    monkeypatch.setattr(experiment, "run", run)
+    monkeypatch.setattr(config, "build_ssl_res1d", record)
+    monkeypatch.setattr(config, "tiny_cm", lambda: record("tiny_cm"))
+    monkeypatch.setattr(countermeasure, "tiny_cm", lambda: record("tiny_cm"))
+    for s in cfg.seeds:
+        for sp in cfg.splices:
+            for tr in ("full", "partial"):
+                with pytest.raises(_Stop):
+                    experiment.chapter_run(tr, sp, s, cfg)
+    return keys, seen
+
+
+# fields that do not change a result, on purpose, so they stay out of the memo key
+KEY_FREE = {"train.eval_batch": "utterances per scoring batch: memory only",
+            "data.keep_archives": "whether downloaded archives are kept on disk"}
+
+
+@pytest.mark.parametrize("name", ["tiny", "colab", "colab, rehearsal"])
+def test_every_configuration_field_changes_the_memo_key_and_reaches_its_code(name, monkeypatch):
+    """For every field of every part of a configuration: a changed value changes the memo key of some run of the
+    chapter (else a cached result of other settings would be shown), and the value reaches the code that builds the
+    data, the model or the training, unless that field is the loop over runs itself (seeds, splices)."""
+    cfg = experiment.CONFIGS[name.split(",")[0]]
+    cfg = cfg.rehearsed() if "rehearsal" in name else cfg
+    base_keys, _ = _trace(cfg, monkeypatch)
+    assert len(base_keys) > 1
+    fields = []
+    for field, changed, values in _variants(cfg):
+        fields.append(field)
+        keys, seen = _trace(changed, monkeypatch)
+        if field in KEY_FREE:
+            assert keys == base_keys, field
+        else:
+            assert keys != base_keys, f"{field}: changing it leaves every memo key as it was"
+        if field in ("train.seeds", "data.splices"):
+            continue                                       # the runs themselves: checked by their keys
+        short = field.split(".")[1]
+        v = values[short]
+        assert any(n in (None, short) and type(x) is type(v) and x == v for n, x in seen), \
+            f"{field} = {v!r} never reaches the code that builds the data, the model or the training"
+    assert len(fields) == sum(len(dataclasses.fields(getattr(cfg, p))) for p in ("data", "model", "train"))
+
+
+def test_the_chapters_memo_keys_name_what_the_configuration_holds(monkeypatch):
+    """A model source or data source swapped changes the keys too: a CM of another kind never reads a cached one."""
+    from lib.spoof.config import SSLRes1D, TinyCM
+    tiny, colab = experiment.CONFIGS["tiny"], experiment.CONFIGS["colab"]
+    keys = lambda cfg: _trace(cfg, monkeypatch)[0]     # noqa: E731
+    assert keys(dataclasses.replace(tiny, model=SSLRes1D())) != keys(tiny)
+    assert keys(dataclasses.replace(colab, model=TinyCM())) != keys(colab)
+    assert keys(dataclasses.replace(colab, data=tiny.data)) != keys(tiny)
+
+
+def test_configurations_are_picked_by_scale_rehearsed_and_described():
     from lib import scale
+    for name, cfg in experiment.CONFIGS.items():
+        scale.set_scale(name)
+        try:
+            assert scale.pick(experiment.CONFIGS, chapter="2") is cfg
+        finally:
+            scale.set_scale(None)
+        described = cfg.describe()
+        assert json.loads(json.dumps(described)) == described
+        assert {described[p]["source"] for p in ("data", "model", "train")} == {
+            type(getattr(cfg, p)).__name__ for p in ("data", "model", "train")}
+    colab = experiment.CONFIGS["colab"]
+    r = colab.rehearsed()
+    assert r.rehearsal and type(r.data) is type(colab.data) and r.model == colab.model and r.splices == colab.splices
+    assert r.train.steps < colab.train.steps and sum(r.data.n_eval.values()) < sum(colab.data.n_eval.values())
 
-    cfg = experiment.CONFIGS["tiny"]
-    assert dict(n_utts=cfg.n_utts, data_seed=cfg.data_seed, gain_db=cfg.gain_db, shift_s=cfg.shift_s,
-                tr_width=cfg.tr_width, xfade_s=cfg.xfade_s, steps=cfg.steps, seeds=cfg.seeds, langs=cfg.langs) == dict(
-        n_utts=360, data_seed=0, gain_db=6.0, shift_s=0.05, tr_width=0.06, xfade_s=0.01, steps=300, seeds=(0, 1, 2),
-        langs=None)
-    assert set(experiment.CONFIGS) == {"tiny", "colab"} and cfg.data == "built" and cfg.splices[0] == "hard"
-    scale.set_scale("paper")
-    try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 2 has no `paper` configuration yet: "):
-            scale.pick(experiment.CONFIGS, chapter="2")
-    finally:
-        scale.set_scale(None)
 
-
-def test_colab_config_and_its_rehearsal_change_sizes_not_the_path():
-    cfg = experiment.CONFIGS["colab"]
-    r = cfg.rehearsed()
-    assert cfg.data == r.data == "real" and cfg.frozen_ssl == r.frozen_ssl and cfg.splices == r.splices
-    assert r.steps < cfg.steps and sum(r.n_eval.values()) < sum(cfg.n_eval.values())
-    assert experiment.model_fn(cfg) is not experiment.tiny_cm and experiment.model_fn(experiment.TINY) is experiment.tiny_cm
+def test_scoring_batch_size_does_not_change_the_scores():
+    """``eval_batch`` only groups utterances: padded batches are masked, so the scores are the same."""
+    from lib.spoof.countermeasure import score
+    torch.manual_seed(0)
+    m = tiny_cm().eval()
+    items = [{"wave": torch.randn(n) * 0.1} for n in (8000, 12000, 9000, 16000)]
+    np.testing.assert_allclose(score(m, items, batch_size=1), score(m, items, batch_size=3), atol=1e-5)
 
 
 # ---------------------------------------------------------------- colab path: frozen XLSR-53, real-format data
@@ -750,15 +760,16 @@ def test_real_data_bad_inputs_say_what_to_do(tmp_path):
         P.read_protocol(tmp_path / "q.txt")
 
 
-def test_widen_transitions_keeps_segments_contiguous():
-    from lib.spoof.partialspoof import widen_transitions
-    segs = [(0.0, 0.3, "BN"), (0.3, 1.2, "BS"), (1.2, 1.205, "TR"), (1.205, 2.3, "SS"), (2.3, 2.33, "BN")]
-    w = widen_transitions(segs, 0.06)
-    assert [k for *_, k in w] == ["BN", "BS", "TR", "SS", "BN"]
-    assert w[2][:2] == pytest.approx((1.1725, 1.2325))
-    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(w, w[1:])) and w[-1][1] == 2.33
-    assert rcq_counts([np.ones(120)], [segs])["TR"] == 0 and rcq_counts([np.ones(120)], [w])["TR"] == 2
-    assert widen_transitions([(0.0, 0.01, "TR"), (0.01, 0.02, "BN")], 0.06) == [(0.0, 0.02, "TR")]
+@dataclasses.dataclass(frozen=True)
+class _SmallSSL:
+    """A model source like ``SSLRes1D``: SSL-Res1D on a small random wav2vec 2.0, frozen."""
+    frozen: bool = True
+
+    def key(self) -> dict:
+        return {"frozen_ssl": self.frozen}
+
+    def factory(self):
+        return lambda: build_ssl_res1d(_tiny_ssl_params(), frozen=self.frozen, se_dim=16)
 
 
 def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
@@ -782,37 +793,96 @@ def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "LA_URL", urls[P.LA_URL])
     cfg = experiment.CONFIGS["colab"].rehearsed()
     n0 = len(download.downloads())
-    sets = experiment.real_sets(cfg)
+    sets = real_sets(cfg.data)
     got = download.downloads()[n0:]
     assert len(got) == 6 and {d["verified_by"] for d in got} == {"first_use"}
     assert not list((tmp_path / "cache" / "downloads").glob("*.gz"))        # archives deleted once extracted
-    assert {k: len(v) for k, v in sets["eval"].items()} == cfg.n_eval
-    assert {k: len(v) for k, v in sets["train"].items()} == cfg.n_train
+    assert {k: len(v) for k, v in sets["eval"].items()} == cfg.data.n_eval
+    assert {k: len(v) for k, v in sets["train"].items()} == cfg.data.n_train
     it = sets["eval"]["partial"][0]
     assert it["id"].startswith("CON_D_") and it["wave"].numel() == 56000
     derived = {tuple(k for *_, k in x["segments"]) for x in sets["eval"]["partial"]}   # public labels, derived:
     assert derived == {("BN", "BS", "TR", "SS", "TR", "BS", "BN"), ("BN", "BS", "TR", "SS", "SN")}  # both kinds
-    assert it["segments"][2][1] - it["segments"][2][0] == pytest.approx(cfg.tr_width)
+    assert it["segments"][2][1] - it["segments"][2][0] == pytest.approx(cfg.data.tr_width)
     assert sets["train"]["full"][0]["id"].startswith("LA_T_2")                # fully spoofed: LA's spoofs
-    assert experiment.real_sets(cfg)["eval"]["partial"][0]["id"] == it["id"]  # from the extracted subset
+    assert real_sets(cfg.data)["eval"]["partial"][0]["id"] == it["id"]        # from the extracted subset
     assert len(download.downloads()) == n0 + 6
     # the authors' five-code files, when a learner has them: read instead of the derivation, TR widened
-    import dataclasses
-    authors = dataclasses.replace(cfg, labels="authors", authors_vad=str(tmp_path / "vad_20sil"))
+    authors = dataclasses.replace(cfg.data, labels="authors", authors_vad=str(tmp_path / "vad_20sil"))
     with pytest.raises(FileNotFoundError, match=r"labels='authors': 3 of 3 label files missing.*vad_20sil/dev/"):
-        experiment.real_sets(authors)
+        real_sets(authors)
     for x in sets["eval"]["partial"]:
         f = tmp_path / "vad_20sil" / "dev" / f"{x['id']}.vad"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("0.0 0.3 101\n0.3 1.2 1\n1.2 1.205 100\n1.205 3.2 7\n3.2 3.5 107\n")
-    a = experiment.real_sets(authors)["eval"]["partial"][0]
+    a = real_sets(authors)["eval"]["partial"][0]
     assert [k for *_, k in a["segments"]] == ["BN", "BS", "TR", "SS", "SN"] and a["id"] == it["id"]
-    assert a["segments"][2][1] - a["segments"][2][0] == pytest.approx(cfg.tr_width)
+    assert a["segments"][2][1] - a["segments"][2][0] == pytest.approx(cfg.data.tr_width)
     assert len(download.downloads()) == n0 + 6                                # nothing downloaded for them
-    monkeypatch.setattr(experiment, "model_fn",
-                        lambda cfg: lambda: build_ssl_res1d(_tiny_ssl_params(), frozen=True, se_dim=16))
+    cfg = dataclasses.replace(cfg, model=_SmallSSL())                        # a small wav2vec 2.0, frozen
     res = experiment.real_run("partial", 0, cfg)
     assert len(res["cam_spoof"]) == 3 and all(res["N"][k] > 0 for k in KINDS) and set(res["rcq_spoof"]) == set(KINDS)
     assert not [k for k in res["state"] if k.startswith("frontend.ssl.")]
     m = experiment.load_cm(cfg, res)
     assert torch.equal(m.fc.weight, res["state"]["fc.weight"])
+
+
+# ---------------------------------------------------------------- the paper's numbers and the seaborn figures
+def test_paper_numbers_cover_every_type_and_the_chapter_quotes_no_other_copy():
+    from lib.spoof import paper_numbers as PN
+    for split in ("dev", "eval"):
+        t2 = PN.table2(split)
+        assert {row for row in t2} == {(a, t) for a in ("ASVspoof19", "PartialSpoof") for t in ("spoof", "bona fide")}
+        for (_, target), row in t2.items():
+            assert set(row) == set(KINDS) | ({"EER"} if target == "spoof" else set())
+        assert set(PN.TABLE3[split]) == set(KINDS)
+    assert set(PN.TRAINING_SET.values()) == {a for a, _ in PN.TABLE2["dev"]}
+    lo, hi = PN.eer_range()
+    assert lo == min(PN.TABLE2[s][(a, "spoof")]["EER"] for s in PN.TABLE2 for a in PN.TRAINING_SET.values()) < hi
+    with pytest.raises(ValueError, match="Table 2 for the PartialSpoof splits"):
+        PN.table2("train")
+    values = {f"{v:.2f}" for col in PN.TABLE2.values() for row in col.values() for v in row.values()}
+    values |= {f"{v:.2f}" for row in PN.TABLE3.values() for v in row.values()}
+    _, cells = _chapter_code_cells()
+    code = "\n".join(ln for c in cells for ln in c)
+    copies = sorted(v for v in values if re.search(rf"(?<![\d.]){re.escape(v)}(?!\d)", code))
+    assert not copies, f"the chapter's code spells out the paper's numbers {copies}: read them from paper_numbers"
+
+
+def test_rcq_heatmaps_shade_each_row_by_its_own_largest_value():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.spoof import plots
+    ours = {"a": {"BS": 1.0, "SS": -2.0, "TR": 4.0, "BN": 0.0, "SN": -1.0},
+            "b": {"BS": 50.0, "SS": -100.0, "TR": 25.0, "BN": 0.0, "SN": 10.0}}
+    paper = {"a": {k: -v for k, v in ours["a"].items()}}
+    fig = plots.rcq_heatmaps(ours, paper, KINDS)
+    left, right = fig.axes[:2]
+    shade = np.asarray(left.collections[0].get_array()).reshape(2, 5)
+    np.testing.assert_allclose(shade[0], [0.25, -0.5, 1.0, 0.0, -0.25])        # row a: divided by 4
+    np.testing.assert_allclose(shade[1], [0.5, -1.0, 0.25, 0.0, 0.1])          # row b: by 100, the same colours
+    assert [t.get_text() for t in left.texts][:5] == ["+1.0", "-2.0", "+4.0", "+0.0", "-1.0"]
+    paper_shade = np.ma.getdata(right.collections[0].get_array()).reshape(2, 5)
+    assert np.isnan(paper_shade[1]).all() and paper_shade[0][2] == -1.0      # a row the paper lacks stays blank
+    plt.close(fig)
+
+
+def test_per_seed_figure_marks_the_papers_value_of_each_cm():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.spoof import plots
+    rows = [{"CM": cm, "seed": s, "EER": 30.0 + s, **{k: float(i + s) for i, k in enumerate(KINDS)}}
+            for cm in ("x", "y") for s in range(3)]
+    paper = {"x": {k: -10.0 - i for i, k in enumerate(KINDS)}, "y": {k: 10.0 + i for i, k in enumerate(KINDS)}}
+    fig = plots.per_seed_figure(rows, paper, {"x": 4.0, "y": 0.5}, KINDS)
+    marks = [c for c in fig.axes[0].collections if c.get_label() == "paper" or len(c.get_offsets()) == len(KINDS)
+             and np.allclose(np.abs(c.get_offsets()[:, 1]) // 10, 1)]
+    ys = sorted(float(y) for c in marks for y in c.get_offsets()[:, 1])
+    assert ys == sorted([*paper["x"].values(), *paper["y"].values()])
+    strips = [c for c in fig.axes[1].collections if len(c.get_offsets()) == 3]
+    assert sorted(float(y) for c in strips for y in c.get_offsets()[:, 1]) == [30, 30, 31, 31, 32, 32]
+    plt.close(fig)

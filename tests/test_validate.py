@@ -14,7 +14,7 @@ from lib import validate
 from lib.lseg.metrics import check_class_indices
 from lib.lseg.text import check_labels
 from lib.spoof.audio import MIN_SAMPLES, check_waveform
-from lib.spoof.experiment import check_trials
+from lib.spoof.metrics import check_trials
 from lib.spoof.rcq import check_cam, check_segments
 
 torch.set_num_threads(1)
@@ -317,7 +317,7 @@ def test_cam_property(a, corrupt):
 
 # --- score / label arrays -------------------------------------------------------------------------------------------
 def test_eer_string_labels_say_how_to_map():
-    from lib.spoof.experiment import eer
+    from lib.spoof.metrics import eer
 
     with pytest.raises(ValueError, match=r"0 = bona fide and 1 = spoof; got strings such as 'spoof'.*== 'spoof'"):
         eer(["spoof", "bonafide"], [0.9, 0.1])

@@ -15,6 +15,7 @@ import re
 import numpy as np
 from PIL import Image
 
+from lib.images import to_tensor
 from lib.storage import assets, cache
 
 IGNORE = 255
@@ -140,3 +141,8 @@ def tiny_dataset(n_train: int = 1200, n_test: int = 300, size: int = 64, seed: i
 
     return cache.memo(cache.key("lseg-tiny-data", n_train=n_train, n_test=n_test, size=size, seed=seed), build,
                       version=DATA_VERSION)
+
+
+def to_tensor_images(images) -> "torch.Tensor":
+    """(N, H, W, 3) RGB images → (N, 3, H, W) float in [0, 1] (:func:`lib.images.to_tensor`, three channels)."""
+    return to_tensor(images, channels=(3,))

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as nnF
 from PIL import Image
 
-from lib.lseg.data import BACKGROUND, COLOURS, IGNORE
+from lib.lseg.data import BACKGROUND, COLOURS, IGNORE, to_tensor_images
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 from lib.lseg.model import LSeg
-from lib.lseg.training import remap, to_tensor_images
+from lib.lseg.training import remap
 from lib.storage import cache
 
 
@@ -35,8 +35,7 @@ def segment_with(model: LSeg, I: torch.Tensor, T: torch.Tensor, size: int) -> to
     T = nnF.normalize(T.float(), dim=1).to(I.device)
     out = []
     for i in range(0, len(I), 50):
-        F = model.scratch.head_block(model.logits_from(I[i:i + 50], T))
-        out.append(nnF.interpolate(F, size=(size, size), mode="bilinear", align_corners=True).argmax(1).cpu())
+        out.append(model.decode(I[i:i + 50], T, (size, size)).argmax(1).cpu())
     return torch.cat(out)
 
 

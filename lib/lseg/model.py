@@ -11,8 +11,8 @@ Li, Weinberger, Belongie, Koltun, Ranftl, "Language-driven Semantic Segmentation
 
 Module names follow the official state dict (``pretrained.model``, ``pretrained.act_postprocess1..4``,
 ``scratch.layer1_rn..``, ``scratch.refinenet1..4``, ``scratch.head1``, ``scratch.head_block``) so the released
-checkpoint loads with :func:`from_official_state_dict`. One class serves every scale; :data:`CONFIGS` holds the
-released ViT-L/16, the ViT-B/32 ablation size and a ``tiny`` CPU configuration (same code path, small widths).
+checkpoint loads with :func:`from_official_state_dict`. One class serves every scale; :data:`ARCHITECTURES` holds
+the released ViT-L/16, the ViT-B/32 ablation size and a ``tiny`` CPU architecture (same code path, small widths).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ STRIDES = (4, 8, 16, 32)  # image strides of the four reassembled maps
 
 
 @dataclass(frozen=True)
-class LSegConfig:
+class Architecture:
+    """The sizes of one LSeg: its ViT, the reassemble and fusion widths, the text width, the spatial blocks."""
+
     backbone: str | dict          # a timm model name, or kwargs for timm's VisionTransformer (random init)
     patch: int
     hooks: tuple[int, ...]        # indices of the ViT blocks whose outputs are reassembled
@@ -48,23 +50,23 @@ class LSegConfig:
     activation: str = "lrelu"
 
 
-CONFIGS = {
+ARCHITECTURES = {
     # the released demo / zero-shot model: `--backbone clip_vitl16_384`
-    "vitl16_384": LSegConfig("vit_large_patch16_384", 16, (5, 11, 17, 23), 1024, (256, 512, 1024, 1024)),
+    "vitl16_384": Architecture("vit_large_patch16_384", 16, (5, 11, 17, 23), 1024, (256, 512, 1024, 1024)),
     # the ablation size: `clip_vitb32_384` (same reassemble rule relative to the patch grid)
-    "vitb32_384": LSegConfig("vit_base_patch32_384", 32, (2, 5, 8, 11), 768, (96, 192, 384, 768)),
+    "vitb32_384": Architecture("vit_base_patch32_384", 32, (2, 5, 8, 11), 768, (96, 192, 384, 768)),
     # CPU miniature: a 4-block ViT with 8-px patches, small widths; out_c = the MiniLM text width
-    "tiny": LSegConfig(dict(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=2, mlp_ratio=2.0,
+    "tiny": Architecture(dict(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=2, mlp_ratio=2.0,
                             num_classes=0), 8, (0, 1, 2, 3), 64, (16, 32, 64, 64), fusion=24, out_c=384),
 }
 
 
-def config(name: str, **overrides) -> LSegConfig:
-    """A named configuration with some fields replaced (``config("tiny", arch="bottleneck", depth=2)``)."""
-    if name not in CONFIGS:
-        raise ValueError(f"unknown LSeg configuration {name!r}; choose one of {sorted(CONFIGS)}")
-    validate.keywords(overrides, [f.name for f in fields(LSegConfig)], "lib.lseg.config")
-    return replace(CONFIGS[name], **overrides)
+def architecture(name: str, **overrides) -> Architecture:
+    """A named architecture with some fields replaced (``architecture("tiny", arch="bottleneck", depth=2)``)."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown LSeg architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    validate.keywords(overrides, [f.name for f in fields(Architecture)], "lib.lseg.architecture")
+    return replace(ARCHITECTURES[name], **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------- DPT parts
@@ -137,7 +139,7 @@ def _make_vit(backbone):
 class _Pretrained(nn.Module):
     """``pretrained``: the timm ViT (``model``) and the four reassemble branches (``act_postprocess1..4``)."""
 
-    def __init__(self, cfg: LSegConfig):
+    def __init__(self, cfg: Architecture):
         super().__init__()
         self.model = _make_vit(cfg.backbone)
         # branch k resamples the patch grid (stride = patch) to image stride 4, 8, 16, 32: ViT-L/16 ×4 ×2 ×1 ×½,
@@ -147,7 +149,7 @@ class _Pretrained(nn.Module):
 
 
 class _Scratch(nn.Module):
-    def __init__(self, cfg: LSegConfig):
+    def __init__(self, cfg: Architecture):
         super().__init__()
         for k, f in enumerate(cfg.features, start=1):
             setattr(self, f"layer{k}_rn", nn.Conv2d(f, cfg.fusion, 3, padding=1, bias=False))
@@ -163,16 +165,17 @@ class LSeg(nn.Module):
 
     ``forward(x, labels)``: ``x`` is a batch of RGB images in [0, 1], (B, 3, H, W) with H, W multiples of 32;
     ``labels`` is a list of N distinct label strings (encoded by ``text_encoder``, frozen) or a precomputed
-    (N, C) tensor of text embeddings. Returns logits (B, N, H, W); the segmentation is their argmax over N.
+    (N, C) tensor of text embeddings ((B, N, C): a label set per image). Returns logits (B, N, H, W), or at
+    ``size``; the segmentation is their argmax over N.
     Every pixel gets one of the offered labels: there is no rejection.
     """
 
-    def __init__(self, cfg: LSegConfig | str = "tiny", text_encoder: TextEncoder | None = None):
+    def __init__(self, cfg: Architecture | str = "tiny", text_encoder: TextEncoder | None = None):
         super().__init__()
-        self.cfg = config(cfg) if isinstance(cfg, str) else cfg
+        self.cfg = architecture(cfg) if isinstance(cfg, str) else cfg
         if text_encoder is not None and text_encoder.width != self.cfg.out_c:
             raise ValueError(f"the text encoder gives {text_encoder.width}-d embeddings but the head outputs "
-                             f"{self.cfg.out_c}: build the config with out_c={text_encoder.width}")
+                             f"{self.cfg.out_c}: build the architecture with out_c={text_encoder.width}")
         self.text_encoder = text_encoder  # a plain attribute: frozen, not part of the state dict
         self.pretrained = _Pretrained(self.cfg)
         self.scratch = _Scratch(self.cfg)
@@ -225,32 +228,40 @@ class LSeg(nn.Module):
 
     # -- text side ---------------------------------------------------------------------------------------------
     def encode_text(self, labels) -> torch.Tensor:
-        """(N, C) L2-normalised text embeddings T for a label list (or a precomputed embedding tensor)."""
+        """(N, C) L2-normalised text embeddings T for a label list, or a precomputed embedding tensor: (N, C), or
+        (B, N, C) for a label set of each image."""
         if isinstance(labels, torch.Tensor):
             T = labels
-            if T.dim() != 2 or T.shape[1] != self.cfg.out_c or T.shape[0] < 1:
-                raise ValueError(f"text embeddings must be (N >= 1, {self.cfg.out_c}), got {tuple(T.shape)}")
+            if T.dim() not in (2, 3) or T.shape[-1] != self.cfg.out_c or T.shape[-2] < 1:
+                raise ValueError(f"text embeddings must be (N >= 1, {self.cfg.out_c}) or (B, N >= 1, "
+                                 f"{self.cfg.out_c}), got {tuple(T.shape)}")
         else:
             labels = check_labels(labels)  # a generator is read once, here
             if self.text_encoder is None:
                 raise ValueError("this LSeg has no text encoder: pass one (LSeg(cfg, text_encoder=...)) "
                                  "or give precomputed text embeddings")
             T = self.text_encoder(labels)
-        return nnF.normalize(T.to(self.temperature.device, torch.float32), dim=1)
+        return nnF.normalize(T.to(self.temperature.device, torch.float32), dim=-1)
 
     # -- both ----------------------------------------------------------------------------------------------------
     def logits_from(self, I: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-        """F = t · I Tᵀ per pixel: (B, C, h, w), (N, C) -> (B, N, h, w)."""
+        """F = t · I Tᵀ per pixel: (B, C, h, w), (N, C) or (B, N, C) -> (B, N, h, w)."""
         validate.finite(T, "T", "the text embeddings hold NaN/inf: re-encode the labels"
                                 " (is the text encoder's checkpoint damaged?)")
+        if T.dim() == 3:  # a label set per image
+            return self.temperature * torch.einsum("bchw,bnc->bnhw", I, T)
         return self.temperature * torch.einsum("bchw,nc->bnhw", I, T)
 
-    def forward(self, x: torch.Tensor, labels) -> torch.Tensor:
+    def decode(self, I: torch.Tensor, T: torch.Tensor, size) -> torch.Tensor:
+        """Logits at ``size`` from pixel embeddings I and normalised text embeddings T: the spatial
+        regularization on t · I Tᵀ, then bilinear upsampling."""
+        F = self.scratch.head_block(self.logits_from(I, T))
+        return nnF.interpolate(F, size=size, mode="bilinear", align_corners=True)
+
+    def forward(self, x: torch.Tensor, labels, size=None) -> torch.Tensor:
         T = self.encode_text(labels)
         I = self.forward_features(x)["pixel_embeddings"]
-        F = self.scratch.head_block(self.logits_from(I, T))
-        return nnF.interpolate(F, size=x.shape[-2:], mode="bilinear",
-                               align_corners=True)
+        return self.decode(I, T, size or x.shape[-2:])
 
     @torch.no_grad()
     def segment(self, x: torch.Tensor, labels) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lib.lseg.model import TEMPERATURE, LSeg, config
+from lib.lseg.model import TEMPERATURE, LSeg, architecture
 from lib.lseg.text import CLIPText
 from lib.storage import cache, checkpoint, download
 
@@ -90,7 +90,7 @@ def from_official_state_dict(state_dict: dict, arch: str = "none", depth: int = 
     import open_clip  # deferred: over ten seconds to import, and only the CLIP text tower needs it
 
     image, clip, _ = split_official_state_dict(state_dict)
-    cfg = config(backbone, arch=arch, depth=depth if arch != "none" else 0)
+    cfg = architecture(backbone, arch=arch, depth=depth if arch != "none" else 0)
     with torch.device("meta"):  # no 300M-parameter random init: tensors are assigned from the state dict
         model = LSeg(cfg)
         clip_model = open_clip.create_model(CLIPText.ARCH, pretrained=None, device="meta") if text else None

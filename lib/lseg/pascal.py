@@ -16,22 +16,16 @@ other class (held-out ones included) are "others" and the 255 border is ignored.
 from __future__ import annotations
 
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as nnF
 from PIL import Image
 
-from lib import runtime, train, validate
-from lib.lseg import training, weights
-from lib.lseg.data import IGNORE
+from lib import recipe, train, validate
+from lib.lseg.data import IGNORE, to_tensor_images
 from lib.lseg.metrics import EpisodeIoU
-from lib.lseg.model import LSeg, config
-from lib.lseg.text import CLIPText, RandomText
-from lib.lseg.training import pixel_loss, to_tensor_images
-from lib.storage import cache, checkpoint, download
+from lib.storage import cache, download
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 # further sources of the same archive, in order: torchvision's (torchvision/datasets/voc.py), and the copy that
@@ -45,8 +39,6 @@ ROOT = "VOCdevkit/VOC2012"
 CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "dining table",
            "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train", "tv monitor"]
 OTHERS = "others"
-# the paper's zero-shot mIoU per PASCAL-5i fold (%), LSeg with the ResNet-101 image encoder (the authors' README)
-PAPER_RN101 = {0: 52.8, 1: 53.8, 2: 44.4, 3: 38.5}
 
 
 def fold_classes(fold: int) -> tuple[list[int], list[int]]:
@@ -103,6 +95,16 @@ def load_split(root: Path, split: str, size: int, limit: int | None = None) -> d
             "full": full}
 
 
+def load_splits(size: int, limits: dict) -> dict:
+    """``{split: load_split(...)}`` for each split of ``limits`` ({"train" | "val": first N images or None}); the
+    archive is downloaded and extracted by each node's first process while the others wait."""
+    if recipe.local_rank() == 0:
+        extract()
+    recipe.barrier()
+    root = extract()  # already there: returns its folder
+    return {s: load_split(root, s, size, limit) for s, limit in limits.items()}
+
+
 def episodes(split: dict, classes: list[int]) -> list[tuple[int, int]]:
     """Every (image index, class) with the class present in the image, in image order."""
     return [(i, c) for i, m in enumerate(split["full"]) for c in classes if (m == c).any()]
@@ -132,117 +134,82 @@ def episode_sampler(split: dict, eps: list[tuple[int, int]], batch: int, seed: i
     return batches
 
 
-def episode_loss(T: torch.Tensor):
-    """``loss_fn(model, batch)``: CE of each episode's logits over its own labels ``[others, class]``; ``T`` holds
-    the text embeddings of ``[others] + CLASSES`` (row 0 "others", row c class c)."""
+def episode_batches(split: dict, eps: list, sampler, seed: int):
+    """``step -> (images, targets, classes)`` of this process's episodes of the step (``sampler``: a
+    :class:`lib.recipe.EpochSampler`). Each episode's flip is drawn from its own (seed, epoch, episode) generator, so
+    a step's global batch does not depend on how it is split over processes."""
 
-    def loss_fn(model, batch):
-        dev = model.temperature.device
-        x, y, cls = (t.to(dev) for t in batch)
-        logits = binary_logits(model, x, T.to(dev), cls)
-        return pixel_loss(logits, y)
+    def batches(step: int):
+        idx = sampler(step)
+        epoch = sampler.epoch_of(step)
+        x = to_tensor_images(split["images"][[eps[k][0] for k in idx]])
+        y = torch.stack([binary_target(split["masks"][eps[k][0]], eps[k][1]) for k in idx])
+        for j, k in enumerate(idx):
+            g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + k)
+            if torch.rand((), generator=g) < 0.5:
+                x[j], y[j] = x[j].flip(-1), y[j].flip(-1)
+        return x, y, torch.tensor([eps[k][1] for k in idx])
 
-    return loss_fn
+    return batches
 
 
 def binary_logits(model, x: torch.Tensor, T: torch.Tensor, cls: torch.Tensor, size=None) -> torch.Tensor:
-    """(B, 2, H, W) logits of each image over its own ``[others, class]`` (rows 0 and ``cls[b]`` of ``T``)."""
-    I = model.forward_features(x)["pixel_embeddings"]
-    Tn = nnF.normalize(T.float(), dim=1)
-    pair = torch.stack([Tn[torch.zeros_like(cls)], Tn[cls]], dim=1)              # (B, 2, C)
-    F = model.temperature * torch.einsum("bchw,bnc->bnhw", I, pair)
-    F = model.scratch.head_block(F)
-    return nnF.interpolate(F, size=size or x.shape[-2:], mode="bilinear", align_corners=True)
+    """(B, 2, H, W) logits of each image over its own ``[others, class]`` (rows 0 and ``cls[b]`` of ``T``, the
+    embeddings of ``[others] + CLASSES``): ``LSeg.forward`` with a label set per image."""
+    T = T.to(x.device)
+    return model(x, torch.stack([T[torch.zeros_like(cls)], T[cls]], dim=1), size=size)
 
 
 @torch.no_grad()
-def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) -> EpisodeIoU:
-    """The zero-shot protocol: each episode's prediction (at the input size, upsampled to the mask's full size)
-    against the full-size mask; I and U accumulated per class."""
+def episode_counts(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor, positions) -> list[dict]:
+    """The zero-shot protocol on the episodes ``eps[p]`` for ``p`` in ``positions``: each prediction (at the input
+    size, upsampled to the mask's full size) against the full-size mask; per episode its I and U counts
+    (:meth:`lib.lseg.metrics.EpisodeIoU.counts`)."""
     model.eval()
     dev = model.temperature.device
-    m = EpisodeIoU()
-    for i, c in eps:
+    out = []
+    for pos in positions:
+        i, c = eps[pos]
         x = to_tensor_images(split["images"][i:i + 1]).to(dev)
         full = split["full"][i].long()
         pred = binary_logits(model, x, T.to(dev), torch.tensor([c], device=dev), size=full.shape).argmax(1)[0].cpu()
+        m = EpisodeIoU()
         m.update(pred == 1, full == c, c, ignore=full == IGNORE)
+        out.append(m.counts())
+    return out
+
+
+def evaluate(model, split: dict, eps: list[tuple[int, int]], T: torch.Tensor) -> EpisodeIoU:
+    """The zero-shot protocol over all of ``eps`` in this process: I and U accumulated per class."""
+    m = EpisodeIoU()
+    for counts in episode_counts(model, split, eps, T, range(len(eps))):
+        m.add_counts(counts)
     return m
 
 
-def fold_text_encoder(kind: str, seed: int = 0):
-    """'clip' (OpenAI's CLIP ViT-B/32 text tower, frozen) or 'random' (512-d random label vectors, the control)."""
-    if kind == "clip":
-        return CLIPText(pretrained="openai")
-    if kind == "random":
-        return RandomText(512, seed=2000 + seed)
-    raise ValueError(f"text must be 'clip' or 'random', got {kind!r}")
-
-
-def train_fold(cfg, data: dict, T: torch.Tensor, arch: str, depth: int, seed: int, device, ckpt_path=None,
-               backbone_state: dict | None = None, progress: bool = True) -> tuple:
-    """An LSeg over the ImageNet ViT (``backbone_state``) trained on the seen classes of a PASCAL-5i fold (episodes
-    ``[others, class]``). AdamW, poly decay, the ViT at a tenth of the decoder's rate.
-    Resumable through ``ckpt_path``. Returns (model, history)."""
-    runtime.seed_everything(seed)
-    model = LSeg(config(cfg.fold_backbone, arch=arch, depth=depth if arch != "none" else 0, out_c=T.shape[1]))
-    if backbone_state is not None:
-        checkpoint.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
-    model.to(device)
-    vit = list(model.pretrained.model.parameters())
-    ids = {id(p) for p in vit}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    opt = torch.optim.AdamW([{"params": vit, "lr": cfg.fold_lr / 10}, {"params": rest, "lr": cfg.fold_lr}],
-                            weight_decay=1e-4)
-    seen = fold_classes(cfg.fold)[1]
-    batches = episode_sampler(data["train"], episodes(data["train"], seen), cfg.fold_batch, seed)
-    history = train.fit(model, batches, episode_loss(T), opt, cfg.fold_steps,
-                        scheduler=training.poly_schedule(opt, cfg.fold_steps), ckpt_path=ckpt_path,
-                        ckpt_every=max(1, min(100, cfg.fold_steps // 3)), log_every=max(1, cfg.fold_steps // 50),
-                        progress=progress)
-    return model.eval(), history
-
-
-def fold_experiment(cfg, device, progress: bool = True) -> dict | None:
-    """The chapter's PASCAL-5i experiment for ``cfg`` (:class:`lib.lseg.chapter.LSegChapterConfig`): every run of
-    ``cfg.fold_runs`` trained on the fold's seen classes and evaluated on its held-out ones. ``None`` when the
-    configuration names no fold. Each run is cached (``lib.storage.cache.memo``) and its training resumable; a run's
-    training file is deleted once its result is cached."""
-    if cfg.fold is None or not cfg.fold_runs:
-        return None
-    held, seen = fold_classes(cfg.fold)
-    data = vit = None
-    labels = [OTHERS] + CLASSES
-    out = {"fold": cfg.fold, "held_out": [CLASSES[c - 1] for c in held], "runs": {}}
-    for text, arch, depth, seed in cfg.fold_runs:
-        name = training.run_name(text, arch, depth, seed)
-        key = cache.key("lseg-pascal5i", run=name, fold=cfg.fold, backbone=cfg.fold_backbone, size=cfg.fold_size,
-                        steps=cfg.fold_steps, batch=cfg.fold_batch, lr=cfg.fold_lr,
-                        train_limit=cfg.fold_train_limit, val_limit=cfg.fold_val_limit)
-
-        def run():
-            nonlocal data, vit
-            if data is None:  # read once, and only if some run is not cached yet
-                root = extract()
-                data = {"train": load_split(root, "train", cfg.fold_size, cfg.fold_train_limit),
-                        "val": load_split(root, "val", cfg.fold_size, cfg.fold_val_limit)}
-                vit = weights.timm_vit()
-            enc = fold_text_encoder(text, seed)
-            T = enc(labels)
-            t0 = time.time()
-            model, history = train_fold(
-                cfg, data, T, arch, depth, seed, device, backbone_state=vit, progress=progress,
-                ckpt_path=cache.work_path(key))
-            seconds = time.time() - t0
-            eps = episodes(data["val"], held)
-            m = evaluate(model, data["val"], eps, T)
-            return {"miou": m.miou(), "fb_iou": m.fb_iou(), "text": enc.name, "train_seconds": seconds,
-                    "per_class": {CLASSES[c - 1]: v for c, v in sorted(m.per_class().items())},
-                    "history": history, "n_test_episodes": len(eps),
-                    "n_train_episodes": len(episodes(data["train"], seen)),
-                    "n_train_images": len(data["train"]["ids"]), "n_val_images": len(data["val"]["ids"])}
-
-        out["runs"][name] = cache.memo(key, run)
-        # the result is stored: the run's training file (a ViT-L/16 LSeg, 1.3 GB) is no longer needed to resume
-        cache.work_path(key).unlink(missing_ok=True)
-    return out
+@torch.no_grad()
+def evaluate_fold(model, split: dict, eps: list, T: torch.Tensor) -> dict:
+    """The zero-shot protocol over ``eps`` split over the ranks: per-episode counts gathered in order, and the
+    per-class sums all-reduced; both give the same numbers (``reduced_equals_gathered``)."""
+    rank, world = train.distributed()
+    mine = episode_counts(model, split, eps, T, recipe.rank_slice(len(eps), rank, world))
+    per_episode = recipe.gather_in_order(mine, len(eps))
+    gathered = EpisodeIoU()
+    for counts in per_episode:
+        gathered.add_counts(counts)
+    # the same sums through an all-reduce: [I, U] per VOC class id, then the fg/bg sums
+    sums = torch.zeros(len(CLASSES) + 3, 2, dtype=torch.float64)  # ids 0..20, then fg/bg
+    local = EpisodeIoU()
+    for counts in mine:
+        local.add_counts(counts)
+    for c, (i, u) in local.counts()["classes"].items():
+        sums[c] = torch.tensor([i, u], dtype=torch.float64)
+    sums[-2:] = torch.stack([local.fb_I, local.fb_U], 1)
+    sums = recipe.all_reduce_sum(sums)
+    reduced = EpisodeIoU().add_counts({"classes": {c: tuple(sums[c].tolist()) for c in gathered.I},
+                                       "fb_I": sums[-2:, 0].tolist(), "fb_U": sums[-2:, 1].tolist()})
+    return {"miou": gathered.miou(), "fb_iou": gathered.fb_iou(),
+            "per_class": {CLASSES[c - 1]: v for c, v in sorted(gathered.per_class().items())},
+            "episodes": len(eps), "world": world, "reduced_miou": reduced.miou(), "reduced_fb_iou": reduced.fb_iou(),
+            "reduced_equals_gathered": reduced.miou() == gathered.miou() and reduced.fb_iou() == gathered.fb_iou(),
+            "per_episode": [[c, *iu] for e in per_episode for c, iu in e["classes"].items()]}

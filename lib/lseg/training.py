@@ -1,36 +1,35 @@
-"""Training and evaluating LSeg at any scale: cross-entropy over the offered labels, ignore index, poly schedule.
+"""Training LSeg: cross-entropy over the offered labels, ignore index, poly schedule; the tiny runs and the
+PASCAL-5i folds.
 
 The official recipe (LSeg code, ``lseg_module.py``): CE with ``ignore_index`` over the full label set of the data
 set, SGD (momentum 0.9, wd 1e-4, lr 0.004/16 × batch, head 10× lr), poly decay (1 - it/max)^0.9. At ``tiny`` scale
 the model is trained from scratch, so we use AdamW (the same poly decay): SGD from scratch needs many more steps.
-The loop itself is ``lib.train.fit`` (resumable, DDP-ready).
+A PASCAL-5i fold (:func:`train_fold`) starts from an ImageNet ViT and trains on episodes ``[others, class]``
+(:func:`episode_loss`). The loop itself is ``lib.train.fit`` (resumable, DDP-ready).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as nnF
 
 from lib import runtime, train, validate
-from lib.images import to_tensor
-from lib.lseg.data import DATA_VERSION, IGNORE
+from lib.lseg import pascal
+from lib.lseg.config import TINY_RUNS, PascalFold, Run
+from lib.lseg.data import DATA_VERSION, IGNORE, to_tensor_images
 from lib.lseg.metrics import ConfusionMatrix
-from lib.lseg.model import LSeg, config
-from lib.lseg.text import MiniLMText, RandomText
+from lib.lseg.model import LSeg, architecture
+from lib.lseg.text import CLIPText, MiniLMText, RandomText
 from lib.storage import cache, checkpoint
 from lib.storage.download import verify
 
 
 def poly_schedule(optimizer, steps: int, power: float = 0.9):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps) ** power)
-
-
-def to_tensor_images(images) -> torch.Tensor:
-    """(N, H, W, 3) RGB images → (N, 3, H, W) float in [0, 1] (:func:`lib.images.to_tensor`, three channels)."""
-    return to_tensor(images, channels=(3,))
 
 
 def remap(labels: torch.Tensor, offered: list[int]) -> torch.Tensor:
@@ -116,8 +115,18 @@ def text_encoder(kind: str, seed: int = 0):
     raise ValueError(f"text must be 'minilm' or 'random', got {kind!r}")
 
 
+def fold_text_encoder(kind: str, seed: int = 0):
+    """'clip' (OpenAI's CLIP ViT-B/32 text tower, frozen) or 'random' (512-d random label vectors, the control)."""
+    if kind == "clip":
+        return CLIPText(pretrained="openai")
+    if kind == "random":
+        return RandomText(512, seed=2000 + seed)
+    raise ValueError(f"text must be 'clip' or 'random', got {kind!r}")
+
+
 def run_name(text: str, arch: str, depth: int, seed: int) -> str:
-    return f"{text}-{arch}{depth if arch != 'none' else ''}-seed{seed}"
+    """The name of a run (:attr:`lib.lseg.config.Run.name`): ``minilm-bottleneck2-seed0``."""
+    return Run(text, arch, depth, seed).name
 
 
 def work_path(name: str, steps: int | None = None):
@@ -135,7 +144,7 @@ def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: 
     runtime.seed_everything(seed)
     enc = text_encoder(text, seed)
     T = enc(ds["names"])
-    model = LSeg(config("tiny", arch=arch, depth=depth if arch != "none" else 0, out_c=enc.width))
+    model = LSeg(architecture("tiny", arch=arch, depth=depth if arch != "none" else 0, out_c=enc.width))
     offered = [0] + list(ds["seen"])
     opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
     history = train.fit(model, batch_sampler(ds["train"], r["batch"], seed), lseg_loss(T[offered], offered), opt,
@@ -145,11 +154,8 @@ def train_tiny(ds: dict, text: str = "minilm", arch: str = "bottleneck", depth: 
     return model, history, enc
 
 
-TINY_RUNS = ([("minilm", "bottleneck", 2, s) for s in range(3)] + [("minilm", "none", 0, s) for s in range(3)]
-             + [("random", "bottleneck", 2, s) for s in range(3)])
 # committed tiny runs; $COURSE_LSEG_CHECKPOINTS points elsewhere (e.g. a shortened set for a quick dry run)
-CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("COURSE_LSEG_CHECKPOINTS") or
-                                            __import__("pathlib").Path(__file__).parent / "checkpoints")
+CHECKPOINT_DIR = Path(os.environ.get("COURSE_LSEG_CHECKPOINTS") or Path(__file__).parent / "checkpoints")
 
 
 def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
@@ -162,15 +168,15 @@ def pack(model: LSeg, history: list, name: str, steps=None) -> dict:
 
 def manifest(directory=None) -> dict:
     """``MANIFEST.json`` of the committed tiny runs: per run its sha256, steps, training seconds and command."""
-    directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
+    directory = CHECKPOINT_DIR if directory is None else Path(directory)
     return json.loads((directory / "MANIFEST.json").read_text())
 
 
 def load_tiny(name: str, ds: dict | None = None, directory=None):
     """(model, history, encoder) of a committed tiny run, sha256-checked against MANIFEST.json; if the file is
     absent, the run is trained here (same code as ``scripts/lseg_train_tiny.py``) and cached."""
-    directory = CHECKPOINT_DIR if directory is None else __import__("pathlib").Path(directory)
-    runs = {run_name(*r): r for r in TINY_RUNS}
+    directory = CHECKPOINT_DIR if directory is None else Path(directory)
+    runs = {r.name: r for r in TINY_RUNS}
     if name not in runs:
         raise ValueError(f"unknown tiny run {name!r}; known: {sorted(runs)}")
     text, arch, depth, seed = runs[name]
@@ -183,7 +189,51 @@ def load_tiny(name: str, ds: dict | None = None, directory=None):
     verify(path, entry["sha256"], "MANIFEST.json", f"it was changed after training; retrain with: {entry['command']}")
     state = checkpoint.load(path)
     enc = text_encoder(text, seed)
-    model = LSeg(config("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
+    model = LSeg(architecture("tiny", arch=state["arch"], depth=state["depth"], out_c=state["out_c"]))
     checkpoint.load_state(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
                         path)
     return model.eval(), state["history"], enc
+
+
+# ---------------------------------------------------------------------------------------------------- PASCAL-5i
+def episode_loss(T: torch.Tensor, freeze_bn: bool = False):
+    """``loss_fn(model, (images, targets, classes))``: each episode's CE over its own labels ``[others, class]``
+    (:func:`lib.lseg.pascal.binary_logits`, through the model's forward so that DDP sees it); ``T`` holds the text
+    embeddings of ``[others] + CLASSES``. ``freeze_bn``: BatchNorm layers use their running statistics (to compare
+    processes on CPU, where torch has no SyncBatchNorm)."""
+
+    def loss_fn(model, batch):
+        if freeze_bn:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        dev = next(model.parameters()).device
+        x, y, cls = (t.to(dev) for t in batch)
+        return pixel_loss(pascal.binary_logits(model, x, T.to(dev), cls), y)
+
+    return loss_fn
+
+
+def train_fold(part: PascalFold, data: dict, T: torch.Tensor, run: Run, device, ckpt_path=None,
+               backbone_state: dict | None = None, progress: bool = True) -> tuple:
+    """An LSeg over the ImageNet ViT (``backbone_state``) trained on the seen classes of a PASCAL-5i fold (episodes
+    ``[others, class]``). AdamW, poly decay, the ViT at a tenth of the decoder's rate.
+    Resumable through ``ckpt_path``. Returns (model, history)."""
+    runtime.seed_everything(run.seed)
+    model = LSeg(architecture(part.backbone, arch=run.arch, depth=run.depth if run.arch != "none" else 0,
+                              out_c=T.shape[1]))
+    if backbone_state is not None:
+        checkpoint.load_state(model.pretrained.model, backbone_state, "the ImageNet ViT weights")
+    model.to(device)
+    vit = list(model.pretrained.model.parameters())
+    ids = {id(p) for p in vit}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    opt = torch.optim.AdamW([{"params": vit, "lr": part.lr / 10}, {"params": rest, "lr": part.lr}],
+                            weight_decay=1e-4)
+    seen = pascal.fold_classes(part.fold)[1]
+    batches = pascal.episode_sampler(data["train"], pascal.episodes(data["train"], seen), part.batch, run.seed)
+    history = train.fit(model, batches, episode_loss(T), opt, part.steps,
+                        scheduler=poly_schedule(opt, part.steps), ckpt_path=ckpt_path,
+                        ckpt_every=max(1, min(100, part.steps // 3)), log_every=max(1, part.steps // 50),
+                        progress=progress)
+    return model.eval(), history

@@ -1,15 +1,19 @@
 """Chapter 2: how spoofing countermeasures detect partially spoofed audio (Liu et al., Interspeech 2024, arXiv 2406.02483).
 
 One idea per file:
-  rcq.py           RCQ per segment type as the authors' scoring code computes it (tested against a restatement of it), or a "clean" rule
+  rcq.py           RCQ per segment type: the rule of the authors' scoring code, or a "clean" rule
   gradcam.py       Grad-CAM over time, batched (temporal_cam: the formula; pytorch-grad-cam: the reference)
   ssl_res1d.py     the SSL-Res1D countermeasure (XLS-R front-end) and its CPU sibling with the same back-end
+  countermeasure.py  train a CM, score utterances, Grad-CAM and RCQ: one cell pair of Table 2
+  metrics.py       EER (scikit-learn's ROC) and the trial checks
+  config.py        SpoofConfig per scale (CONFIGS): a data source, a countermeasure, its training
+  paper_numbers.py the paper's own numbers, each with its table
+  experiment.py    the chapter's runs at the scale in force, memoised
   data.py          an offline partial-spoof corpus: real speech, silero-vad, Griffin-Lim re-synthesis, splices
-  config.py        SpoofConfig per scale (CONFIGS)
-  experiment.py    training, scoring (EER via scikit-learn), CAMs and RCQ: the Table 2 loop, cached
-  partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA, the five segment types derived from the public
-                   labels, and the subsets the colab scale downloads
-  audio.py, plots.py   audio I/O and checks; the chapter's figures
+  partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA (protocols, audio, archives)
+  partialspoof_labels.py  their label formats and the five segment types derived from the public labels
+  partialspoof_subset.py  the subsets the colab scale downloads
+  audio.py, plots.py   audio I/O and checks; the chapter's figures and tables (matplotlib, seaborn)
 """
 from .audio import SR, batch_waveforms, check_waveform, load_audio
 from .gradcam import gradcam, gradcam_reference, temporal_cam

@@ -1,5 +1,6 @@
 """Figures and table cells for chapter 2: segment labels under a waveform/spectrogram, Grad-CAM over time,
-training curves, the utterance browser's panels, and mean ± sd over seeds."""
+training curves, RCQ tables drawn as the paper's Table 2 and per seed (seaborn), the utterance browser's panels,
+and mean ± sd over seeds."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,8 @@ import io
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 import torchaudio
 from IPython.display import HTML
@@ -145,6 +148,56 @@ def training_curves(results, splice, seeds):
     axes[0].set(xlabel="step", ylabel="P2SGrad-MSE loss", title=f"training loss ({len(seeds)} seeds)")
     axes[1].set(xlabel="step", ylabel="batch accuracy", title=f"training accuracy ({len(seeds)} seeds)")
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.subplots_adjust(bottom=0.25)   # room for the provenance caption
+    return fig
+
+
+def rcq_heatmaps(ours: dict, paper: dict, kinds, *, titles=("ours", "paper")):
+    """Two RCQ tables side by side as the paper's Table 2 shades them: one row per CM and target, each cell coloured
+    by its value relative to the largest magnitude **in its row** (red above the data set's mean attention, blue
+    below), annotated with the value in percent. ``ours``, ``paper``: {row name: {type: RCQ %}}; a row missing from
+    one table is left blank there."""
+    rows = list(dict.fromkeys([*ours, *paper]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.55 * len(rows) + 1.4), sharey=True)
+    for ax, table, title in zip(axes, (ours, paper), titles):
+        values = pd.DataFrame([[table.get(r, {}).get(k, np.nan) for k in kinds] for r in rows], index=rows,
+                              columns=list(kinds), dtype=float)
+        scale = values.abs().max(axis=1).replace(0, 1.0)
+        sns.heatmap(values.div(scale, axis=0), annot=values, fmt="+.1f", cmap="RdBu_r", vmin=-1, vmax=1, center=0,
+                    cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8}, ax=ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("segment type")
+        ax.tick_params(axis="y", labelsize=8, rotation=0)
+    axes[0].set_ylabel("CM · Grad-CAM target")
+    fig.tight_layout()
+    fig.subplots_adjust(bottom=0.3)   # room for the provenance caption
+    return fig
+
+
+def per_seed_figure(per_seed, paper_rcq: dict, paper_eer: dict, kinds, *, title=""):
+    """RCQ per type (spoof target) and EER of each seed as strip plots, one colour per CM, the paper's value of
+    each CM marked as a short black bar. ``per_seed``: rows ``{"CM", "seed", "EER", **{type: RCQ}}``;
+    ``paper_rcq``: {CM: {type: RCQ}}; ``paper_eer``: {CM: EER}."""
+    df = pd.DataFrame(per_seed)
+    cms = list(dict.fromkeys(df["CM"]))
+    long = df.melt(id_vars=["CM", "seed"], value_vars=list(kinds), var_name="type", value_name="RCQ %")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [3, 1]})
+    sns.stripplot(long, x="type", y="RCQ %", hue="CM", hue_order=cms, order=list(kinds), dodge=True, size=6,
+                  jitter=0.1, ax=axes[0])
+    sns.stripplot(df, x="CM", y="EER", hue="CM", order=cms, hue_order=cms, size=6, jitter=0.1, legend=False,
+                  ax=axes[1])
+    width = 0.8 / len(cms)
+    for j, cm in enumerate(cms):          # the paper's values, at each CM's dodged position
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(kinds))]
+        axes[0].scatter(xs, [paper_rcq[cm][k] for k in kinds], marker="_", s=300, color="k", zorder=3,
+                        label="paper" if j == 0 else None)
+        axes[1].scatter([j], [paper_eer[cm]], marker="_", s=600, color="k", zorder=3)
+    axes[0].axhline(0, color="0.6", lw=0.8)
+    axes[0].legend(fontsize=7, loc="best")
+    axes[0].set_title(title or "RCQ per seed, spoof target", fontsize=10)
+    axes[1].set(ylabel="EER %", xlabel="", title="EER per seed")
+    axes[1].tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     fig.subplots_adjust(bottom=0.25)   # room for the provenance caption
     return fig

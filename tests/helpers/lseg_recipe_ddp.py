@@ -14,10 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def toy_config():
-    from lib.lseg import chapter
+    """The paper recipe at toy sizes (the tiny architecture, 32 px, 2 epochs; lr = base_lr / 16 = 0.05)."""
+    from lib.lseg import config
 
-    return dataclasses.replace(chapter.CONFIGS["paper"], folds=(0,), fold_backbone="tiny", fold_size=32,
-                               global_batch=4, epochs=2, lr=0.05, ckpt_every=1000)
+    return dataclasses.replace(config.CONFIGS["paper"].recipe, folds=(0,), backbone="tiny", size=32,
+                               global_batch=4, epochs=2, base_lr=0.8, ckpt_every=1000)
 
 
 def toy_data(n: int = 10, size: int = 32) -> dict:
@@ -46,7 +47,7 @@ def main() -> int:
     T = torch.randn(21, 512, generator=torch.Generator().manual_seed(1))
     model, history, facts = lseg_recipe.train_fold(cfg, 0, {"train": data}, T, device, None, freeze_bn=True,
                                                    progress=False)
-    ev = lseg_recipe.evaluate_fold(model, data, pascal.episodes(data, pascal.fold_classes(0)[0]), T)
+    ev = pascal.evaluate_fold(model, data, pascal.episodes(data, pascal.fold_classes(0)[0]), T)
     if rank == 0:
         torch.save({"model": model.state_dict(), "world": world, "facts": facts, "eval": ev}, args.out)
     if train.dist.is_initialized():

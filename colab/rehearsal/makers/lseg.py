@@ -290,12 +290,12 @@ def urls() -> list[str]:
     """Every URL chapter 3's colab configurations download first (read from the course's own constants); the further
     sources of each file are made on demand (tests)."""
     from lib.storage import download
-    from lib.lseg import chapter, official, pascal, weights
+    from lib.lseg import config, official, pascal, weights
 
     out = []
-    for cfg in chapter.CONFIGS.values():
-        if cfg.fold_runs:
+    for cfg in config.CONFIGS.values():
+        if cfg.pascal is not None and cfg.pascal.runs:
             out += [weights.CLIP_HUB_URLS[0], weights.TIMM_VIT_B32_URL, pascal.VOC_URL]
-        if cfg.official_demo:
-            out.append(download.DRIVE_URL.format(official.OFFICIAL_CHECKPOINTS[cfg.official_demo]["drive_id"]))
+        if cfg.demo is not None:
+            out.append(download.DRIVE_URL.format(official.OFFICIAL_CHECKPOINTS[cfg.demo.checkpoint]["drive_id"]))
     return list(dict.fromkeys(out))

@@ -219,15 +219,15 @@ FORMATS = {
 
 def urls() -> list[str]:
     """Every URL chapter 2's colab configurations download (read from the course's own constants)."""
-    from lib.spoof import experiment, partialspoof as P
+    from lib.spoof import config, partialspoof as P
     from lib.spoof.ssl_res1d import xlsr53_url
 
     out = []
-    for cfg in experiment.CONFIGS.values():
-        if cfg.data != "real":
+    for cfg in config.CONFIGS.values():
+        if not isinstance(cfg.data, config.RealSubsets):
             continue
-        out += [P.PS_URLS["protocols"], P.LA_URL, P.PS_URLS["train"], P.PS_URLS[cfg.eval_split]]
-        if cfg.labels == "public":
+        out += [P.PS_URLS["protocols"], P.LA_URL, P.PS_URLS["train"], P.PS_URLS[cfg.data.eval_split]]
+        if cfg.data.labels == "public":
             out += [P.PS_VAD_URL, P.PS_SEGLAB_URL]
     out.append(xlsr53_url())
     return list(dict.fromkeys(out))
