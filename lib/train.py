@@ -85,7 +85,8 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         steps: int, *, ckpt_path=None, ckpt_every: int = 50, scheduler=None, log_every: int = 10,
         sync_bn: bool = True, progress: bool = True, on_step: Callable[[int, dict], None] | None = None,
         before_step: Callable[[], None] | None = None, local_batches: bool = False,
-        ddp_kwargs: dict | None = None) -> list[dict]:
+        ddp_kwargs: dict | None = None, milestones=(), snapshots: dict | None = None,
+        snapshot: Callable[[torch.nn.Module], object] | None = None) -> list[dict]:
     """Train ``model`` for ``steps`` steps and return the history (one dict of floats per logged step).
 
     ``loss_fn(model, batch) -> dict`` returns the scalar to minimise under ``"loss"`` and any other terms to log.
@@ -94,10 +95,20 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
     ``local_batches=True``: ``batches(step)`` already returns this process's part of the step's global batch (a
     sampler that shards by rank, :class:`lib.recipe.EpochSampler`), so it is not sliced again. ``ddp_kwargs`` go to
     ``DistributedDataParallel`` (e.g. ``find_unused_parameters=True`` for a model with parameters a loss skips).
+
+    ``milestones=(150, 600)``: after each of those steps, ``snapshot(model)`` (default: a CPU copy of the model's
+    ``state_dict``) is taken, logged, written with the checkpoint at that step (so a run resumed past a milestone
+    still has it) and put into the dict ``snapshots`` as ``{step: snapshot}``. A milestone of 0 is the model before
+    training.
     """
     rank, world = distributed()
     history: list[dict] = []
     start = 0
+    milestones = _check_milestones(milestones, steps)
+    snapshot = snapshot or _state_copy
+    taken: dict[int, object] = {} if snapshots is None else snapshots
+    if milestones and snapshots is None:
+        raise ValueError("milestones need a dict to put their snapshots in: pass snapshots={} and read it afterwards")
     if ckpt_path is not None and os.path.exists(ckpt_path):
         state = checkpoint.load(ckpt_path)
         if not isinstance(state, dict) or not {"model", "optimizer", "rng", "step", "history"} <= set(state):
@@ -114,6 +125,12 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         torch.set_rng_state(state["rng"])
         _set_cuda_rng(state.get("cuda_rng"), ckpt_path)
         start, history = state["step"], state["history"]
+        taken.update(state.get("milestones", {}))
+        missing = [m for m in milestones if m <= start and m not in taken]
+        if missing:
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path} holds a run at step {start} without the snapshots of its milestones {missing}: delete "
+                f"it (rm '{ckpt_path}') to train afresh and take them")
 
     if world > 1 and not isinstance(model, torch.nn.parallel.DistributedDataParallel):
         if sync_bn and torch.cuda.is_available():
@@ -124,9 +141,12 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         if ckpt_path is not None and rank == 0:
             checkpoint.save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                             "rng": torch.get_rng_state(), **_cuda_rng(), "step": step, "history": history},
+                             "rng": torch.get_rng_state(), **_cuda_rng(), "step": step, "history": history,
+                             **({"milestones": taken} if milestones else {})},
                             ckpt_path)
 
+    if 0 in milestones and 0 not in taken:
+        taken[0] = snapshot(_unwrap(model))
     model.train()
     bar = tqdm(range(start, steps), total=steps, initial=start, disable=not progress or rank != 0,
                desc="training", leave=False)
@@ -145,12 +165,29 @@ def fit(model: torch.nn.Module, batches: Callable[[int], object], loss_fn: Calla
         if scheduler is not None:
             scheduler.step()
         logged = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
-        if step % log_every == 0 or step == steps - 1:
+        at_milestone = step + 1 in milestones
+        if at_milestone:
+            taken[step + 1] = snapshot(_unwrap(model))
+        if step % log_every == 0 or step == steps - 1 or at_milestone:
             history.append({"step": step, **logged})
             bar.set_postfix(loss=f"{logged['loss']:.4g}")
-        if (step + 1) % ckpt_every == 0 or step == steps - 1:
+        if (step + 1) % ckpt_every == 0 or step == steps - 1 or at_milestone:
             save(step + 1)
         if on_step is not None:
             on_step(step, logged)
     model.eval()
     return history
+
+
+def _state_copy(model: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _check_milestones(milestones, steps: int) -> tuple[int, ...]:
+    """The milestones as sorted distinct steps in ``[0, steps]``."""
+    out = []
+    for m in milestones or ():
+        out.append(validate.integer(m, "milestone", minimum=0, maximum=steps,
+                                    hint=f"a step after which fit takes a snapshot, between 0 and steps={steps}"))
+    return tuple(sorted(set(out)))
+

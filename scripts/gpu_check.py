@@ -399,8 +399,9 @@ def icm_finetune_step(device, z: Sizes):
     """One finetuning step: the decoder head and the PatchGAN discriminator, 3 aligned patches of 64 px."""
     import torch
 
-    from lib.icm import codec as C, finetune as FT
-    from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
+    from lib.icm import codec as C, decoder_finetuning as FT
+    from lib.icm.decoder_finetuning import discriminator_loss, generator_loss
+    from lib.icm.patchgan import PatchDiscriminator, aligned_patches
 
     codec = _codec(device)
     FT.freeze_for_finetuning(codec)
@@ -617,7 +618,7 @@ def check_bitstreams(device) -> dict:
     torch.manual_seed(0)
     gpu = _codec(device).eval()
     gpu.update(force=True)
-    cpu = C.codec_from_state_dict({k: v.cpu() for k, v in gpu.state_dict().items()}).eval()
+    cpu = C.ICMCodec.from_state_dict({k: v.cpu() for k, v in gpu.state_dict().items()}).eval()
     images = [torch.rand(1, 3, 256, 384, device=device) for _ in range(3)]
     bits = C.compress_all(gpu, images)
     problems = []

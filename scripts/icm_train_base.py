@@ -53,9 +53,9 @@ def main(argv=None):
 
         init = pretrained_init(a.init_quality, sha256=a.init_sha256)
     elif a.init_from is not None:
-        from lib.icm.codec import codec_from_state_dict
+        from lib.icm.codec import ICMCodec
 
-        init = codec_from_state_dict(lib.storage.checkpoint.load(a.init_from)["state_dict"])
+        init = ICMCodec.from_state_dict(lib.storage.checkpoint.load(a.init_from)["state_dict"])
         init_record = {"file": os.path.basename(a.init_from), "sha256": lib.storage.download.sha256sum(a.init_from)}
     codec, hist = base.train_base(cfg, train_photos, train_stamps, EfficientNetLite0(), a.work or a.out + ".train",
                                   progress=not a.quiet, init=init, device=device)

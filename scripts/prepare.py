@@ -131,7 +131,7 @@ def icm_steps() -> list[Step]:
         cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
     except lib.scale.ScaleNotBuilt:
         return []
-    if cfg.base != "committed":
+    if not isinstance(cfg.base_source, icm.config.CommittedBase):
         return []
     from lib.icm import experiment as X
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from lib.icm import codec as C
-from lib.icm import config, data
+from lib.icm import coco, config, kodak
 from lib.icm import machine as Mm
 from lib.storage import download
 
@@ -169,16 +169,16 @@ def test_coco_annotations_read_by_pycocotools_and_by_the_course(tmp_path, monkey
     site = tmp_path / "site"
     site.mkdir()
     zpath = site / "annotations_trainval2017.zip"
-    zpath.write_bytes(makers.coco_annotations_zip(data.COCO_ANNOTATIONS_URL))
+    zpath.write_bytes(makers.coco_annotations_zip(coco.COCO_ANNOTATIONS_URL))
     with zipfile.ZipFile(zpath) as z:
-        z.extract(data.COCO_ANNOTATIONS_MEMBER, tmp_path)
-    publisher = COCO(str(tmp_path / data.COCO_ANNOTATIONS_MEMBER))
+        z.extract(coco.COCO_ANNOTATIONS_MEMBER, tmp_path)
+    publisher = COCO(str(tmp_path / coco.COCO_ANNOTATIONS_MEMBER))
 
     ids = list(config.CONFIGS["colab"].rehearsed().coco_ids)
     for i in ids:
-        (site / f"{i:012d}.jpg").write_bytes(makers.coco_jpeg(data.COCO_VAL_URL.format(i)))
-    images = data.coco_val(ids, size=None, url=site.as_uri() + "/{:012d}.jpg")
-    ours = data.coco_annotations(images, url=zpath.as_uri())
+        (site / f"{i:012d}.jpg").write_bytes(makers.coco_jpeg(coco.COCO_VAL_URL.format(i)))
+    images = coco.coco_val(ids, size=None, url=site.as_uri() + "/{:012d}.jpg")
+    ours = coco.coco_annotations(images, url=zpath.as_uri())
     assert ours.coco.dataset["categories"] == publisher.loadCats(publisher.getCatIds())
 
     heights = set()
@@ -216,7 +216,7 @@ def test_coco_annotations_read_by_pycocotools_and_by_the_course(tmp_path, monkey
 def test_kodak_miniatures_have_the_page_s_sizes_and_the_rehearsal_has_a_portrait(makers):
     from PIL import Image
 
-    sizes = {i: Image.open(io.BytesIO(makers.kodak_png(data.KODAK_URL.format(i)))).size for i in range(1, 25)}
+    sizes = {i: Image.open(io.BytesIO(makers.kodak_png(kodak.KODAK_URL.format(i)))).size for i in range(1, 25)}
     assert sizes[1] == (768, 512) and sizes[4] == (512, 768)
     assert set(sizes.values()) == {(768, 512), (512, 768)}
     assert any(sizes[i] == (512, 768) for i in config.CONFIGS["colab"].rehearsed().kodak_ids)
@@ -233,8 +233,8 @@ def test_a_portrait_kodak_image_goes_through_the_codec_path(tmp_path, monkeypatc
     site = tmp_path / "kodak"
     site.mkdir()
     for i in (1, 4):
-        (site / f"kodim{i:02d}.png").write_bytes(makers.kodak_png(data.KODAK_URL.format(i)))
-    images = data.kodak((1, 4), url=site.as_uri() + "/kodim{:02d}.png")
+        (site / f"kodim{i:02d}.png").write_bytes(makers.kodak_png(kodak.KODAK_URL.format(i)))
+    images = kodak.kodak((1, 4), url=site.as_uri() + "/kodim{:02d}.png")
     assert [tuple(x.shape) for _, x in images] == [(1, 3, 512, 768), (1, 3, 768, 512)]
 
     torch.manual_seed(0)

@@ -199,7 +199,7 @@ def _sweep():
 
     cache, checkpoint, download = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "download"))
     IM, widgets, runtime, scale = m("lib.images"), m("lib.display.widgets"), m("lib.runtime"), m("lib.scale")
-    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "finetune",
+    CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "decoder_finetuning",
                                                           "patchgan"))
     LM, LMOD, LT = m("lib.lseg.metrics"), m("lib.lseg.model"), m("lib.lseg.training")
     SA, SG, PS, R, SR, SE = (m(f"lib.spoof.{n}") for n in ("audio", "gradcam", "partialspoof", "rcq", "ssl_res1d",
@@ -296,9 +296,9 @@ def _sweep():
         *[Case(k, "x", images(k, 64), lambda x: _disc()(x)) for k in ("dtype", "nan", "shape", "empty")],
         Case("dtype", "x", st.just(IMG64.double()), lambda x: _disc()(x),
              lambda r, x: torch.equal(r, _disc()(x.float())))]
-    s["lib.icm.patchgan.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
-                                           lambda m: PG.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
-    s["lib.icm.finetune.finetune"] = [
+    s["lib.icm.decoder_finetuning.gan_loss"] = [Case("type", "mode", st.sampled_from(["ls", "", None, "LSGAN"]),
+                                           lambda m: FT.gan_loss(torch.zeros(1, 1, 2, 2), True, m))]
+    s["lib.icm.decoder_finetuning.finetune"] = [
         Case("lengths", "cfg.batch", st.integers(3, 9).map(lambda b: _ft_cfg(batch=b, pool=2)),
              lambda cfg: FT.finetune(codec(), [("a", IMG64[0])], cfg)),
         Case("dtype", "train_photos[0]", images("dtype", 48, batch=False),
@@ -480,7 +480,7 @@ def _disc():
 
 
 def _ft_cfg(**kw):
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 32, "ndf": 4,
                                 "lr_g": 1e-2, **kw})
@@ -552,8 +552,8 @@ EXCLUDED = {
                      "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
     **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.download.verify",
                      "lib.lseg.weights.openai_clip", "lib.lseg.weights.timm_vit", "lib.lseg.official.fetch_official",
-                     "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.data.kodak",
-                     "lib.icm.data.coco_val", "lib.icm.data.coco_train", "lib.icm.data.coco_annotations",
+                     "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.kodak.kodak",
+                     "lib.icm.coco.coco_val", "lib.icm.coco.coco_train", "lib.icm.coco.coco_annotations",
                      "lib.icm.machine.maskrcnn_url", "lib.icm.machine.MaskRCNN", "lib.spoof.ssl_res1d.xlsr53_url",
                      "lib.spoof.ssl_res1d.xlsr53_params", "lib.spoof.ssl_res1d.build_ssl_res1d",
                      "lib.lseg.text.CLIPText", "lib.lseg.text.MiniLMText", "lib.colab.use_drive"], _NET),
@@ -565,10 +565,14 @@ EXCLUDED = {
                      "lib.display.widgets.live", "lib.display.widgets.explore", "lib.display.widgets.audio"], _PLOT),
     **dict.fromkeys([n for n in public_api() if n.startswith("lib.validate.")], _VALIDATOR),
     **dict.fromkeys(["lib.scale.ScaleConfig", "lib.scale.pick", "lib.scale.picked", "lib.icm.config.ICMConfig",
-                     "lib.icm.base.BaseConfig", "lib.icm.finetune.FinetuneConfig", "lib.lseg.config.LSegConfig",
+                     "lib.icm.base.BaseConfig", "lib.icm.decoder_finetuning.FinetuneConfig", "lib.lseg.config.LSegConfig",
                      "lib.lseg.model.Architecture", "lib.spoof.config.SpoofConfig", "lib.icm.base.config_dict",
                      "lib.icm.experiment.finetune_grid", "lib.spoof.config.Training", "lib.spoof.config.BuiltCorpus",
-                     "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D"], _CONFIG),
+                     "lib.spoof.config.RealSubsets", "lib.spoof.config.TinyCM", "lib.spoof.config.SSLRes1D",
+                     "lib.icm.config.CommittedBase", "lib.icm.config.CompressAIBase", "lib.icm.config.ClassifierMachine",
+                     "lib.icm.config.MaskRCNNMachine", "lib.icm.config.HeldOut", "lib.icm.config.KodakCoco",
+                     "lib.icm.config.Run", "lib.icm.config.Runs", "lib.icm.paper_numbers.Row",
+                     "lib.icm.paper_numbers.main_row"], _CONFIG),
     **dict.fromkeys(["lib.icm.base.train_base", "lib.icm.experiment.load_base", "lib.icm.experiment.photos_split",
                      "lib.icm.experiment.stamps_split", "lib.icm.experiment.eval_images",
                      "lib.icm.experiment.task_images", "lib.icm.experiment.eval_sets",
@@ -604,19 +608,19 @@ EXCLUDED = {
                      "lib.spoof.partialspoof.ps_protocol_path", "lib.spoof.partialspoof.la_protocol_name",
                      "lib.spoof.partialspoof.choose"], _RUN),
     **dict.fromkeys(["lib.icm.data.composite", "lib.lseg.data.clean_name", "lib.lseg.data.tint",
-                     "lib.icm.codec.codec_from_state_dict", "lib.icm.codec.from_compressai_checkpoint",
+                     "lib.icm.codec.from_compressai_checkpoint",
                      "lib.icm.codec.build_codec", "lib.icm.codec.state_hashes",
-                     "lib.icm.finetune.freeze_for_finetuning", "lib.icm.finetune.make_loss",
-                     "lib.icm.finetune.latent_pool", "lib.icm.finetune.head_state", "lib.icm.finetune.with_head",
+                     "lib.icm.decoder_finetuning.freeze_for_finetuning", "lib.icm.decoder_finetuning.make_loss",
+                     "lib.icm.decoder_finetuning.latent_pool", "lib.icm.decoder_finetuning.head_state", "lib.icm.decoder_finetuning.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
-                     "lib.icm.patchgan.windows", "lib.icm.patchgan.generator_loss",
-                     "lib.icm.patchgan.discriminator_loss", "lib.lseg.training.poly_schedule",
+                     "lib.icm.patchgan.windows", "lib.icm.decoder_finetuning.generator_loss",
+                     "lib.icm.decoder_finetuning.discriminator_loss", "lib.lseg.training.poly_schedule",
                      "lib.lseg.training.pixel_loss", "lib.spoof.rcq.frame_of", "lib.spoof.rcq.front_trim",
                      "lib.spoof.rcq.rcq_sums", "lib.spoof.rcq.rcq_from_sums", "lib.spoof.gradcam.temporal_cam",
                      "lib.spoof.gradcam.gradcam_reference", "lib.spoof.ssl_res1d.n_frames",
                      "lib.spoof.ssl_res1d.tiny_cm", "lib.lseg.text.TextEncoder", "lib.lseg.text.RandomText",
-                     "lib.icm.data.CocoSubset"], _INTERNAL),
+                     "lib.icm.coco.CocoSubset"], _INTERNAL),
     **dict.fromkeys(["lib.lseg.official.split_official_state_dict", "lib.lseg.official.from_official_state_dict",
                      "lib.lseg.official.convert_official_checkpoint", "lib.lseg.weights.torchscript_state_dict",
                      "lib.spoof.partialspoof.read_protocol", "lib.spoof.partialspoof.read_audio",
@@ -769,7 +773,7 @@ def test_nan_label_embeddings_are_refused():
 
 
 def test_finetune_batch_larger_than_its_pool_is_refused():
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     with pytest.raises(ValueError, match=r"cfg.batch must be between 1 and 2, got 4.*raise pool or lower batch"):
         FT.finetune(codec(), [("a", IMG64[0])], _ft_cfg(batch=4, pool=2))

@@ -155,7 +155,8 @@ def test_icm_steps_are_the_chapters_finetunings():
     assert [s.args for s in steps] == list(grid.values()) and len(steps) == 7
     assert len({lib.storage.cache.key("r", run=run) for run, _ in grid.values()}) == 7   # seven runs, seven memo keys
     text = (prepare.ROOT / "book" / "01_icm.md").read_text()
-    assert "grid_runs = experiment.finetune_grid(cfg)" in text
-    calls = re.findall(r"experiment\.run_finetune\(base, train_photos, (\w+), milestones=([^,]+),", text)
-    assert calls == [("run", "snaps"), ("run", "snaps")], calls      # both take a run and its snapshots ...
-    assert text.count("run, snaps = grid_runs[") == 2                   # ... from the grid prepare.py computes
+    assert "runs = cfg.runs()" in text                                   # the runs the configuration names ...
+    calls = re.findall(r"experiment\.run_finetune\(base, train_photos, (\w+)\.settings,\s*milestones=(\w+)\.milestones,",
+                       text)
+    assert calls == [("run", "run"), ("run", "run")], calls             # ... each with its own snapshot steps
+    assert [s.args for s in steps] == [(r.settings, r.milestones) for r in cfg.runs().all()]

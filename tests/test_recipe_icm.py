@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from lib import recipe
-from lib.icm import config, experiment
+from lib.icm import config, experiment, paper_numbers
 from lib.icm import recipe as icm_recipe
 
 PAPER = config.CONFIGS["paper"]
@@ -21,11 +21,15 @@ def test_paper_changes_only_sizes_and_data_with_respect_to_colab():
     colab, paper = config.CONFIGS["colab"].describe(), PAPER.describe()
     changed = {f for f in colab if f not in ("config", "scale") and colab[f] != paper[f]}
     assert changed and changed <= SIZES_AND_DATA, changed - SIZES_AND_DATA
-    # the finetunings are the chapter's own grid with the same settings but for the steps and the batch
-    for name in PAPER.ft_runs:
-        a, b = experiment.finetune_grid(config.CONFIGS["colab"])[name][0], experiment.finetune_grid(PAPER)[name][0]
-        assert dataclasses.replace(a, steps=b.steps, batch=b.batch) == b, name
-    assert set(PAPER.ft_runs) == set(experiment.finetune_grid(PAPER))   # every run of poster Table 1 and the control
+    # the finetunings are the chapter's own runs with the same settings but for the steps, the batch and the pool
+    grid = icm_recipe.grid(PAPER)
+    for name, b in grid.items():
+        a = experiment.finetune_grid(config.CONFIGS["colab"])[name][0]
+        assert dataclasses.replace(a, steps=b.steps, batch=b.batch, pool=b.pool) == b, name
+    assert list(grid) == list(experiment.finetune_grid(PAPER))   # every run the chapter names, in its order
+    # each of them but the MSE-only control is a row of poster Table 1, read from lib.icm.paper_numbers
+    rows = icm_recipe.poster_rows(PAPER)
+    assert set(rows.values()) == set(paper_numbers.TABLE_1) and set(grid) - set(rows) == {PAPER.runs().control.name}
 
 
 def test_rehearsal_changes_sizes_and_data_only_and_names_its_choices():
@@ -58,7 +62,7 @@ def test_the_estimate_follows_the_steps_and_counts_every_run():
     r = PAPER.rehearsed()
     a = icm_recipe.estimate(r)
     b = icm_recipe.estimate(dataclasses.replace(r, base_steps=3 * r.base_steps))
-    assert set(a["gpu_hours_per_run"]) == {"base", *r.ft_runs}
+    assert set(a["gpu_hours_per_run"]) == {"base", r.runs().patchgan.name, r.runs().control.name}
     assert b["gpu_hours_per_run"]["base"] == pytest.approx(3 * a["gpu_hours_per_run"]["base"])
     assert b["gpu_hours_per_run"]["MSE-only control"] == a["gpu_hours_per_run"]["MSE-only control"]
     # the adversarial run also trains the discriminator: more work per image than the MSE-only control
@@ -70,4 +74,4 @@ def test_only_the_paper_configuration_has_a_recipe():
     with pytest.raises(SystemExit, match="COURSE_SCALE=colab"):
         icm_recipe.get_config("colab")
     with pytest.raises(ValueError, match="ft_runs"):
-        icm_recipe.grid(dataclasses.replace(PAPER, ft_runs=("PatchGAN 9×9",)))
+        icm_recipe.grid(dataclasses.replace(PAPER, ft_runs=("PatchGAN 3×64",)))   # a part of cfg.runs(), not a name

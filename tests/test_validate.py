@@ -108,14 +108,14 @@ def test_checkerboard_score_refuses_nan():
 
 
 def _ft_cfg(**kw):
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     return FT.FinetuneConfig(**{"steps": 1, "batch": 2, "crop": 32, "pool": 2, "k": 1, "patch": 32, "ndf": 4,
                                 "lr_g": 1e-2, **kw})
 
 
 def test_finetune_bad_photos_say_what_to_do():
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     base, cfg = small_codec(), _ft_cfg()
     with pytest.raises(ValueError, match="train_photos is empty"):
@@ -469,7 +469,7 @@ def test_fit_stops_on_a_non_finite_loss(tmp_path):
 
 
 def test_finetune_stops_on_nan_loss(monkeypatch):
-    from lib.icm import finetune as FT
+    from lib.icm import decoder_finetuning as FT
 
     real = FT.make_loss
 
@@ -482,12 +482,22 @@ def test_finetune_stops_on_nan_loss(monkeypatch):
         FT.finetune(small_codec(), [("a", torch.rand(3, 48, 48))], _ft_cfg())
 
 
-def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path):
-    from lib.icm import finetune as FT
+def test_finetune_milestones_resume_after_a_kill_past_one(tmp_path, monkeypatch):
+    from lib.icm import decoder_finetuning as FT
 
     photos, cfg = [("a", torch.rand(3, 48, 48))], _ft_cfg(steps=3, adversarial=False)
-    ref = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
-    (tmp_path / "a.pt.milestones.pt").unlink()               # as if killed after step 3 before the snapshot file
+    ref = FT.finetune(small_codec(), photos, cfg, milestones=[1])   # uninterrupted
+    fit = FT.train.fit
+
+    def killed_after_step_2(*args, **kwargs):                # past the milestone, checkpointed at every step
+        def kill(step, terms):
+            if step == 1:
+                raise KeyboardInterrupt
+        return fit(*args, **{**kwargs, "ckpt_every": 1, "on_step": kill})
+    monkeypatch.setattr(FT.train, "fit", killed_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
+    monkeypatch.undo()
     again = FT.finetune(small_codec(), photos, cfg, ckpt_path=tmp_path / "a.pt", milestones=[1])
     for m in ("1", "3"):
         assert all(torch.equal(ref["snapshots"][m][k], again["snapshots"][m][k]) for k in ref["snapshots"][m])

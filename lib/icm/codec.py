@@ -96,15 +96,6 @@ def build_codec(N: int, M: int) -> ICMCodec:
     return ICMCodec(N=N, M=M)
 
 
-def codec_from_state_dict(state_dict: dict) -> ICMCodec:
-    """An :class:`ICMCodec` with the sizes read from ``state_dict`` (entropy-coder tables included)."""
-    N, M = state_dict["g_a.0.weight"].shape[0], state_dict["g_a.6.weight"].shape[0]
-    codec = ICMCodec(N=N, M=M)
-    # CompressAI sizes its CDF buffers when loading (load_state_dict is overridden for this)
-    codec.load_state_dict(state_dict)
-    return codec
-
-
 def bpp_from_likelihoods(likelihoods: dict, num_pixels: int) -> torch.Tensor:
     """Rate estimate in bits per pixel: ``Σ −log2 p(ŷ) / (B·H·W)``."""
     num_pixels = validate.integer(num_pixels, "num_pixels", minimum=1, hint="B·H·W of the coded batch")
@@ -213,7 +204,7 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
     url = url or compressai_url(quality)
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
                           hash_prefix=None if sha256 else download.hub_prefix(url))
-    return codec_from_state_dict(from_compressai_checkpoint(path, quality).state_dict())
+    return ICMCodec.from_state_dict(from_compressai_checkpoint(path, quality).state_dict())
 
 
 def from_compressai_checkpoint(path, quality: int):

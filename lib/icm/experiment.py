@@ -19,8 +19,9 @@ import torch
 from compressai.zoo.image import cfgs
 
 from lib.icm import base, codec as C
-from lib.icm import data
-from lib.icm import finetune as FT
+from lib.icm.config import CommittedBase, HeldOut
+from lib.icm import coco, data, kodak
+from lib.icm import decoder_finetuning as FT
 from lib.icm.machine import outputs, task_key, task_scores
 from lib.storage import cache, checkpoint, download
 
@@ -38,7 +39,7 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
         download.verify(path, record["sha256"], record_path.name,
                         f"restore it with `git checkout -- {path}` or retrain with: {record['command']}")
     state = checkpoint.load(path)
-    codec = C.codec_from_state_dict(state["state_dict"]).eval()
+    codec = C.ICMCodec.from_state_dict(state["state_dict"]).eval()
     return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}
 
 
@@ -89,54 +90,47 @@ def task_images(eval_photos, eval_stamps, machine, size: int = 224, per_stamp: i
 
 
 def eval_sets(cfg, eval_photos, eval_stamps, machine) -> tuple[list, list]:
-    """``(fidelity set, task set)`` as ``cfg.eval_sets`` says: photo crops and confident object scenes
-    (``"held-out"``), or Kodak and confident COCO val images (``"kodak+coco"``, downloaded)."""
-    if cfg.eval_sets == "held-out":
-        return (eval_images(eval_photos, cfg.fid_crop, cfg.fid_per_photo),
-                task_images(eval_photos, eval_stamps, machine, cfg.task_size, cfg.task_per_stamp, cfg.confidence))
-    if cfg.eval_sets == "kodak+coco":
-        coco = data.coco_val(cfg.coco_ids, size=cfg.task_size, url=cfg.coco_url)
-        if hasattr(machine, "ground_truth"):  # a machine scored against the real annotations (Mask R-CNN)
-            machine.ground_truth = data.coco_annotations(coco, url=cfg.coco_annotations_url)
-        return data.kodak(cfg.kodak_ids, url=cfg.kodak_url), confident(coco, machine, cfg.confidence)
-    raise ValueError(f"unknown eval_sets {cfg.eval_sets!r} in {cfg.name}: use 'held-out' or 'kodak+coco'")
+    """``(fidelity set, task set)`` as ``cfg.eval_spec`` says: photo crops and confident object scenes
+    (:class:`~lib.icm.config.HeldOut`), or Kodak and confident COCO val images (:class:`~lib.icm.config.KodakCoco`,
+    downloaded)."""
+    spec = cfg.eval_spec
+    if isinstance(spec, HeldOut):
+        return (eval_images(eval_photos, spec.crop, spec.per_photo),
+                task_images(eval_photos, eval_stamps, machine, spec.task_size, spec.per_stamp, spec.confidence))
+    coco_images = coco.coco_val(spec.coco_ids, size=spec.task_size, url=spec.coco_url)
+    if hasattr(machine, "ground_truth"):  # a machine scored against the real annotations (Mask R-CNN)
+        machine.ground_truth = coco.coco_annotations(coco_images, url=spec.annotations_url)
+    return kodak.kodak(spec.kodak_ids, url=spec.kodak_url), confident(coco_images, machine, spec.confidence)
 
 
 def describe_eval_sets(cfg, evalset, taskset, photos: tuple[list, list], stamps: tuple[list, list]) -> str:
     """Two lines on the evaluation sets: what they are made of and how many images each holds.
     ``photos``/``stamps``: the ``(train, eval)`` splits."""
     images, task_imgs = [x for _, x in evalset], [x for _, x in taskset]
-    if cfg.eval_sets == "held-out":
+    spec = cfg.eval_spec
+    if isinstance(spec, HeldOut):
         (train_photos, eval_photos), (train_stamps, eval_stamps) = photos, stamps
         return (f"fidelity set: {len(images)} crops of {images[0].shape[-1]} px from {len(eval_photos)} held-out "
                 f"photos ({len(train_photos)} photos for training)\n"
                 f"task set: {len(task_imgs)} confident scenes of {task_imgs[0].shape[-1]} px from {len(eval_stamps)} "
                 f"held-out stamps ({len(train_stamps)} for training), e.g. "
                 f"{', '.join(n.split('@')[0] for n in [n for n, _ in taskset][:4])}")
-    size = f"{cfg.task_size} px" if cfg.task_size else "their own size (cut to the codec's stride)"
+    size = f"{spec.task_size} px" if spec.task_size else "their own size (cut to the codec's stride)"
     return (f"fidelity set: {len(images)} Kodak images ({', '.join(n for n, _ in evalset[:3])}"
             f"{', ...' if len(evalset) > 3 else ''})\n"
-            f"task set: {len(task_imgs)} of {len(cfg.coco_ids)} COCO val2017 images at {size}, those "
-            f"where the machine's confidence is at least {cfg.confidence}")
+            f"task set: {len(task_imgs)} of {len(spec.coco_ids)} COCO val2017 images at {size}, those "
+            f"where the machine's confidence is at least {spec.confidence}")
 
 
 def finetune_grid(cfg) -> dict[str, tuple[FT.FinetuneConfig, list | None]]:
-    """The chapter's finetunings at ``cfg``'s scale, ``{name: (FinetuneConfig, milestones)}``: PatchGAN 3×64 (with
-    snapshots at a third and two thirds of its steps), the MSE-only control, LI, then the rest of the poster's grid."""
-    common = cfg.finetune_settings()   # steps, batch, crop, pool, ndf, lr_g of this scale
-    steps = common["steps"]
-    li = FT.FinetuneConfig(k=cfg.li_k, patch=cfg.li_patch, lmbda_adv=0.003, **{**common, "lr_g": common["lr_g"] / 2})
-    grid = {"PatchGAN 3×64": (FT.FinetuneConfig(k=3, patch=64, lmbda_adv=0.01, **common), [steps // 3, 2 * steps // 3]),
-            "MSE-only control": (FT.FinetuneConfig(k=3, patch=64, adversarial=False, **common), None),
-            f"LI {cfg.li_k}×{cfg.li_patch}": (li, None)}
-    for k, patch in [(3, 32), (5, 64), (1, 64), (3, 128)]:
-        grid[f"PatchGAN {k}×{patch}"] = (FT.FinetuneConfig(k=k, patch=patch, lmbda_adv=0.01, **common), None)
-    return grid
+    """The chapter's finetunings at ``cfg``'s scale (:meth:`lib.icm.config.ICMConfig.runs`) as ``{name:
+    (FinetuneConfig, milestones)}``."""
+    return {run.name: (run.settings, run.milestones) for run in cfg.runs().all()}
 
 
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
-    """:func:`lib.icm.finetune.finetune`, memoised on disk by its full configuration and the base codec's hash;
+    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash;
     interrupted runs resume from their checkpoint."""
     base_id = C.state_hashes(base)["g_s.6.weight"][:12]
     key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
@@ -145,40 +139,39 @@ def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milesto
 
 
 def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[C.ICMCodec, dict]:
-    """The base ICM codec and its record (``history``, ``command``, ``config``), as ``cfg.base`` says:
-    the committed checkpoint (``"committed"``) or CompressAI's pretrained weights trained for the machine
-    (``"compressai"``; the machine is moved back to the CPU afterwards)."""
-    if cfg.base == "committed":
+    """The base ICM codec and its record (``history``, ``command``, ``config``), as ``cfg.base_source`` says:
+    the committed checkpoint (:class:`~lib.icm.config.CommittedBase`) or CompressAI's pretrained weights trained
+    for the machine (:class:`~lib.icm.config.CompressAIBase`; the machine is moved back to the CPU afterwards)."""
+    source = cfg.base_source
+    if isinstance(source, CommittedBase):
         return load_base()
-    if cfg.base == "compressai":
-        if cfg.coco_train_url:  # crops of COCO images in place of the offline photos and scenes
-            train_photos = data.coco_train(cfg.coco_train_images, cfg.coco_ids, url=cfg.coco_train_url,
-                                           short_side=cfg.base_crop + 32)
-            train_stamps = None
-        codec, hist, base_cfg = train_base_gpu(train_photos, train_stamps, machine, cfg, device=device)
-        machine.to(getattr(machine, "home_device", "cpu"))
-        # the codec stays on `device` (its transforms run there; CompressAI's rANS on the CPU): every bitstream of
-        # the chapter is then made and compared on one device (CPU and GPU entropy coding can disagree)
-        return codec.to(device), {"history": hist, "config": base.config_dict(base_cfg),
-                       "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
-                                  f"quality {cfg.base_quality} ({cfg.name})"}
-    raise ValueError(f"unknown base {cfg.base!r} in {cfg.name}: use 'committed' or 'compressai'")
+    # crops of COCO images in place of the offline photos and scenes
+    train_photos = coco.coco_train(source.train_images, cfg.eval_spec.coco_ids, url=source.train_url,
+                                   short_side=source.crop + 32)
+    codec, hist, base_cfg = train_base_gpu(train_photos, None, machine, cfg, device=device)
+    machine.to(getattr(machine, "home_device", "cpu"))
+    # the codec stays on `device` (its transforms run there; CompressAI's rANS on the CPU): every bitstream of
+    # the chapter is then made and compared on one device (CPU and GPU entropy coding can disagree)
+    return codec.to(device), {"history": hist, "config": base.config_dict(base_cfg),
+                              "command": f"lib.icm.experiment.train_base_gpu from CompressAI bmshj2018-factorized "
+                                         f"quality {source.quality} ({cfg.name})"}
 
 
 def train_base_gpu(train_photos, train_stamps, machine, cfg, device="cuda"):
-    """CompressAI's pretrained ``bmshj2018-factorized`` at ``cfg.base_quality`` as the initialisation (in place of
-    stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised by its
-    checkpoint). Returns ``(codec, history, BaseConfig)``."""
-    q = cfg.base_quality
+    """CompressAI's pretrained ``bmshj2018-factorized`` at ``cfg.base_source.quality`` as the initialisation (in
+    place of stage 1), trained for the machine with the same stage-2 loss as the committed base (resumable, memoised
+    by its checkpoint). Returns ``(codec, history, BaseConfig)``."""
+    src = cfg.base_source
+    q = src.quality
     N, M = cfgs["bmshj2018-factorized"][q]
     # stage-2 pixel weight: a tenth of the λ CompressAI trained this quality with, as at tiny (0.026 vs 0.3)
-    base_cfg = base.BaseConfig(N=N, M=M, rd_steps=0, steps=cfg.base_steps, batch=cfg.base_batch,
-                               task_crop=cfg.base_crop, lr=cfg.base_lr, lmbda_px=C.COMPRESSAI_LMBDA[q] / 10)
+    base_cfg = base.BaseConfig(N=N, M=M, rd_steps=0, steps=src.steps, batch=src.batch, task_crop=src.crop,
+                               lr=src.lr, lmbda_px=C.COMPRESSAI_LMBDA[q] / 10)
     init = C.pretrained_init(q)
-    ckpt = cache.work_path(cache.key("icm-base", scale=cfg.scale, quality=q, steps=cfg.base_steps,
-                                     batch=cfg.base_batch, crop=cfg.base_crop, lr=cfg.base_lr))
+    ckpt = cache.work_path(cache.key("icm-base", scale=cfg.scale, quality=q, steps=src.steps, batch=src.batch,
+                                     crop=src.crop, lr=src.lr, data=src.train_url, images=src.train_images))
     codec, hist = base.train_base(base_cfg, train_photos, train_stamps, machine, ckpt, init=init, device=device,
-                                   ckpt_every=cfg.base_ckpt_every)
+                                   ckpt_every=src.ckpt_every)
     return codec, hist, base_cfg
 
 

@@ -5,7 +5,7 @@
 distance. ``colab``: the poster's own task, instance segmentation, with torchvision's Mask R-CNN (:class:`MaskRCNN`,
 COCO weights checked against the sha256 prefix in their file name), scored by mAP against real COCO val2017
 annotations and against its own detections on the uncompressed image (pseudo ground truth). :func:`build` makes the
-one a configuration names (``cfg.machine``).
+one a configuration names (``cfg.machine_spec``).
 
 Both machines answer the same questions: ``forward(x) -> {"logits" (or None), "features"}`` (the training loss),
 ``confidence(images)`` (how sure the machine is on each image) and ``task_scores(originals, decoded, names)``
@@ -24,6 +24,7 @@ from torchvision.models.detection._utils import overwrite_eps
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, _validate_trainable_layers
 from torchvision.ops import FrozenBatchNorm2d
 
+from lib.icm.config import MaskRCNNMachine
 from lib.storage import checkpoint, download
 
 
@@ -163,7 +164,7 @@ class MaskRCNN(nn.Module):
 
     ``forward(x in [0, 1])`` gives the FPN's four feature maps (strides 4-32) of the normalised image at its own
     size (the training loss's feature distance; no class posteriors). :meth:`detect` runs the whole detector, which
-    resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.data.CocoSubset`,
+    resizes the shorter side to ``min_size`` (800 in torchvision). ``ground_truth`` (:class:`lib.icm.coco.CocoSubset`,
     set by :func:`lib.icm.experiment.eval_sets`) gives the real-annotation mAP. Inference runs on ``device``;
     ``kwargs`` go to torchvision's ``MaskRCNN`` (e.g. ``box_score_thresh``).
     """
@@ -222,13 +223,12 @@ class MaskRCNN(nn.Module):
 
 
 def build(cfg, device="cpu") -> nn.Module:
-    """The machine ``cfg.machine`` names: ``"efficientnet-lite0"`` or ``"mask-rcnn"`` (shorter side
-    ``cfg.machine_size``, inference on ``device``)."""
-    if cfg.machine == "efficientnet-lite0":
-        return EfficientNetLite0()
-    if cfg.machine == "mask-rcnn":
-        return MaskRCNN(min_size=cfg.machine_size, device=device)
-    raise ValueError(f"unknown machine {cfg.machine!r} in {cfg.name}: use 'efficientnet-lite0' or 'mask-rcnn'")
+    """The machine ``cfg.machine_spec`` names: EfficientNet-Lite0 (:class:`~lib.icm.config.ClassifierMachine`), or
+    Mask R-CNN at its shorter side ``size`` (:class:`~lib.icm.config.MaskRCNNMachine`), inference on ``device``."""
+    spec = cfg.machine_spec
+    if isinstance(spec, MaskRCNNMachine):
+        return MaskRCNN(min_size=spec.size, device=device)
+    return EfficientNetLite0()
 
 
 def binary_masks(det: dict) -> torch.Tensor:

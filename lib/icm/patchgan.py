@@ -12,16 +12,13 @@ Architecture *(our choice: the pix2pix default, Isola et al., CVPR 2017, ``NLaye
 
     Conv4 s2 → LReLU(0.2) → [Conv4 s2 → BN → LReLU] × (n_layers − 1) → Conv4 s1 → BN → LReLU → Conv4 s1 → 1 map
 
-Losses: :func:`generator_loss` and :func:`discriminator_loss` (what :mod:`lib.icm.finetune` trains with), on
-:func:`gan_loss`: LSGAN (least squares, ``(D−1)²`` / ``D²``) or BCE with logits.
+The losses it is trained with, and the decoder against it, are in :mod:`lib.icm.decoder_finetuning`.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 
 class PatchDiscriminator(nn.Module):
@@ -129,35 +126,3 @@ def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
             real.append(x[sl])
             fake.append(x_hat[sl])
     return torch.stack(real), torch.stack(fake), torch.stack([i, j], -1)
-
-
-def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
-    """LSGAN: mean (D − t)²; BCE: binary cross-entropy with logits; t = 1 for real, 0 for fake."""
-    target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
-    if mode == "lsgan":
-        return F.mse_loss(logits, target)
-    if mode == "bce":
-        return F.binary_cross_entropy_with_logits(logits, target)
-    raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}: pick one of those (FinetuneConfig.gan)")
-
-
-def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
-                   lmbda_adv: float, mode: str = "lsgan") -> dict:
-    """``L_G = MSE(real, fake) + λ_adv · L_GAN(D(fake), real)``. ``D``'s weights
-    enter detached, so ``L_G`` moves only the decoder. ``D=None`` (the MSE-only
-    control): the MSE alone. Returns ``L_G`` and its terms."""
-    mse = F.mse_loss(fake, real)
-    if D is None:
-        return {"L_G": mse, "mse": mse}
-    frozen = {n: p.detach() for n, p in D.named_parameters()}
-    frozen.update(dict(D.named_buffers()))
-    adv = gan_loss(functional_call(D, frozen, (fake,)), True, mode)
-    return {"L_G": mse + lmbda_adv * adv, "mse": mse, "adv": adv}
-
-
-def discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                       mode: str = "lsgan") -> torch.Tensor:
-    """``L_D = ½ [L_GAN(D(real), real) + L_GAN(D(fake), fake)]``. ``fake``
-    enters detached, so ``L_D`` moves only ``D``."""
-    return 0.5 * (gan_loss(D(real), True, mode)
-                  + gan_loss(D(fake.detach()), False, mode))

@@ -9,17 +9,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.patches import FancyBboxPatch
 
 from lib.display import provenance
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum
 from lib.icm.experiment import zoom
-
-# The poster's Table 1 (Le et al., ICIP 2022): PSNR (dB) and relative mask-mAP change (%) per k × s; base 27.695 dB.
-POSTER_BASE_PSNR = 27.695
-POSTER_GRID = {"3×64": (28.526, -1.83), "3×32": (28.316, -2.09), "5×64": (28.540, -2.22),
-               "1×64": (28.518, -2.35), "3×128": (28.498, -1.57)}
-SHORT = {"PatchGAN 3×64": "PatchGAN", "MSE-only control": "MSE only"}
+from lib.icm.paper_numbers import MAIN, PROJECT_PAGE_ARTIFACT, PROJECT_PAGE_ARTIFACT_SOURCE, SOURCE, TABLE_1
 
 
 def table(df: pd.DataFrame, note: str = "", precision: int = 3):
@@ -135,11 +131,13 @@ def finetune_curves(results: dict):
     return fig
 
 
-def scores_table(scores: dict, task: str, task_label: str, P: int, more: dict):
-    """One column per variant, one row per metric (``more``: other task scores, key → label)."""
+def scores_table(scores: dict, task: str, task_label: str, P: int, more: dict, short: dict | None = None):
+    """One column per variant, one row per metric (``more``: other task scores, key → label; ``short``: column
+    names for some variants)."""
     base = scores["base"][task]
+    short = short or {}
     rows = {"bpp": "bpp", "psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
-    df = pd.DataFrame({SHORT.get(n, n): {
+    df = pd.DataFrame({short.get(n, n): {
         **{label: r[k] for k, label in rows.items()},
         f"{task_label} (%)": 100 * r[task], "Δ task (rel. %)": relative_change(r[task], base),
         **{f"{label} (%)": 100 * r[k] for k, label in more.items()},
@@ -176,27 +174,27 @@ def poster_scorecard(cfg, b: dict, g: dict, c: dict, li: dict, li_name: str, tas
     rel = {n: relative_change(r[task], b[task]) for n, r in [("g", g), ("c", c), ("li", li)]}
     card = provenance.Scorecard(f"Poster Table 1 (3 patches, 64×64) beside our {cfg.label} run (3 patches, 64×64)",
                                 config=cfg)
-    src, nip = "poster Table 1", "not in the poster"
-    card.add("PSNR base", b["psnr"], POSTER_BASE_PSNR, unit="dB", source=src)
-    card.add("PSNR after PatchGAN finetuning", g["psnr"], POSTER_GRID["3×64"][0], unit="dB", source=src)
-    card.add("PSNR gain from finetuning", g["psnr"] - b["psnr"], POSTER_GRID["3×64"][0] - POSTER_BASE_PSNR,
-             unit="dB", source=src)
+    src, nip = SOURCE, "not in the poster"
+    base, main, li_row = TABLE_1["base"], TABLE_1[MAIN], TABLE_1["LI 3×128"]
+    card.add("PSNR base", b["psnr"], base.psnr, unit="dB", source=src)
+    card.add("PSNR after PatchGAN finetuning", g["psnr"], main.psnr, unit="dB", source=src)
+    card.add("PSNR gain from finetuning", g["psnr"] - b["psnr"], main.psnr - base.psnr, unit="dB", source=src)
     card.add("PSNR gain, MSE-only control", c["psnr"] - b["psnr"], None, unit="dB", note=nip)
-    card.add("SSIM base", b["ssim"], 0.709, source=src)
-    card.add("SSIM after PatchGAN finetuning", g["ssim"], 0.764, source=src)
-    card.add("task change, PatchGAN (relative)", rel["g"], -1.83, unit="%", source=src, note=task_note)
+    card.add("SSIM base", b["ssim"], base.ssim, source=src)
+    card.add("SSIM after PatchGAN finetuning", g["ssim"], main.ssim, source=src)
+    card.add("task change, PatchGAN (relative)", rel["g"], main.map_change, unit="%", source=src, note=task_note)
     card.add("task change, MSE-only control (relative)", rel["c"], None, unit="%", note=nip)
-    card.add("task change, LI (relative)", rel["li"], 0.00, unit="%", source=src,
+    card.add("task change, LI (relative)", rel["li"], li_row.map_change, unit="%", source=src,
              note=f"poster: LI with 3 patches of 128 px; ours: {li_name}, lower lr and λ_adv")
-    card.add("PSNR gain, LI", li["psnr"] - b["psnr"], 28.129 - POSTER_BASE_PSNR, unit="dB", source=src)
-    crops = "project-page crops, P=4, measured while preparing the course (unverified)"
-    for name, r, paper in [("base", b, 0.225), ("PatchGAN", g, 0.038), ("MSE-only control", c, None),
-                           ("LI", li, 0.197)]:
+    card.add("PSNR gain, LI", li["psnr"] - b["psnr"], li_row.psnr - base.psnr, unit="dB", source=src)
+    page = PROJECT_PAGE_ARTIFACT
+    for name, r, paper in [("base", b, page["base"]), ("PatchGAN", g, page["PatchGAN"]),
+                           ("MSE-only control", c, None), ("LI", li, page["LI"])]:
         card.add(f"artifact score {name} (P=4)", r["artifact"][4], paper, higher_is_better=False,
-                 source=crops if paper is not None else "")
+                 source=PROJECT_PAGE_ARTIFACT_SOURCE if paper is not None else "")
     card.add("bpp change", g["bpp"] - b["bpp"], 0.0, unit="bpp", source="identical by construction (poster)")
     if task == "map_segm":  # a mask mAP: comparable in kind with the poster's (not its data: COCO vs Open Images)
-        for name, r, paper in [("base", b, 0.766), ("PatchGAN 3×64", g, 0.752), (li_name, li, 0.766)]:
+        for name, r, paper in [("base", b, base.map), ("PatchGAN 3×64", g, main.map), (li_name, li, li_row.map)]:
             card.add(f"mask mAP, {name}", r[task], paper, source=src, note=task_note)
         card.add("mask mAP, MSE-only control", c[task], None, note=nip)
     return card
@@ -206,17 +204,39 @@ def grid_scorecard(cfg, grid: dict, b: dict, c: dict, li: dict, li_name: str, ta
     """Every row of the poster's Table 1 (PSNR gain over the base, relative task change) beside ours."""
     card = provenance.Scorecard(f"Poster Table 1, every row, beside our {cfg.label} run (PSNR gain over the "
                                 f"base, relative task change)", config=cfg)
-    src = "poster Table 1"
+    src, base, li_row = SOURCE, TABLE_1["base"], TABLE_1["LI 3×128"]
     for name, r in grid.items():
-        psnr, dmap = POSTER_GRID[name]
-        card.add(f"PSNR gain {name}", r["psnr"] - b["psnr"], psnr - POSTER_BASE_PSNR, unit="dB", source=src)
-        card.add(f"task change {name} (relative)", relative_change(r[task], b[task]), dmap, unit="%",
+        row = TABLE_1[name]
+        card.add(f"PSNR gain {name}", r["psnr"] - b["psnr"], row.psnr - base.psnr, unit="dB", source=src)
+        card.add(f"task change {name} (relative)", relative_change(r[task], b[task]), row.map_change, unit="%",
                  source=src, note=task_note)
-    card.add(f"PSNR gain {li_name}", li["psnr"] - b["psnr"], 28.129 - POSTER_BASE_PSNR, unit="dB",
+    card.add(f"PSNR gain {li_name}", li["psnr"] - b["psnr"], li_row.psnr - base.psnr, unit="dB",
              source=src + " (LI, 3×128)")
-    card.add(f"task change {li_name} (relative)", relative_change(li[task], b[task]), 0.00, unit="%",
+    card.add(f"task change {li_name} (relative)", relative_change(li[task], b[task]), li_row.map_change, unit="%",
              source=src + " (LI, 3×128)")
     card.add("PSNR gain MSE-only control", c["psnr"] - b["psnr"], None, unit="dB", note="not in the poster")
     card.add("task change MSE-only control (relative)", relative_change(c[task], b[task]), None, unit="%",
              note="not in the poster")
     return card
+
+
+def per_image_figure(df: pd.DataFrame, P: int):
+    """Two distributions over the fidelity images, one box and one dot per image for each run: the PSNR gain over
+    the base decode, with the poster's mean gain of its main run marked, and the artifact score at ``P``.
+    ``df``: one row per (run, image) with columns ``run``, ``PSNR gain (dB)`` and ``artifact``."""
+    fig, ax = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    gains = df[df["PSNR gain (dB)"].notna()]
+    for a, data, y in [(ax[0], gains, "PSNR gain (dB)"), (ax[1], df, "artifact")]:
+        sns.boxplot(data=data, x="run", y=y, ax=a, color="0.9", fliersize=0, width=0.55)
+        sns.stripplot(data=data, x="run", y=y, ax=a, size=3, alpha=0.6, jitter=0.2)
+        a.set_xlabel(""); a.tick_params(axis="x", labelsize=8)
+    poster = TABLE_1[MAIN].psnr - TABLE_1["base"].psnr
+    ax[0].axhline(poster, color="C3", ls="--", lw=1)
+    ax[0].text(ax[0].get_xlim()[0], poster, f" {SOURCE}, {MAIN}: mean +{poster:.2f} dB", color="C3", fontsize=7,
+               va="bottom", ha="left", bbox=dict(fc="white", ec="none", alpha=0.8, pad=1))
+    ax[0].axhline(0, color="0.5", lw=0.8)
+    ax[0].set_title("PSNR gain over the base decode, per image", fontsize=9)
+    ax[1].set_ylabel(f"artifact score, P={P}")
+    ax[1].set_title(f"artifact score at P={P}, per image", fontsize=9)
+    provenance.caption(fig); plt.tight_layout()
+    return fig

@@ -8,7 +8,7 @@ finetuning of poster Table 1, and their evaluation, under ``torchrun``.
 ``train``: each rank reads its shard of the training photos (:class:`lib.recipe.EpochSampler`: every photo once per
 epoch, a fresh random crop each time), DDP averages the gradients (``lib.train.fit``, which checkpoints every few
 steps and resumes when torchrun restarts the job). The losses, the frozen/trained split and the optimisers are the
-chapter's own (:func:`lib.icm.base.make_loss`, :func:`lib.icm.finetune.make_loss`, ``freeze_for_finetuning``).
+chapter's own (:func:`lib.icm.base.make_loss`, :func:`lib.icm.decoder_finetuning.make_loss`, ``freeze_for_finetuning``).
 ``evaluate``: the fidelity and task images split over the ranks, each image's scores gathered back in order (mask
 mAP from the gathered detections), written to the course cache (rank 0), where the chapter reads them
 (:func:`require`).
@@ -29,10 +29,10 @@ import torch
 from PIL import Image
 
 from lib import recipe, runtime, scale, train
-from lib.icm import base as B, codec as C, config, experiment as X, finetune as FT
+from lib.icm import base as B, codec as C, config, decoder_finetuning as FT, experiment as X
 from lib.icm import machine as M
 from lib.icm.patchgan import PatchDiscriminator
-from lib.icm.recipe_results import NAME, estimate, evaluate_all, plan, scorecard  # noqa: F401
+from lib.icm.recipe_results import NAME, estimate, evaluate_all, grid, plan, poster_rows, scorecard  # noqa: F401
 from lib.images import to_tensor
 from lib.storage import cache, checkpoint, download
 
@@ -70,7 +70,7 @@ def node_first(fn):
 
 
 class ZipPhotos:
-    """The JPEGs ``<folder>/<12-digit id>.jpg`` of a COCO image zip (``cfg.train_zip_url``, fetched once, sha256
+    """The JPEGs ``<folder>/<12-digit id>.jpg`` of a COCO image zip (``cfg.coco_train_url``, fetched once, sha256
     recorded at first use), without the evaluation ids, read one at a time: item ``i`` of ``epoch`` is a random
     ``size``-px crop (random flip) of photo ``i`` with its shorter side resized to ``size + 32``, drawn from a
     generator seeded by (seed, epoch, i), so a batch does not depend on how the ranks split it."""
@@ -156,7 +156,7 @@ def train_base(cfg, photos, machine, device):
 
 def finetune(cfg, name: str, ft: FT.FinetuneConfig, base_codec, photos, device):
     """One run of the grid: the chapter's frozen/trained split, discriminator, optimisers and loss
-    (``lib.icm.finetune``) on fresh crops of this rank's photos; returns ``(head state, history, facts)``."""
+    (:mod:`lib.icm.decoder_finetuning`) on fresh crops of this rank's photos; returns ``(head state, history, facts)``."""
     runtime.seed_everything(ft.seed)
     codec = copy.deepcopy(base_codec).to(device)
     FT.freeze_for_finetuning(codec, ft.trainable)
@@ -174,15 +174,6 @@ def run_file(cfg, name: str):
     return recipe.work_file(f"{NAME}-ft-{re.sub(r'[^A-Za-z0-9]+', '', name)}", cfg)
 
 
-def grid(cfg) -> dict[str, FT.FinetuneConfig]:
-    """The runs ``cfg.ft_runs`` of the chapter's own grid (``lib.icm.experiment.finetune_grid``)."""
-    runs = X.finetune_grid(cfg)
-    unknown = [n for n in cfg.ft_runs if n not in runs]
-    if unknown:
-        raise ValueError(f"ft_runs names {unknown}, not runs of the chapter's grid: use some of {list(runs)}")
-    return {n: runs[n][0] for n in cfg.ft_runs}
-
-
 def load_trained(cfg) -> tuple[C.ICMCodec, dict]:
     """The base codec and ``{run: head}`` that a finished ``train`` left in its checkpoints."""
     def inner(path, prefix=""):
@@ -191,7 +182,7 @@ def load_trained(cfg) -> tuple[C.ICMCodec, dict]:
         return {k[len("inner.") + len(prefix):]: v for k, v in checkpoint.load(path)["model"].items()
                 if k.startswith("inner." + prefix)}
 
-    codec = C.codec_from_state_dict(inner(recipe.work_file(f"{NAME}-base", cfg))).eval()
+    codec = C.ICMCodec.from_state_dict(inner(recipe.work_file(f"{NAME}-base", cfg))).eval()
     codec.update(force=True)
     heads = {}
     for name, ft in grid(cfg).items():
@@ -204,7 +195,8 @@ def load_trained(cfg) -> tuple[C.ICMCodec, dict]:
 # ---------------------------------------------------------------------------------------------------------- the CLI
 def cmd_train(cfg, args) -> None:
     rank, world, device = recipe.setup()
-    photos = ZipPhotos(cfg.train_zip_url, cfg.coco_ids, cfg.coco_train_images)
+    src = cfg.base_source
+    photos = ZipPhotos(src.train_url, cfg.coco_ids, src.train_images)
     machine = node_first(lambda: M.build(cfg, device))
     recipe.log(f"base codec: {len(photos)} photos, {cfg.base_steps} steps of {cfg.base_batch} crops on {world} "
                f"process(es)")
@@ -214,7 +206,7 @@ def cmd_train(cfg, args) -> None:
         recipe.log(f"{name}: {ft.steps} steps of {ft.batch} crops")
         _, h, f = finetune(cfg, name, ft, codec, photos, device)
         report[name] = {**f, "history": h}
-    recipe.log(f"trained the base and {len(cfg.ft_runs)} finetunings; checkpoints in {cache.cache_dir('work')}")
+    recipe.log(f"trained the base and {len(report) - 1} finetunings; checkpoints in {cache.cache_dir('work')}")
     if args.report and rank == 0:
         _write_json(args.report, {"train": report})
 

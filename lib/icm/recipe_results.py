@@ -14,16 +14,34 @@ from pycocotools import mask as mask_utils
 
 from lib import recipe, train
 from lib.display import provenance
-from lib.icm import codec as C, config, evaluate as E, finetune as FT
+from lib.icm import codec as C, config, decoder_finetuning as FT, evaluate as E
 from lib.icm import machine as M
+from lib.icm.coco import COCO_ZIP_URL
+from lib.icm.paper_numbers import SOURCE, TABLE_1
 
 NAME = "icm-paper"
-# poster Table 1 (instance segmentation; Open Images): mask mAP, PSNR (dB), SSIM of each row
-POSTER_TABLE1 = {"base": (0.766, 27.695, 0.709), "PatchGAN 3×64": (0.752, 28.526, 0.764),
-                 "PatchGAN 3×32": (0.750, 28.316, 0.740), "PatchGAN 5×64": (0.749, 28.540, 0.765),
-                 "PatchGAN 1×64": (0.748, 28.518, 0.763), "PatchGAN 3×128": (0.754, 28.498, 0.763),
-                 "LI 3×128": (0.766, 28.129, 0.726)}
-DOWNLOAD_GB = {config.COCO_TRAIN_ZIP_URL: 18.0, config.COCO_ZIP_URL: 0.8}   # the zips' published sizes, about
+DOWNLOAD_GB = {config.COCO_TRAIN_ZIP_URL: 18.0, COCO_ZIP_URL: 0.8}   # the zips' published sizes, about
+
+
+
+
+def grid(cfg) -> dict[str, FT.FinetuneConfig]:
+    """``{run name: settings}`` of the parts ``cfg.ft_runs`` of the chapter's runs (:meth:`lib.icm.config.ICMConfig.runs`:
+    ``patchgan``, ``control``, ``li``, ``ablation``), named as the chapter names them."""
+    runs = cfg.runs()
+    unknown = [p for p in cfg.ft_runs if p not in runs._fields]
+    if unknown:
+        raise ValueError(f"ft_runs names {unknown}, not parts of the chapter's runs: use some of {list(runs._fields)}")
+    return {r.name: r.settings for p in cfg.ft_runs for r in (runs.ablation if p == "ablation" else (getattr(runs, p),))}
+
+
+def poster_rows(cfg) -> dict[str, str]:
+    """``{run name: its row of poster Table 1}`` (:data:`lib.icm.paper_numbers.TABLE_1`, rows named ``k×s``), for
+    the base and the runs the poster has (the MSE-only control is not one)."""
+    runs = cfg.runs()
+    rows = {"base": "base", runs.li.name: f"LI {runs.li.settings.k_by_s}",
+            **{r.name: r.settings.k_by_s for r in (runs.patchgan, *runs.ablation)}}
+    return {name: row for name, row in rows.items() if row in TABLE_1}
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -96,11 +114,10 @@ def _step_flops(cfg) -> dict:
     from compressai.zoo.image import cfgs
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lib.icm.experiment import finetune_grid
     from lib.icm.patchgan import PatchDiscriminator
 
     N, M_ = cfgs["bmshj2018-factorized"][cfg.base_quality]
-    runs, flops = finetune_grid(cfg), {}
+    runs, flops = grid(cfg), {}
     codec = C.build_codec(N, M_)   # its entropy model is built on the CPU; the transforms move to the meta device
     codec.g_a.to("meta"), codec.g_s.to("meta")
     with torch.device("meta"):
@@ -111,8 +128,7 @@ def _step_flops(cfg) -> dict:
                 backbone(x)
             sum(v.mean() for v in backbone(codec.g_s(codec.g_a(x))).values()).backward()
         flops["base"] = fc.get_total_flops()
-    for name in cfg.ft_runs:   # the patches' positions are drawn on the CPU: outside the meta device's scope
-        ft = runs[name][0]
+    for name, ft in runs.items():   # the patches' positions are drawn on the CPU: outside the meta device's scope
         D = PatchDiscriminator(3, ft.ndf, ft.n_layers).to("meta") if ft.adversarial else None
         FT.freeze_for_finetuning(codec, ft.trainable)
         with FlopCounterMode(display=False) as fc:
@@ -128,10 +144,10 @@ def estimate(cfg) -> dict:
     flops = _step_flops(cfg)
     sustained = 0.35 * 15.7e12                                  # assumed: 35 % of a V100's fp32 peak
     hours = {"base": flops["base"] * cfg.base_batch * cfg.base_steps / sustained / 3600}
-    hours.update({n: flops[n] * cfg.ft_batch * cfg.ft_steps / sustained / 3600 for n in cfg.ft_runs})
-    zip_gb = DOWNLOAD_GB.get(cfg.train_zip_url, float("nan"))
+    hours.update({n: flops[n] * cfg.ft_batch * cfg.ft_steps / sustained / 3600 for n in grid(cfg)})
+    zip_gb = DOWNLOAD_GB.get(cfg.coco_train_url, float("nan"))
     return {"flops_per_image": flops, "gpu_hours_per_run": hours, "gpu_hours": sum(hours.values()),
-            "zip_gb": zip_gb, "disk_gb": zip_gb + 0.24 + 0.17 + 0.05 + 0.05 * (1 + len(cfg.ft_runs)),
+            "zip_gb": zip_gb, "disk_gb": zip_gb + 0.24 + 0.17 + 0.05 + 0.05 * len(hours),
             "how": (f"{flops['base'] / 1e9:.0f} GFLOP per base-training crop (codec and Mask R-CNN's backbone, "
                     f"forward and backward, torch.utils.flop_counter) × {cfg.base_batch} × {cfg.base_steps} steps, "
                     f"plus each finetuning's step counted the same way × {cfg.ft_batch} × {cfg.ft_steps} steps, "
@@ -146,14 +162,14 @@ def plan(cfg) -> str:
     return (
         f"The ICM paper recipe ({cfg.name}): the base codec (CompressAI bmshj2018-factorized quality "
         f"{cfg.base_quality}, trained for Mask R-CNN: {cfg.base_steps} steps of {cfg.base_batch} crops of "
-        f"{cfg.base_crop} px), then {len(cfg.ft_runs)} decoder finetunings of poster Table 1 ({cfg.ft_steps} steps "
+        f"{cfg.base_crop} px), then {len(grid(cfg))} decoder finetunings of poster Table 1 ({cfg.ft_steps} steps "
         f"of {cfg.ft_batch} crops of {cfg.ft_crop} px each), then their evaluation; made for {g} GPUs.\n"
         f"Run, from the course's folder (one node; see the README for several):\n"
         f"  export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1   # a restart reads fresh rendezvous keys\n"
         f"  torchrun --nproc_per_node={g} --max-restarts=3 -m lib.icm.recipe train --scale paper\n"
         f"  torchrun --nproc_per_node={g} -m lib.icm.recipe evaluate --scale paper\n"
         f"It downloads into $COURSE_CACHE (default ~/.cache/repro-course):\n"
-        f"  {cfg.train_zip_url} (about {est['zip_gb']:.1f} GB)\n  {cfg.coco_annotations_url} (about 0.24 GB)\n"
+        f"  {cfg.coco_train_url} (about {est['zip_gb']:.1f} GB)\n  {cfg.coco_annotations_url} (about 0.24 GB)\n"
         f"  {M.maskrcnn_url()} (about 0.17 GB)\n  {C.compressai_url(cfg.base_quality)}\n"
         f"  {len(cfg.kodak_ids)} Kodak images and {len(cfg.coco_ids)} COCO val2017 images (a few MB)\n"
         f"Disk: about {est['disk_gb']:.0f} GB (the zip, read in place, the weights, and one resumable checkpoint "
@@ -171,12 +187,14 @@ def scorecard(cfg, results: dict) -> provenance.Scorecard:
     card = provenance.Scorecard(f"Poster Table 1 beside the paper recipe ({cfg.label}: {results['world']} "
                                 f"process(es), {len(results['fidelity_images'])} Kodak and "
                                 f"{len(results['task_images'])} COCO images)", config=cfg)
-    src, note = "poster Table 1", M.MaskRCNN.task_note
+    note, rows = M.MaskRCNN.task_note, poster_rows(cfg)
     for name, r in sc.items():
-        m, p, s = POSTER_TABLE1.get(name, (None, None, None))
-        card.add(f"PSNR {name}, paper recipe", r["psnr"], p, unit="dB", source=src if p else "")
-        card.add(f"SSIM {name}, paper recipe", r["ssim"], s, source=src if s else "")
-        card.add(f"mask mAP {name}, paper recipe", r["map_segm"], m, source=src if m else "", note=note)
+        row = TABLE_1.get(rows.get(name))
+        m, p, s = (row.map, row.psnr, row.ssim) if row else (None, None, None)
+        src = f"{SOURCE}, {rows[name]}" if row else ""
+        card.add(f"PSNR {name}, paper recipe", r["psnr"], p, unit="dB", source=src)
+        card.add(f"SSIM {name}, paper recipe", r["ssim"], s, source=src)
+        card.add(f"mask mAP {name}, paper recipe", r["map_segm"], m, source=src, note=note)
         card.add(f"artifact score {name} (P=4), paper recipe", r["artifact"][4], None, higher_is_better=False)
     card.add("bitstreams unchanged by every run, paper recipe", float(all(r["same_bytes"] for r in sc.values())),
              1.0, source="by design (poster)")

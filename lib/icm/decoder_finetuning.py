@@ -1,38 +1,40 @@
-"""Decoder-head finetuning against a PatchGAN, with everything that makes the bitstream frozen (Le et al.,
-ICIP 2022, Sec. 2, poster Fig. 3).
+"""Decoder finetuning, the paper's idea (Le et al., ICIP 2022, Sec. 2, poster Fig. 3): make an image-coding-for-
+machines codec's decodes pleasant for humans without changing a byte of its bitstream.
 
-Generator = the whole codec, input = the uncompressed image ``x``. Frozen: ``g_a`` and the entropy bottleneck
-(its density *and* its quantiles/medians, which define the symbols and the rANS tables), and the later decoder
-layers. Trained: the first decoder block(s), ``g_s.0`` (transposed conv) and ``g_s.1`` (inverse GDN) by default,
-and the discriminator ``D``. Losses (no task loss)::
+**Frozen** (:func:`freeze_for_finetuning`): the encoder ``g_a`` and the entropy bottleneck (its density *and* its
+quantiles/medians, which define the symbols and the rANS tables): the bitstream stays bit-identical. The later
+decoder layers are frozen too. **Trained**: the first decoder block(s), ``g_s.0`` (transposed conv) and ``g_s.1``
+(inverse GDN) by default (:data:`TRAINABLE`), and the discriminator ``D``, a PatchGAN
+(:class:`lib.icm.patchgan.PatchDiscriminator`) that judges ``k`` patches of size ``s`` cut at the same positions
+from the uncompressed ``x`` (real) and the decoded ``x̂`` (fake). **The loss**, with no task term::
 
-    L_G = MSE(real patches, fake patches) + λ_adv · L_GAN(D(fake patches), real)
-    L_D = ½ [L_GAN(D(real patches), real) + L_GAN(D(fake patches), fake)]
+    L_G = MSE(real patches, fake patches) + λ_adv · L_GAN(D(fake patches), real)      (generator_loss)
+    L_D = ½ [L_GAN(D(real patches), real) + L_GAN(D(fake patches), fake)]              (discriminator_loss)
 
-The MSE-only control is the same run with ``adversarial=False``. The LI ("low adversarial impact") setting
-attenuates the adversarial dynamics *(our reading of the project page: lower learning rate, 128-px patches)*.
+with ``L_GAN`` least squares (LSGAN) or BCE (:func:`gan_loss`). The MSE-only control is the same run with
+``adversarial=False``. The LI ("low adversarial impact") setting attenuates the adversarial dynamics *(our reading
+of the project page: lower learning rate, 128-px patches)*.
 
-Both losses (:func:`lib.icm.patchgan.generator_loss`, :func:`lib.icm.patchgan.discriminator_loss`) are minimised
-in one backward pass: the generator's adversarial term calls ``D`` through ``torch.func.functional_call`` with
-*detached* weights, so it moves only the decoder head, and ``L_D`` sees a detached ``x̂``, so it moves only ``D``.
-That lets :func:`lib.train.fit` (resumable, checkpointed) run the GAN.
+Both losses are minimised in one backward pass (:func:`make_loss`): the generator's adversarial term calls ``D``
+through ``torch.func.functional_call`` with *detached* weights, so it moves only the decoder head, and ``L_D`` sees a
+detached ``x̂``, so it moves only ``D``. That lets :func:`lib.train.fit` (resumable, checkpointed, with milestone
+snapshots of the head) run the GAN.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
-from lib import runtime, train
+from lib import runtime, train, validate
 from lib.icm import data as D_
 from lib.icm.codec import ICMCodec, ste_clamp
-from lib.icm.patchgan import PatchDiscriminator, aligned_patches, discriminator_loss, generator_loss
-from lib.storage import checkpoint
+from lib.icm.patchgan import PatchDiscriminator, aligned_patches
 
 TRAINABLE = ("g_s.0", "g_s.1")  # first transposed convolution and the inverse GDN after it
 BITSTREAM = ("g_a", "entropy_bottleneck", "h_a", "h_s", "gaussian_conditional")  # write the bytes
@@ -59,6 +61,43 @@ class FinetuneConfig:
     adversarial: bool = True  # False: the MSE-only control
     trainable: tuple = TRAINABLE
     seed: int = 0
+
+    @property
+    def k_by_s(self) -> str:
+        """``"3×64"``: patches per image × patch size, as the poster's Table 1 names its rows."""
+        return f"{self.k}×{self.patch}"
+
+
+def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
+    """LSGAN: mean (D − t)²; BCE: binary cross-entropy with logits; t = 1 for real, 0 for fake."""
+    target = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+    if mode == "lsgan":
+        return F.mse_loss(logits, target)
+    if mode == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    raise ValueError(f"mode must be 'lsgan' or 'bce', got {mode!r}: pick one of those (FinetuneConfig.gan)")
+
+
+def generator_loss(D: nn.Module | None, real: torch.Tensor, fake: torch.Tensor,
+                   lmbda_adv: float, mode: str = "lsgan") -> dict:
+    """``L_G = MSE(real, fake) + λ_adv · L_GAN(D(fake), real)``. ``D``'s weights
+    enter detached, so ``L_G`` moves only the decoder. ``D=None`` (the MSE-only
+    control): the MSE alone. Returns ``L_G`` and its terms."""
+    mse = F.mse_loss(fake, real)
+    if D is None:
+        return {"L_G": mse, "mse": mse}
+    frozen = {n: p.detach() for n, p in D.named_parameters()}
+    frozen.update(dict(D.named_buffers()))
+    adv = gan_loss(functional_call(D, frozen, (fake,)), True, mode)
+    return {"L_G": mse + lmbda_adv * adv, "mse": mse, "adv": adv}
+
+
+def discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                       mode: str = "lsgan") -> torch.Tensor:
+    """``L_D = ½ [L_GAN(D(real), real) + L_GAN(D(fake), fake)]``. ``fake``
+    enters detached, so ``L_D`` moves only ``D``."""
+    return 0.5 * (gan_loss(D(real), True, mode)
+                  + gan_loss(D(fake.detach()), False, mode))
 
 
 def freeze_for_finetuning(codec: ICMCodec, trainable: tuple[str, ...] = TRAINABLE
@@ -93,7 +132,7 @@ class _Finetuned(nn.Module):
 
 def make_loss(cfg: FinetuneConfig):
     """The loss :func:`lib.train.fit` minimises: ``L_G + L_D`` on aligned patches of ``x`` and ``x̂``
-    (:func:`~lib.icm.patchgan.generator_loss`, :func:`~lib.icm.patchgan.discriminator_loss`)."""
+    (:func:`generator_loss`, :func:`discriminator_loss`)."""
     def loss_fn(model, batch):
         step, x, y_hat = batch
         x_hat = ste_clamp(model.g_s(y_hat))
@@ -121,8 +160,6 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
              progress: bool = False, device: torch.device | str = "cpu") -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
     "history": [...]}`` (plain tensors and lists, so :func:`lib.storage.cache.memo` can store it)."""
-    from lib import validate
-
     validate.integer(cfg.batch, "cfg.batch", minimum=1, maximum=validate.integer(cfg.pool, "cfg.pool", minimum=1),
                      hint="each step draws batch crops from the pool of cfg.pool crops; raise pool or lower batch")
     train_photos = D_.check_photos(train_photos, cfg.crop)
@@ -141,24 +178,12 @@ def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, 
         idx = torch.randperm(cfg.pool, generator=torch.Generator().manual_seed(cfg.seed * 104729 + step))[:cfg.batch]
         return step, x_pool[idx.to(x_pool.device)], y_pool[idx.to(y_pool.device)]
 
-    snapshots, hist = {}, []
-    if ckpt_path is None and milestones:  # the milestones resume from one another: they need a checkpoint
-        ckpt_path = Path(tempfile.mkdtemp(prefix="icm-ft-")) / "run.pt"
-    # the milestone snapshots are kept beside the checkpoint, so a run killed past a milestone resumes with them
-    snap_path = Path(f"{ckpt_path}.milestones.pt") if milestones else None
-    if snap_path is not None and snap_path.exists():
-        snapshots = checkpoint.load(snap_path)
-    for m in sorted(set((milestones or []) + [cfg.steps])):
-        if m != cfg.steps and str(m) in snapshots:
-            continue
-        if m != cfg.steps and Path(ckpt_path).exists() and checkpoint.load(ckpt_path)["step"] > m:
-            Path(ckpt_path).unlink()  # past a milestone whose snapshot was never written: train again from step 0
-        hist = train.fit(model, batches, make_loss(cfg), opt, m, ckpt_path=ckpt_path, ckpt_every=50,
-                         log_every=10, progress=progress)
-        snapshots[str(m)] = head_state(codec, cfg.trainable)
-        if snap_path is not None:
-            checkpoint.save(snapshots, snap_path)
-    return {"trained": [[n, c] for n, c in trained], "snapshots": snapshots, "history": hist}
+    heads: dict[int, dict] = {}
+    hist = train.fit(model, batches, make_loss(cfg), opt, cfg.steps, ckpt_path=ckpt_path, ckpt_every=50,
+                     log_every=10, progress=progress, milestones=(*(milestones or ()), cfg.steps), snapshots=heads,
+                     snapshot=lambda _: head_state(codec, cfg.trainable))
+    return {"trained": [[n, c] for n, c in trained], "snapshots": {str(m): h for m, h in heads.items()},
+            "history": hist}
 
 
 def head_state(codec: ICMCodec, trainable=TRAINABLE) -> dict:
