@@ -2,8 +2,8 @@
 ``COURSE_REHEARSAL=1`` on the Colab rehearsal's loopback mirror of miniature files, then the chapter executed at
 ``COURSE_SCALE=paper COURSE_REHEARSAL=1`` reading the recipe's results.
 
-    make paper-rehearsal        # reports: artifacts/paper-rehearsal/lseg.json, icm.json
-    python scripts/paper_rehearsal.py --recipes icm   # one recipe
+    make paper-rehearsal        # reports: artifacts/paper-rehearsal/{spoof,lseg,icm}.json
+    python scripts/paper_rehearsal.py --only icm   # one recipe
 
 What it checks, per recipe:
 - two ranks trained (a rank was killed during the first attempt, torchrun restarted the job, and it resumed from
@@ -74,17 +74,19 @@ def weights_difference(a: Path, b: Path) -> float:
     return max(float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa)
 
 
+# the book build's memoised miniature results each chapter at paper reuses: (prefix, prefixes not to copy)
 SEEDED = {"03_lseg": ("lseg-", ("lseg-paper", "lseg-pascal5i")), "01_icm": ("icm-", ("icm-paper",))}
 
 
-def seed_cache(cache: Path, name: str = "03_lseg") -> int:
-    """Copy the book build's memoised miniature results of chapter ``name`` into the rehearsal's own cache (so that
-    the chapter does not recompute them); returns how many files were copied."""
-    src = BOOK_CACHE / "memo"
+def seed_cache(cache: Path, name: str) -> int:
+    """Copy the book build's memoised miniature results of chapter ``name`` (:data:`SEEDED`) into the rehearsal's
+    own cache (so that the chapter does not recompute them); returns how many files were copied."""
     (cache / "memo").mkdir(parents=True, exist_ok=True)
-    n = 0
+    if name not in SEEDED:
+        return 0
     prefix, skip = SEEDED[name]
-    for f in src.glob(prefix + "*"):
+    n = 0
+    for f in (BOOK_CACHE / "memo").glob(prefix + "*"):
         if not f.name.startswith(skip):
             shutil.copy2(f, cache / "memo" / f.name)
             n += 1
@@ -152,10 +154,73 @@ def lseg(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     return out
 
 
+def spoof(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
+    """Chapter 2's recipe: two ranks train both countermeasures and evaluate them; the gathered evaluation is
+    compared with a one-process evaluation of the same averaged weights; then the chapter reads the results."""
+    import numpy as np
+
+    from lib.spoof import config as spoof_config, recipe as spoof_recipe
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    env.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
+                "COURSE_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl"), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
+                "COURSE_CACHE": str(work / "cache")})
+    seconds = {}
+    seconds["train, 2 ranks"] = run(torchrun("lib.spoof.recipe", "train", "--quiet", "--report",
+                                             str(work / "train.json")), env, log)
+    seconds["evaluate, 2 ranks"] = run(torchrun("lib.spoof.recipe", "evaluate", "--quiet", "--report",
+                                                str(work / "eval2.json")), env, log)
+    # the one-process comparison for the partial-spoof CM only (XLSR-53 on a shared CPU is slow)
+    seconds["evaluate, 1 process"] = in_process(spoof_recipe.main, ["evaluate", "--no-write", "--quiet", "--train-on",
+                                                                    "partial", "--report", str(work / "eval1.json")],
+                                                env)
+    train_rep = json.loads((work / "train.json").read_text())
+    ev2, ev1 = (json.loads((work / f"eval{n}.json").read_text()) for n in (2, 1))
+    cfg = spoof_config.CONFIGS["paper"].rehearsed()
+    cms, problems = {}, []
+    for k, tr in train_rep.items():
+        e2, e1 = ev2[k], ev1.get(k, ev2[k])
+        cam_diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(e2["cam_spoof"],
+                                                                                         e1["cam_spoof"]))
+        cms[k] = {"compared_with_one_process": k in ev1, "ranks": tr["world"], "steps": tr["steps"],
+                  "averaged_epochs": tr["averaged_epochs"],
+                  "shards": tr["shards"], "eval_world": [e2["world"], e1["world"]], "utterances": e2["utterances"],
+                  "ids_equal": e2["ids_ps"] == e1["ids_ps"], "cams": [len(e2["cam_spoof"]), len(e1["cam_spoof"])],
+                  "max_score_difference": float(np.abs(np.subtract(e2["scores_ps"], e1["scores_ps"])).max()),
+                  "max_cam_difference": cam_diff, "gathered_eer": e2["eer_ps"], "one_process_eer": e1["eer_ps"],
+                  "gathered_rcq_spoof": e2["rcq_spoof"], "one_process_rcq_spoof": e1["rcq_spoof"],
+                  "reduced_equals_gathered": e2["reduced_equals_gathered"]}
+        c, s = cms[k], tr["shards"]
+        if c["ranks"] != 2 or c["eval_world"] != [2, 1 if k in ev1 else 2]:
+            problems.append(f"{k}: ranks {c['ranks']}, evaluation worlds {c['eval_world']}")
+        if not (s["disjoint"] and s["covers_all_but_remainder"] and s["global_batches_equal_one_process"]):
+            problems.append(f"{k}: shards {s}")
+        if len(c["averaged_epochs"]) != min(cfg.num_avg, cfg.epochs):
+            problems.append(f"{k}: averaged epochs {c['averaged_epochs']}")
+        rcq_close = all(abs(e2["rcq_spoof"][x] - e1["rcq_spoof"][x]) < 1e-3 for x in e1["rcq_spoof"])
+        if not (c["ids_equal"] and c["cams"][0] == c["cams"][1] and c["max_score_difference"] < 1e-5
+                and c["max_cam_difference"] < 1e-4 and rcq_close and c["reduced_equals_gathered"]
+                and c["gathered_eer"] == c["one_process_eer"]):
+            problems.append(f"{k}: gathered evaluation differs from one process")
+    if not any(c["compared_with_one_process"] for c in cms.values()):
+        problems.append("no countermeasure was compared with a one-process evaluation")
+    out = {"recipe": "lib.spoof.recipe", "config": cfg.describe(), "countermeasures": cms, "seconds": seconds}
+    if notebook:
+        eer = ev2[spoof_recipe.cm_name("partial", cfg.seeds[0])]["eer_ps"]
+        out["notebook"] = chapter_run("02_spoof", env, work, problems, from_recipe=lambda rows: any(
+            r[1] == "partial-spoof CM: EER" and r[2] is not None and abs(r[2] - eer) < 1e-9 for r in rows))
+        seconds["chapter 2 at paper (rehearsal)"] = out["notebook"]["seconds"]
+    out.update(passed=not problems, problems=problems)
+    return out
+
+
 def icm(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     """Chapter 1's recipe: train (base codec and finetunings) and evaluate on 2 ranks, evaluate again in one
     process from the same checkpoints, then the chapter at ``paper`` (rehearsal)."""
-    from lib.icm import config
+    import torch
+
+    from lib.icm import config, recipe as icm_recipe
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
     env.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
@@ -165,9 +230,15 @@ def icm(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     rep = {n: work / f"{n}.json" for n in ("train", "eval2", "eval1")}
     seconds = {"train, 2 ranks": run(torchrun("lib.icm.recipe", "train", "--report", str(rep["train"])), env, log),
                "evaluate, 2 ranks": run(torchrun("lib.icm.recipe", "evaluate", "--report", str(rep["eval2"])), env,
-                                        log),
-               "evaluate, 1 process": run([PY, "-m", "lib.icm.recipe", "evaluate", "--no-write", "--report",
-                                           str(rep["eval1"])], env, log)}
+                                        log)}
+    # the one-process evaluation in this process (its imports are already paid), on one thread as the ranks were
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds["evaluate, 1 process"] = in_process(icm_recipe.main, ["evaluate", "--no-write", "--report",
+                                                                      str(rep["eval1"])], env)
+    finally:
+        torch.set_num_threads(threads)
     train_rep = json.loads(rep["train"].read_text())["train"]
     e2, e1 = (json.loads(rep[n].read_text())["evaluate"] for n in ("eval2", "eval1"))
     runs = {n: {"ranks": r["world"], "steps": r["steps"], "per_rank_batch": r["per_rank_batch"], "shards": r["shards"]}
@@ -197,8 +268,10 @@ def icm(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     return out
 
 
-def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
-    """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache."""
+def chapter_run(name: str, env: dict, work: Path, problems: list, from_recipe=None) -> dict:
+    """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache.
+    ``from_recipe(numbers)``: whether the chapter's scorecard shows the recipe's numbers (default: a row whose
+    metric names the paper recipe)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -233,40 +306,43 @@ def chapter_run(name: str, env: dict, work: Path, problems: list) -> dict:
         for ch, c in report["configs"].items():
             if c["scale"] != "paper" or c.get("rehearsal") != "True":
                 problems.append(f"chapter {name} ran {ch}'s {c['scale']} configuration")
-        if not any(row[0] and "paper recipe" in row[1] and row[2] is not None for row in report["numbers"]):
+        if from_recipe is None:
+            from_recipe = lambda rows: any(r[0] and "paper recipe" in r[1] and r[2] is not None for r in rows)  # noqa
+        if not from_recipe(report["numbers"]):
             problems.append(f"chapter {name}: no scorecard number from the paper recipe")
     return {"seconds": round(time.time() - t0, 1), "error": error, "memo_files_reused": copied,
             "numbers": report and report["numbers"]}
-
-
-RECIPES = {"lseg": lseg, "icm": icm}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=str(ROOT / ".cache" / "paper-rehearsal"))
     ap.add_argument("--no-notebook", action="store_true", help="skip executing the chapters")
-    ap.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES), help="which recipes")
+    ap.add_argument("--only", choices=sorted(RECIPES), action="append", help="rehearse only this recipe (repeatable)")
     args = ap.parse_args()
     import mirror
 
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     mirror_dir = ROOT / ".cache" / "colab-rehearsal" / "mirror"
     subprocess.run([PY, str(ROOT / "colab" / "rehearsal" / "mirror.py"), "build", str(mirror_dir)], check=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
     passed = True
     with mirror.serve(mirror_dir) as (base_url, _served):
-        for name in args.recipes:
-            work = Path(args.work) / name
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
+        for name in args.only or RECIPES:
             t0 = time.time()
-            out = RECIPES[name](work, base_url, work / f"{name}.log", notebook=not args.no_notebook)
+            (work / name).mkdir()
+            out = RECIPES[name](work / name, base_url, work / name / f"{name}.log", notebook=not args.no_notebook)
             out["total_seconds"] = round(time.time() - t0, 1)
             (REPORTS / f"{name}.json").write_text(json.dumps(out, indent=1, default=str))
             print(json.dumps({k: out[k] for k in ("seconds", "total_seconds", "passed", "problems")}, indent=1))
             print(f"paper rehearsal: {name} {'passed' if out['passed'] else 'FAILED'} ({REPORTS / (name + '.json')})")
             passed &= out["passed"]
     return 0 if passed else 1
+
+
+RECIPES = {"spoof": spoof, "lseg": lseg, "icm": icm}
 
 
 if __name__ == "__main__":
