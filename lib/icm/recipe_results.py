@@ -77,16 +77,16 @@ def evaluate_all(base_codec, heads: dict, fid: list, task: list, machine) -> dic
             rec[n] = {"bytes": bits[0]["bytes"], "pixels": x.shape[-1] * x.shape[-2], "psnr": E.psnr(x, xh),
                       "ssim": float(ssim(x, xh, data_range=1.0)), "artifact": E.artifact_scores([xh]),
                       "ms_ssim": float(ms_ssim(x, xh, data_range=1.0)) if min(x.shape[-2:]) > 160 else None,
-                      "same_bytes": C.compress_all(v, [x])[0]["strings"] == bits[0]["strings"]}
+                      "same_bytes": n == "base" or C.compress_all(v, [x])[0]["strings"] == bits[0]["strings"]}
         mine_f.append(rec)
     for pos in recipe.rank_slice(len(task), rank, world):
         x = task[pos][1]
         bits = C.compress_all(base_codec, [x])
-        rec = {"ref": _rle(machine.detect([x])[0])}
+        rec, feats = {"ref": _rle(machine.detect([x])[0])}, machine(x)
         for n, v in variants.items():
             xh = C.decompress_all(v, bits)[0]
             rec[n] = {"det": _rle(machine.detect([xh])[0]), "bytes": bits[0]["bytes"],
-                      "feature": float(M.task_distortion(machine(xh), machine(x))["feature"])}
+                      "feature": float(M.task_distortion(machine(xh), feats)["feature"])}
         mine_t.append(rec)
     fids, tasks = recipe.gather_in_order(mine_f, len(fid)), recipe.gather_in_order(mine_t, len(task))
     names = [n for n, _ in task]
