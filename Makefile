@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 APT_PACKAGES := chromium mate-backgrounds tuxpaint-stamps-default fonts-dejavu-core git make
 BOOK_FLAGS := --config "$(CURDIR)/_config.yml" --toc "$(CURDIR)/_toc.yml" -W -n --keep-going
 
-.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports gpu-check gpu-wheels paper-rehearsal
+.PHONY: course setup system-packages data book vendor test clean sync colab-rehearsal slides imports gpu-check gpu-wheels paper-rehearsal sweeps
 
 course: setup book slides
 
@@ -95,6 +95,12 @@ paper-rehearsal: setup
 
 sync:
 	$(PY) scripts/sync_notebooks.py
+
+# The chapters' diagnosis sweeps (scripts/sweeps.py): each writes lib/<paper>/results/<name>.json with its provenance,
+# which the chapter reads; far beyond the build's budget (about an hour on one free core), resumable, committed.
+SWEEPS ?=
+sweeps: setup
+	$(PY) scripts/sweeps.py $(SWEEPS)
 
 # The GPU check (scripts/gpu_check.py): every chapter's colab path at the rehearsal's budget on the device, timed steps
 # at the real colab sizes, the CUDA-only checks; one JSON under artifacts/gpu-check/. ARGS="--device cpu": the CPU run.

@@ -17,6 +17,7 @@ Coding for Machines and Humans", ICIP 2022 (arXiv 2401.10732). Chapter 1 of the 
 - :mod:`lib.icm.plots`        the chapter's figures and tables (drawing only)
 - :mod:`lib.icm.checkerboard` the periodic-artifact score
 - :mod:`lib.icm.evaluate`     bpp from real bitstreams, PSNR, MS-SSIM, task fidelity, artifact score
+- :mod:`lib.icm.diagnosis`    one point of the chapter's diagnosis sweep (budget, seed, λ_adv, trained layers)
 """
 
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum  # noqa: F401

@@ -240,3 +240,57 @@ def per_image_figure(df: pd.DataFrame, P: int):
     ax[1].set_title(f"artifact score at P={P}, per image", fontsize=9)
     provenance.caption(fig); plt.tight_layout()
     return fig
+
+
+def diagnosis_figure(data: dict, originals: float | None = None):
+    """Chapter 1's sweep (a :func:`lib.sweep.load` file of :mod:`lib.icm.diagnosis` points): each arm across its
+    budgets, one dot per seed and a line through the means, for the normalised artifact score, its two factors
+    (periodic amplitude, residual spread), PSNR and top-1 agreement; and the PatchGAN runs' losses over the steps.
+    ``originals``: the originals' artifact score, drawn as a floor."""
+    def arm(p):
+        if p["layers"] != "head":
+            return "whole decoder, MSE only"
+        return "MSE only (head)" if p["lambda_adv"] == 0 else f"PatchGAN λ={p['lambda_adv']:g} (head)"
+
+    pts = data["points"]
+    base = next(p["result"] for p in pts if p["params"]["steps"] == 0)
+    arms = sorted({arm(p["params"]) for p in pts if p["params"]["steps"] > 0}, key=lambda a: (a[0] != "M", a))
+    rows = [{"arm": a, "steps": 0, "seed": 0, **{k: v for k, v in base.items() if not isinstance(v, dict)}}
+            for a in arms]
+    rows += [{"arm": arm(p["params"]), **p["params"], **{k: v for k, v in p["result"].items()
+                                                        if not isinstance(v, dict)}}
+             for p in pts if p["params"]["steps"] > 0]
+    df = pd.DataFrame(rows)
+    df["amplitude ×1000"], df["spread ×1000"] = 1000 * df["amplitude"], 1000 * df["spread"]
+    palette = dict(zip(arms, sns.color_palette("colorblind", len(arms))))
+    P = base["P"]
+    panels = [("artifact", f"artifact score, P={P} ↓"), ("amplitude ×1000", "periodic amplitude ↓"),
+              ("spread ×1000", "residual spread"), ("psnr", "PSNR (dB) ↑"), ("top1_n", f"top-1 agreement "
+                                                                                         f"(of {base['n_task']}) ↑")]
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6.4))
+    for ax, (col, label) in zip(axes.flat, panels):
+        sns.lineplot(df, x="steps", y=col, hue="arm", palette=palette, errorbar=None, marker="o", ax=ax,
+                     legend=col == "artifact", lw=1.2, alpha=0.9)
+        sns.stripplot(df[df.steps > 0], x="steps", y=col, hue="arm", palette=palette, native_scale=True,
+                      dodge=False, jitter=0.04, size=3.5, alpha=0.7, legend=False, ax=ax)
+        ax.set_xscale("symlog", linthresh=50); ax.set_ylabel(label); ax.set_xlabel("finetuning steps")
+        ax.set_xticks(sorted(df.steps.unique())); ax.set_xticklabels(sorted(df.steps.unique()))
+    if originals is not None:
+        axes[0, 0].axhline(originals, color="0.5", ls=":", lw=1, label="originals")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7.5, frameon=False,
+               title="lines: mean over the seeds · dots: one seed each", title_fontsize=7.5)
+    ax = axes[1, 2]
+    gan = [p for p in pts if p["params"]["lambda_adv"] > 0 and p["params"]["layers"] == "head"]
+    longest = max(p["params"]["steps"] for p in gan) if gan else 0
+    for p in [p for p in gan if p["params"]["steps"] == longest]:
+        c, loss = palette[arm(p["params"])], p["result"]["losses"]
+        ax.plot(loss["step"], loss["d_loss"], color=c, lw=1, alpha=0.8)
+        ax.plot(loss["step"], loss["adv"], color=c, lw=1, alpha=0.8, ls="--")
+    ax.set_xlabel("finetuning step"); ax.set_ylabel("LSGAN loss")
+    ax.set_title(f"PatchGAN, {longest} steps, each seed:\nL_D (solid), L_GAN(G) (dashed)", fontsize=8)
+    provenance.caption(fig, f"sweep '{data['sweep']}': commit {data['commit']}, {data['machine']}, "
+                            f"{data['seconds'] / 60:.0f} min, {data['started'][:10]}")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+    return fig

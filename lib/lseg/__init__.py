@@ -16,6 +16,7 @@
 - :mod:`lib.lseg.plots`    the chapter's figures (drawing only)
 - :mod:`lib.lseg.weights`  colab: OpenAI's CLIP from open_clip's Hugging Face source (safetensors), timm's ImageNet ViT
 - :mod:`lib.lseg.pascal`   colab: PASCAL-5i folds from VOC2012, episodes {others, class}, the zero-shot protocol
+- :mod:`lib.lseg.diagnosis` the diagnosis sweep: the spatial blocks' mIoU over seeds, and the power it has
 - :mod:`lib.lseg.recipe`   paper: the PASCAL-5i recipe as a command under ``torchrun`` (train, evaluate, plan)
 """
 

@@ -218,3 +218,30 @@ def miou_distribution(results: dict, arms: dict, paper_folds: dict, fold: dict |
     fig.subplots_adjust(bottom=0.24, wspace=0.3)
     provenance.caption(fig, caption)
     return fig
+
+
+def blocks_seeds_figure(data: dict, paired: dict, power: dict, metric_label: str = "seen-label mIoU (%)"):
+    """The spatial-blocks seed sweep (``data``): each seed's mIoU with and without blocks (lines join a seed), and the
+    paired differences with their mean and 95 % interval beside ±1 point; seaborn."""
+    seeds, on, off, diff = paired["seeds"], paired["on"], paired["off"], paired["diff"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), layout="constrained", width_ratios=(1.1, 1))
+    for s, a, b in zip(seeds, on, off):
+        axes[0].plot([0, 1], [b, a], color="0.6", lw=0.8, marker="o", ms=4)
+    sns.pointplot(x=[0] * len(off) + [1] * len(on), y=np.r_[off, on], errorbar="sd", color="C3", markers="_",
+                  ax=axes[0], native_scale=True)
+    axes[0].set_xticks([0, 1], ["no blocks", "bottleneck×2"])
+    axes[0].set(xlim=(-0.4, 1.4), ylabel=metric_label, title=f"{len(seeds)} seeds (mean ± sd in red)")
+    sns.stripplot(x=np.zeros(len(diff)), y=diff, color="0.4", size=6, jitter=0.08, ax=axes[1], native_scale=True)
+    lo, hi = power["ci95"]
+    axes[1].errorbar([0.25], [power["mean"]], yerr=[[power["mean"] - lo], [hi - power["mean"]]], fmt="D", color="C3",
+                     capsize=4, label="mean, 95 % interval")
+    axes[1].axhspan(-power["delta"], power["delta"], color="C0", alpha=0.12, label=f"±{power['delta']:g} point")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set(xlim=(-0.4, 0.6), xticks=[], ylabel="blocks − none, same seed (points)",
+                title=f"80 % power at {power['delta']:g} point: {power['needed']} seeds")
+    axes[1].legend(fontsize=7, loc="lower right")
+    note = (f"paired sd {power['sd']:.1f} points, power now {power['power_now']:.0%} · sweep {data['sweep']} · "
+            f"commit {data['commit']} · {data['machine']} · {data['started'][:10]} · {data['seconds'] / 60:.0f} min")
+    fig.text(0.995, 0.002, note, ha="right", va="bottom", fontsize=6, color="0.4")
+    fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+    return fig

@@ -13,6 +13,8 @@ One idea per file:
   partialspoof.py  readers for PartialSpoof v1.2 and ASVspoof 2019 LA (protocols, audio, archives)
   partialspoof_labels.py  their label formats and the five segment types derived from the public labels
   partialspoof_subset.py  the subsets the colab scale downloads
+  recipe.py        paper: the recipe as a command under torchrun (train, evaluate, plan)
+  diagnosis.py     the diagnosis sweep: Table 3 across training budgets and seeds
   audio.py, plots.py   audio I/O and checks; the chapter's figures and tables (matplotlib, seaborn)
 """
 from .audio import SR, batch_waveforms, check_waveform, load_audio

@@ -228,3 +228,39 @@ def cam_panel_html(model, name, item, target, rcq_of) -> str:
     plt.close(fig)
     img = base64.b64encode(buf.getvalue()).decode()
     return widgets.audio(item["wave"].numpy(), SR) + f'<img src="data:image/png;base64,{img}" style="max-width:100%">'
+
+
+def sweep_note(data: dict) -> str:
+    """A sweep file's provenance in one line: name, commit, machine, date, total time."""
+    return (f"sweep {data['sweep']} · commit {data['commit']} · {data['machine']} · {data['started'][:10]} · "
+            f"{data['seconds'] / 60:.0f} min")
+
+
+def table3_sweep(data: dict, rows, paper_tr: float, paper_label: str = "paper, Table 3"):
+    """The Table 3 budget sweep (``data``, its ``lib.spoof.diagnosis.rows``): EER per training budget, and the TR RCQ
+    of the missed partial spoofs against EER, one dot per CM (seed), the all-utterance TR beside it; seaborn."""
+    import pandas as pd
+    import seaborn as sns
+
+    df = pd.DataFrame(rows)
+    df["budget"] = df["steps"].astype(str) + " steps"
+    order = [f"{n} steps" for n in sorted(df["steps"].unique())]
+    pal = dict(zip(order, sns.color_palette("viridis_r", len(order))))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.3), layout="constrained")
+    sns.pointplot(df, x="steps", y="eer", errorbar="sd", color="0.3", markers="_", linestyles=":", ax=axes[0])
+    sns.stripplot(df, x="steps", y="eer", hue="budget", hue_order=order, palette=pal, size=6, jitter=0.15,
+                  legend=False, ax=axes[0])
+    axes[0].set(xlabel="training steps", ylabel="EER % (partial spoofs)", title="CM strength by budget")
+    miss = df.dropna(subset=["tr_missed"])
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].axhline(paper_tr, color="C3", ls="--", lw=1, label=f"{paper_label}: TR {paper_tr:+.1f} %")
+    sns.scatterplot(df, x="eer", y="tr_all", hue="budget", hue_order=order, palette=pal, marker="o", s=25,
+                    alpha=0.35, legend=False, ax=axes[1])
+    sns.scatterplot(miss, x="eer", y="tr_missed", hue="budget", hue_order=order, palette=pal, marker="D", s=45,
+                    ax=axes[1])
+    axes[1].set(xlabel="EER % (weaker →)", ylabel="RCQ TR %",
+                title="RCQ TR: missed ◆, all ○ partial spoofs")
+    axes[1].legend(fontsize=7, loc="best")
+    fig.text(0.995, 0.002, sweep_note(data), ha="right", va="bottom", fontsize=6, color="0.4")
+    fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+    return fig
