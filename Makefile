@@ -58,7 +58,7 @@ book/_vendor/.installed: node_modules/.package-lock.json
 # so that the book build then only renders. A notebook is executed again only when what it depends on changed
 # (scripts/prepare.py).
 data: setup
-	$(PY) scripts/prepare.py
+	$(PY) -m scripts.prepare
 
 book: setup data
 	.venv/bin/jupyter-book build book $(BOOK_FLAGS)
@@ -74,7 +74,7 @@ slides: book
 # The suite on one pytest-xdist worker per core (a test file stays on one worker: its fixtures are built once).
 TEST_JOBS ?= auto
 test: setup
-	-$(PY) scripts/prepare.py
+	-$(PY) -m scripts.prepare
 	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:randomly \
 	  -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
@@ -117,7 +117,11 @@ imports:
 	$(PY) scripts/imports.py
 	.venv/bin/lint-imports --no-cache
 
-# What the build writes: the book, the decks and the executed notebooks with their jupyter-cache (_build/). The course
-# cache ($$COURSE_CACHE, default ~/.cache/repro-course: downloads, trained models) is kept: delete it by hand.
+# What the build and its checks write: the book, the decks and the executed notebooks with their jupyter-cache
+# (_build/), the reports under artifacts/ (but a committed GPU-check record), the GPU machine's wheels (.whl/), Python's
+# and pytest's caches. Kept: what `make setup` installs (.venv, node_modules, book/_vendor, .cache/colab-rehearsal) and
+# the course cache ($$COURSE_CACHE, default ~/.cache/repro-course: downloads, trained models): delete those by hand.
 clean:
-	rm -rf _build
+	rm -rf _build book/_build .whl .pytest_cache
+	[ ! -d artifacts ] || find artifacts -mindepth 1 -depth ! -path 'artifacts/gpu-check' ! -path 'artifacts/gpu-check/gpu-check.json' -delete
+	find lib scripts tests colab benchmarks book -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
     config.course_reused = []
     if not notebooks or os.environ.get("COURSE_NBVAL_ALL") == "1":
         return
-    from tests.helpers.prepare import prepare
+    from scripts import prepare
 
     common = prepare.common_inputs()
     reused = sorted(n for n in notebooks if n in prepare.BOOK and prepare.up_to_date(n, common))

@@ -5,10 +5,10 @@
     .venv/bin/python benchmarks/build.py --compare-to artifacts/build-benchmark/serial-printed.json   # the book now
 
 Each preparation starts from an empty course cache of its own (``.cache/bench-serial``, ``.cache/bench-parallel``)
-and executes every chapter notebook (``scripts/prepare.py --force``): ``--jobs 1`` is the serial build (one step at a
+and executes every chapter notebook (``python -m scripts.prepare --force``): ``--jobs 1`` is the serial build (one step at a
 time: chapter 2's corpus and countermeasures, then each notebook, as ``make book`` did before), the default is one
 process per core. Then: the HTML render from the parallel run's stored executions (``jupyter-book build``, nothing
-executed), and ``scripts/prepare.py`` again with nothing changed. Finally the chapters' printed results of the two
+executed), and ``python -m scripts.prepare`` again with nothing changed. Finally the chapters' printed results of the two
 runs are compared (every text output, with the lines that report a duration masked) and so are the memoised results
 (every tensor, array and number in ``lib.storage.cache``'s files but measured durations such as ``decode_s``), and the
 differences are listed. The printed results are
@@ -29,9 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import prepare  # noqa: E402
+from lib import runtime  # noqa: E402
+from scripts import prepare  # noqa: E402
 
 OUT = ROOT / "artifacts" / "build-benchmark"   # each run's printed results (JSON), for later comparisons
 
@@ -139,7 +139,7 @@ def main(argv=None):
     base = {**os.environ, "COURSE_SCALE": os.environ.get("COURSE_SCALE", "tiny"), "HF_HUB_OFFLINE": "1",
             "PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
             "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1"),
-            "COURSE_COMMIT": prepare._commit()}   # both runs print the commit they started from
+            "COURSE_COMMIT": runtime.commit()}   # both runs print the commit they started from
     stages, outputs, caches = {}, {}, {}
     for label, jobs in ([] if a.skip_serial else [("serial", 1)]) + [("parallel", a.jobs)]:
         cache = ROOT / ".cache" / f"bench-{label}"
@@ -147,7 +147,7 @@ def main(argv=None):
         caches[label] = cache
         env = {**base, "COURSE_CACHE": str(cache)}
         stages[f"prepare, {label} ({jobs} process{'es' if jobs > 1 else ''}), empty cache"] = run(
-            [py, "scripts/prepare.py", "--force", "--jobs", str(jobs)], env)
+            [py, "-m", "scripts.prepare", "--force", "--jobs", str(jobs)], env)
         outputs[label] = {n: printed(prepare.cached_execution(n)) for n in prepare.BOOK}
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{label}-printed.json").write_text(json.dumps(outputs[label], indent=1, ensure_ascii=False) + "\n")
@@ -156,7 +156,7 @@ def main(argv=None):
         stages["render the book from the stored executions (jupyter-book build)"] = run(
             [str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", "book", "--config", str(ROOT / "_config.yml"),
              "--toc", str(ROOT / "_toc.yml"), "-W", "-n", "--keep-going", "-q"], env)
-    stages["prepare again, nothing changed"] = run([py, "scripts/prepare.py", "--jobs", str(a.jobs)], env)
+    stages["prepare again, nothing changed"] = run([py, "-m", "scripts.prepare", "--jobs", str(a.jobs)], env)
 
     print(f"\n{'stage':<72s} {'seconds':>8s}")
     for k, v in stages.items():

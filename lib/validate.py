@@ -169,13 +169,6 @@ def sample_rate(sr, name: str = "sr") -> int:
     return integer(sr, name, minimum=1, hint="the sample rate in Hz, e.g. 16000 (soundfile.read returns it)")
 
 
-def choice(value, options, name: str):
-    """``value`` if it is one of ``options``."""
-    if value not in tuple(options):
-        raise ValueError(f"{name}={value!r} is not one of {tuple(options)}: pick one of those")
-    return value
-
-
 def keywords(given, allowed, what: str) -> None:
     """Refuse keyword names that ``what`` does not have (a typo would otherwise be a cryptic TypeError)."""
     unknown = sorted(set(given) - set(allowed))
@@ -213,30 +206,6 @@ def float_input(x, name: str, what: str = "the model"):
         raise ValueError(f"{name} holds {str(x.dtype).replace('torch.', '')} values, but {what} takes float32: "
                          f"convert first, e.g. x.float() (and scale integers to the range the model expects)")
     return x.float() if x.dtype == torch.float64 else x
-
-
-def class_labels(y, n_classes: int, name: str = "labels") -> torch.Tensor:
-    """Integer class labels in ``[0, n_classes)`` as a long tensor."""
-    t = torch.as_tensor(y)
-    if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
-        raise ValueError(f"{name} must hold integer class indices in [0, {n_classes}), got {t.dtype}: use "
-                         f"torch.as_tensor(labels, dtype=torch.long) (0 = bona fide, 1 = spoof)")
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n_classes):
-        raise ValueError(f"{name} must lie in [0, {n_classes}), got values in [{int(t.min())}, {int(t.max())}]: "
-                         f"one class index per item")
-    return t.long()
-
-
-def lengths(lens, batch: int, n_samples: int, name: str = "lengths") -> torch.Tensor:
-    """One valid length per batch item, each in ``[1, n_samples]``, as a long tensor."""
-    t = torch.as_tensor(lens)
-    if t.is_floating_point() or t.dim() != 1 or t.numel() != batch:
-        raise ValueError(f"{name} must be one whole number of samples per utterance ({batch}), got "
-                         f"{t.dtype} of shape {tuple(t.shape)}: lib.spoof.batch_waveforms returns them")
-    if t.numel() and (int(t.min()) < 1 or int(t.max()) > n_samples):
-        raise ValueError(f"{name} must lie in [1, {n_samples}] (the batch holds {n_samples} samples per row), got "
-                         f"values in [{int(t.min())}, {int(t.max())}]: give each utterance's own length")
-    return t
 
 
 def distinct(items, name: str) -> list:

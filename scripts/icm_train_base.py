@@ -56,7 +56,7 @@ def main(argv=None):
         from lib.icm.codec import ICMCodec
 
         init = ICMCodec.from_state_dict(lib.storage.checkpoint.load(a.init_from)["state_dict"])
-        init_record = {"file": os.path.basename(a.init_from), "sha256": lib.storage.download.sha256sum(a.init_from)}
+        init_record = {"file": os.path.basename(a.init_from), "sha256": lib.storage.hashes.sha256sum(a.init_from)}
     codec, hist = base.train_base(cfg, train_photos, train_stamps, EfficientNetLite0(), a.work or a.out + ".train",
                                   progress=not a.quiet, init=init, device=device)
     lib.storage.checkpoint.save({"state_dict": codec.state_dict(), "config": base.config_dict(cfg),
@@ -70,7 +70,7 @@ def main(argv=None):
 def write_record(out: str, seconds, hardware: str) -> dict:
     """``<out>.json`` beside the checkpoint: its sha256, size, the command that made it, config, time, hardware."""
     state = lib.storage.checkpoint.load(out)
-    record = {"file": os.path.basename(out), "sha256": lib.storage.download.sha256sum(out),
+    record = {"file": os.path.basename(out), "sha256": lib.storage.hashes.sha256sum(out),
               "bytes": os.path.getsize(out),
               "command": state["command"], "init_from": state.get("init_from"), "config": state["config"], "seconds": seconds, "hardware": hardware,
               "torch": torch.__version__, "last": {k: round(v, 4) for k, v in state["history"][-1].items()}}

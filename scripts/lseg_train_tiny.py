@@ -43,7 +43,7 @@ def main(argv=None):
         path = os.path.join(args.out, f"{name}.pt")
         checkpoint.save(training.pack(model, history, name, args.steps), path)
         manifest = json.load(open(man_path)) if os.path.exists(man_path) else {}  # re-read: runs may be parallel
-        manifest[name] = {"sha256": lib.storage.download.sha256sum(path), "seconds": round(time.time() - t0, 1),
+        manifest[name] = {"sha256": lib.storage.hashes.sha256sum(path), "seconds": round(time.time() - t0, 1),
                           "steps": args.steps or training.TINY_RECIPE["steps"],
                           "command": f"python scripts/lseg_train_tiny.py --runs {name}"
                                      + (f" --steps {args.steps}" if args.steps else "")}

@@ -1,31 +1,17 @@
-"""The book's preparation: every chapter's expensive steps and every chapter notebook, run in parallel processes.
+"""The book's preparation: the chapters' expensive steps and the chapter notebooks, on parallel worker processes.
 
-    COURSE_SCALE=tiny python scripts/prepare.py            # `make data` (and so `make book`) runs this
-    python scripts/prepare.py --jobs 1                     # the serial build (one process, one step at a time)
-    python scripts/prepare.py --list                       # the steps, what each waits for, nothing run
+    python -m scripts.prepare [--jobs N] [--force] [--list]     # `make data` (and so `make book`) runs this
 
-Two kinds of step, scheduled together on ``--jobs`` worker processes (default: the cores this process may use), each
-worker with ``$COURSE_THREADS`` torch threads (default 1: the fastest for the `tiny` networks on 2 cores, see
-docs/build.md; and the thread count the serial build used, so the numbers are the same):
-
-* memoised steps of a chapter's library: chapter 2's corpus and its 18 countermeasures (:func:`memo_steps`) and
-  chapter 1's seven finetunings (:func:`icm_steps`, from ``lib.icm.experiment.finetune_grid``), the same calls with the same configuration
-  (``lib.scale.pick``) as the chapter makes, so the same ``lib.storage.cache`` keys (tests/test_prepare.py checks both
-  lists against the chapters);
-* the chapter notebooks themselves (:data:`BOOK`): each is executed (with nbclient, as myst-nb does) and stored in
-  the book's jupyter-cache (``_build/.jupyter_cache``), which ``jupyter-book build`` then reads instead of
-  executing. A notebook runs after the memoised steps it reads. The evaluations that chapters 1 and 3 define in
-  their own cells (memoised there) run inside their notebook step: a copy of that code here could serve a stale
-  result under the same key.
-
-Results go through ``lib.storage.cache`` (atomic writes: two processes computing one key both write whole files, the
-last rename wins) and jupyter-cache (written by this process only). A killed run keeps what finished; run again, it
-reuses that and resumes the training that was cut short from its checkpoint (``lib.train``).
-
-A notebook is executed again only when something it depends on changed: :func:`inputs_hash` covers the notebook
-(.md and .ipynb), every file under ``lib/``, ``_config.yml``, the pins, the environment variables that change what
-it prints, and the commit it prints. The record (:data:`RECORD`) is also what the test suite reads to reuse these
-executions instead of executing each notebook again under nbval (``conftest.py``).
+Memoised steps (chapter 2's corpus and countermeasures, chapter 1's finetunings: the chapter's own calls, so the same
+``lib.storage.cache`` keys) and notebooks (executed by jupyter-cache's ``single_nb_execution`` after the steps they
+read, stored in the book's jupyter-cache for ``jupyter-book build``) share ``--jobs`` workers (default: one per
+core), each with ``$COURSE_THREADS`` torch threads; the longest chain starts first, by the last measured durations.
+jupyter-cache matches an execution by the notebook's code cells alone, so a notebook is executed again whenever
+anything it depends on changed (:func:`inputs_hash`: the notebook, ``lib/``, ``_config.yml``, the pins, Python, the
+environment that changes what it prints, the commit it prints); the record of those inputs (:data:`RECORD`) is also
+what the test suite reads to reuse an execution instead of running it again under nbval (``conftest.py``). A killed
+run keeps what finished. Run as a module from the repository root: the workers import its functions as
+``scripts.prepare``.
 """
 
 from __future__ import annotations
@@ -33,21 +19,19 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import hashlib
+import importlib
 import json
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))   # worker processes import this file as `prepare`
+from lib import runtime
 
+ROOT = Path(__file__).resolve().parent.parent
 JCACHE = ROOT / "_build" / ".jupyter_cache"               # where myst-nb keeps executed notebooks (cache mode)
 RECORD = JCACHE / "course-executions.json"                # {notebook: {"inputs": hash, ...}} of good executions
 TIMES = "prepare-times.json"                              # in $COURSE_CACHE: each step's last duration (scheduling)
@@ -68,15 +52,78 @@ def book_notebooks() -> list[str]:
 
 
 BOOK = book_notebooks()
-# First-run guesses of each step's seconds on one core (then the measured ones): the longest start first.
-GUESS = {"01_icm": 130, "03_lseg": 115, "02_spoof": 22, "00_pipeline": 12, "spoof corpus": 90}
+
+
+# ---- what a notebook's execution depends on -------------------------------------------------------------------------
+def _files_digest(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def common_inputs() -> dict:
+    """What every notebook depends on besides itself."""
+    lib_files = [p for p in (ROOT / "lib").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return {"lib": _files_digest(lib_files),
+            "config": _files_digest([ROOT / f for f in ("_config.yml", "requirements.txt", "constraints.txt")
+                                     if (ROOT / f).exists()]),
+            "env": {k: os.environ.get(k) for k in ENV}, "python": sys.executable + " " + sys.version,
+            "commit": runtime.commit()}   # what the notebooks print
+
+
+def inputs_hash(notebook: str, common: dict | None = None) -> str:
+    """The hash of everything ``notebook``'s execution depends on (see the module's docstring)."""
+    common = common if common is not None else common_inputs()
+    own = _files_digest([p for p in (ROOT / "book" / f"{notebook}.md", ROOT / "book" / f"{notebook}.ipynb")
+                         if p.exists()])
+    return hashlib.sha256(json.dumps({**common, "notebook": own}, sort_keys=True).encode()).hexdigest()
+
+
+# ---- the book's jupyter-cache --------------------------------------------------------------------------------------
+def read_md_notebook(notebook: str):
+    """The chapter's MyST .md read as myst-nb reads it (so jupyter-cache's hash of its code cells is the book's)."""
+    from myst_nb.core.read import myst_nb_reader_plugin
+
+    return myst_nb_reader_plugin(str(ROOT / "book" / f"{notebook}.md"))
+
+
+def load_record() -> dict:
+    try:
+        return json.loads(RECORD.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _cache_record(cache, notebook: str):
+    try:
+        return cache.match_cache_notebook(read_md_notebook(notebook))
+    except KeyError:
+        return None
+
+
+def cached_execution(notebook: str):
+    """The executed notebook jupyter-cache holds for the chapter's current code cells, or None."""
+    from jupyter_cache import get_cache
+
+    if not JCACHE.exists():
+        return None
+    cache = get_cache(str(JCACHE))
+    record = _cache_record(cache, notebook)
+    return cache.get_cache_bundle(record.pk).nb if record else None
+
+
+def up_to_date(notebook: str, common: dict | None = None) -> bool:
+    """True when the book build's execution of ``notebook`` is recorded for the current inputs and jupyter-cache
+    still holds it: executing it again would compute the same thing."""
+    rec = load_record().get(notebook)
+    return bool(rec and rec.get("inputs") == inputs_hash(notebook, common) and cached_execution(notebook) is not None)
 
 
 @dataclass
 class Step:
     name: str
-    kind: str                     # "memo" (seed, set the threads, call fn(*args) in a worker), "call" (only call it)
-                                  # or "notebook"
+    kind: str                     # "memo" (seed, set the threads, call), "call" (only call) or "notebook"
     target: str                   # "module:function" or the notebook's name
     args: tuple = ()
     after: list[str] = field(default_factory=list)
@@ -85,9 +132,7 @@ class Step:
 
 # ---- the steps ------------------------------------------------------------------------------------------------------
 def memo_steps() -> list[Step]:
-    """Chapter 2's corpus and countermeasures at the current scale: the calls the chapter makes (``tiny_base``, then
-    ``tiny_run`` for every training set × splice condition × seed of its configuration). None where the chapter has no
-    configuration for the scale (the chapter then stops at its configuration cell, and so does its notebook step)."""
+    """Chapter 2's corpus and countermeasures at the current scale, as the chapter calls them."""
     import lib
     from lib.spoof import experiment
 
@@ -95,21 +140,22 @@ def memo_steps() -> list[Step]:
         cfg = lib.scale.pick(experiment.CONFIGS, chapter="2")
     except lib.scale.ScaleNotBuilt:
         return []
+    if not isinstance(cfg.data, experiment.BuiltCorpus):
+        return []   # tiny_base and tiny_run are the steps of the corpus built offline; real data is read in the chapter
+    first = next(iter(experiment.SPLICES))
     steps = [Step("spoof corpus", "memo", "lib.spoof.experiment:tiny_base", (cfg,), needed_by=["02_spoof"])]
     for s in cfg.seeds:
         for sp in experiment.SPLICES:
             for tr in ("full", "partial"):
                 # the fully-spoof-trained CM of a seed is one checkpoint for every splice condition: train it once
-                after = ["spoof corpus"] + ([f"spoof full-{next(iter(experiment.SPLICES))}-s{s}"]
-                                            if tr == "full" and sp != next(iter(experiment.SPLICES)) else [])
+                after = ["spoof corpus"] + ([f"spoof full-{first}-s{s}"] if tr == "full" and sp != first else [])
                 steps.append(Step(f"spoof {tr}-{sp}-s{s}", "memo", "lib.spoof.experiment:tiny_run", (tr, sp, s, cfg),
                                   after=after, needed_by=["02_spoof"]))
     return steps
 
 
 def icm_finetune(run, milestones) -> None:
-    """One of chapter 1's finetunings of its base codec, memoised by ``lib.icm.experiment.run_finetune`` under the key
-    the chapter's own call computes (the configuration, the milestones, the base codec's hash, the scale)."""
+    """One of chapter 1's finetunings, memoised by ``lib.icm.experiment.run_finetune`` under the chapter's key."""
     import lib
     from lib import icm
     from lib.icm import experiment as X
@@ -122,10 +168,10 @@ def icm_finetune(run, milestones) -> None:
 
 
 def icm_steps() -> list[Step]:
-    """Chapter 1's finetunings, where its base codec is the committed one (at ``colab`` the base is trained first, on
-    a GPU, inside the chapter)."""
+    """Chapter 1's finetunings, where its base codec is the committed one (at ``colab`` the chapter trains it first)."""
     import lib
     from lib import icm
+    from lib.icm import experiment as X
 
     try:
         cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
@@ -133,124 +179,36 @@ def icm_steps() -> list[Step]:
         return []
     if not isinstance(cfg.base_source, icm.config.CommittedBase):
         return []
-    from lib.icm import experiment as X
-
-    return [Step(f"icm {name}", "memo", "prepare:icm_finetune", (run, ms), needed_by=["01_icm"])
+    return [Step(f"icm {name}", "memo", "scripts.prepare:icm_finetune", (run, ms), needed_by=["01_icm"])
             for name, (run, ms) in X.finetune_grid(cfg).items()]
 
 
-def all_steps(notebooks=BOOK) -> list[Step]:
+def all_steps(notebooks=None) -> list[Step]:
     """The memoised steps, then one step per notebook, which waits for the memoised steps it reads."""
     memo = memo_steps() + icm_steps()
-    nb = [Step(n, "notebook", n, after=[m.name for m in memo if n in m.needed_by]) for n in notebooks]
-    return memo + nb
+    return memo + [Step(n, "notebook", n, after=[m.name for m in memo if n in m.needed_by])
+                   for n in (BOOK if notebooks is None else notebooks)]
 
 
-# ---- what a notebook's execution depends on -------------------------------------------------------------------------
-def _files_digest(paths) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def _commit() -> str:
-    """What lib.runtime.commit() prints (the notebooks show it): HEAD, +dirty when lib/ has local edits."""
-    if os.environ.get("COURSE_COMMIT"):
-        return os.environ["COURSE_COMMIT"]
-    try:
-        git = ["git", "-C", str(ROOT)]
-        sha = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no", "--", "lib"],
-                               capture_output=True, text=True).stdout.strip()
-        return sha.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def common_inputs() -> dict:
-    """What every notebook depends on besides itself."""
-    lib_files = [p for p in (ROOT / "lib").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    return {"lib": _files_digest(lib_files),
-            "config": _files_digest([ROOT / f for f in ("_config.yml", "requirements.txt", "constraints.txt")
-                                     if (ROOT / f).exists()]),
-            "env": {k: os.environ.get(k) for k in ENV}, "python": sys.executable + " " + sys.version,
-            "commit": _commit()}
-
-
-def inputs_hash(notebook: str, common: dict | None = None) -> str:
-    """The hash of everything ``notebook``'s execution depends on (see the module's docstring)."""
-    common = common if common is not None else common_inputs()
-    own = _files_digest([p for p in (ROOT / "book" / f"{notebook}.md", ROOT / "book" / f"{notebook}.ipynb")
-                         if p.exists()])
-    return hashlib.sha256(json.dumps({**common, "notebook": own}, sort_keys=True).encode()).hexdigest()
-
-
-def read_md_notebook(notebook: str):
-    """The notebook the book build executes: the chapter's MyST .md read as myst-nb reads it (so jupyter-cache's
-    hash of its code cells matches the one ``jupyter-book build`` looks up)."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from myst_parser.config.main import MdParserConfig
-
-    path = ROOT / "book" / f"{notebook}.md"
-    return read_myst_markdown_notebook(path.read_text(), config=MdParserConfig(), add_source_map=True, path=str(path))
-
-
-def load_record() -> dict:
-    try:
-        return json.loads(RECORD.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def cached_execution(notebook: str):
-    """The executed notebook jupyter-cache holds for the chapter's current code cells, or None."""
-    from jupyter_cache import get_cache
-
-    if not JCACHE.exists():
-        return None
-    cache = get_cache(str(JCACHE))
-    try:
-        record = cache.match_cache_notebook(read_md_notebook(notebook))
-    except KeyError:
-        return None
-    return cache.get_cache_bundle(record.pk).nb
-
-
-def up_to_date(notebook: str, common: dict | None = None) -> bool:
-    """True when the book build's execution of ``notebook`` is recorded for the current inputs and jupyter-cache
-    still holds it: executing it again would compute the same thing."""
-    rec = load_record().get(notebook)
-    return bool(rec and rec.get("inputs") == inputs_hash(notebook, common) and cached_execution(notebook) is not None)
-
-
-# ---- running a step (in a worker process) ---------------------------------------------------------------------------
 def run_step(step: Step, threads: int) -> dict:
-    """Run one step in this (worker) process; returns what the parent needs. Raises on failure."""
+    """Run one step in this (worker) process; returns its seconds (and a notebook's execution). Raises on failure."""
     t0 = time.time()
     os.environ["COURSE_THREADS"] = str(threads)
-    if step.kind in ("memo", "call"):
-        import importlib
+    if step.kind == "notebook":
+        from jupyter_cache.executors.utils import single_nb_execution
 
-        if step.kind == "memo":
-            import lib
+        nb = read_md_notebook(step.target)
+        result = single_nb_execution(nb, cwd=str(ROOT / "book"), allow_errors=False, timeout=_timeout())
+        if result.err is not None:
+            raise RuntimeError(f"executing book/{step.target}.md failed:\n{result.exc_string}")
+        return {"seconds": time.time() - t0, "nb": nb, "execution_seconds": result.time}
+    if step.kind == "memo":
+        import lib
 
-            lib.runtime.setup(seed=0, threads=threads)   # as scripts/spoof_prepare.py did before each run
-        module, fn = step.target.split(":")
-        getattr(importlib.import_module(module), fn)(*step.args)
-        return {"seconds": time.time() - t0}
-    import nbformat
-    from jupyter_cache.executors.utils import single_nb_execution
-
-    nb = read_md_notebook(step.target)
-    result = single_nb_execution(nb, cwd=str(ROOT / "book"), allow_errors=False, timeout=_timeout(),
-                                 meta_override=True)
-    if result.err is not None:
-        raise RuntimeError(f"executing book/{step.target}.md failed:\n{result.exc_string}")
-    fd, out = tempfile.mkstemp(prefix=f"{step.target}.", suffix=".ipynb", dir=JCACHE)
-    os.close(fd)
-    nbformat.write(nb, out)
-    return {"seconds": time.time() - t0, "executed": out, "execution_seconds": result.time}
+        lib.runtime.setup(seed=0, threads=threads)
+    module, fn = step.target.split(":")
+    getattr(importlib.import_module(module), fn)(*step.args)
+    return {"seconds": time.time() - t0}
 
 
 def _timeout() -> int:
@@ -259,136 +217,107 @@ def _timeout() -> int:
     return int(yaml.safe_load((ROOT / "_config.yml").read_text())["execute"].get("timeout", 900))
 
 
-def store_execution(notebook: str, executed: str, seconds: float, inputs: str) -> None:
+def store_execution(notebook: str, nb, seconds: float, inputs: str) -> None:
     """Put an executed notebook into the book's jupyter-cache and record the inputs it was executed with."""
-    import nbformat
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    from lib.storage import checkpoint
+    from lib.storage.checkpoint import atomic_path
 
-    cache = get_cache(str(JCACHE))
-    nb = nbformat.read(executed, as_version=4)
-    os.unlink(executed)
     uri = str(ROOT / "book" / f"{notebook}.md")
-    cache.cache_notebook_bundle(CacheBundleIn(nb, uri, data={"execution_seconds": seconds}),
-                                check_validity=False, overwrite=True)
+    get_cache(str(JCACHE)).cache_notebook_bundle(CacheBundleIn(nb, uri, data={"execution_seconds": seconds}),
+                                                 check_validity=False, overwrite=True)
     os.utime(uri)   # Sphinx re-reads a page by its source's mtime: so the book shows this execution, not the last one
     record = load_record()
     record[notebook] = {"inputs": inputs, "execution_seconds": round(seconds, 1),
                         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with checkpoint.atomic_path(RECORD) as tmp:
+    with atomic_path(RECORD) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         tmp.chmod(0o644)
 
 
 # ---- the scheduler --------------------------------------------------------------------------------------------------
 def default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _priorities(steps: list[Step], guess: dict) -> dict:
-    """Longest path (seconds) from each step to the end: the steps on the longest chain start first."""
-    by = {s.name: s for s in steps}
+def _chain(steps: list[Step], seconds: dict) -> dict:
+    """Each step's longest chain (seconds) to the end, by the durations measured last time (unknown: equal)."""
     later = {s.name: [t.name for t in steps if s.name in t.after] for s in steps}
-    memo: dict = {}
+    chain: dict = {}
 
     def length(name):
-        if name not in memo:
-            memo[name] = guess.get(name, 20) + max((length(n) for n in later[name]), default=0)
-        return memo[name]
+        if name not in chain:
+            chain[name] = seconds.get(name, 1) + max((length(n) for n in later[name]), default=0)
+        return chain[name]
 
-    return {name: length(name) for name in by}
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
+    return {s.name: length(s.name) for s in steps}
 
 
-def run(steps: list[Step], jobs: int, threads: int, log=_log) -> dict:
-    """Run ``steps`` on ``jobs`` worker processes, each step after those it waits for; a progress line per start and
-    finish and, every 30 s, the steps running. Returns {step: seconds} of those that ran; raises if any failed."""
-    import lib
+def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
+    """Run ``steps`` on ``jobs`` worker processes, each after those it waits for, the longest chain first; a line
+    per start and finish. Returns {step: seconds} of those that ran; raises SystemExit if any failed."""
+    from lib.storage import cache
+    from lib.storage.checkpoint import atomic_path
 
-    times_path = lib.storage.cache.cache_dir() / TIMES
+    times_path = cache.cache_dir() / TIMES
     try:
-        guess = {**GUESS, **json.loads(times_path.read_text())}
+        measured = json.loads(times_path.read_text())
     except (OSError, ValueError):
-        guess = dict(GUESS)
-    prio = _priorities(steps, guess)
-    pending = sorted(steps, key=lambda s: -prio[s.name])
-    done: dict[str, float] = {}
-    failed: dict[str, str] = {}
-    running: dict[cf.Future, tuple] = {}
-    common = common_inputs()
-    t_start, last_beat, n = time.time(), time.time(), len(steps)
-    log(f"prepare: {n} steps on {jobs} process(es) × {threads} torch thread(s)")
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            while pending or running:
-                blocked = [s for s in pending if any(a in failed for a in s.after)]
-                for s in blocked:
-                    pending.remove(s)
-                    failed[s.name] = "not run: " + ", ".join(a for a in s.after if a in failed) + " failed"
-                    log(f"  skip  {s.name} ({failed[s.name]})")
-                while len(running) < jobs:
-                    ready = [s for s in pending if all(a in done for a in s.after)]
-                    if not ready:
-                        break
-                    s = ready[0]
-                    pending.remove(s)
-                    inputs = inputs_hash(s.name, common) if s.kind == "notebook" else None
-                    running[pool.submit(run_step, s, threads)] = (s, time.time(), inputs)
-                    log(f"  start {s.name}   [{len(done) + len(failed)}/{n} done, {elapsed(t_start)}]")
-                if not running:
-                    break
-                finished, _ = cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    s, t0, inputs = running.pop(fut)
-                    try:
-                        out = fut.result()
-                    except Exception as e:  # noqa: BLE001 - reported below, the other steps go on
-                        failed[s.name] = f"{type(e).__name__}: {e}"
-                        log(f"  FAIL  {s.name} after {time.time() - t0:.0f} s: {failed[s.name][-3000:]}")
-                        continue
-                    if s.kind == "notebook":
-                        store_execution(s.name, out["executed"], out["execution_seconds"], inputs)
-                    done[s.name] = out["seconds"]
-                    log(f"  done  {s.name} in {out['seconds']:.0f} s   [{len(done) + len(failed)}/{n} done, "
-                        f"{elapsed(t_start)}]")
-                if time.time() - last_beat >= 30 and running:
-                    last_beat = time.time()
-                    log("  running: " + ", ".join(f"{s.name} ({time.time() - t0:.0f} s)" for s, t0, _ in running.values()))
-        except (KeyboardInterrupt, cf.process.BrokenProcessPool) as e:
-            # stop the workers now (their kernels exit with them): what finished is kept, a re-run goes on from it.
-            # Further signals are ignored meanwhile (`timeout` and Ctrl-C signal the whole process group, and more
-            # than once).
-            for sig in previous:
-                signal.signal(sig, signal.SIG_IGN)
-            procs = list(getattr(pool, "_processes", {}).values())
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.join(5)
-                if proc.is_alive():
-                    proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
-            _save_times(times_path, guess, done)
-            why = "interrupted" if isinstance(e, KeyboardInterrupt) else "a worker process died"
-            raise SystemExit(f"prepare: {why} after {elapsed(t_start)} ({len(done)}/{n} steps done, kept: run "
-                             f"it again to go on)") from None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    _save_times(times_path, guess, done)
+        measured = {}
+    chain = _chain(steps, measured)
+    pending = sorted(steps, key=lambda s: -chain[s.name])
+    done, failed, running = {}, {}, {}
+    common, t_start = common_inputs(), time.time()
+    clock = lambda: f"{int(time.time() - t_start) // 60}:{int(time.time() - t_start) % 60:02d}"  # noqa: E731
+    log(f"prepare: {len(steps)} steps on {jobs} process(es) × {threads} torch thread(s)")
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while pending or running:
+            for s in [s for s in pending if any(a in failed for a in s.after)]:
+                pending.remove(s)
+                failed[s.name] = "not run: " + ", ".join(a for a in s.after if a in failed) + " failed"
+                log(f"  skip  {s.name} ({failed[s.name]})")
+            for s in [s for s in pending if all(a in done for a in s.after)][:jobs - len(running)]:
+                pending.remove(s)
+                inputs = inputs_hash(s.name, common) if s.kind == "notebook" else None
+                running[pool.submit(run_step, s, threads)] = (s, time.time(), inputs)
+                log(f"  start {s.name}   [{len(done) + len(failed)}/{len(steps)} done, {clock()}]")
+            if not running:
+                break
+            for fut in cf.wait(running, timeout=5, return_when=cf.FIRST_COMPLETED)[0]:
+                s, t0, inputs = running.pop(fut)
+                try:
+                    out = fut.result()
+                except Exception as e:  # noqa: BLE001 - reported here; the steps that do not wait for it go on
+                    failed[s.name] = f"{type(e).__name__}: {e}"
+                    log(f"  FAIL  {s.name} after {time.time() - t0:.0f} s: {failed[s.name][-3000:]}")
+                    continue
+                if s.kind == "notebook":
+                    store_execution(s.name, out["nb"], out["execution_seconds"], inputs)
+                done[s.name] = out["seconds"]
+                log(f"  done  {s.name} in {out['seconds']:.0f} s   [{len(done) + len(failed)}/{len(steps)} done, "
+                    f"{clock()}]")
+    except (KeyboardInterrupt, cf.process.BrokenProcessPool) as e:
+        # stop the workers now (their kernels exit with them); further signals are ignored meanwhile (`timeout` and
+        # Ctrl-C signal the whole process group, and more than once)
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else "a worker process died"
+        raise SystemExit(f"prepare: {why} after {clock()} ({len(done)}/{len(steps)} steps done, kept: run it again "
+                         f"to go on)") from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with atomic_path(times_path) as tmp:
+            tmp.write_text(json.dumps({**measured, **{k: round(v, 1) for k, v in done.items()}}, indent=1) + "\n")
     if failed:
         raise SystemExit("prepare: failed: " + "; ".join(f"{k} ({v.splitlines()[0]})" for k, v in failed.items()))
-    log(f"prepare: {len(done)} steps in {elapsed(t_start)}")
+    log(f"prepare: {len(done)} steps in {clock()}")
     return done
 
 
@@ -396,34 +325,21 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _save_times(path: Path, guess: dict, done: dict) -> None:
-    from lib.storage import checkpoint
-
-    with checkpoint.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({**guess, **{k: round(v, 1) for k, v in done.items()}}, indent=1) + "\n")
-
-
-def elapsed(t0: float) -> str:
-    s = int(time.time() - t0)
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def plan(force: bool = False, notebooks=BOOK) -> list[Step]:
+def plan(force: bool = False, notebooks=None) -> list[Step]:
     """The steps this run needs: the notebooks whose recorded execution is not up to date, and the memoised steps
     they read (a memoised step whose result is cached takes the time to read it back)."""
     common = common_inputs()
-    stale = [n for n in notebooks if force or not up_to_date(n, common)]
+    stale = [n for n in (BOOK if notebooks is None else notebooks) if force or not up_to_date(n, common)]
     if not stale:
         return []
-    steps = all_steps(stale)
-    return [s for s in steps if s.kind == "notebook" or any(n in stale for n in s.needed_by)]
+    return [s for s in all_steps(stale) if s.kind == "notebook" or any(n in stale for n in s.needed_by)]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=None, help="worker processes ($COURSE_JOBS, default: the cores)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker ($COURSE_THREADS, default 1)")
-    p.add_argument("--notebooks", nargs="*", default=BOOK, help="only these notebooks (and the steps they read)")
+    p.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (and the steps they read)")
     p.add_argument("--force", action="store_true", help="execute the notebooks even if their record is up to date")
     p.add_argument("--list", action="store_true", help="print the steps and exit")
     a = p.parse_args(argv)
@@ -434,15 +350,16 @@ def main(argv=None):
     os.environ["COURSE_THREADS"] = str(threads)   # the kernels' too (lib.runtime.setup reads it)
     JCACHE.mkdir(parents=True, exist_ok=True)
     steps = plan(a.force, a.notebooks)
-    if a.list:
+    if a.list or not steps:
         for s in steps:
             print(f"{s.name:28s} {s.kind:8s} after: {', '.join(s.after) or '-'}")
+        if not steps:
+            print("prepare: every notebook's execution is up to date (nothing it depends on changed)")
         return steps
-    if not steps:
-        print("prepare: every notebook's execution is up to date (nothing it depends on changed)")
-        return {}
     return run(steps, jobs, threads)
 
 
 if __name__ == "__main__":
-    main()
+    from scripts.prepare import main as run_main   # this file as the module the workers import: scripts.prepare
+
+    run_main()

@@ -1,14 +1,14 @@
 """The seminar decks: one reveal.js deck per chapter notebook, and a PDF handout of it, from the executed chapters.
 
-Reads `_build/jupyter_execute/<name>.ipynb` (what `make book` executed, its outputs from jupyter-cache), keeps the cells tagged
-`slide` (starts a slide) or `slide-more` (adds to the slide before), in order, after a title slide made from the
-chapter's H1. A code cell shows its code unless it is tagged `hide-input` or `remove-input`, and its outputs but
-stderr (a widget becomes a link to the chapter). Outputs glued without display (myst_nb's `glue`) are shown, once;
-the MyST that nbconvert's Markdown renderer does not know (admonitions, `{glue}` references, figures,
-`{literalinclude}`, roles) is turned into Markdown and HTML first; content that does not fit 1280×720 is scaled
-down in the browser (the template). nbconvert's
-SlidesExporter renders the deck (scripts/slides_template: reveal.js and MathJax from the book's `_static`, no CDN);
-Chromium prints it (reveal.js's `?print-pdf`) to the handout. Both land in `_build/html/slides/`, written atomically.
+Reads `_build/jupyter_execute/<name>.ipynb` (what `make book` executed, its outputs from jupyter-cache) and keeps the
+cells tagged `slide` (starts a slide) or `slide-more` (adds to the slide before), after a title slide made from the
+chapter's H1. A code cell shows its code unless tagged `hide-input`/`remove-input`, and its outputs but stderr (a
+widget becomes a link to the chapter); glued outputs (myst-nb's `glue`) show once. A Markdown cell is parsed by
+myst-parser's own markdown-it parser with the book's extensions and rendered to HTML; its directives and roles
+(admonitions, `{glue}`, figures, `{literalinclude}` through Sphinx's own reader) by the rules in :func:`parser`.
+nbconvert's SlidesExporter renders the deck (scripts/slides_template: reveal.js and MathJax from the book's
+`_static`, no CDN); Chromium prints it (reveal.js's `?print-pdf`) to the handout, whose pages pypdf counts. Both land
+in `_build/html/slides/`, written atomically.
 
     python scripts/slides.py [NAME ...]       (default: every chapter notebook of _toc.yml; `make slides`)
 """
@@ -16,7 +16,6 @@ Chromium prints it (reveal.js's `?print-pdf`) to the handout. Both land in `_bui
 from __future__ import annotations
 
 import argparse
-import ast
 import base64
 import contextlib
 import copy
@@ -86,28 +85,6 @@ def glued(nb) -> dict[str, dict]:
     return found
 
 
-def distinct(outputs: list) -> list:
-    """The outputs without repeats (a value glued, then displayed, shows once)."""
-    seen, kept = [], []
-    for o in outputs:
-        key = o.get("data") or o.get("text")
-        if key not in seen:
-            seen.append(key)
-            kept.append(o)
-    return kept
-
-
-def widget_note(name: str) -> dict:
-    """What a slide shows for a widget: a link to the chapter, where it works."""
-    note = f'<p><em>An interactive widget: open it in the <a href="../{name}.html">chapter</a>.</em></p>'
-    return nbformat.v4.new_output("display_data", data={"text/html": note})
-
-
-def keep_output(output: dict) -> bool:
-    """Slides leave out stderr (progress bars, warnings)."""
-    return not (output.get("output_type") == "stream" and output.get("name") == "stderr")
-
-
 def shown(bundle: dict) -> str:
     """HTML for a mimebundle: image, HTML, Markdown/LaTeX as source, else its text."""
     for kind in ("image/png", "image/jpeg"):
@@ -124,16 +101,16 @@ def shown(bundle: dict) -> str:
 
 
 def one_block(text: str) -> str:
-    """Raw HTML without blank lines, so that Markdown keeps it one HTML block."""
+    """Raw HTML without blank lines, so that Markdown keeps it one HTML block (newlines inside ``<pre>`` become
+    character references, which render the same)."""
+    text = re.sub(r"<pre\b.*?</pre>", lambda m: m[0].replace("\n", "&#10;"), text, flags=re.S)
     return "\n".join(line for line in text.splitlines() if line.strip())
 
 
-# ---- MyST -> Markdown + HTML -----------------------------------------------------------------------------------------
+# ---- MyST -> HTML: parsed by myst-parser's markdown-it set-up, as the book parses it --------------------------------
 
-FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[^}\s]+)\}\s*(?P<arg>.*)$")
-ROLE = re.compile(r"\{(?P<name>[a-zA-Z:_-]+)\}`(?P<text>[^`]*)`")
-IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
 ADMONITIONS = {"note", "tip", "hint", "important", "warning", "caution", "attention", "danger", "error", "seealso"}
+EXTENSIONS = {"dollarmath", "amsmath", "colon_fence", "deflist", "html_image", "substitution"}  # _config.yml's
 
 
 def data_uri(path: Path) -> str:
@@ -141,116 +118,100 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def pyobject(source: str, name: str) -> str:
-    """The source of a top-level (or Class.method) definition, as Sphinx's literalinclude :pyobject: finds it."""
-    tree = ast.parse(source)
-    body = tree.body
-    node = None
-    for part in name.split("."):
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == part), None)
-        if node is None:
-            raise SystemExit(f"slides: literalinclude :pyobject: {name} not found")
-        body = node.body
-    lines = source.splitlines()
-    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-    return "\n".join(lines[start - 1:node.end_lineno])
-
-
-def line_ranges(spec: str, lines: list[str]) -> list[str]:
-    picked = []
-    for part in spec.split(","):
-        a, _, b = part.strip().partition("-")
-        lo = int(a) if a else 1
-        hi = (int(b) if b else len(lines)) if _ else lo
-        picked += lines[lo - 1:hi]
-    return picked
-
-
 def literalinclude(arg: str, options: dict) -> str:
-    source = (BOOK / arg).read_text()
-    if "pyobject" in options:
-        source = pyobject(source, options["pyobject"])
-    if "lines" in options:
-        source = "\n".join(line_ranges(options["lines"], source.splitlines()))
-    language = options.get("language", "python" if arg.endswith(".py") else "")
-    return f"```{language}\n{source.rstrip()}\n```"
+    """The included source, read by Sphinx's own reader of ``literalinclude`` (``:pyobject:``, ``:lines:``, ...)."""
+    from sphinx.config import Config
+    from sphinx.directives.code import LiteralIncludeReader
+
+    text, _ = LiteralIncludeReader(str(BOOK / arg), options, Config()).read()
+    return code(text, options.get("language", "python" if arg.endswith(".py") else ""))
 
 
-def role(match: re.Match, glue: dict) -> str:
-    name, text = match["name"], match["text"]
-    if name == "math":
-        return f"${text}$"
-    if name.startswith("glue"):
-        value = "".join(glue.get(text.split(":")[0], {}).get("text/plain", text))
-        return value.strip("'\"")
-    if name in ("cite", "cite:p", "cite:t"):
-        return f"[{text}]"
-    if name in ("code", "literal", "file", "command"):
-        return f"`{text}`"
-    if name in ("sub", "sup"):
-        return f"<{name}>{text}</{name}>"
-    label = re.match(r"^(.*?)\s*<[^>]*>$", text)  # {ref}`words <target>`
-    return label[1] if label else text
+def code(text: str, language: str) -> str:
+    """Highlighted code, as nbconvert highlights a code cell (its ``Highlight2HTML`` filter, Pygments)."""
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    return Highlight2HTML()(text.rstrip(), language or "text")
 
 
-def directive(name: str, arg: str, options: dict, body: str, glue: dict) -> str:
-    """Markdown/HTML for one MyST directive."""
+def directive(info: str, content: str, glue: dict) -> str:
+    """HTML for one MyST directive (``info``: ``{name} argument``, ``content``: its options and body)."""
+    name, _, arg = info.strip()[1:].partition("}")
+    arg, lines, options = arg.strip(), content.splitlines(), {}
+    while lines and re.match(r"^:[\w-]+:", lines[0].strip()):
+        key, _, value = lines.pop(0).strip()[1:].partition(":")
+        options[key] = value.strip()
+    body = "\n".join(lines)
     if name == "admonition" or name in ADMONITIONS:
-        title = arg or name.title()
-        kind = options.get("class", name)
-        return (f'<div class="admonition {html.escape(kind)}">\n<p class="admonition-title">{html.escape(title)}</p>'
-                f"\n\n{myst(body, glue)}\n\n</div>")
-    if name in ("glue", "glue:any"):
-        return one_block(shown(glue[arg])) if arg in glue else ""
-    if name == "glue:figure":
-        figure = one_block(shown(glue[arg])) if arg in glue else ""
-        return f"{figure}\n\n<div class=\"course-caption\">\n\n{myst(body, glue)}\n\n</div>"
+        kind = html.escape(options.get("class", name))
+        return (f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(arg or name.title())}</p>'
+                f"{myst(body, glue)}</div>")
+    if name in ("glue", "glue:any", "glue:figure"):
+        caption = f'<div class="course-caption">{myst(body, glue)}</div>' if body.strip() else ""
+        return (shown(glue[arg]) if arg in glue else "") + caption
     if name in ("figure", "image"):
-        img = f'<img src="{data_uri(BOOK / arg)}" alt="{html.escape(options.get("alt", ""))}">'
-        return img + (f"\n\n<div class=\"course-caption\">\n\n{myst(body, glue)}\n\n</div>" if body.strip() else "")
+        caption = f'<div class="course-caption">{myst(body, glue)}</div>' if body.strip() else ""
+        return f'<img src="{data_uri(BOOK / arg)}" alt="{html.escape(options.get("alt", ""))}">' + caption
     if name == "literalinclude":
         return literalinclude(arg, options)
     if name in ("code", "code-block", "sourcecode"):
-        return f"```{arg}\n{body.rstrip()}\n```"
+        return code(body, arg)
     if name == "math":
-        return f"$$\n{body.strip()}\n$$"
+        return f"\\[{html.escape(body.strip())}\\]"
     if name in ("toctree", "bibliography", "margin", "sidebar", "raw", "glossary", "tableofcontents"):
         return ""
-    if name == "dropdown":
-        return f"**{arg}**\n\n{myst(body, glue)}" if arg else myst(body, glue)
-    return myst(body, glue)  # containers (tab-set, div, only, ...): their content
+    return (f"<p><strong>{html.escape(arg)}</strong></p>" if name == "dropdown" and arg else "") + myst(body, glue)
+
+
+def role(name: str, text: str, glue: dict) -> str:
+    if name == "math":
+        return f"\\({html.escape(text)}\\)"
+    if name.startswith("glue"):
+        return html.escape("".join(glue.get(text.split(":")[0], {}).get("text/plain", text)).strip("'\""))
+    if name in ("code", "literal", "file", "command"):
+        return f"<code>{html.escape(text)}</code>"
+    if name in ("sub", "sup"):
+        return f"<{name}>{html.escape(text)}</{name}>"
+    label = re.match(r"^(.*?)\s*<[^>]*>$", text)  # {ref}`words <target>`
+    return html.escape(label[1] if label else text)
+
+
+@functools.cache
+def parser():
+    """myst-parser's markdown-it parser with the book's extensions, rendering to HTML; the MyST parts (directives,
+    roles, math, targets, comments, local images) by the rules below."""
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    md = create_md_parser(MdParserConfig(enable_extensions=EXTENSIONS), RendererHTML)
+
+    def fenced(self, tokens, i, options, env):
+        t = tokens[i]
+        return directive(t.info, t.content, env["glue"]) if t.info.startswith("{") else code(t.content, t.info)
+
+    def image(self, tokens, i, options, env):
+        src = tokens[i].attrGet("src") or ""
+        if not src.startswith(("http", "data:")) and (BOOK / src).exists():
+            tokens[i].attrSet("src", data_uri(BOOK / src))
+        return self.image(tokens, i, options, env)
+
+    rules = {"fence": fenced, "colon_fence": fenced, "image": image,
+             "myst_role": lambda self, tokens, i, options, env: role(tokens[i].meta["name"], tokens[i].content,
+                                                                     env["glue"]),
+             "math_inline": lambda self, tokens, i, options, env: f"\\({html.escape(tokens[i].content)}\\)",
+             "math_block": lambda self, tokens, i, options, env: f"\\[{html.escape(tokens[i].content)}\\]\n",
+             "amsmath": lambda self, tokens, i, options, env: f"\\[{html.escape(tokens[i].content)}\\]\n",
+             "math_block_label": lambda self, tokens, i, options, env: f"\\[{html.escape(tokens[i].content)}\\]\n",
+             "myst_target": lambda *a: "", "myst_line_comment": lambda *a: "", "myst_block_break": lambda *a: ""}
+    for kind, rule in rules.items():
+        md.add_render_rule(kind, rule)
+    return md
 
 
 def myst(source: str, glue: dict) -> str:
-    """MyST Markdown to the CommonMark + HTML that nbconvert renders (math is left to MathJax)."""
-    lines, out, i = source.splitlines(), [], 0
-    while i < len(lines):
-        line = lines[i]
-        opening = FENCE.match(line.strip())
-        if opening:
-            fence = opening["fence"]
-            j = i + 1
-            while j < len(lines) and not (lines[j].strip() and set(lines[j].strip()) == {fence[0]}
-                                          and len(lines[j].strip()) >= len(fence)):
-                j += 1
-            body = lines[i + 1:j]
-            options = {}
-            while body and re.match(r"^:[\w-]+:", body[0].strip()):
-                key, _, value = body.pop(0).strip()[1:].partition(":")
-                options[key] = value.strip()
-            out.append(directive(opening["name"], opening["arg"].strip(), options, "\n".join(body), glue))
-            i = j + 1
-            continue
-        if re.match(r"^\s*\([\w.:-]+\)=\s*$", line) or line.startswith("%"):
-            i += 1  # MyST targets and comments
-            continue
-        out.append(line)
-        i += 1
-    text = "\n".join(out)
-    text = ROLE.sub(lambda m: role(m, glue), text)
-    return IMAGE.sub(lambda m: m[0] if m["src"].startswith(("http", "data:")) or not (BOOK / m["src"]).exists()
-                     else f'![{m["alt"]}]({data_uri(BOOK / m["src"])})', text)
+    """A MyST Markdown cell as HTML (math left to MathJax), in one block that nbconvert's Markdown keeps as it is."""
+    return one_block(f'<div class="course-md">{parser().render(source, {"glue": glue})}</div>')
 
 
 # ---- the deck ------------------------------------------------------------------------------------------------------
@@ -274,6 +235,8 @@ def slide_notebook(nb, name: str):
         f"Arrow keys move; the S key opens the speaker view.\n\n</div>")
     opening.metadata["slideshow"] = {"slide_type": "slide"}
     cells = [opening]
+    widget = nbformat.v4.new_output("display_data", data={"text/html": (  # no widget manager on a slide: a link
+        f'<p><em>An interactive widget: open it in the <a href="../{name}.html">chapter</a>.</em></p>')})
     for cell in nb.cells:
         tags = set(cell.metadata.get("tags", []))
         if not tags & {"slide", "slide-more"} or "remove-cell" in tags:
@@ -283,9 +246,13 @@ def slide_notebook(nb, name: str):
         if cell.cell_type == "markdown":  # the chapter's H1 is on the title slide already
             cell.source = myst(re.sub(rf"^#\s+{re.escape(title)}\s*$\n?", "", cell.source, count=1, flags=re.M), glue)
         elif cell.cell_type == "code":
-            outputs = [] if "remove-output" in tags else cell.get("outputs", [])
-            cell.outputs = distinct([unglued(o) for o in outputs if keep_output(o)])
-            cell.outputs = [widget_note(name) if WIDGET in o.get("data", {}) else o for o in cell.outputs]
+            kept, seen = [], []
+            for o in map(unglued, [] if "remove-output" in tags else cell.get("outputs", [])):
+                if o.get("name") == "stderr" or (o.get("data") or o.get("text")) in seen:
+                    continue  # slides leave out stderr (progress bars, warnings) and repeats (glued, then shown)
+                seen.append(o.get("data") or o.get("text"))
+                kept.append(widget if WIDGET in o.get("data", {}) else o)
+            cell.outputs = kept
             if tags & HIDE_INPUT:
                 cell.metadata.setdefault("transient", {})["remove_source"] = True
         cells.append(cell)
@@ -351,17 +318,9 @@ def serve(directory: Path):
 
 
 def pdf_page_count(path: Path) -> int:
-    """The pages of a PDF: its ``/Type /Page`` objects, also those in compressed object streams."""
-    import zlib
+    from pypdf import PdfReader
 
-    data = path.read_bytes()
-    parts = [data]
-    for m in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
-        try:
-            parts.append(zlib.decompressobj().decompress(m.group(1)))
-        except zlib.error:
-            pass
-    return sum(len(re.findall(rb"/Type\s*/Page(?![s\w])", p)) for p in parts)
+    return len(PdfReader(path).pages)
 
 
 def print_pdfs(names: list[str], out: Path = OUT) -> dict[str, int]:

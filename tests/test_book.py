@@ -220,7 +220,7 @@ def test_reused_notebook_execution_is_complete(request, name):
     for its current inputs) must have a complete, error-free execution in the book's jupyter-cache."""
     if name not in getattr(request.config, "course_reused", []):
         pytest.skip(f"{name} is executed under nbval in this run")
-    from tests.helpers.prepare import prepare
+    from scripts import prepare
 
     nb = prepare.cached_execution(name)
     assert nb is not None, f"{name}: no stored execution matches the chapter's code cells"

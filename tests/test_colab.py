@@ -34,7 +34,7 @@ def _fake_drive(monkeypatch, mount):
 
 
 def test_use_drive_mounts_and_moves_the_cache_but_not_the_downloads(monkeypatch, tmp_path, capsys):
-    from lib.storage import cache, download
+    from lib.storage import cache, download, errors, verification
 
     mounted = []
     _fake_drive(monkeypatch, lambda path: mounted.append(path) or (Path(path) / "MyDrive").mkdir(parents=True))
@@ -53,10 +53,10 @@ def test_use_drive_mounts_and_moves_the_cache_but_not_the_downloads(monkeypatch,
     # wiped) finds the record and checks the file it gets again against it
     (tmp_path / "content" / "downloads" / "a.bin").write_bytes(b"the file")
     download.fetch("http://127.0.0.1:9/a.bin", reader="zip")
-    record = root / "downloads" / download.RECORD
-    assert "a.bin" in record.read_text() and not (tmp_path / "content" / "downloads" / download.RECORD).exists()
+    record = root / "downloads" / verification.RECORD
+    assert "a.bin" in record.read_text() and not (tmp_path / "content" / "downloads" / verification.RECORD).exists()
     (tmp_path / "content" / "downloads" / "a.bin").write_bytes(b"another file")
-    with pytest.raises(download.ChecksumError, match="first-use record"):
+    with pytest.raises(errors.ChecksumError, match="first-use record"):
         download.fetch("http://127.0.0.1:9/a.bin", reader="zip")
 
 

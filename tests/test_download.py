@@ -18,10 +18,9 @@ import tokenize
 from pathlib import Path
 
 import pytest
-import torch
 
-from lib.storage import download
-from tests.helpers.serve import serve
+from lib.storage import download, errors, hashes, transfer, verification
+from tests.helpers.serve import loopback, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = os.urandom(50_000)
@@ -70,13 +69,8 @@ def odd_server():
             self.wfile.write(body)
             self.close_connection = True
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback.serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture
@@ -124,14 +118,14 @@ def test_sha256_then_cached(site, tmp_path):
 def test_hash_prefix_from_the_file_name(site, tmp_path):
     _, url = site
     u = f"{url}/m-{SHA[:8]}.pth"
-    assert download.hub_prefix(u) == SHA[:8]
-    assert download.hub_prefix("https://x/bmshj2018-factorized-prior-1-446d5c7f.pth.tar") == "446d5c7f"
+    assert hashes.hub_prefix(u) == SHA[:8]
+    assert hashes.hub_prefix("https://x/bmshj2018-factorized-prior-1-446d5c7f.pth.tar") == "446d5c7f"
     with pytest.raises(ValueError, match="no sha256 prefix"):
-        download.hub_prefix("https://x/weights.bin")
-    dest = download.fetch(u, reader=READER, hash_prefix=download.hub_prefix(u), cache_dir=tmp_path / "c",
+        hashes.hub_prefix("https://x/weights.bin")
+    dest = download.fetch(u, reader=READER, hash_prefix=hashes.hub_prefix(u), cache_dir=tmp_path / "c",
                           progress=False)
     assert download.downloads()[-1]["verified_by"] == "hash_prefix" and dest.read_bytes() == DATA
-    with pytest.raises(download.ChecksumError, match="prefix"):
+    with pytest.raises(errors.ChecksumError, match="prefix"):
         download.fetch(u, reader=READER, hash_prefix="deadbeef", cache_dir=tmp_path / "d", progress=False)
     assert list((tmp_path / "d").iterdir()) == []
 
@@ -141,18 +135,18 @@ def test_first_use_records_prints_and_rechecks(site, tmp_path, capsys):
     c = tmp_path / "c"
     dest = download.fetch(f"{url}/w.bin", reader="zip", cache_dir=c, progress=False)
     assert download.downloads()[-1]["verified_by"] == "first_use"
-    record = json.loads((c / download.RECORD).read_text())
+    record = json.loads((c / verification.RECORD).read_text())
     assert record["w.bin"]["sha256"] == SHA and record["w.bin"]["url"] == f"{url}/w.bin"
     out = capsys.readouterr().out
     assert f"first use: recorded sha256 {SHA} for {url}/w.bin" in out and "colleague" in out
     download.fetch(f"{url}/w.bin", reader="zip", cache_dir=c)  # a later use: checked against the record
     assert "first use" not in capsys.readouterr().out
     dest.write_bytes(b"changed")  # the cached file no longer matches its record
-    with pytest.raises(download.ChecksumError, match="delete it"):
+    with pytest.raises(errors.ChecksumError, match="delete it"):
         download.fetch(f"{url}/w.bin", reader="zip", cache_dir=c)
     dest.unlink()  # the server now has another file: a fresh download is checked against the record too
     (root / "w.bin").write_bytes(b"another version")
-    with pytest.raises(download.ChecksumError, match="first-use record"):
+    with pytest.raises(errors.ChecksumError, match="first-use record"):
         download.fetch(f"{url}/w.bin", reader="zip", cache_dir=c, progress=False)
     assert not dest.exists() and leftovers(c) == []
 
@@ -165,7 +159,7 @@ def test_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="64 hex"):
         download.fetch("http://127.0.0.1:9/x", reader="PIL", sha256="abc", cache_dir=tmp_path)
     for bad in ("not a url", "ftp://host/x", "http:///x"):
-        with pytest.raises(download.DownloadError, match="not a download URL"):
+        with pytest.raises(errors.DownloadError, match="not a download URL"):
             download.fetch(bad, reader="PIL", cache_dir=tmp_path)
 
 
@@ -196,12 +190,12 @@ def test_mirror_rewrites_urls_and_takes_expected_values_from_its_manifest(tmp_pa
         f = download.fetch("https://example.org/files/first.bin", reader="zip", cache_dir=c, progress=False)
         d = download.fetch_drive("ID1", reader=READER, filename="demo.ckpt", cache_dir=c, progress=False)
         assert all(p.read_bytes() == DATA for p in (a, b, f, d))
-        with pytest.raises(download.DownloadError, match="https://example.org/files/other.bin.*manifest"):
+        with pytest.raises(errors.DownloadError, match="https://example.org/files/other.bin.*manifest"):
             download.fetch("https://example.org/files/other.bin", reader="zip", cache_dir=c)
         # the manifest is checked for first-use files as well
         (mirror / "example.org" / "files" / "bad.bin").write_bytes(b"not it")
-        download._MANIFESTS[url]["https://example.org/files/bad.bin"] = {"sha256": SHA}
-        with pytest.raises(download.ChecksumError, match="manifest"):
+        verification._MANIFESTS[url]["https://example.org/files/bad.bin"] = {"sha256": SHA}
+        with pytest.raises(errors.ChecksumError, match="manifest"):
             download.fetch("https://example.org/files/bad.bin", reader="zip", cache_dir=c, progress=False)
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["url"] for x in lines] == ["https://example.org/files/w.bin", "https://example.org/files/m-0123abcd.pth",
@@ -216,15 +210,15 @@ def test_mirror_rewrites_urls_and_takes_expected_values_from_its_manifest(tmp_pa
 def test_mirror_without_manifest_is_an_error(site, tmp_path, monkeypatch):
     _, url = site  # serves no manifest.json
     monkeypatch.setenv("COURSE_MIRROR", url + "/")
-    with pytest.raises(download.DownloadError, match="manifest"):
+    with pytest.raises(errors.DownloadError, match="manifest"):
         download.fetch("https://example.org/w.bin", reader="zip", cache_dir=tmp_path, timeout=5)
 
 
 # --- what goes wrong, and what it says ----------------------------------------------------------------------------
 def test_no_network_says_what_to_do(tmp_path):
-    with pytest.raises(download.DownloadError, match=r"needs internet.*COURSE_SCALE=tiny.*by hand"):
+    with pytest.raises(errors.DownloadError, match=r"needs internet.*COURSE_SCALE=tiny.*by hand"):
         download.fetch("http://127.0.0.1:9/nothing.bin", reader="zip", cache_dir=tmp_path, progress=False)
-    with pytest.raises(download.DownloadError, match="needs internet"):  # a name that does not resolve
+    with pytest.raises(errors.DownloadError, match="needs internet"):  # a name that does not resolve
         download.fetch("http://no-such-host.invalid/x.bin", reader="zip", cache_dir=tmp_path, progress=False,
                        timeout=5)
     assert list(tmp_path.iterdir()) == []
@@ -232,15 +226,15 @@ def test_no_network_says_what_to_do(tmp_path):
 
 def test_http_errors(site, odd_server, tmp_path):
     _, url = site
-    with pytest.raises(download.DownloadError, match="HTTP 404.*check the URL"):
+    with pytest.raises(errors.DownloadError, match="HTTP 404.*check the URL"):
         download.fetch(f"{url}/missing.bin", reader="zip", cache_dir=tmp_path / "c", progress=False)
-    with pytest.raises(download.DownloadError, match="HTTP 500.*try again later"):
+    with pytest.raises(errors.DownloadError, match="HTTP 500.*try again later"):
         download.fetch(f"{odd_server}/error", reader="zip", cache_dir=tmp_path / "c", progress=False)
     assert list((tmp_path / "c").iterdir()) == []
 
 
 def test_web_page_instead_of_the_file(odd_server, tmp_path):
-    with pytest.raises(download.DownloadError, match="answered a web page"):
+    with pytest.raises(errors.DownloadError, match="answered a web page"):
         download.fetch(f"{odd_server}/html", reader=READER, filename="w.pt", cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
     # reader "text" may be a web page
@@ -249,22 +243,22 @@ def test_web_page_instead_of_the_file(odd_server, tmp_path):
 
 
 def test_truncated_download_keeps_the_part(odd_server, tmp_path, monkeypatch):
-    monkeypatch.setattr(download, "RETRIES", 1)
-    with pytest.raises(download.DownloadError, match=r"broke off \(\d+ of 1000 bytes, after 1 retries\).*resume"):
+    monkeypatch.setattr(transfer, "RETRIES", 1)
+    with pytest.raises(errors.DownloadError, match=r"broke off \(\d+ of 1000 bytes, after 1 retries\).*resume"):
         download.fetch(f"{odd_server}/short", reader="zip", filename="s.zip", cache_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zip.part", "s.zip.part.json"]
 
 
 def test_checksum_mismatch_keeps_nothing(site, tmp_path):
     _, url = site
-    with pytest.raises(download.ChecksumError, match="nothing was kept"):
+    with pytest.raises(errors.ChecksumError, match="nothing was kept"):
         download.fetch(f"{url}/w.bin", reader="zip", sha256="0" * 64, cache_dir=tmp_path / "c", progress=False)
     assert list((tmp_path / "c").iterdir()) == []
 
 
 def test_server_that_never_answers(silent_server, tmp_path):
     t = time.monotonic()
-    with pytest.raises(download.DownloadError, match="no answer within 1 s"):
+    with pytest.raises(errors.DownloadError, match="no answer within 1 s"):
         download.fetch(f"{silent_server}/w.bin", reader="zip", cache_dir=tmp_path, progress=False, timeout=1)
     assert time.monotonic() - t < 10
     assert list(tmp_path.iterdir()) == []
@@ -275,7 +269,7 @@ def test_drive_server_that_never_answers(silent_server, tmp_path, monkeypatch):
     import gdown
 
     (tmp_path / "m.json").write_text(json.dumps({"files": {download.DRIVE_URL.format("X"): {"sha256": SHA}}}))
-    download._MANIFESTS[silent_server] = json.loads((tmp_path / "m.json").read_text())["files"]
+    verification._MANIFESTS[silent_server] = json.loads((tmp_path / "m.json").read_text())["files"]
     monkeypatch.setenv("COURSE_MIRROR", silent_server)
     real = gdown.download
 
@@ -285,7 +279,7 @@ def test_drive_server_that_never_answers(silent_server, tmp_path, monkeypatch):
     for variant in (real, gdown5):
         monkeypatch.setattr(gdown, "download", variant)
         t = time.monotonic()
-        with pytest.raises(download.DownloadError, match="no answer within 1 s"):
+        with pytest.raises(errors.DownloadError, match="no answer within 1 s"):
             download.fetch_drive("X", reader=READER, filename="x.ckpt", cache_dir=tmp_path / "c", progress=False,
                                  timeout=1)
         assert time.monotonic() - t < 10
@@ -312,11 +306,8 @@ def ranged():
 
         def do_GET(self):
             state["seen"].append({k: self.headers.get(k) for k in ("Range", "If-Range")})
-            data, start = state["data"], 0
-            m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-            if_range = self.headers.get("If-Range")
-            if state["ranges"] and m and (if_range is None or if_range == state["etag"]):
-                start = int(m.group(1))
+            data = state["data"]
+            start = loopback.range_start(self.headers, len(data), state["etag"]) if state["ranges"] else 0
             body = data[start:]
             self.send_response(206 if start else 200)
             self.send_header("Content-Length", str(len(body)))
@@ -335,29 +326,24 @@ def ranged():
                 return
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/big.bin", state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback.serving(Handler) as url:
+        yield f"{url}/big.bin", state
 
 
 def test_cut_mid_file_then_resumed_in_the_next_call(ranged, tmp_path, monkeypatch, capsys):
     url, state = ranged
     c = tmp_path / "c"
-    monkeypatch.setattr(download, "RETRIES", 0)
+    monkeypatch.setattr(transfer, "RETRIES", 0)
     state["cut"] = 1
-    with pytest.raises(download.DownloadError, match=r"broke off.*kept in .*big\.bin\.part\. Run again to resume"):
+    with pytest.raises(errors.DownloadError, match=r"broke off.*kept in .*big\.bin\.part\. Run again to resume"):
         download.fetch(url, reader="zip", sha256=BIG_SHA, cache_dir=c, progress=False)
     have = (c / "big.bin.part").stat().st_size
     assert 0 < have < len(BIG) and not (c / "big.bin").exists()
     assert json.loads((c / "big.bin.part.json").read_text())["etag"] == '"v1"'
     dest = download.fetch(url, reader="zip", sha256=BIG_SHA, cache_dir=c, progress=False)
     assert state["seen"][-1] == {"Range": f"bytes={have}-", "If-Range": '"v1"'}
-    assert dest.read_bytes() == BIG and download.sha256sum(dest) == BIG_SHA
-    assert f"resuming big.bin at {download.size_text(have)}" in capsys.readouterr().out
+    assert dest.read_bytes() == BIG and hashes.sha256sum(dest) == BIG_SHA
+    assert f"resuming big.bin at {errors.size_text(have)}" in capsys.readouterr().out
     assert sorted(p.name for p in c.iterdir()) == ["big.bin"]
 
 
@@ -373,7 +359,7 @@ def test_killed_process_then_resumed(ranged, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return super().write(data)
 
-    monkeypatch.setattr(download, "open", lambda p, mode="r", *a, **k: Killed(p, mode.replace("b", "")) if
+    monkeypatch.setattr(transfer, "open", lambda p, mode="r", *a, **k: Killed(p, mode.replace("b", "")) if
                         str(p).endswith(".part") else real_open(p, mode, *a, **k), raising=False)
     with pytest.raises(KeyboardInterrupt):
         download.fetch(url, reader="zip", md5=BIG_MD5, cache_dir=c, progress=False)
@@ -397,9 +383,9 @@ def test_broken_connection_is_retried_within_the_call(ranged, tmp_path, capsys):
 def test_server_without_range_support_restarts(ranged, tmp_path, monkeypatch, capsys):
     url, state = ranged
     c = tmp_path / "c"
-    monkeypatch.setattr(download, "RETRIES", 0)
+    monkeypatch.setattr(transfer, "RETRIES", 0)
     state.update(cut=1, ranges=False)
-    with pytest.raises(download.DownloadError, match="broke off"):
+    with pytest.raises(errors.DownloadError, match="broke off"):
         download.fetch(url, reader="zip", cache_dir=c, progress=False)
     dest = download.fetch(url, reader="zip", cache_dir=c, progress=False)
     assert state["seen"][-1]["Range"] is not None  # asked to resume, got the whole file
@@ -410,16 +396,16 @@ def test_server_without_range_support_restarts(ranged, tmp_path, monkeypatch, ca
 def test_a_part_of_another_version_is_discarded(ranged, tmp_path, monkeypatch, capsys):
     url, state = ranged
     c = tmp_path / "c"
-    monkeypatch.setattr(download, "RETRIES", 0)
+    monkeypatch.setattr(transfer, "RETRIES", 0)
     state["cut"] = 1
-    with pytest.raises(download.DownloadError, match="broke off"):
+    with pytest.raises(errors.DownloadError, match="broke off"):
         download.fetch(url, reader="zip", cache_dir=c, progress=False)
     state.update(etag='"v2"', data=BIG[::-1])  # the file changed on the server: If-Range no longer matches
     dest = download.fetch(url, reader="zip", cache_dir=c, progress=False)
     assert dest.read_bytes() == BIG[::-1] and "starting again from 0" in capsys.readouterr().out
     # a server that ignores If-Range but answers the rest of a file with another ETag: started again
     state["cut"] = 1
-    with pytest.raises(download.DownloadError, match="broke off"):
+    with pytest.raises(errors.DownloadError, match="broke off"):
         download.fetch(url, reader="zip", filename="y.bin", cache_dir=c, progress=False)
     sidecar = json.loads((c / "y.bin.part.json").read_text())
     (c / "y.bin.part.json").write_text(json.dumps({**sidecar, "etag": '"v0"'}))
@@ -446,15 +432,15 @@ def test_disk_too_small_fails_before_writing(ranged, tmp_path, monkeypatch):
     url, state = ranged
     c = tmp_path / "c"
     c.mkdir()
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: shutil_usage(999))
-    with pytest.raises(download.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: shutil_usage(999))
+    with pytest.raises(errors.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):
         download.fetch(url, reader="zip", cache_dir=c, progress=False)  # from the server's Content-Length
-    with pytest.raises(download.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):  # from size=, for Drive
+    with pytest.raises(errors.NoRoom, match=rf"needs 300 kB, 999 bytes free at {c}"):  # from size=, for Drive
         download.fetch_drive("ID", reader="zip", filename="d.zip", size=len(BIG), cache_dir=c, progress=False)
     assert list(c.iterdir()) == [] and len(state["seen"]) == 1
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: shutil_usage(int(9.8e9)))
-    with pytest.raises(download.NoRoom, match="needs 13.2 GB, 9.8 GB free"):
-        download._room(c, int(13.2e9), 0)
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: shutil_usage(int(9.8e9)))
+    with pytest.raises(errors.NoRoom, match="needs 13.2 GB, 9.8 GB free"):
+        errors.room(c, int(13.2e9), 0)
 
 
 def test_full_disk_during_the_transfer_keeps_the_part(ranged, tmp_path, monkeypatch):
@@ -467,9 +453,9 @@ def test_full_disk_during_the_transfer_keeps_the_part(ranged, tmp_path, monkeypa
                 raise OSError(errno.ENOSPC, "No space left on device")
             return super().write(data)
 
-    monkeypatch.setattr(download, "open", lambda p, mode="r", *a, **k: Full(p, mode.replace("b", "")) if
+    monkeypatch.setattr(transfer, "open", lambda p, mode="r", *a, **k: Full(p, mode.replace("b", "")) if
                         str(p).endswith(".part") else real_open(p, mode, *a, **k), raising=False)
-    with pytest.raises(download.NoRoom, match=rf"disk is full at {tmp_path}: needs 300 kB in all, the \d+ kB so far "
+    with pytest.raises(errors.NoRoom, match=rf"disk is full at {tmp_path}: needs 300 kB in all, the \d+ kB so far "
                                               rf"are kept in .*Free some space and run again to resume"):
         download.fetch(url, reader="zip", cache_dir=tmp_path, progress=False)
     assert (tmp_path / "big.bin.part").stat().st_size > 0
@@ -497,7 +483,7 @@ def test_quota_page_then_a_good_second_source(odd_server, site, tmp_path, monkey
 def test_all_sources_dead_names_each_and_the_manual_path(odd_server, silent_server, tmp_path):
     c = tmp_path / "c"
     sources = ["http://127.0.0.1:9/v.tar", f"{silent_server}/v.tar", f"{odd_server}/error"]
-    with pytest.raises(download.DownloadError) as err:
+    with pytest.raises(errors.DownloadError) as err:
         download.fetch(sources[0], mirrors=sources[1:], reader="tar", cache_dir=c, progress=False, timeout=1)
     text = str(err.value)
     assert "any of its 3 sources" in text
@@ -513,7 +499,7 @@ def test_a_checksum_error_moves_on_and_is_reported(site, tmp_path):
     dest = download.fetch(f"{url}/bad.bin", mirrors=[f"{url}/w.bin"], reader="zip", sha256=SHA, filename="w.bin",
                           cache_dir=tmp_path / "c", progress=False)
     assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == f"{url}/w.bin"
-    with pytest.raises(download.ChecksumError, match=r"(?s)any of its 2 sources.*bad.bin: its sha256 .*gone.bin: .*HTTP 404"):
+    with pytest.raises(errors.ChecksumError, match=r"(?s)any of its 2 sources.*bad.bin: its sha256 .*gone.bin: .*HTTP 404"):
         download.fetch(f"{url}/bad.bin", mirrors=[f"{url}/gone.bin"], reader="zip", sha256=SHA, filename="v.bin",
                        cache_dir=tmp_path / "c", progress=False)
 
@@ -525,16 +511,16 @@ def test_a_file_put_there_by_hand_is_checked_like_a_download(tmp_path, capsys):
     dest = download.fetch("http://127.0.0.1:9/VOC.tar", reader="tar", md5=BIG_MD5, cache_dir=c)
     entry = download.downloads()[-1]
     assert dest == c / "VOC.tar" and entry["verified_by"] == "md5" and entry["source"] == "local"
-    assert json.loads((c / download.RECORD).read_text())["VOC.tar"]["sha256"] == BIG_SHA
+    assert json.loads((c / verification.RECORD).read_text())["VOC.tar"]["sha256"] == BIG_SHA
     assert "first use: recorded" in capsys.readouterr().out
     (c / "w.pt").write_bytes(DATA)
     download.fetch("http://127.0.0.1:9/w.pt", reader=READER, sha256=SHA, cache_dir=c)
     assert download.downloads()[-1]["verified_by"] == "sha256"
     (c / "x.pt").write_bytes(b"something else")
-    with pytest.raises(download.ChecksumError, match=rf"{c / 'x.pt'}.*put the file at {c / 'x.pt'} by hand.*run again"):
+    with pytest.raises(errors.ChecksumError, match=rf"{c / 'x.pt'}.*put the file at {c / 'x.pt'} by hand.*run again"):
         download.fetch("http://127.0.0.1:9/x.pt", reader=READER, sha256=SHA, cache_dir=c)
     (c / "p.tar").write_bytes(b"<!DOCTYPE html><html>quota exceeded</html>")
-    with pytest.raises(download.DownloadError, match=rf"file at {c / 'p.tar'} is a web page"):
+    with pytest.raises(errors.DownloadError, match=rf"file at {c / 'p.tar'} is a web page"):
         download.fetch("http://127.0.0.1:9/p.tar", reader="tar", cache_dir=c)
 
 
@@ -549,7 +535,7 @@ def test_filename_stays_in_its_folder(tmp_path):
 
 def test_md5_mismatch_refused(site, tmp_path):
     _, url = site
-    with pytest.raises(download.ChecksumError, match=r"md5 .*not the published 0{32}.*nothing was kept"):
+    with pytest.raises(errors.ChecksumError, match=r"md5 .*not the published 0{32}.*nothing was kept"):
         download.fetch(f"{url}/w.bin", reader="zip", md5="0" * 32, cache_dir=tmp_path / "c", progress=False)
     assert list((tmp_path / "c").iterdir()) == []
     with pytest.raises(ValueError, match="32 hex"):
@@ -558,7 +544,7 @@ def test_md5_mismatch_refused(site, tmp_path):
 
 def test_size_mismatch_refused(site, tmp_path):
     _, url = site
-    with pytest.raises(download.ChecksumError, match=rf"offers {len(DATA)} bytes, not the 7 expected"):
+    with pytest.raises(errors.ChecksumError, match=rf"offers {len(DATA)} bytes, not the 7 expected"):
         download.fetch(f"{url}/w.bin", reader="zip", size=7, cache_dir=tmp_path / "c", progress=False)
     assert list((tmp_path / "c").iterdir()) == []
 
@@ -585,12 +571,10 @@ def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_f
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("COURSE_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    with loopback.serving(Handler) as url:
+        monkeypatch.setenv("COURSE_MIRROR", url)
         c = tmp_path / "c"
-        with pytest.raises(download.DownloadError, match=rf"(?s)Google Drive did not hand out the file.*put the file at "
+        with pytest.raises(errors.DownloadError, match=rf"(?s)Google Drive did not hand out the file.*put the file at "
                                                          rf"{c / 'x.ckpt'} by hand \(fetched in a browser\), then run again"):
             download.fetch_drive("Q", reader=READER, filename="x.ckpt", cache_dir=c, progress=False, timeout=5)
         dest = download.fetch_drive("Q", mirrors=["https://example.org/x.ckpt"], reader=READER, filename="x.ckpt",
@@ -598,9 +582,6 @@ def test_drive_quota_page_names_the_manual_path_then_the_next_source_gives_the_f
         assert dest.read_bytes() == DATA and download.downloads()[-1]["source"] == "https://example.org/x.ckpt"
         assert "trying the next source for x.ckpt: https://example.org/x.ckpt" in capsys.readouterr().out
         assert sorted(p.name for p in c.iterdir()) == ["first-use-sha256.json", "x.ckpt"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 # --- no pickle: every torch.load in the course's code is weights_only=True ----------------------------------------

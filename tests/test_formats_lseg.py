@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "colab" / "rehearsal"))
 import mirror  # noqa: E402
 from makers import lseg as makers  # noqa: E402
 
-from lib.storage import checkpoint, download  # noqa: E402
+from lib.storage import checkpoint, download, errors  # noqa: E402
 from lib.lseg import official, pascal, weights  # noqa: E402
 
 LABELS = ["others", "dog", "dining table"]
@@ -199,7 +199,7 @@ def test_drive_quota_page_names_the_manual_path_then_the_placed_file_is_used(tmp
     manual = tmp_path / "cache" / "downloads" / "quota.ckpt"
     monkeypatch.setenv("COURSE_MIRROR", base)
     try:
-        with pytest.raises(download.DownloadError) as err:
+        with pytest.raises(errors.DownloadError) as err:
             official.fetch_official("quota")
     finally:
         httpd.shutdown()
@@ -245,6 +245,6 @@ def test_clip_file_put_by_hand_is_checked_like_a_download(tmp_path, monkeypatch)
     placed = tmp_path / "cache" / "downloads" / weights.CLIP_HUB_FILES[0][0]
     placed.parent.mkdir(parents=True)
     placed.write_bytes(b"not the weights")
-    with pytest.raises(download.ChecksumError, match=weights.CLIP_HUB_FILES[0][1]) as err:
+    with pytest.raises(errors.ChecksumError, match=weights.CLIP_HUB_FILES[0][1]) as err:
         weights.openai_clip()
     assert str(placed) in str(err.value)

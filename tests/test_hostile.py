@@ -197,7 +197,7 @@ SPANS = [(0.0, 0.3, 2), (0.3, 1.2, 1), (1.2, 1.9, 0)]   # public .vad spans: pau
 def _sweep():
     from importlib import import_module as m
 
-    cache, checkpoint, download = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "download"))
+    cache, checkpoint, hashes = (m(f"lib.storage.{n}") for n in ("cache", "checkpoint", "hashes"))
     IM, widgets, runtime, scale = m("lib.images"), m("lib.display.widgets"), m("lib.runtime"), m("lib.scale")
     CB, C, ID, EV, FT, PG = (m(f"lib.icm.{n}") for n in ("checkerboard", "codec", "data", "evaluate", "decoder_finetuning",
                                                           "patchgan"))
@@ -224,11 +224,11 @@ def _sweep():
     s["lib.storage.checkpoint.atomic_path"] = [Case("disk", "y.pt", DISK, _atomic_under_fault)]
     s["lib.storage.checkpoint.load"] = [Case("file", lambda p: p.name, files(TMP, ckpt_file()),
                                              lambda p: checkpoint.load(p))]
-    s["lib.storage.download.sha256sum"] = [Case("file", "no-such-file", st.just(TMP / "no-such-file" / "x"),
-                                        lambda p: download.sha256sum(p))]
-    s["lib.storage.download.hub_prefix"] = [Case("type", lambda u: u,
+    s["lib.storage.hashes.sha256sum"] = [Case("file", "no-such-file", st.just(TMP / "no-such-file" / "x"),
+                                        lambda p: hashes.sha256sum(p))]
+    s["lib.storage.hashes.hub_prefix"] = [Case("type", lambda u: u,
                                                  st.sampled_from(["https://example.org/a.bin", "x.pt"]),
-                                         lambda u: download.hub_prefix(u))]
+                                         lambda u: hashes.hub_prefix(u))]
     s["lib.lseg.pascal.extract"] = [Case("path", "member", names_leaving().filter(lambda n: n and "\0" not in n),
                                          _pascal_extract)]
     s["lib.spoof.partialspoof_labels.derive_segments"] = [
@@ -496,6 +496,8 @@ _VALIDATOR = "the validation layer itself: each check is property-tested in test
 _ERROR = "an error class"
 _NOARG = "takes no learner input (reads the installed course data or the environment)"
 _INTERNAL = "a step inside a swept function, with that function's already-checked arguments"
+_FETCH_STEP = ("a step of lib.storage.download.fetch, with the arguments fetch checked; tested through fetch in "
+               "tests/test_download.py")
 _READER = ("reads a file in a published format; tests/test_formats_*.py and the chapter tests feed it real and "
            "damaged files")
 
@@ -550,24 +552,31 @@ EXCLUDED = {
     **dict.fromkeys(["lib.spoof.partialspoof_labels.public_labels", "lib.spoof.partialspoof.utterance_segments"], _INTERNAL),
     # storage, environment, provenance
     **dict.fromkeys(["lib.storage.assets.AssetMissing", "lib.storage.checkpoint.CheckpointError",
-                     "lib.colab.DriveNotMounted", "lib.storage.download.DownloadError",
-                     "lib.storage.download.BadURLError", "lib.storage.download.ChecksumError",
+                     "lib.colab.DriveNotMounted", "lib.storage.errors.DownloadError",
+                     "lib.storage.errors.BadURLError", "lib.storage.errors.ChecksumError",
                      "lib.lseg.official.OfficialCheckpointError", "lib.lseg.weights.WeightsError",
-                     "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.download.NoRoom"], _ERROR),
+                     "lib.scale.ScaleNotBuilt", "lib.validate.StorageError", "lib.storage.errors.NoRoom"], _ERROR),
     **dict.fromkeys(["lib.lseg.metrics.check_class_indices", "lib.lseg.text.check_labels",
-                     "lib.spoof.metrics.check_trials", "lib.storage.checkpoint.load_state"], _VALIDATOR),
+                     "lib.spoof.metrics.check_trials", "lib.storage.checkpoint.load_state",
+                     "lib.spoof.ssl_res1d.check_labels", "lib.spoof.ssl_res1d.check_lengths"], _VALIDATOR),
     **dict.fromkeys(["lib.display.provenance.Banner", "lib.display.provenance.banner",
                      "lib.display.colab_time.ColabTime", "lib.display.colab_time.report"], _PLOT),
     "lib.display.colab_time.fp32_peak": "looks a GPU name (torch.cuda.get_device_name) up in a table; None if absent",
     **dict.fromkeys(["lib.lseg.training.fold_text_encoder", "lib.lseg.training.train_fold",
                      "lib.lseg.experiment.tiny_data", "lib.lseg.experiment.tiny_runs"], _RUN),
     **dict.fromkeys(["lib.runtime.commit", "lib.scale.label_in_force", "lib.storage.cache.downloads_dir"], _NOARG),
-    "lib.storage.download.size_text": _INTERNAL,
+    **dict.fromkeys(["lib.storage.errors.size_text", "lib.storage.errors.by_hand", "lib.storage.errors.explain",
+                     "lib.storage.errors.first_sentence"], _INTERNAL),
+    **dict.fromkeys(["lib.storage.errors.room", "lib.storage.hashes.digests", "lib.storage.verification.Expected",
+                     "lib.storage.verification.records", "lib.storage.verification.record_first_use",
+                     "lib.storage.verification.manifest", "lib.storage.verification.refuse_web_page",
+                     "lib.storage.verification.check", "lib.storage.transfer.sidecar", "lib.storage.transfer.discard",
+                     "lib.storage.transfer.get", "lib.storage.drive.download"], _FETCH_STEP),
     **dict.fromkeys(["lib.storage.assets.tuxpaint_stamps_dir", "lib.storage.assets.mate_nature_photos",
                      "lib.storage.assets.require", "lib.storage.download.downloads", "lib.runtime.versions",
                      "lib.runtime.hardware", "lib.scale.current", "lib.scale.explicit", "lib.scale.rehearsal",
                      "lib.train.distributed", "lib.display.widgets.is_live"], _NOARG),
-    **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.download.verify",
+    **dict.fromkeys(["lib.storage.download.fetch", "lib.storage.download.fetch_drive", "lib.storage.hashes.verify",
                      "lib.lseg.weights.openai_clip", "lib.lseg.weights.timm_vit", "lib.lseg.official.fetch_official",
                      "lib.icm.codec.pretrained_init", "lib.icm.data.download_images", "lib.icm.kodak.kodak",
                      "lib.icm.coco.coco_val", "lib.icm.coco.coco_train", "lib.icm.coco.coco_annotations",

@@ -319,7 +319,7 @@ def test_base_training_command_runs_shortened(tmp_path, capsys):
     small = ["--batch", "2", "--crop", "64", "--task-crop", "64", "--N", "8", "--M", "12", "--quiet"]
     digest = icm_train_base.main(["--rd-steps", "2", "--steps", "2", *small, "--out", str(out)])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["sha256"] == digest == lib.storage.download.sha256sum(out)
+    assert report["sha256"] == digest == lib.storage.hashes.sha256sum(out)
     state = lib.storage.checkpoint.load(out)
     codec = C.ICMCodec.from_state_dict(state["state_dict"])
     assert state["config"]["rd_steps"] == 2 and state["config"]["steps"] == 2
@@ -423,7 +423,7 @@ def test_committed_checkpoint_matches_its_recorded_sha256():
     ckpt = ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.pt"
     record = json.loads((ROOT / "lib" / "icm" / "checkpoints" / "icm_base_tiny.json").read_text())
     assert ckpt.stat().st_size < 5 * 2 ** 20
-    assert lib.storage.download.sha256sum(ckpt) == record["sha256"]
+    assert lib.storage.hashes.sha256sum(ckpt) == record["sha256"]
     assert "scripts/icm_train_base.py" in record["command"]
 
 
@@ -502,15 +502,15 @@ def test_pretrained_init_goes_through_fetch_with_the_name_s_hash_prefix(tmp_path
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     tmp = tmp_path / "tmp.pth.tar"
     torch.save(old_layout(zoo_q1.state_dict()), tmp)    # a zoo file: flat, the old key layout
-    digest = lib.storage.download.sha256sum(tmp)
+    digest = lib.storage.hashes.sha256sum(tmp)
     src = tmp.rename(tmp_path / f"bmshj2018-factorized-prior-2-{digest[:8]}.pth.tar")
     codec = C.pretrained_init(2, url=src.as_uri())  # checked against the prefix in the file name
     assert isinstance(codec, C.ICMCodec) and C.state_hashes(codec) == C.state_hashes(zoo_q1)
     assert lib.storage.download.downloads()[-1]["verified_by"] == "hash_prefix"
     wrong = src.rename(tmp_path / "bmshj2018-factorized-prior-2-00000000.pth.tar")
-    with pytest.raises(lib.storage.download.ChecksumError):
+    with pytest.raises(lib.storage.errors.ChecksumError):
         C.pretrained_init(2, url=wrong.as_uri())
-    with pytest.raises(lib.storage.download.ChecksumError):
+    with pytest.raises(lib.storage.errors.ChecksumError):
         C.pretrained_init(2, url=wrong.as_uri(), sha256="0" * 64)
     assert C.compressai_url(2).endswith("/bmshj2018-factorized-prior-2-87279a02.pth.tar")
     with pytest.raises(ValueError, match="quality"):
@@ -527,7 +527,7 @@ def test_load_base_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
     assert isinstance(codec, C.ICMCodec) and "command" in rec
     record["sha256"] = "0" * 64
     (tmp_path / "icm_base_tiny.json").write_text(json.dumps(record))
-    with pytest.raises(lib.storage.download.ChecksumError, match="retrain"):
+    with pytest.raises(lib.storage.errors.ChecksumError, match="retrain"):
         X.load_base(tmp_path / "icm_base_tiny.pt")
 
 
@@ -573,7 +573,7 @@ def test_kodak_and_coco_downloads_record_their_sha256_at_first_use(tmp_path, mon
         assert coco_imgs[0][1].shape == (1, 3, 224, 224) and 0 <= coco_imgs[0][1].min() and coco_imgs[0][1].max() <= 1
         (tmp_path / "cache" / "downloads" / "000000000139.jpg").write_bytes(b"damaged")
         # re-checked against its first-use record
-        with pytest.raises(lib.storage.download.ChecksumError, match="delete it"):
+        with pytest.raises(lib.storage.errors.ChecksumError, match="delete it"):
             coco.coco_val([139], url=url + "/{:012d}.jpg")
         assert [n for n, _ in kodak.kodak((3, 5), url=url + "/kodim{:02d}.png")] == ["kodim03", "kodim05"]
 
@@ -831,7 +831,7 @@ def test_a_missing_kodak_file_and_images_too_small_for_the_stride_say_what_to_do
         Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(site / f"kodim{i:02d}.png")
     Image.fromarray(np.full((12, 40, 3), 128, np.uint8)).save(site / "000000000139.jpg")
     with serve(site) as url:
-        with pytest.raises(lib.storage.download.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
+        with pytest.raises(lib.storage.errors.DownloadError, match=r"kodak_ids: kodim02\.png could not be fetched.*"
                                                               r"HTTP 404.*leave its id out of kodak_ids"):
             kodak.kodak((1, 2, 3), url=url + "/kodim{:02d}.png")
         with pytest.raises(ValueError, match=r"000000000139\.jpg is 40x12 pixels, smaller than the codec's stride "

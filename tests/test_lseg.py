@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import lib.lseg
-from lib.storage.download import ChecksumError, sha256sum
+from lib.storage.errors import ChecksumError
+from lib.storage.hashes import sha256sum
 from lib.lseg.metrics import ConfusionMatrix, EpisodeIoU
 
 MANIFEST = Path(__file__).parent / "data" / "lseg_official_state_dict.json"  # copy of shared/papers/...

@@ -1,11 +1,12 @@
-"""scripts/prepare.py: the parallel preparation of the book (steps, scheduling, when a notebook is executed again)."""
+"""scripts/prepare.py (``python -m scripts.prepare``): the parallel preparation of the book (steps, scheduling, when a
+notebook is executed again)."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
-from tests.helpers.prepare import prepare
+from scripts import prepare
 
 
 def test_spoof_steps_are_the_chapters_calls(monkeypatch):
@@ -74,9 +75,14 @@ def test_scheduler_parallel_ordered_and_failures_stop_dependents(tmp_path, monke
     assert (tmp_path / prepare.TIMES).exists()
 
 
-def test_scale_without_spoof_config_has_no_spoof_steps(monkeypatch):
-    monkeypatch.setenv("COURSE_SCALE", "paper")
-    assert prepare.memo_steps() == []
+def test_spoof_steps_only_where_the_corpus_is_built_offline(monkeypatch):
+    """Chapter 2's memoised steps build and train on the offline corpus: a scale that reads real data has none."""
+    from lib.spoof import experiment
+
+    for scale, cfg in experiment.CONFIGS.items():
+        monkeypatch.setenv("COURSE_SCALE", scale)
+        built = isinstance(cfg.data, experiment.BuiltCorpus)
+        assert bool(prepare.memo_steps()) == built, scale
 
 
 def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
@@ -88,7 +94,7 @@ def test_killed_run_stops_its_workers_and_keeps_what_finished(tmp_path):
     import sys
 
     code = (
-        "from tests.helpers.prepare import prepare\n"
+        "from scripts import prepare\n"
         "S = prepare.Step\n"
         "prepare.run([S('quick', 'call', 'time:sleep', (0,)), S('slow', 'call', 'time:sleep', (120,), after=['quick']),"
         " S('slow2', 'call', 'time:sleep', (120,))], jobs=2, threads=1)\n")
@@ -151,7 +157,7 @@ def test_icm_steps_are_the_chapters_finetunings():
     cfg = lib.scale.pick(icm.CONFIGS, chapter="1")
     grid = X.finetune_grid(cfg)
     steps = prepare.icm_steps()
-    assert all(s.target == "prepare:icm_finetune" and s.needed_by == ["01_icm"] for s in steps)
+    assert all(s.target == "scripts.prepare:icm_finetune" and s.needed_by == ["01_icm"] for s in steps)
     assert [s.args for s in steps] == list(grid.values()) and len(steps) == 7
     assert len({lib.storage.cache.key("r", run=run) for run, _ in grid.values()}) == 7   # seven runs, seven memo keys
     text = (prepare.ROOT / "book" / "01_icm.md").read_text()

@@ -13,7 +13,7 @@ import makers  # noqa: E402
 import mirror  # noqa: E402
 import run  # noqa: E402
 
-from lib.storage import download  # noqa: E402
+from lib.storage import download, hashes  # noqa: E402
 
 KODAK = "https://r0k.us/graphics/kodak/kodak/kodim07.png"
 COCO = "http://images.cocodataset.org/val2017/000000000139.jpg"
@@ -34,14 +34,14 @@ def test_mirror_serves_real_formats_that_lib_download_verifies(built, tmp_path, 
         monkeypatch.setenv("COURSE_MIRROR", base)
         png = download.fetch(KODAK, reader="PIL", cache_dir=tmp_path, progress=False)
         jpg = download.fetch(COCO, reader="PIL", cache_dir=tmp_path, progress=False)
-        zoo = download.fetch(ZOO, reader="torch.load(weights_only=True)", hash_prefix=download.hub_prefix(ZOO),
+        zoo = download.fetch(ZOO, reader="torch.load(weights_only=True)", hash_prefix=hashes.hub_prefix(ZOO),
                              cache_dir=tmp_path, progress=False)
     assert {mirror.local_name(u) for u in (KODAK, COCO, ZOO)} <= set(served)
     assert Image.open(png).format == "PNG" and Image.open(png).size == (768, 512)
     assert Image.open(jpg).format == "JPEG"
     by = {d["url"]: d["verified_by"] for d in download.downloads()}
     assert by[KODAK] == "first_use" and by[ZOO] == "hash_prefix"
-    assert download.sha256sum(zoo) == manifest["files"][ZOO]["sha256"]
+    assert hashes.sha256sum(zoo) == manifest["files"][ZOO]["sha256"]
 
 
 def test_compressai_miniature_has_the_zoo_old_key_layout(built):
@@ -94,7 +94,7 @@ def test_mirror_answers_head_and_range_requests_and_a_download_resumes_there(bui
         (tmp_path / f"{name}.part").write_bytes(whole[:1000])
         (tmp_path / f"{name}.part.json").write_text(json.dumps({"source": target, "etag": etag,
                                                                  "length": len(whole)}))
-        got = download.fetch(ZOO, reader="torch.load(weights_only=True)", hash_prefix=download.hub_prefix(ZOO),
+        got = download.fetch(ZOO, reader="torch.load(weights_only=True)", hash_prefix=hashes.hub_prefix(ZOO),
                              cache_dir=tmp_path, progress=False)
     assert got.read_bytes() == whole and f"{mirror.local_name(ZOO)} (from byte 1000)" in served
 

@@ -478,18 +478,18 @@ def test_load_audio_downmixes_and_resamples():
 
 # ---------------------------------------------------------------- pretrained weights path (local file)
 def test_pretrained_weights_go_through_fetch_first_use_or_sha256(tmp_path, monkeypatch):
-    from lib.storage import checkpoint, download
+    from lib.storage import checkpoint, download, errors, hashes
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(1)
     src = build_ssl_res1d(_tiny_ssl_params()).frontend.ssl.state_dict()
     f = tmp_path / "w2v.pth"
     checkpoint.save(src, f)
-    sha = download.sha256sum(f)
+    sha = hashes.sha256sum(f)
     m = build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256=sha, url=f.as_uri())
     for k, v in m.frontend.ssl.state_dict().items():
         assert torch.equal(v, src[k])
     assert download.downloads()[-1]["verified_by"] == "sha256"
-    with pytest.raises(download.ChecksumError):
+    with pytest.raises(errors.ChecksumError):
         build_ssl_res1d(_tiny_ssl_params(), pretrained=True, sha256="0" * 64, url=f.as_uri())
     g = f.rename(tmp_path / "w2v_first.pth")  # no checksum given: recorded at first use
     build_ssl_res1d(_tiny_ssl_params(), pretrained=True, url=g.as_uri())
@@ -775,7 +775,7 @@ class _SmallSSL:
 def test_colab_path_on_real_format_miniatures(tmp_path, monkeypatch):
     """The colab configuration's data path (download, extract, read) and a CM run on PartialSpoof- and LA-style
     archives made by the rehearsal's makers, with a small wav2vec 2.0 in place of XLSR-53."""
-    from lib.storage import download
+    from lib.storage import download, errors, hashes
     from lib.spoof import partialspoof as P
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     spoof = _maker()

@@ -26,7 +26,6 @@ import http.server
 import json
 import re
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import drive_page  # noqa: E402
 import hub_answer  # noqa: E402
+import loopback  # noqa: E402
 from makers import FORMATS, MAKERS, wanted_urls  # noqa: E402
 
 
@@ -128,7 +128,8 @@ def serve(folder: str | Path):
                 self.send_error(404, f"not on the mirror: {key}")
                 return
             body = pages[key] if key in pages else path.read_bytes()
-            start, total = self._range(len(body), etags.get(key)) if key not in pages else (0, len(body))
+            total = len(body)
+            start = loopback.range_start(self.headers, total, etags.get(key)) if key not in pages else 0
             if start is None:
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{total}")
@@ -181,26 +182,11 @@ def serve(folder: str | Path):
                         left -= len(block)
                 served.append(f"huggingface.co/{repo}/{name}" + (f" (from byte {start})" if start else ""))
 
-        def _range(self, total: int, etag: str | None) -> tuple[int | None, int]:
-            """(first byte to send, length): a ``Range: bytes=N-`` request is honoured when ``If-Range`` (if sent)
-            names this file's ETag; a start past the end is None (416)."""
-            m = re.fullmatch(r"bytes=(\d+)-", (self.headers.get("Range") or "").strip())
-            if_range = self.headers.get("If-Range")
-            if not m or (if_range is not None and if_range != etag):
-                return 0, total
-            start = int(m.group(1))
-            return (start if start < total else None), total
-
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback.serving(Handler) as url:
+        yield url, served
 
 
 if __name__ == "__main__":

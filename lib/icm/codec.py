@@ -23,7 +23,7 @@ from compressai.zoo.image import cfgs, model_urls
 from compressai.zoo.pretrained import load_pretrained
 
 from lib import validate
-from lib.storage import checkpoint, download
+from lib.storage import checkpoint, download, hashes
 
 STRIDE = 16  # g_a downsamples by 2**4
 
@@ -203,7 +203,7 @@ def pretrained_init(quality: int = 2, *, url: str | None = None, sha256: str | N
     """
     url = url or compressai_url(quality)
     path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
-                          hash_prefix=None if sha256 else download.hub_prefix(url))
+                          hash_prefix=None if sha256 else hashes.hub_prefix(url))
     return ICMCodec.from_state_dict(from_compressai_checkpoint(path, quality).state_dict())
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from lib import validate
 from lib.images import to_tensor
-from lib.storage import assets, download
+from lib.storage import assets, download, errors
 
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
@@ -191,10 +191,10 @@ def download_images(urls: list[str], size: int | None = None, what: str = "image
     for url in urls:
         try:
             path = download.fetch(url, reader="PIL")
-        except download.DownloadError as err:
-            raise download.DownloadError(f"{what}: {url.rsplit('/', 1)[-1]} could not be fetched, so the set is "
-                                         f"incomplete. {err}. Or leave its id out of {what} in "
-                                         f"lib/icm/config.py") from None
+        except errors.DownloadError as err:
+            raise errors.DownloadError(f"{what}: {url.rsplit('/', 1)[-1]} could not be fetched, so the set is "
+                                       f"incomplete. {err}. Or leave its id out of {what} in "
+                                       f"lib/icm/config.py") from None
         im = Image.open(path).convert("RGB")
         if min(im.size) < STRIDE:
             raise ValueError(f"{what}: {url.rsplit('/', 1)[-1]} is {im.width}x{im.height} pixels, smaller than the "

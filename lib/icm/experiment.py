@@ -23,7 +23,7 @@ from lib.icm.config import CommittedBase, HeldOut
 from lib.icm import coco, data, kodak
 from lib.icm import decoder_finetuning as FT
 from lib.icm.machine import outputs, task_key, task_scores
-from lib.storage import cache, checkpoint, download
+from lib.storage import cache, checkpoint, hashes
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 BASE_TINY = CHECKPOINTS / "icm_base_tiny.pt"
@@ -36,8 +36,8 @@ def load_base(path: Path = BASE_TINY) -> tuple[C.ICMCodec, dict]:
     record = {}
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        download.verify(path, record["sha256"], record_path.name,
-                        f"restore it with `git checkout -- {path}` or retrain with: {record['command']}")
+        hashes.verify(path, record["sha256"], record_path.name,
+                      f"restore it with `git checkout -- {path}` or retrain with: {record['command']}")
     state = checkpoint.load(path)
     codec = C.ICMCodec.from_state_dict(state["state_dict"]).eval()
     return codec, {**record, **{k: v for k, v in state.items() if k != "state_dict"}}

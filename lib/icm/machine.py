@@ -25,7 +25,7 @@ from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, _
 from torchvision.ops import FrozenBatchNorm2d
 
 from lib.icm.config import MaskRCNNMachine
-from lib.storage import checkpoint, download
+from lib.storage import checkpoint, download, hashes
 
 
 class EfficientNetLite0(nn.Module):
@@ -178,7 +178,7 @@ class MaskRCNN(nn.Module):
         url = maskrcnn_url()
         self.model = maskrcnn_coco(min_size=min_size, **kwargs)
         path = download.fetch(url, reader="torch.load(weights_only=True)", sha256=sha256,
-                              hash_prefix=None if sha256 else download.hub_prefix(url))
+                              hash_prefix=None if sha256 else hashes.hub_prefix(url))
         load_coco_weights(self.model, checkpoint.load(path), path)
         self.model.eval().requires_grad_(False)
         self.ground_truth = None

@@ -21,7 +21,7 @@ import torch
 
 from lib.lseg.model import TEMPERATURE, LSeg, architecture
 from lib.lseg.text import CLIPText
-from lib.storage import cache, checkpoint, download
+from lib.storage import cache, checkpoint, download, errors
 
 # tensors of the official checkpoint that LSeg never uses (loaded nowhere, on purpose)
 UNUSED_PREFIXES = ("clip_pretrained.visual.", "clip_pretrained.logit_scale", "pretrained.model.head.")
@@ -141,9 +141,9 @@ def fetch_official(name: str = "demo_e200") -> dict:
         drive_id = OFFICIAL_CHECKPOINTS[name]["drive_id"]
         try:
             src = download.fetch_drive(drive_id, reader="torch.load(weights_only=True)", filename=f"{name}.ckpt")
-        except download.DownloadError as err:
+        except errors.DownloadError as err:
             manual = cache.downloads_dir() / f"{name}.ckpt"
-            raise download.DownloadError(
+            raise errors.DownloadError(
                 f"{err}\nThe checkpoint has no other source (the lang-seg repository is archived and publishes only "
                 f"this Google Drive file). Open https://drive.google.com/file/d/{drive_id}/view in a browser (signed "
                 f"in to Google, if Drive answers with a quota or permission page), download it, and put it at "

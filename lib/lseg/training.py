@@ -25,7 +25,7 @@ from lib.lseg.metrics import ConfusionMatrix
 from lib.lseg.model import LSeg, architecture
 from lib.lseg.text import CLIPText, MiniLMText, RandomText
 from lib.storage import cache, checkpoint
-from lib.storage.download import verify
+from lib.storage.hashes import verify
 
 
 def poly_schedule(optimizer, steps: int, power: float = 0.9):

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from lib.storage import cache, checkpoint, download
+from lib.storage import cache, checkpoint, download, errors
 
 HUB = "https://huggingface.co"
 # open_clip's name of CLIP ViT-B/32 with QuickGELU, as OpenAI trained it (plain "ViT-B-32" uses nn.GELU)
@@ -166,7 +166,7 @@ def hub_file(repo: str, filename: str, revision: str, *, reader: str, sha256: st
             path = hf_hub_download(repo, filename, revision=revision, cache_dir=folder,
                                    endpoint=f"{mirror}/huggingface.co" if mirror else None)
     except Exception as err:  # noqa: BLE001 -- huggingface_hub raises many kinds; all mean "not from here"
-        raise download.DownloadError(f"could not download {url} ({type(err).__name__}: {str(err)[:300]})") from None
+        raise errors.DownloadError(f"could not download {url} ({type(err).__name__}: {str(err)[:300]})") from None
     return download.checked(path, url, reader=reader, sha256=sha256, client="huggingface_hub",
                             record_as=f"{repo.replace('/', '--')}--{filename}")
 
@@ -212,13 +212,13 @@ def openai_clip(url: str = OPENAI_VIT_B32_URL, arch: str | None = None):
             else:
                 path = hub_file(CLIP_HUB_REPO, name, CLIP_HUB_REVISION, reader=reader, sha256=sha)
             return build_clip(path, arch)
-        except download.DownloadError as err:
+        except errors.DownloadError as err:
             failed.append(f"{hub}: {err}")
     try:
         return build_clip(_openai_torchscript(url), arch)
-    except download.DownloadError as err:
+    except errors.DownloadError as err:
         failed.append(f"{url}: {err}")
-    raise download.DownloadError(
+    raise errors.DownloadError(
         "could not get CLIP ViT-B/32 from any source:\n  " + "\n  ".join(failed) + "\nDownload "
         f"{CLIP_HUB_URLS[0]} in a browser and put it at {folder / CLIP_HUB_FILES[0][0]}, or put OpenAI's "
         f"ViT-B-32.pt at {folder / 'ViT-B-32.pt'}; then run again (either is checked like a download)")

@@ -197,8 +197,32 @@ class SpoofCM(nn.Module):
     def forward(self, wave, lengths=None):
         wave = check_waveform_batch(wave)
         if lengths is not None:
-            lengths = validate.lengths(lengths, wave.shape[0], wave.shape[1]).to(wave.device)
+            lengths = check_lengths(lengths, wave.shape[0], wave.shape[1]).to(wave.device)
         return self.head(self.embed(wave, lengths))
+
+
+def check_labels(y, n_classes: int, name: str = "labels") -> torch.Tensor:
+    """Integer class labels in ``[0, n_classes)`` as a long tensor."""
+    t = torch.as_tensor(y)
+    if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must hold integer class indices in [0, {n_classes}), got {t.dtype}: use "
+                         f"torch.as_tensor(labels, dtype=torch.long) (0 = bona fide, 1 = spoof)")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got values in [{int(t.min())}, {int(t.max())}]: "
+                         f"one class index per item")
+    return t.long()
+
+
+def check_lengths(lens, batch: int, n_samples: int, name: str = "lengths") -> torch.Tensor:
+    """One valid length per batch item, each in ``[1, n_samples]``, as a long tensor."""
+    t = torch.as_tensor(lens)
+    if t.is_floating_point() or t.dim() != 1 or t.numel() != batch:
+        raise ValueError(f"{name} must be one whole number of samples per utterance ({batch}), got "
+                         f"{t.dtype} of shape {tuple(t.shape)}: lib.spoof.batch_waveforms returns them")
+    if t.numel() and (int(t.min()) < 1 or int(t.max()) > n_samples):
+        raise ValueError(f"{name} must lie in [1, {n_samples}] (the batch holds {n_samples} samples per row), got "
+                         f"values in [{int(t.min())}, {int(t.max())}]: give each utterance's own length")
+    return t
 
 
 def p2sgrad_loss(scores, labels):
@@ -206,7 +230,7 @@ def p2sgrad_loss(scores, labels):
     scores = validate.float_input(validate.finite(scores, "scores"), "scores", "the loss")
     if scores.dim() != 2:
         raise ValueError(f"scores must be (batch, classes), got shape {tuple(scores.shape)}: pass the model's output")
-    labels = validate.class_labels(labels, scores.shape[-1], "labels").to(scores.device)
+    labels = check_labels(labels, scores.shape[-1], "labels").to(scores.device)
     if labels.shape != scores.shape[:1]:
         raise ValueError(f"labels {tuple(labels.shape)} must hold one class index per row of scores "
                          f"{tuple(scores.shape)}")

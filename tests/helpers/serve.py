@@ -7,12 +7,12 @@ import contextlib
 import functools
 import http.server
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "colab" / "rehearsal"))
 import drive_page  # noqa: E402
+import loopback  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -43,9 +43,5 @@ def serve(directory):
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
+    with loopback.serving(functools.partial(Quiet, directory=str(directory))) as url:
+        yield url
