@@ -2,7 +2,8 @@
 ``COURSE_REHEARSAL=1`` on the Colab rehearsal's loopback mirror of miniature files, then the chapter executed at
 ``COURSE_SCALE=paper COURSE_REHEARSAL=1`` reading the recipe's results.
 
-    make paper-rehearsal        # reports: artifacts/paper-rehearsal/{spoof,lseg}.json
+    make paper-rehearsal        # reports: artifacts/paper-rehearsal/{spoof,lseg,icm}.json
+    python scripts/paper_rehearsal.py --only icm   # one recipe
 
 What it checks, per recipe:
 - two ranks trained (a rank was killed during the first attempt, torchrun restarted the job, and it resumed from
@@ -73,14 +74,20 @@ def weights_difference(a: Path, b: Path) -> float:
     return max(float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa)
 
 
-def seed_cache(cache: Path) -> int:
-    """Copy the book build's memoised chapter-3 miniature results into the rehearsal's own cache (so that the
-    chapter does not recompute them); returns how many files were copied."""
-    src = BOOK_CACHE / "memo"
+# the book build's memoised miniature results each chapter at paper reuses: (prefix, prefixes not to copy)
+SEEDED = {"03_lseg": ("lseg-", ("lseg-paper", "lseg-pascal5i")), "01_icm": ("icm-", ("icm-paper",))}
+
+
+def seed_cache(cache: Path, name: str) -> int:
+    """Copy the book build's memoised miniature results of chapter ``name`` (:data:`SEEDED`) into the rehearsal's
+    own cache (so that the chapter does not recompute them); returns how many files were copied."""
     (cache / "memo").mkdir(parents=True, exist_ok=True)
+    if name not in SEEDED:
+        return 0
+    prefix, skip = SEEDED[name]
     n = 0
-    for f in src.glob("lseg-*"):
-        if not f.name.startswith(("lseg-paper", "lseg-pascal5i")):
+    for f in (BOOK_CACHE / "memo").glob(prefix + "*"):
+        if not f.name.startswith(skip):
             shutil.copy2(f, cache / "memo" / f.name)
             n += 1
     return n
@@ -208,6 +215,59 @@ def spoof(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
     return out
 
 
+def icm(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
+    """Chapter 1's recipe: train (base codec and finetunings) and evaluate on 2 ranks, evaluate again in one
+    process from the same checkpoints, then the chapter at ``paper`` (rehearsal)."""
+    import torch
+
+    from lib.icm import config, recipe as icm_recipe
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    env.update({"COURSE_SCALE": "paper", "COURSE_REHEARSAL": "1", "COURSE_MIRROR": base_url, "OMP_NUM_THREADS": "1",
+                "COURSE_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                "COURSE_CACHE": str(work / "cache"),
+                "COURSE_DOWNLOAD_LOG": str(work / "downloads.jsonl"), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"})
+    rep = {n: work / f"{n}.json" for n in ("train", "eval2", "eval1")}
+    seconds = {"train, 2 ranks": run(torchrun("lib.icm.recipe", "train", "--report", str(rep["train"])), env, log),
+               "evaluate, 2 ranks": run(torchrun("lib.icm.recipe", "evaluate", "--report", str(rep["eval2"])), env,
+                                        log)}
+    # the one-process evaluation in this process (its imports are already paid), on one thread as the ranks were
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds["evaluate, 1 process"] = in_process(icm_recipe.main, ["evaluate", "--no-write", "--report",
+                                                                      str(rep["eval1"])], env)
+    finally:
+        torch.set_num_threads(threads)
+    train_rep = json.loads(rep["train"].read_text())["train"]
+    e2, e1 = (json.loads(rep[n].read_text())["evaluate"] for n in ("eval2", "eval1"))
+    runs = {n: {"ranks": r["world"], "steps": r["steps"], "per_rank_batch": r["per_rank_batch"], "shards": r["shards"]}
+            for n, r in train_rep.items()}
+    problems = []
+    for n, r in runs.items():
+        s = r["shards"]
+        if r["ranks"] != 2 or not (s["disjoint"] and s["covers_all_but_remainder"]
+                                   and s["global_batches_equal_one_process"]):
+            problems.append(f"{n}: ranks {r['ranks']}, shards {s}")
+    if (e2["world"], e1["world"]) != (2, 1):
+        problems.append(f"evaluation worlds {e2['world']}, {e1['world']}")
+    same = json.dumps(e2["scores"], sort_keys=True) == json.dumps(e1["scores"], sort_keys=True)
+    if not same or e2["task_images"] != e1["task_images"] or e2["fidelity_images"] != e1["fidelity_images"]:
+        problems.append("the gathered evaluation differs from one process")
+    if not all(v["same_bytes"] for v in e2["scores"].values()):
+        problems.append("a finetuned head changed the bitstream")
+    cfg = config.CONFIGS["paper"].rehearsed()
+    out = {"recipe": "lib.icm.recipe", "config": cfg.describe(), "runs": runs, "eval_world": [e2["world"], e1["world"]],
+           "gathered_equals_one_process": same, "images": [len(e2["fidelity_images"]), len(e2["task_images"])],
+           "scores_2_ranks": {n: {k: v[k] for k in ("bpp", "psnr", "map_segm", "same_bytes")}
+                              for n, v in e2["scores"].items()}, "seconds": seconds}
+    if notebook:
+        out["notebook"] = chapter_run("01_icm", env, work, problems)
+        seconds["chapter 1 at paper (rehearsal)"] = out["notebook"]["seconds"]
+    out.update(passed=not problems, problems=problems)
+    return out
+
+
 def chapter_run(name: str, env: dict, work: Path, problems: list, from_recipe=None) -> dict:
     """Execute the chapter notebook at ``paper`` (rehearsal) in this venv, with the recipe's cache.
     ``from_recipe(numbers)``: whether the chapter's scorecard shows the recipe's numbers (default: a row whose
@@ -218,7 +278,7 @@ def chapter_run(name: str, env: dict, work: Path, problems: list, from_recipe=No
 
     from run import REPORT_CELL
 
-    copied = seed_cache(Path(env["COURSE_CACHE"]))
+    copied = seed_cache(Path(env["COURSE_CACHE"]), name)
     nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
     saved = dict(os.environ)
@@ -282,7 +342,7 @@ def main() -> int:
     return 0 if passed else 1
 
 
-RECIPES = {"spoof": spoof, "lseg": lseg}
+RECIPES = {"spoof": spoof, "lseg": lseg, "icm": icm}
 
 
 if __name__ == "__main__":

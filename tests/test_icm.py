@@ -695,17 +695,17 @@ def test_rehearsal_keeps_every_code_path_of_colab():
     assert r.li_patch <= r.ft_crop and colab.li_patch <= colab.ft_crop and r.coco_train_images >= r.base_batch
 
 
-def test_chapter_1_at_paper_scale_says_it_is_not_built():
+def test_chapter_1_at_paper_scale_is_the_recipe():
+    """At ``paper`` the chapter gets the recipe's configuration (:mod:`lib.icm.recipe`), not a smaller one."""
     from lib import scale
     from lib.icm import config
 
     scale.set_scale("paper")
     try:
-        with pytest.raises(scale.ScaleNotBuilt, match=r"chapter 1 has no `paper` configuration yet: "
-                                                      r"run it with COURSE_SCALE=tiny, COURSE_SCALE=colab"):
-            scale.pick(config.CONFIGS, chapter="1")
+        cfg = scale.pick(config.CONFIGS, chapter="1")
     finally:
         scale.set_scale(None)
+    assert isinstance(cfg, config.ICMPaperConfig) and cfg.scale == "paper" and cfg.at_paper_scale
 
 
 def test_eval_sets_and_base_dispatch_on_the_config(monkeypatch):

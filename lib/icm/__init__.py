@@ -18,6 +18,8 @@ Coding for Machines and Humans", ICIP 2022 (arXiv 2401.10732). Chapter 1 of the 
 - :mod:`lib.icm.checkerboard` the periodic-artifact score
 - :mod:`lib.icm.evaluate`     bpp from real bitstreams, PSNR, MS-SSIM, task fidelity, artifact score
 - :mod:`lib.icm.diagnosis`    one point of the chapter's diagnosis sweep (budget, seed, λ_adv, trained layers)
+- :mod:`lib.icm.recipe`       the ``paper`` scale: the poster's recipe as a command under ``torchrun``;
+                              :mod:`lib.icm.recipe_results` its evaluation, cost estimate and scorecard
 """
 
 from lib.icm.checkerboard import checkerboard_score, phase_means, residual_spectrum  # noqa: F401

@@ -237,6 +237,7 @@ def urls() -> list[str]:
 
     urls = []
     for cfg in config.CONFIGS.values():   # the Kodak and COCO images each chapter-1 configuration names
+        cfg = cfg.rehearsed() if cfg.at_paper_scale else cfg   # paper is only ever rehearsed on the mirror
         urls += [cfg.kodak_url.format(i) for i in cfg.kodak_ids or ()]
         urls += [cfg.coco_url.format(i) for i in cfg.coco_ids or ()]
         urls += [u for u in (cfg.coco_annotations_url, cfg.coco_train_url) if u]
