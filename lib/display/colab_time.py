@@ -20,6 +20,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from lib.display import provenance
+
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = ROOT / "lib" / "colab_budget.json"
 GPU_CHECK = ROOT / "artifacts" / "gpu-check" / "gpu-check.json"
@@ -116,7 +118,6 @@ def colab_time(chapter: str, budget: dict | None = None, gpu_check: dict | None 
 def report(chapter: str, glue_key: str) -> str:
     """What a chapter's configuration cell prints: :func:`colab_time`'s sentence, wrapped; its ``short`` form is
     glued under ``glue_key`` for the book's Time line and the introduction's scale table."""
-    from lib.display import provenance
 
     t = colab_time(chapter)
     provenance.glue(glue_key, t.short)

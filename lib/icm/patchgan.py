@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lib import validate
+
 
 class PatchDiscriminator(nn.Module):
     """pix2pix N-layer PatchGAN: ``forward(x) -> (B, 1, h, w)`` logits, one per window of :func:`windows`.
@@ -54,7 +56,6 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from lib import validate
 
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[0] == 0:
             raise ValueError(f"x must be (B >= 1, {self.in_channels}, H, W) patches for the PatchDiscriminator, got "
@@ -103,7 +104,6 @@ def aligned_patches(x: torch.Tensor, x_hat: torch.Tensor, k: int, size: int,
     Returns ``(real, fake, positions)`` with ``real``/``fake`` of shape (B·k, C, size, size) and ``positions``
     (B, k, 2) top-left corners.
     """
-    from lib import validate
 
     validate.same_shape(x, x_hat, "x", "x_hat")
     if x.dim() != 4:

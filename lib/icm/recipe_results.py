@@ -18,6 +18,7 @@ from lib.icm import codec as C, config, decoder_finetuning as FT, evaluate as E
 from lib.icm import machine as M
 from lib.icm.coco import COCO_ZIP_URL
 from lib.icm.paper_numbers import SOURCE, TABLE_1
+from lib.icm.patchgan import PatchDiscriminator
 
 NAME = "icm-paper"
 DOWNLOAD_GB = {config.COCO_TRAIN_ZIP_URL: 18.0, COCO_ZIP_URL: 0.8}   # the zips' published sizes, about
@@ -113,8 +114,6 @@ def _step_flops(cfg) -> dict:
     the decoded crop at ``base_crop``; the entropy model's few operations left out) and each finetuning's step."""
     from compressai.zoo.image import cfgs
     from torch.utils.flop_counter import FlopCounterMode
-
-    from lib.icm.patchgan import PatchDiscriminator
 
     N, M_ = cfgs["bmshj2018-factorized"][cfg.base_quality]
     runs, flops = grid(cfg), {}

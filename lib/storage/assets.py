@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lib import validate
+
 
 class AssetMissing(FileNotFoundError):
     """An offline asset is not installed."""
@@ -56,7 +58,6 @@ def photos(min_side: int = 256, max_side: int | None = None, include_mate: bool 
     images (china, flower), matplotlib's grace_hopper, and Debian ``mate-backgrounds`` nature photos. Photos with a
     shorter side below ``min_side`` are skipped; ``max_side`` downsizes large ones.
     """
-    from lib import validate
 
     min_side = validate.integer(min_side, "min_side", minimum=1, hint="the shortest side a photo may have, in pixels")
     if max_side is not None:

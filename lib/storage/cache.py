@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib import validate
 from lib.storage import checkpoint
 
 
 def cache_dir(*parts: str) -> Path:
     """``$COURSE_CACHE/<parts...>``, created."""
-    from lib import validate
 
     root = Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "repro-course")
     path = validate.inside(root, "/".join(parts), "parts") if parts else root

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from lib import validate
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing or cannot be read."""
@@ -30,7 +32,6 @@ class CheckpointError(RuntimeError):
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    from lib import validate
 
     path = Path(path)
     with validate.writing(path):
@@ -71,7 +72,6 @@ LIGHTNING_ALLOW = (
 def save(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)``, atomically; a full disk or a read-only folder raise
     :class:`lib.validate.StorageError` naming the path."""
-    from lib import validate
 
     with validate.writing(path), atomic_path(path) as tmp:
         torch.save(obj, tmp)
