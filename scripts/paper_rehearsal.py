@@ -196,7 +196,7 @@ def spoof(work: Path, base_url: str, log: Path, notebook: bool) -> dict:
             problems.append(f"{k}: ranks {c['ranks']}, evaluation worlds {c['eval_world']}")
         if not (s["disjoint"] and s["covers_all_but_remainder"] and s["global_batches_equal_one_process"]):
             problems.append(f"{k}: shards {s}")
-        if len(c["averaged_epochs"]) != min(cfg.num_avg, cfg.epochs):
+        if len(c["averaged_epochs"]) != min(cfg.train.num_avg, cfg.train.epochs):
             problems.append(f"{k}: averaged epochs {c['averaged_epochs']}")
         rcq_close = all(abs(e2["rcq_spoof"][x] - e1["rcq_spoof"][x]) < 1e-3 for x in e1["rcq_spoof"])
         if not (c["ids_equal"] and c["cams"][0] == c["cams"][1] and c["max_score_difference"] < 1e-5
