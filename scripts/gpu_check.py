@@ -543,9 +543,9 @@ def spoof_gradcam(device, z: Sizes):
 
 
 def _lseg(device, backbone: str, **kw):
-    from lib.lseg.model import LSeg, config
+    from lib.lseg.model import LSeg, architecture
 
-    return LSeg(config(backbone, **kw)).to(device)
+    return LSeg(architecture(backbone, **kw)).to(device)
 
 
 def lseg_train_step(device, z: Sizes):

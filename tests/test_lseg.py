@@ -669,5 +669,5 @@ def test_chapter3_ends_with_the_seminar():
 
     text = (Path(__file__).parents[1] / "book" / "03_lseg.md").read_text()
     last = text.rsplit("\n## ", 1)[1]
-    assert last.startswith("For the seminar") and re.findall(r"^(\d)\. ", last, re.M) == ["1", "2", "3"]
+    assert last.startswith("For the seminar") and re.findall(r"^(\d)\. ", last, re.M) == ["1", "2", "3", "4"]
     assert "import lib.lseg as" not in text and not re.search(r"from lib\.\w+ import .* as [A-Z]", text)

@@ -324,7 +324,7 @@ def test_chapter_shows_the_grad_cam_weights_and_ends_with_the_seminar():
     shown from lib, the seminar questions last, at least seven slides."""
     text, _ = _chapter_code_cells()
     seminar = text[text.index("## For the seminar"):]
-    assert len(re.findall(r"^\d\. ", seminar, re.M)) == 3 and "## " not in seminar[3:]
+    assert len(re.findall(r"^\d\. ", seminar, re.M)) == 4 and "## " not in seminar[3:]
     include = re.search(r"```\{literalinclude\} \.\./(\S+)\n:language: python\n:pyobject: (\w+)", text)
     assert include and include.groups() == ("lib/spoof/gradcam.py", "temporal_cam")  # the weights as code
     assert "def temporal_cam(" in (ROOT / include.group(1)).read_text()

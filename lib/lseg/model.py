@@ -253,8 +253,9 @@ class LSeg(nn.Module):
         return self.temperature * torch.einsum("bchw,nc->bnhw", I, T)
 
     def decode(self, I: torch.Tensor, T: torch.Tensor, size) -> torch.Tensor:
-        """Logits at ``size`` from pixel embeddings I and normalised text embeddings T: the spatial
-        regularization on t · I Tᵀ, then bilinear upsampling."""
+        """Logits at ``size`` from pixel embeddings I and normalised text
+        embeddings T: the spatial regularization on t · I Tᵀ, then bilinear
+        upsampling."""
         F = self.scratch.head_block(self.logits_from(I, T))
         return nnF.interpolate(F, size=size, mode="bilinear", align_corners=True)
 
