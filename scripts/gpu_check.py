@@ -551,11 +551,11 @@ def _lseg(device, backbone: str, **kw):
 def lseg_train_step(device, z: Sizes):
     import torch
 
-    from lib.lseg import pascal
+    from lib.lseg import training
 
     model = _lseg(device, z.lseg_backbone, arch="bottleneck", depth=2).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = pascal.episode_loss(torch.randn(21, model.cfg.out_c))
+    loss_fn = training.episode_loss(torch.randn(21, model.cfg.out_c))
     S, B = z.lseg_size, z.lseg_batch
     batch = (torch.rand(B, 3, S, S), torch.randint(0, 2, (B, S, S)), torch.randint(1, 21, (B,)))
 
