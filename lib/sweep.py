@@ -13,6 +13,7 @@ skipped on the next run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,6 +21,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+import torch
 
 from lib import runtime
 from lib.storage.checkpoint import atomic_path
@@ -29,6 +32,18 @@ PROVENANCE = ("sweep", "script", "commit", "machine", "versions", "started", "se
 
 class SweepError(ValueError):
     """A sweep file that is missing, malformed, or lacks the point asked for."""
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one torch thread (a sweep point's numbers then do not depend on the machine's core count),
+    restoring the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def point_id(params: dict) -> str:

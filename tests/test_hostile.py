@@ -518,14 +518,14 @@ EXCLUDED = {
     # the diagnosis sweeps: one point of a committed sweep, from a parameter dict that scripts/sweeps.py declares
     # (tests/test_sweeps*.py re-run one cheap point of each and compare it with the committed value)
     **dict.fromkeys([f"lib.{p}.diagnosis.{f}" for p, names in (
-        ("icm", ["one_thread", "score_split", "run_config", "curves", "measure", "point", "points", "meta"]),
+        ("icm", ["score_split", "run_config", "curves", "measure", "point", "points", "meta"]),
         ("spoof", ["points", "summarise", "point", "point_1thread", "meta", "run_sweep", "load", "rows",
                    "sign_vs_strength"]),
         ("lseg", ["dataset", "points", "model_for", "point", "point_1thread", "meta", "run_sweep", "load",
                   "paired", "paired_power", "seeds_needed", "power"])) for f in names],
         "one point of a committed diagnosis sweep, or a summary of its file; tests/test_sweeps*.py re-run a point "
         "and check the statistics"),
-    **dict.fromkeys(["lib.sweep.find", "lib.sweep.table", "lib.sweep.close", "lib.sweep.point_id"],
+    **dict.fromkeys(["lib.sweep.find", "lib.sweep.one_thread", "lib.sweep.table", "lib.sweep.close", "lib.sweep.point_id"],
                     "reads or compares a sweep file that lib.sweep.load checked"),
     **dict.fromkeys(["lib.lseg.config.Run", "lib.lseg.config.Part", "lib.lseg.config.TinyData",
                      "lib.lseg.config.PascalFold", "lib.lseg.config.OfficialDemo", "lib.lseg.config.PaperRecipe",

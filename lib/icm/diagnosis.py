@@ -19,7 +19,6 @@ texture. Beside them: PSNR, top-1 agreement on the task scenes, and the losses o
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import tempfile
@@ -35,6 +34,7 @@ from lib.icm import decoder_finetuning as FT
 from lib.icm.checkerboard import phase_means, residual
 from lib.icm.config import CONFIGS
 from lib.icm.machine import build, task_key, task_scores
+from lib.sweep import one_thread
 
 RESULT = Path(__file__).resolve().parent / "results" / "icm_diagnosis.json"   # scripts/sweeps.py icm
 LAYERS = {"head": FT.TRAINABLE,
@@ -42,18 +42,6 @@ LAYERS = {"head": FT.TRAINABLE,
 CHECK_BITSTREAM = 9  # fidelity images coded again by each finetuned codec to check its bytes
 BUDGETS = (50, 150, 600, 1500)   # finetuning steps of the two head arms (150: the chapter's runs)
 CURVE_POINTS = 60   # logged steps kept per loss curve (evenly spaced, the last one always)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run the block on one torch thread (results then do not depend on the machine's core count), restoring the
-    caller's setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lib import sweep
 
@@ -73,12 +72,8 @@ def point(params: dict, fresh: bool = False) -> dict:
 
 def point_1thread(params: dict) -> dict:
     """:func:`point` with one torch thread, as the committed file was made (the same sums, the same numbers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with sweep.one_thread():
         return point(params)
-    finally:
-        torch.set_num_threads(before)
 
 
 def meta() -> dict:
