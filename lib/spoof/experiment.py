@@ -8,6 +8,8 @@ checkpoint (``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
+import functools
+
 from tqdm.auto import tqdm
 
 from lib.storage import cache
@@ -25,22 +27,36 @@ SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross
 TRAINING_DEFAULTS = Training(steps=0, seeds=())   # built-corpus keys name only the training settings set otherwise
 
 
-def tiny_base(cfg: SpoofConfig = TINY):
-    """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
-    data = cfg.data
+# The corpus and its splice sets are read from disk (or built) once per process and course cache: a notebook and a
+# worker process call them once for each of their countermeasures. Each call returns new lists and dicts around
+# the same tensors.
+@functools.lru_cache(maxsize=1)
+def _base(root: str, data: BuiltCorpus) -> dict:
     langs = data.langs or LANGS
     key = cache.key("spoof-base", n_utts=data.n_utts, data_seed=data.data_seed, langs="+".join(langs))
     return cache.memo(key, lambda: build_base(data.data_seed, n_utts=data.n_utts, langs=langs), version=BASE_VERSION)
+
+
+@functools.lru_cache(maxsize=len(SPLICES))
+def _sets(root: str, data: BuiltCorpus, splice: str) -> dict:
+    clean = splice == "clean"
+    return build_sets(_base(root, data), data.data_seed, "hard" if splice == "hard" else "xfade",
+                      gain_db=0.0 if clean else data.gain_db, shift_s=0.0 if clean else data.shift_s,
+                      tr_width=data.tr_width, xfade_s=data.xfade_s)
+
+
+def tiny_base(cfg: SpoofConfig = TINY):
+    """Bona fide + vocoded utterances with VAD regions (memoised: ~1-2 min on 2 busy cores the first time)."""
+    return {k: list(v) for k, v in _base(str(cache.cache_dir()), cfg.data).items()}
 
 
 def tiny_sets(splice: str = "hard", cfg: SpoofConfig = TINY):
     """Bona fide / fully spoofed / partially spoofed sets for one splice condition (built in under a second)."""
     if splice not in SPLICES:
         raise ValueError(f"splice condition must be one of {list(SPLICES)}, not {splice!r}")
-    d, clean = cfg.data, splice == "clean"
-    return build_sets(tiny_base(cfg), d.data_seed, "hard" if splice == "hard" else "xfade",
-                      gain_db=0.0 if clean else d.gain_db, shift_s=0.0 if clean else d.shift_s,
-                      tr_width=d.tr_width, xfade_s=d.xfade_s)
+    sets = _sets(str(cache.cache_dir()), cfg.data, splice)
+    return {split: {kind: [dict(it, segments=list(it["segments"])) for it in items] for kind, items in s.items()}
+            for split, s in sets.items()}
 
 
 def _training_key(t: Training) -> dict:
