@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torchaudio
 import torchaudio.functional as AF
-from silero_vad import get_speech_timestamps, load_silero_vad
+from silero_vad import get_speech_timestamps_from_probs, load_silero_vad
 
 from lib.storage.assets import tuxpaint_stamps_dir
 
@@ -53,10 +53,16 @@ def tuxpaint_clips(langs=LANGS) -> dict[str, list[str]]:
 
 
 def vad_regions(wave: np.ndarray, vad_model=None) -> list[list]:
-    """silero-vad speech timestamps → contiguous regions ``[start_sample, end_sample, is_speech]`` covering the wave."""
+    """silero-vad speech timestamps → contiguous regions ``[start_sample, end_sample, is_speech]`` covering the wave.
+
+    The model's own ``audio_forward`` gives the speech probability of every 512-sample chunk in one call (the
+    chunks ``get_speech_timestamps`` feeds it one at a time); silero-vad's ``get_speech_timestamps_from_probs``
+    turns them into timestamps.
+    """
     vad_model = vad_model or load_silero_vad()
-    speech = get_speech_timestamps(torch.as_tensor(wave), vad_model, sampling_rate=SR,
-                                   min_silence_duration_ms=30, speech_pad_ms=5)
+    probs = vad_model.audio_forward(torch.as_tensor(wave)[None], SR)[0].tolist()
+    speech = get_speech_timestamps_from_probs(probs, sampling_rate=SR, min_silence_duration_ms=30, speech_pad_ms=5,
+                                              audio_length_samples=len(wave))
     regions, t = [], 0
     for s in speech:
         a, b = int(s["start"]), int(min(s["end"], len(wave)))
