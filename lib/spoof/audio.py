@@ -4,12 +4,14 @@ The chapter's sampling rate and frame are defined here, once: every module that 
 """
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 from lib import validate
 
@@ -28,13 +30,13 @@ def load_audio(path, sr: int = SR) -> np.ndarray:
         raise FileNotFoundError(f"no audio file at {path}: check the path (relative paths start from "
                                 f"{Path.cwd()})")
     try:
-        x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            file_sr, log = f.samplerate, f.extra_info   # libsndfile's notes on the header, read at opening
+            x = f.read(dtype="float32", always_2d=True)
     except sf.LibsndfileError as err:
         raise ValueError(f"cannot read the audio file {path} ({err}): give a wav, flac or ogg file, or convert "
                          f"it first (e.g. ffmpeg -i in.mp3 out.wav)") from None
-    import re
-
-    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", sf.info(str(path)).extra_info, re.M)
+    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.M)
     if short and int(short.group(2)) < int(short.group(1)):   # libsndfile's own note: fewer bytes than declared
         raise ValueError(f"the audio file {path} is truncated (its header declares {short.group(1)} bytes of "
                          f"samples, it holds {short.group(2)}): a download or extraction was cut short; fetch or "
@@ -47,7 +49,15 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SR) -> np.ndarray:
     sr_in, sr_out = validate.sample_rate(sr_in, "sr_in"), validate.sample_rate(sr_out, "sr_out")
     if sr_in == sr_out:
         return np.ascontiguousarray(x, dtype=np.float32)
-    return AF.resample(torch.as_tensor(x, dtype=torch.float32), int(sr_in), int(sr_out)).numpy()
+    with torch.no_grad():
+        return _resampler(int(sr_in), int(sr_out))(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(sr_in: int, sr_out: int) -> torchaudio.transforms.Resample:
+    """torchaudio's resampler, its windowed-sinc kernel computed once per pair of rates (in float32, as
+    ``torchaudio.functional.resample`` computes it for float32 samples)."""
+    return torchaudio.transforms.Resample(sr_in, sr_out, dtype=torch.float32)
 
 
 def check_waveform(wave, sr: int = SR, *, min_samples: int = MIN_SAMPLES, name: str = "wave") -> torch.Tensor:
@@ -90,7 +100,10 @@ def check_waveform_batch(wave, name: str = "wave") -> torch.Tensor:
                          f"use lib.spoof.batch_waveforms(list_of_waves) for utterances of different lengths")
     if not wave.is_floating_point():
         raise ValueError(f"{name} holds {wave.dtype} samples: give float samples in [-1, 1] (16-bit PCM / 32768)")
-    if wave.device.type != "meta" and not torch.isfinite(wave.detach()).all():
+    # a finite sum proves every sample finite (a NaN or inf anywhere makes it NaN or inf) at a fraction of the cost
+    # of testing each sample; only a sum that is not finite (bad samples, or an overflow) needs the sample test
+    if wave.device.type != "meta" and not torch.isfinite(wave.detach().sum()) and \
+            not torch.isfinite(wave.detach()).all():
         raise ValueError(f"{name} contains NaN or inf samples: check how it was decoded or computed")
     return wave.float() if wave.dtype == torch.float64 else wave
 
