@@ -31,7 +31,7 @@ def make_batches(items, batch_size: int, seed: int, max_len: int = 3 * SR, devic
                 w = w[o:o + max_len]
             waves.append(w)
         L = max(w.numel() for w in waves)
-        x = torch.stack([pad_repeat(w, L) for w in waves])
+        x = torch.stack([w if w.numel() == L else pad_repeat(w, L) for w in waves])
         return x.to(device), torch.tensor([it["label"] for it in chosen], device=device)
 
     return batches
@@ -61,8 +61,9 @@ def _chunks(items, size):
 
 
 def _stack(items, device="cpu"):
-    L = max(it["wave"].numel() for it in items)
-    return (torch.stack([pad_repeat(it["wave"], L) for it in items]).to(device),
+    waves = [it["wave"] for it in items]
+    L = max(w.numel() for w in waves)
+    return (torch.stack([w if w.numel() == L else pad_repeat(w, L) for w in waves]).to(device),
             torch.tensor([it["wave"].numel() for it in items], device=device))
 
 
