@@ -647,7 +647,7 @@ EXCLUDED = {
                      "lib.icm.codec.from_compressai_checkpoint",
                      "lib.icm.codec.build_codec", "lib.icm.codec.state_hashes",
                      "lib.icm.decoder_finetuning.freeze_for_finetuning", "lib.icm.decoder_finetuning.make_loss",
-                     "lib.icm.decoder_finetuning.latent_pool", "lib.icm.decoder_finetuning.head_state", "lib.icm.decoder_finetuning.with_head",
+                     "lib.icm.decoder_finetuning.latent_pool", "lib.icm.decoder_finetuning.encode_latents", "lib.icm.decoder_finetuning.head_state", "lib.icm.decoder_finetuning.with_head",
                      "lib.icm.base.make_loss", "lib.icm.base.lr_factor", "lib.icm.machine.task_distortion",
                      "lib.icm.machine.task_key", "lib.icm.machine.binary_masks", "lib.icm.patchgan.receptive_field",
                      "lib.icm.patchgan.windows", "lib.icm.decoder_finetuning.generator_loss",
