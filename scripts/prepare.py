@@ -276,8 +276,9 @@ def save_times() -> Path:
 
     seconds = json.loads((cache.cache_dir() / TIMES).read_text())
     with atomic_path(MEASURED) as tmp:
-        tmp.write_text(json.dumps({"measured": f"a fresh `make data`, {default_jobs()} processes, commit "
-                                   f"{rt.commit()}, {time.strftime('%Y-%m-%d')}", "seconds": seconds}, indent=1) + "\n")
+        tmp.write_text(json.dumps({"measured": f"the durations {cache.cache_dir()} recorded, written at commit "
+                                   f"{rt.commit()} on {default_jobs()} cores, {time.strftime('%Y-%m-%d')}",
+                                   "seconds": seconds}, indent=1) + "\n")
     return MEASURED
 
 
