@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import torch
@@ -22,14 +23,21 @@ from lib.storage import assets, download, errors
 
 
 def load_photos(short_side: int = 384) -> list[tuple[str, torch.Tensor]]:
-    """``(name, (3, H, W) float tensor in [0, 1])`` with the shorter side resized to ``short_side`` (antialiased)."""
+    """``(name, (3, H, W) float tensor in [0, 1])`` with the shorter side resized to ``short_side`` (antialiased).
+    Read and resized once per process: each call returns a new list holding the same tensors (``clone()`` one before
+    writing into it)."""
+    return list(_photos(short_side))
+
+
+@functools.lru_cache(maxsize=2)
+def _photos(short_side: int) -> tuple[tuple[str, torch.Tensor], ...]:
     out = []
     for name, img in assets.photos(min_side=256):
         h, w = img.shape[:2]
         s = short_side / min(h, w)
         img = np.asarray(Image.fromarray(img).resize((round(w * s), round(h * s)), Image.Resampling.LANCZOS))
         out.append((name, to_tensor(img)))
-    return out
+    return tuple(out)
 
 
 def split(photos: list, holdout: int = 4, offset: int = 1) -> tuple[list, list]:

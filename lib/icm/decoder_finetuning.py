@@ -148,25 +148,33 @@ def make_loss(cfg: FinetuneConfig):
 
 
 @torch.no_grad()
-def latent_pool(codec: ICMCodec, train_photos, cfg: FinetuneConfig, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Training crops and the rounded latents the frozen encoder gives them (what the decoder will receive)."""
+def encode_latents(codec: ICMCodec, x: torch.Tensor) -> torch.Tensor:
+    """The rounded latents ``ŷ`` the codec's encoder gives the images ``x`` (in chunks of 32)."""
+    return torch.cat([codec.quantize(codec.g_a(c)) for c in x.split(32)])
+
+
+@torch.no_grad()
+def latent_pool(codec: ICMCodec, train_photos, cfg: FinetuneConfig, device="cpu",
+                encode=encode_latents) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training crops and the rounded latents the frozen encoder gives them (what the decoder will receive).
+    ``encode(codec, x)`` computes the latents (default :func:`encode_latents`)."""
     codec.eval()
     x = D_.random_crops(train_photos, cfg.pool, cfg.crop, seed=10_000 + cfg.seed).to(device)
-    y_hat = torch.cat([codec.quantize(codec.g_a(c)) for c in x.split(32)])
-    return x, y_hat
+    return x, encode(codec, x)
 
 
 def finetune(base: ICMCodec, train_photos, cfg: FinetuneConfig, ckpt_path=None, milestones=None,
-             progress: bool = False, device: torch.device | str = "cpu") -> dict:
+             progress: bool = False, device: torch.device | str = "cpu", encode=encode_latents) -> dict:
     """Finetune a copy of ``base``; returns ``{"trained": [(name, count)], "snapshots": {step: head state},
-    "history": [...]}`` (plain tensors and lists, so :func:`lib.storage.cache.memo` can store it)."""
+    "history": [...]}`` (plain tensors and lists, so :func:`lib.storage.cache.memo` can store it). ``encode``:
+    how the training crops' latents are computed (:func:`latent_pool`)."""
     validate.integer(cfg.batch, "cfg.batch", minimum=1, maximum=validate.integer(cfg.pool, "cfg.pool", minimum=1),
                      hint="each step draws batch crops from the pool of cfg.pool crops; raise pool or lower batch")
     train_photos = D_.check_photos(train_photos, cfg.crop)
     runtime.seed_everything(cfg.seed)
     codec = copy.deepcopy(base).to(device)
     trained = freeze_for_finetuning(codec, cfg.trainable)
-    x_pool, y_pool = latent_pool(codec, train_photos, cfg, device)
+    x_pool, y_pool = latent_pool(codec, train_photos, cfg, device, encode)
     D = PatchDiscriminator(3, cfg.ndf, cfg.n_layers).to(device) if cfg.adversarial else None
     model = _Finetuned(codec.g_s, D)
     groups = [{"params": [p for p in codec.g_s.parameters() if p.requires_grad], "lr": cfg.lr_g}]

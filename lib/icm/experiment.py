@@ -12,6 +12,7 @@ their COCO annotations handed to a machine that scores against them (Mask R-CNN,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -128,14 +129,34 @@ def finetune_grid(cfg) -> dict[str, tuple[FT.FinetuneConfig, list | None]]:
     return {run.name: (run.settings, run.milestones) for run in cfg.runs().all()}
 
 
+# finetunings committed with the course (``python scripts/committed_runs.py``): read, not trained, by the build
+COMMITTED = Path(__file__).resolve().parent / "checkpoints" / "finetuned"
+
+
+def finetune_key(base: C.ICMCodec, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny") -> str:
+    """The memo key of a finetuning: its full configuration, milestones, scale tag and the base codec's hash."""
+    base_id = C.state_hashes(base)["g_s.6.weight"][:12]
+    return cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
+
+
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
-    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash;
-    interrupted runs resume from their checkpoint."""
-    base_id = C.state_hashes(base)["g_s.6.weight"][:12]
-    key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
+    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash
+    (or read from :data:`COMMITTED`); interrupted runs resume from their checkpoint."""
+    key = finetune_key(base, cfg, milestones, tag)
     return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=cache.work_path(key),
-                                                   milestones=milestones, device=device))
+                                                   milestones=milestones, device=device, encode=_memoised_latents),
+                      committed=COMMITTED)
+
+
+def _memoised_latents(codec: C.ICMCodec, x: torch.Tensor) -> torch.Tensor:
+    """:func:`lib.icm.decoder_finetuning.encode_latents`, memoised on disk by the sha256 of the images' bytes and
+    of the frozen encoder's and entropy bottleneck's tensors (the runs of the chapter share one pool of crops)."""
+    frozen = C.state_hashes(codec.g_a), C.state_hashes(codec.entropy_bottleneck)
+    encoder = hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()[:16]
+    crops = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    key = cache.key("icm-latents", encoder=encoder, crops=crops, shape=tuple(x.shape), dtype=str(x.dtype))
+    return cache.memo(key, lambda: FT.encode_latents(codec, x).cpu()).to(x.device)
 
 
 def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[C.ICMCodec, dict]:
