@@ -28,9 +28,13 @@ system-packages:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# uv installs the pinned set (downloads in parallel: about half of pip's time here, the same packages at the same
+# versions); pip installs only uv itself and the course's own package.
+UV_VERSION := 0.13.10
 .venv/.installed: requirements.txt constraints.txt pyproject.toml
 	python3 -m venv .venv
-	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-cache-dir uv==$(UV_VERSION)
+	.venv/bin/uv pip install -q --python $(PY) --no-cache -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, torchaudio, compressai, open_clip, pytorch_grad_cam, jupyter_book, nbval, playwright"
 	touch $@

@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 JCACHE = ROOT / "_build" / ".jupyter_cache"               # where myst-nb keeps executed notebooks (cache mode)
 RECORD = JCACHE / "course-executions.json"                # {notebook: {"inputs": hash, ...}} of good executions
 TIMES = "prepare-times.json"                              # in $COURSE_CACHE: each step's last duration (scheduling)
+# Each step's seconds in a fresh build on the course's 2-core machine (``--save-times`` writes it from $COURSE_CACHE's
+# record): the order of a first build, whose cache has no durations yet.
+MEASURED = ROOT / "scripts" / "prepare-times.json"
 # The environment that changes what a notebook prints (scale, threads, mirror, ...); COURSE_CACHE does not.
 ENV = ("COURSE_SCALE", "COURSE_REHEARSAL", "COURSE_THREADS", "OMP_NUM_THREADS", "PYTHONHASHSEED", "HF_HUB_OFFLINE",
        "COURSE_MIRROR", "COURSE_LSEG_CHECKPOINTS", "COURSE_LIVE", "COURSE_COMMIT")
@@ -254,6 +257,30 @@ def _chain(steps: list[Step], seconds: dict) -> dict:
     return {s.name: length(s.name) for s in steps}
 
 
+def step_seconds(times_path: Path) -> dict:
+    """The durations the scheduler orders by: this cache's last measured ones, else the committed fresh build's."""
+    for path in (times_path, MEASURED):
+        try:
+            seconds = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        return seconds.get("seconds", seconds)
+    return {}
+
+
+def save_times() -> Path:
+    """Write this cache's measured step durations to :data:`MEASURED`, with where they were measured."""
+    from lib import runtime as rt
+    from lib.storage import cache
+    from lib.storage.checkpoint import atomic_path
+
+    seconds = json.loads((cache.cache_dir() / TIMES).read_text())
+    with atomic_path(MEASURED) as tmp:
+        tmp.write_text(json.dumps({"measured": f"a fresh `make data`, {default_jobs()} processes, commit "
+                                   f"{rt.commit()}, {time.strftime('%Y-%m-%d')}", "seconds": seconds}, indent=1) + "\n")
+    return MEASURED
+
+
 def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
     """Run ``steps`` on ``jobs`` worker processes, each after those it waits for, the longest chain first; a line
     per start and finish. Returns {step: seconds} of those that ran; raises SystemExit if any failed."""
@@ -261,10 +288,7 @@ def run(steps: list[Step], jobs: int, threads: int, log=print) -> dict:
     from lib.storage.checkpoint import atomic_path
 
     times_path = cache.cache_dir() / TIMES
-    try:
-        measured = json.loads(times_path.read_text())
-    except (OSError, ValueError):
-        measured = {}
+    measured = step_seconds(times_path)
     chain = _chain(steps, measured)
     pending = sorted(steps, key=lambda s: -chain[s.name])
     done, failed, running = {}, {}, {}
@@ -342,7 +366,12 @@ def main(argv=None):
     p.add_argument("--notebooks", nargs="*", default=None, help="only these notebooks (and the steps they read)")
     p.add_argument("--force", action="store_true", help="execute the notebooks even if their record is up to date")
     p.add_argument("--list", action="store_true", help="print the steps and exit")
+    p.add_argument("--save-times", action="store_true",
+                   help=f"write the cache's measured step durations to {MEASURED.relative_to(ROOT)} and exit")
     a = p.parse_args(argv)
+    if a.save_times:
+        print(f"prepare: step durations written to {save_times()}")
+        return []
     from lib import validate
 
     jobs = a.jobs or validate.env_int("COURSE_JOBS", default_jobs(), minimum=1)

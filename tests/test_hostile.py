@@ -216,6 +216,8 @@ def _sweep():
                                _inside(lambda: _cache_root() / "work"))]
     s["lib.storage.cache.work_path"] = [Case("path", "key", names_leaving(), lambda v: cache.work_path(v),
                                      _inside(lambda: _cache_root() / "work"))]
+    s["lib.storage.cache.committed_path"] = [Case("path", "key", names_leaving(),
+                                                  lambda v: cache.committed_path(TMP, v), _inside(lambda: TMP))]
     s["lib.storage.cache.memo"] = [Case("disk", "memo", DISK, _memo_under_fault),
                            Case("path", "key", names_leaving(),
                                 lambda v: (cache.memo(v, lambda: 3), cache._path(v, "1")),
@@ -514,6 +516,9 @@ EXCLUDED = {
                      "lib.recipe.all_reduce_sum", "lib.recipe.gather_in_order"], _INTERNAL),
     **dict.fromkeys(["lib.recipe.setup", "lib.recipe.local_rank", "lib.recipe.barrier", "lib.recipe.log"], _NOARG),
     "lib.recipe.ResultsMissing": _ERROR,
+    "lib.storage.cache.read_committed": "reads the course's own folders of committed results by a key the library "
+                                        "makes; tests/test_committed_runs.py feeds it a changed file",
+    **dict.fromkeys(["lib.icm.experiment.finetune_key", "lib.spoof.experiment.tiny_keys"], _INTERNAL),
     "lib.sweep.SweepError": _ERROR,
     # the diagnosis sweeps: one point of a committed sweep, from a parameter dict that scripts/sweeps.py declares
     # (tests/test_sweeps*.py re-run one cheap point of each and compare it with the committed value)

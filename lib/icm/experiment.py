@@ -128,14 +128,23 @@ def finetune_grid(cfg) -> dict[str, tuple[FT.FinetuneConfig, list | None]]:
     return {run.name: (run.settings, run.milestones) for run in cfg.runs().all()}
 
 
+# finetunings committed with the course (``python scripts/committed_runs.py``): read, not trained, by the build
+COMMITTED = Path(__file__).resolve().parent / "checkpoints" / "finetuned"
+
+
+def finetune_key(base: C.ICMCodec, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny") -> str:
+    """The memo key of a finetuning: its full configuration, milestones, scale tag and the base codec's hash."""
+    base_id = C.state_hashes(base)["g_s.6.weight"][:12]
+    return cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
+
+
 def run_finetune(base: C.ICMCodec, train_photos, cfg: FT.FinetuneConfig, milestones=None, tag: str = "tiny",
                  device="cpu") -> dict:
-    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash;
-    interrupted runs resume from their checkpoint."""
-    base_id = C.state_hashes(base)["g_s.6.weight"][:12]
-    key = cache.key("icm-ft", tag=tag, base=base_id, run=cfg, milestones=milestones)
+    """:func:`lib.icm.decoder_finetuning.finetune`, memoised on disk by its full configuration and the base codec's hash
+    (or read from :data:`COMMITTED`); interrupted runs resume from their checkpoint."""
+    key = finetune_key(base, cfg, milestones, tag)
     return cache.memo(key, lambda: FT.finetune(base, train_photos, cfg, ckpt_path=cache.work_path(key),
-                                                   milestones=milestones, device=device))
+                                                   milestones=milestones, device=device), committed=COMMITTED)
 
 
 def base_codec(cfg, train_photos, train_stamps, machine, device="cpu") -> tuple[C.ICMCodec, dict]:

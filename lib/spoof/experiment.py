@@ -8,6 +8,8 @@ checkpoint (``lib.train.fit``) if interrupted.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from tqdm.auto import tqdm
 
 from lib.storage import cache
@@ -22,6 +24,8 @@ from .rcq import rcq_from_sums, rcq_sums
 # splice conditions of the built corpus, from the most audible joins to the cleanest
 SPLICES = {"hard": "hard cut, donor 25-50 ms off, ±6 dB", "xfade": "10 ms cross-fade, donor 25-50 ms off, ±6 dB",
            "clean": "10 ms cross-fade, donor aligned, 0 dB"}
+# countermeasures committed with the course (``python scripts/committed_runs.py``): read, not trained, by the build
+COMMITTED = Path(__file__).resolve().parent / "checkpoints"
 TRAINING_DEFAULTS = Training(steps=0, seeds=())   # built-corpus keys name only the training settings set otherwise
 
 
@@ -54,11 +58,8 @@ def _train_kwargs(t: Training) -> dict:
     return dict(steps=t.steps, batch_size=t.batch_size, lr=t.lr, crop_s=t.crop_s, eval_batch=t.eval_batch)
 
 
-def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> dict:
-    """One CM (trained on ``train_on`` of the ``splice`` condition, ``seed``) evaluated on that condition (memoised).
-
-    The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
-    """
+def tiny_keys(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> tuple[str, str]:
+    """The memo keys of a built-corpus CM: its training's, and its result's (the training's plus its evaluation)."""
     d = cfg.data
     # the training's key names what the CM learns from (a partial-spoof CM: its splice condition's data too) ...
     data = {} if train_on == "full" else dict(splice=splice, gain_db=d.gain_db, shift_s=d.shift_s, xfade_s=d.xfade_s)
@@ -67,12 +68,22 @@ def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> 
     # ... and the result's key adds what it is evaluated on
     key = cache.key("spoof-run", cm=cm, splice=splice, gain_db=d.gain_db, shift_s=d.shift_s,
                     xfade_s=d.xfade_s, tr_width=d.tr_width)
+    return cm, key
+
+
+def tiny_run(train_on: str, splice: str, seed: int, cfg: SpoofConfig = TINY) -> dict:
+    """One CM (trained on ``train_on`` of the ``splice`` condition, ``seed``) evaluated on that condition (memoised,
+    or read from :data:`COMMITTED`).
+
+    The fully-spoof-trained CM does not depend on the splice condition: its checkpoint is shared.
+    """
+    cm, key = tiny_keys(train_on, splice, seed, cfg)
 
     def compute():
         return run(tiny_sets(splice, cfg), train_on=train_on, seed=seed, ckpt_path=cache.work_path(cm, VERSION),
                    model_fn=cfg.model.factory(), **_train_kwargs(cfg.train))
 
-    res = cache.memo(key, compute, version=VERSION)
+    res = cache.memo(key, compute, version=VERSION, committed=COMMITTED)
     res["eer_ps"] = eer(res["labels_ps"], res["scores_ps"])  # recomputed from the stored scores (cheap)
     segs = [it["segments"] for it in tiny_sets(splice, cfg)["eval"]["partial"]]
     for name in ("spoof", "bona"):                           # and RCQ from the stored CAMs, by the current rule

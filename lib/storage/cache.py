@@ -12,6 +12,7 @@ The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/repro-course``), downlo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import asdict, is_dataclass
@@ -22,6 +23,7 @@ import torch
 
 from lib import validate
 from lib.storage import checkpoint
+from lib.storage.hashes import verify
 
 
 def cache_dir(*parts: str) -> Path:
@@ -104,11 +106,33 @@ def work_path(key: str, version: str = "1") -> Path:
     return _file(key, version, cache_dir("work"))
 
 
-def memo(key: str, fn, *, version: str = "1"):
+def committed_path(folder: Path, key: str, version: str = "1") -> Path:
+    """Where a result memoised under ``(key, version)`` lies in a folder of committed results (named as in the
+    cache)."""
+    return _file(key, version, Path(folder))
+
+
+def read_committed(folder: Path, key: str, version: str = "1"):
+    """The result committed in ``folder`` for ``(key, version)``, checked against the sha256 that the folder's
+    ``MANIFEST.json`` lists for it; ``None`` if none is committed."""
+    path = committed_path(folder, key, version)
+    if not path.exists():
+        return None
+    entry = json.loads((Path(folder) / "MANIFEST.json").read_text()).get(path.name)
+    if entry is None:
+        raise ValueError(f"{path} is not listed in {Path(folder) / 'MANIFEST.json'}: delete it, or write it again "
+                         "with the command that made the folder")
+    verify(path, entry["sha256"], "MANIFEST.json", f"it changed after it was computed; compute it again with: "
+           f"{entry['command']}")
+    return _decode(checkpoint.load(path))
+
+
+def memo(key: str, fn, *, version: str = "1", committed: Path | None = None):
     """``fn()``, computed once per ``(key, version)`` and read back from disk afterwards.
 
     Put everything the result depends on (sizes, seeds, scale) into ``key`` and bump ``version`` when the code
-    that computes it changes.
+    that computes it changes. ``committed``: a folder of results committed with the course
+    (:func:`read_committed`); a result found there is read instead of computed.
     """
     path = _path(key, version)
     if path.exists():
@@ -116,6 +140,10 @@ def memo(key: str, fn, *, version: str = "1"):
             return _decode(checkpoint.load(path))
         except checkpoint.CheckpointError:
             path.unlink(missing_ok=True)  # unreadable: recompute
+    if committed is not None:
+        result = read_committed(committed, key, version)
+        if result is not None:
+            return result
     result = fn()
     checkpoint.save(_encode(result), path)
     return result
