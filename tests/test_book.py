@@ -124,12 +124,34 @@ def open_page(browser, url: str, viewport: tuple[int, int] = WIDTHS["desktop"]):
     return page, problems
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("name", toc_pages())
-def test_page_in_browser(browser, server, name, width):
+@pytest.fixture(scope="session")
+def book_pages(browser, server):
+    """Each page of the book opened once (:func:`open_page`) and kept open for the tests below: ``get(name, width)``
+    returns the page and its problems, the viewport set to that width (a width change lays the page out again, as
+    when a reader resizes the window)."""
+    opened: dict[str, tuple] = {}
+
+    def get(name: str, width: str = "desktop"):
+        if name not in opened:
+            opened[name] = open_page(browser, f"{server}/{name}.html", WIDTHS[width])
+        page, problems = opened[name]
+        if page.viewport_size != {"width": WIDTHS[width][0], "height": WIDTHS[width][1]}:
+            page.set_viewport_size({"width": WIDTHS[width][0], "height": WIDTHS[width][1]})
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            page.wait_for_timeout(300)
+        return page, problems
+
+    yield get
+    for page, _ in opened.values():
+        page.close()
+
+
+@pytest.mark.parametrize("name,width", [(n, w) for n in toc_pages() for w in WIDTHS],
+                         ids=[f"{n}-{w}" for n in toc_pages() for w in WIDTHS])
+def test_page_in_browser(book_pages, name, width):
     """The page as a reader sees it at this width: no error, nothing fetched from outside, math typeset, and nothing
     wider than the text column (at the phone's width, code blocks may scroll sideways; nothing else may)."""
-    page, problems = open_page(browser, f"{server}/{name}.html", WIDTHS[width])
+    page, problems = book_pages(name, width)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}-{WIDTHS[width][0]}.png"), full_page=False)
     assert not problems["page errors"], problems
@@ -149,7 +171,6 @@ def test_page_in_browser(browser, server, name, width):
     wide = overflowing(page, code_may_scroll=width == "phone")
     assert not wide, (f"{name} at {WIDTHS[width][0]} px: {len(wide)} element(s) wider than the text column "
                       f"(scroll sideways or stick out):\n{describe(wide)}")
-    page.close()
 
 
 LAYOUT_FIXTURE = """<html><body><article class="bd-article" style="width: 300px; padding: 0 10px">
@@ -180,11 +201,11 @@ def test_layout_measure_finds_what_sticks_out(browser):
     page.close()
 
 
-def test_widgets_render_and_switch_offline(browser, server):
+def test_widgets_render_and_switch_offline(book_pages):
     """Every switcher widget is drawn and shows another panel when its control moves (no kernel behind it)."""
     seen = 0
     for name in notebook_pages():
-        page, problems = open_page(browser, f"{server}/{name}.html")
+        page, problems = book_pages(name, "desktop")
         switchers = page.locator(".course-switcher")
         source = (HTML / f"{name}.html").read_text()
         if "application/vnd.jupyter.widget-view+json" in source:
@@ -210,7 +231,6 @@ def test_widgets_render_and_switch_offline(browser, server):
                 box.screenshot(path=str(SHOTS / f"{name}-widget.png"))
             seen += 1
         assert not problems["page errors"], problems
-        page.close()
     assert seen > 0, "no widget was found in the book"
 
 

@@ -339,10 +339,25 @@ def _run(args, **kw):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
-def test_killed_run_resumes_to_the_same_end(tmp_path):
+@pytest.fixture(scope="module")
+def toy_reference(tmp_path_factory):
+    """``ref(dropout)``: the path of the toy's uninterrupted one-process run (30 steps) with that dropout, run once
+    per module and shared by the resume and DDP tests."""
+    folder, done = tmp_path_factory.mktemp("toy-ref"), {}
+
+    def ref(dropout: str) -> Path:
+        if dropout not in done:
+            path = folder / f"ref{dropout}.pt"
+            assert _run([str(TOY), "--out", str(path), "--dropout", dropout]).returncode == 0
+            done[dropout] = path
+        return done[dropout]
+
+    return ref
+
+
+def test_killed_run_resumes_to_the_same_end(tmp_path, toy_reference):
     for dropout in ("0.0", "0.2"):  # dropout: the random-number state must be resumed too
-        ref = tmp_path / f"ref{dropout}.pt"
-        assert _run([str(TOY), "--out", str(ref), "--dropout", dropout]).returncode == 0
+        ref = toy_reference(dropout)
         ck = tmp_path / f"run{dropout}.ckpt"
         killed = _run([str(TOY), "--ckpt", str(ck), "--out", str(tmp_path / "never.pt"), "--kill-at", "12",
                        "--dropout", dropout])
@@ -376,12 +391,11 @@ def test_before_step_runs_between_backward_and_the_optimiser_step():
     assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
 
 
-def test_ddp_two_processes_match_one(tmp_path):
-    single = tmp_path / "single.pt"
-    assert _run([str(TOY), "--out", str(single), "--steps", "20"]).returncode == 0
+def test_ddp_two_processes_match_one(tmp_path, toy_reference):
+    single = toy_reference("0.0")   # one process, 30 steps
     ddp = tmp_path / "ddp.pt"
     proc = _run(["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d",
-                 "--rdzv_endpoint=127.0.0.1:0", str(TOY), "--out", str(ddp), "--steps", "20"])
+                 "--rdzv_endpoint=127.0.0.1:0", str(TOY), "--out", str(ddp), "--steps", "30"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = checkpoint.load(single), checkpoint.load(ddp)
     assert b["world"] == 2
