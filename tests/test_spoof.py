@@ -595,6 +595,8 @@ def _trace(cfg, monkeypatch):
     from lib.spoof import config, countermeasure
     from lib.storage import cache
     keys, seen = set(), []
+    experiment._base.cache_clear()                         # the corpus and sets a process keeps: read them anew
+    experiment._sets.cache_clear()
 
     def memo(key, fn, version=None, **kw):
         keys.add(key)
@@ -629,6 +631,8 @@ def _trace(cfg, monkeypatch):
             for tr in ("full", "partial"):
                 with pytest.raises(_Stop):
                     experiment.chapter_run(tr, sp, s, cfg)
+    experiment._base.cache_clear()                         # what the stand-ins returned is no corpus
+    experiment._sets.cache_clear()
     return keys, seen
 
 
