@@ -80,7 +80,7 @@ def server(built_book):
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")   # one sync Playwright at a time per process: test_slides opens its own after
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail("Chromium is missing: `apt-get install chromium` (the README's set-up installs it)")
@@ -124,7 +124,7 @@ def open_page(browser, url: str, viewport: tuple[int, int] = WIDTHS["desktop"]):
     return page, problems
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def book_pages(browser, server):
     """Each page of the book opened once (:func:`open_page`) and kept open for the tests below: ``get(name, width)``
     returns the page and its problems, the viewport set to that width (a width change lays the page out again, as
