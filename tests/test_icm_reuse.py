@@ -7,20 +7,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lib.icm import codec as C
 from lib.icm import data
 from lib.icm import decoder_finetuning as FT
 from lib.icm import experiment as X
 from lib.icm import machine as M
+from tests.test_icm import small_codec  # the same tiny codec as test_icm's
 
 torch.set_num_threads(1)
-
-
-def small_codec(seed=0, N=8, M_=12):
-    torch.manual_seed(seed)
-    codec = C.build_codec(N, M_).eval()
-    codec.update(force=True)
-    return codec
 
 
 class CountingMachine(nn.Module):
