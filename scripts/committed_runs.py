@@ -22,7 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import lib  # noqa: E402
 from lib import runtime  # noqa: E402
 from lib.icm import experiment as icm_x  # noqa: E402
 from lib.icm.config import CONFIGS as ICM_CONFIGS  # noqa: E402
